@@ -1,0 +1,263 @@
+"""RemotingCommand and its two header encodings (reference §1.2-1.5).
+
+The JSON form is what every stock client sends by default; the ROCKETMQ binary form is
+what Java sends with ``rocketmq.serialize.type=ROCKETMQ``.  A reply is always written in
+the serialize type of the request it answers, because the C++ clients cannot read the
+other form (they hang until their own timeout).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from typing import Any
+
+import attrs
+
+from protocol.codes import CURRENT_VERSION, LanguageCode, SerializeType
+from protocol.errors import LocalProtocolError, RemoteProtocolError
+
+FLAG_RESPONSE = 0x1
+FLAG_ONEWAY = 0x2
+
+_BIN_FIXED = struct.Struct(">hBhiii")  # code, language, version, opaque, flag, remarkLength
+_I32 = struct.Struct(">i")
+_I16 = struct.Struct(">h")
+_LANGUAGE_BY_NAME = {lang.name: lang for lang in LanguageCode}
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class RemotingCommand:
+    code: int
+    language: LanguageCode = LanguageCode.JAVA
+    version: int = CURRENT_VERSION
+    opaque: int = 0
+    flag: int = 0
+    remark: str | None = None
+    ext_fields: dict[str, str] = attrs.field(factory=dict)
+    body: bytes = b""
+    serialize_type: SerializeType = SerializeType.JSON
+
+    @property
+    def is_response(self) -> bool:
+        return bool(self.flag & FLAG_RESPONSE)
+
+    @property
+    def is_oneway(self) -> bool:
+        return bool(self.flag & FLAG_ONEWAY)
+
+    @classmethod
+    def request(
+        cls,
+        code: int,
+        ext_fields: dict[str, str] | None = None,
+        body: bytes = b"",
+        *,
+        opaque: int = 0,
+        oneway: bool = False,
+        language: LanguageCode = LanguageCode.JAVA,
+        serialize_type: SerializeType = SerializeType.JSON,
+        remark: str | None = None,
+    ) -> RemotingCommand:
+        return cls(
+            code=int(code),
+            opaque=opaque,
+            flag=FLAG_ONEWAY if oneway else 0,
+            ext_fields=ext_fields if ext_fields is not None else {},
+            body=body,
+            language=language,
+            serialize_type=serialize_type,
+            remark=remark,
+        )
+
+    def reply(
+        self,
+        code: int,
+        remark: str | None = None,
+        ext_fields: dict[str, str] | None = None,
+        body: bytes = b"",
+    ) -> RemotingCommand:
+        """The response to this request: same opaque, same serialize type, response bit set."""
+        return RemotingCommand(
+            code=int(code),
+            opaque=self.opaque,
+            flag=FLAG_RESPONSE,
+            remark=remark,
+            ext_fields=ext_fields if ext_fields is not None else {},
+            body=body,
+            serialize_type=self.serialize_type,
+        )
+
+    def with_opaque(self, opaque: int) -> RemotingCommand:
+        return attrs.evolve(self, opaque=opaque)
+
+
+# ---------------------------------------------------------------- JSON header
+
+
+def _ext_value(value: object) -> str | None:
+    # Real clients put JSON numbers and booleans beside strings (clients README fact 2).
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    raise RemoteProtocolError(f"extFields value of type {type(value).__name__} is not a scalar")
+
+
+def encode_json_header(cmd: RemotingCommand) -> bytes:
+    # fastjson writes bean properties alphabetically and omits nulls.
+    head: dict[str, Any] = {"code": cmd.code}
+    if cmd.ext_fields:
+        head["extFields"] = cmd.ext_fields
+    head["flag"] = cmd.flag
+    head["language"] = cmd.language.name
+    head["opaque"] = cmd.opaque
+    if cmd.remark is not None:
+        head["remark"] = cmd.remark
+    head["serializeTypeCurrentRPC"] = "JSON"
+    head["version"] = cmd.version
+    return json.dumps(head, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _int_field(head: dict[str, Any], key: str) -> int:
+    value = head.get(key, 0)
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise RemoteProtocolError(f"JSON header field {key!r} is not an integer: {value!r}")
+    try:
+        result = int(value)
+    except ValueError:
+        raise RemoteProtocolError(f"JSON header field {key!r} is not an integer: {value!r}")
+    if not -(2**31) <= result < 2**31:
+        raise RemoteProtocolError(f"JSON header field {key!r} out of int range: {result}")
+    return result
+
+
+def _language(value: object) -> LanguageCode:
+    if isinstance(value, str):
+        lang = _LANGUAGE_BY_NAME.get(value)
+        if lang is None:
+            return LanguageCode.OTHER
+        return lang
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return LanguageCode(value)
+        except ValueError:
+            return LanguageCode.OTHER
+    raise RemoteProtocolError(f"JSON header language is not a name or number: {value!r}")
+
+
+def decode_json_header(data: bytes | memoryview) -> dict[str, Any]:
+    try:
+        head = json.loads(bytes(data))
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise RemoteProtocolError(f"JSON header is not valid JSON: {exc}") from None
+    if not isinstance(head, dict):
+        raise RemoteProtocolError("JSON header is not an object")
+    ext_raw = head.get("extFields")
+    ext: dict[str, str] = {}
+    if ext_raw is not None:
+        if not isinstance(ext_raw, dict):
+            raise RemoteProtocolError("JSON header extFields is not an object")
+        for key, value in ext_raw.items():
+            text = _ext_value(value)
+            if text is not None:
+                ext[key] = text
+    remark = head.get("remark")
+    if remark is not None and not isinstance(remark, str):
+        remark = str(remark)
+    return {
+        "code": _int_field(head, "code"),
+        "language": _language(head.get("language", "JAVA")),
+        "version": _int_field(head, "version"),
+        "opaque": _int_field(head, "opaque"),
+        "flag": _int_field(head, "flag"),
+        "remark": remark,
+        "ext_fields": ext,
+    }
+
+
+# ---------------------------------------------------------------- ROCKETMQ binary header
+
+
+def encode_binary_header(cmd: RemotingCommand) -> bytes:
+    try:
+        remark = cmd.remark.encode() if cmd.remark else b""
+        ext = bytearray()
+        for key, value in cmd.ext_fields.items():
+            if key is None or value is None:
+                continue
+            kb = key.encode()
+            vb = value.encode()
+            ext += _I16.pack(len(kb))
+            ext += kb
+            ext += _I32.pack(len(vb))
+            ext += vb
+        return b"".join(
+            (
+                _BIN_FIXED.pack(
+                    cmd.code, int(cmd.language), cmd.version, cmd.opaque, cmd.flag, len(remark)
+                ),
+                remark,
+                _I32.pack(len(ext)),
+                bytes(ext),
+            )
+        )
+    except struct.error as exc:
+        raise LocalProtocolError(f"value does not fit the ROCKETMQ binary header: {exc}") from None
+
+
+def decode_binary_header(data: bytes | memoryview) -> dict[str, Any]:
+    view = memoryview(data)
+    size = len(view)
+    if size < _BIN_FIXED.size + 4:
+        raise RemoteProtocolError(f"binary header of {size} bytes is shorter than its fixed part")
+    code, lang, version, opaque, flag, remark_len = _BIN_FIXED.unpack_from(view, 0)
+    pos = _BIN_FIXED.size
+    if remark_len < 0 or remark_len > size - pos - 4:
+        raise RemoteProtocolError(f"binary header remark length {remark_len} out of bounds")
+    try:
+        remark = bytes(view[pos : pos + remark_len]).decode() if remark_len else None
+        pos += remark_len
+        (ext_len,) = _I32.unpack_from(view, pos)
+        pos += 4
+        if ext_len < 0 or ext_len > size - pos:
+            raise RemoteProtocolError(f"binary header extFields length {ext_len} out of bounds")
+        end = pos + ext_len
+        ext: dict[str, str] = {}
+        while pos < end:
+            if end - pos < 2:
+                raise RemoteProtocolError("binary header extFields entry truncated")
+            (klen,) = _I16.unpack_from(view, pos)
+            pos += 2
+            if klen < 0 or klen > end - pos - 4:
+                raise RemoteProtocolError(f"binary header key length {klen} out of bounds")
+            key = bytes(view[pos : pos + klen]).decode()
+            pos += klen
+            (vlen,) = _I32.unpack_from(view, pos)
+            pos += 4
+            if vlen < 0 or vlen > end - pos:
+                raise RemoteProtocolError(f"binary header value length {vlen} out of bounds")
+            value = bytes(view[pos : pos + vlen]).decode()
+            pos += vlen
+            # Java decodes a zero-length key or value as null and then skips the entry.
+            if klen and vlen:
+                ext[key] = value
+    except UnicodeDecodeError as exc:
+        raise RemoteProtocolError(f"binary header text is not UTF-8: {exc}") from None
+    try:
+        language = LanguageCode(lang)
+    except ValueError:
+        language = LanguageCode.OTHER
+    return {
+        "code": code,
+        "language": language,
+        "version": version,
+        "opaque": opaque,
+        "flag": flag,
+        "remark": remark,
+        "ext_fields": ext,
+    }
