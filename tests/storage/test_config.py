@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import attrs
 import pytest
 
 from protocol.properties import apply_properties, parse_properties
@@ -68,14 +69,12 @@ def test_parsers() -> None:
 @pytest.mark.parametrize(
     ("change", "key"),
     [
-        {"mappedFileSizeConsumeQueue": 30},
-        {"mappedFileSizeCommitLog": 100},
-        {"diskMaxUsedSpaceRatio": 99},
-        {"messageDelayLevel": "x"},
+        ({"mappedFileSizeConsumeQueue": 30}, "mappedFileSizeConsumeQueue"),
+        ({"mappedFileSizeCommitLog": 100}, "mappedFileSizeCommitLog"),
+        ({"diskMaxUsedSpaceRatio": 99}, "diskMaxUsedSpaceRatio"),
+        ({"messageDelayLevel": "x"}, "messageDelayLevel"),
     ],
 )
 def test_validate_refuses(change: dict[str, object], key: str) -> None:
-    import attrs
-
     with pytest.raises(ValueError, match=key):
         attrs.evolve(MessageStoreConfig(), **change).validate()  # type: ignore[arg-type]
