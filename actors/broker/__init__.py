@@ -1,0 +1,1 @@
+"""The broker: request handlers, client tables, long polling and its supervision tree."""

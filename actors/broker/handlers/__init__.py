@@ -1,0 +1,1 @@
+"""Thin request handlers; each module registers its codes on a Router."""

@@ -1,0 +1,96 @@
+"""Consumer-group settings: ``config/subscriptionGroup.json`` (reference §3.3.5, §5.8).
+
+Groups are created on first use when ``autoCreateSubscriptionGroup`` (heartbeat, pull,
+send-back) or explicitly by UPDATE_AND_CREATE_SUBSCRIPTIONGROUP.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+
+from protocol.bodies.common import DataVersion
+from protocol.convert import decode_body, encode_body
+from storage.json_store import load_text, save_text
+
+FILE_NAME = "subscriptionGroup.json"
+
+
+@attrs.frozen(kw_only=True)
+class SubscriptionGroupConfig:
+    group_name: str
+    consume_enable: bool = True
+    consume_from_min_enable: bool = True
+    consume_broadcast_enable: bool = True
+    retry_queue_nums: int = 1
+    retry_max_times: int = 16
+    broker_id: int = 0
+    which_broker_when_consume_slowly: int = 1
+    notify_consumer_ids_changed_enable: bool = True
+
+
+@attrs.frozen(kw_only=True)
+class SubscriptionGroupWrapper:
+    subscription_group_table: dict[str, SubscriptionGroupConfig] = attrs.field(factory=dict)
+    data_version: DataVersion = attrs.field(factory=DataVersion)
+
+
+class SubscriptionGroupTable:
+    def __init__(
+        self,
+        configs: dict[str, SubscriptionGroupConfig] | None = None,
+        data_version: DataVersion | None = None,
+    ) -> None:
+        self._table: dict[str, SubscriptionGroupConfig] = dict(configs or {})
+        self.data_version = data_version or DataVersion()
+        self.dirty = False
+
+    def get(self, group: str) -> SubscriptionGroupConfig | None:
+        return self._table.get(group)
+
+    def all(self) -> dict[str, SubscriptionGroupConfig]:
+        return dict(self._table)
+
+    def find(self, group: str, *, auto_create: bool, now_ms: int) -> SubscriptionGroupConfig | None:
+        """The group's settings, created with defaults if allowed; None if unknown."""
+        config = self._table.get(group)
+        if config is None and auto_create:
+            config = SubscriptionGroupConfig(group_name=group)
+            self.put(config, now_ms)
+        return config
+
+    def put(self, config: SubscriptionGroupConfig, now_ms: int) -> None:
+        if self._table.get(config.group_name) != config:
+            self._table[config.group_name] = config
+            self.data_version = self.data_version.next_version(now_ms)
+            self.dirty = True
+
+    def delete(self, group: str, now_ms: int) -> bool:
+        if self._table.pop(group, None) is None:
+            return False
+        self.data_version = self.data_version.next_version(now_ms)
+        self.dirty = True
+        return True
+
+    def wrapper(self) -> SubscriptionGroupWrapper:
+        return SubscriptionGroupWrapper(
+            subscription_group_table=dict(self._table), data_version=self.data_version
+        )
+
+    def to_json(self, *, pretty: bool = True) -> str:
+        return encode_body(self.wrapper(), pretty=pretty).decode()
+
+    @classmethod
+    def from_json(cls, text: str) -> SubscriptionGroupTable:
+        wrapper = decode_body(SubscriptionGroupWrapper, text)
+        return cls(dict(wrapper.subscription_group_table), wrapper.data_version)
+
+    @classmethod
+    def load(cls, config_dir: Path | str) -> SubscriptionGroupTable:
+        loaded = load_text(Path(config_dir) / FILE_NAME, cls.from_json)
+        return loaded if loaded is not None else cls()
+
+    def persist(self, config_dir: Path | str) -> None:
+        save_text(Path(config_dir) / FILE_NAME, self.to_json())
+        self.dirty = False
