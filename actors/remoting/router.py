@@ -5,6 +5,16 @@ RemotingCommand | None``.  It answers with ``req.reply(code, ...)`` or raises
 ``RequestError(code, remark)``; returning ``None`` sends nothing (oneway requests, or a
 held long-poll answered later through ``ctx.channel``).  Every exception becomes a
 response here and nowhere else.
+
+Inline handlers.  ``register(..., inline=True)`` marks a handler that never waits long
+(it may await, but only briefly: no disk waits, no peers).  The connection's reader then
+awaits it directly instead of spawning a task per request, and the limiter is skipped:
+the reader itself is the bound (one request at a time per connection), and a handler that
+never checkpoints lets every reply decoded from one read leave in a single ``send_all``.
+Measured on the project machine (apps/bench_remoting.py): spawning a task per request costs
+about as much again as the whole inline round trip, so cheap handlers (namesrv queries,
+heartbeats, async-flush sends) should be inline; handlers that wait (SYNC_FLUSH / SYNC_MASTER
+sends, held pulls) must not be, or one slow request stalls the whole connection.
 """
 
 from __future__ import annotations
@@ -76,36 +86,60 @@ class _Entry:
     handler: Handler
     limiter: trio.CapacityLimiter
     max_waiting: int
+    inline: bool = False
     waiting: int = 0
 
 
 class Router:
     """Maps request codes to handlers, each with its own concurrency limit and queue bound."""
 
-    def __init__(self, name: str = "router") -> None:
+    def __init__(self, name: str = "router", *, reply_unknown: bool = True) -> None:
+        """``reply_unknown=False`` answers nothing to an unknown code, as the Java name
+        server does (reference §1.10); the broker answers REQUEST_CODE_NOT_SUPPORTED."""
         self.name = name
+        self.reply_unknown = reply_unknown
         self._table: dict[int, _Entry] = {}
 
     def register(
-        self, code: int, handler: Handler, *, limit: int = 64, max_waiting: int = 10_000
+        self,
+        code: int,
+        handler: Handler,
+        *,
+        limit: int = 64,
+        max_waiting: int = 10_000,
+        inline: bool = False,
     ) -> None:
-        self._table[int(code)] = _Entry(handler, trio.CapacityLimiter(limit), max_waiting)
+        if limit < 1 or max_waiting < 0:
+            raise ValueError(f"limit must be >= 1 and max_waiting >= 0, got {limit}, {max_waiting}")
+        self._table[int(code)] = _Entry(handler, trio.CapacityLimiter(limit), max_waiting, inline)
 
     def share(self, code: int, other: int, handler: Handler) -> None:
         """Register ``handler`` for ``code`` on the same limiter as ``other`` (one executor)."""
-        entry = self._table[int(other)]
-        self._table[int(code)] = _Entry(handler, entry.limiter, entry.max_waiting)
+        entry = self._table.get(int(other))
+        if entry is None:
+            raise ValueError(f"cannot share the limiter of code {other}: it is not registered")
+        self._table[int(code)] = _Entry(handler, entry.limiter, entry.max_waiting, entry.inline)
 
     def handles(self, code: int) -> bool:
         return int(code) in self._table
 
+    def is_inline(self, code: int) -> bool:
+        """True when the reader may await the request itself (cheap or unknown codes)."""
+        entry = self._table.get(code)
+        return entry is None or entry.inline
+
     async def dispatch(self, ctx: RequestContext, req: RemotingCommand) -> RemotingCommand | None:
         entry = self._table.get(req.code)
         if entry is None:
+            if not self.reply_unknown:
+                log.debug("%s: no handler for code %d, not answering", self.name, req.code)
+                return None
             return req.reply(
                 ResponseCode.REQUEST_CODE_NOT_SUPPORTED,
                 f" request type {req.code} not supported",
             )
+        if entry.inline:
+            return await self._call(entry.handler, ctx, req)
         if entry.waiting >= entry.max_waiting:
             return req.reply(
                 ResponseCode.SYSTEM_BUSY,
