@@ -94,9 +94,19 @@ def _ext_str(value: Any, _: Any) -> str:
 
 
 def _ext_int(value: str, _: Any) -> int:
-    if _DECIMAL(value) is None:
-        raise ValueError(f"{value!r} is not an integer")
-    return int(value)
+    # isdigit() is the cheap common case; the regex admits a sign and rejects what int() would
+    # take but Java's parseLong would not (spaces, underscores).
+    if value.isdigit() or _DECIMAL(value) is not None:
+        return int(value)
+    raise ValueError(f"{value!r} is not an integer")
+
+
+def _ext_optional_int(value: str, _: Any) -> int | None:
+    if value.isdigit() or _DECIMAL(value) is not None:
+        return int(value)
+    if value == "":
+        return None  # Java leaves an unparsable optional field unset; "" is the common case
+    raise ValueError(f"{value!r} is not an integer")
 
 
 def _ext_float(value: str, _: Any) -> float:
@@ -104,10 +114,12 @@ def _ext_float(value: str, _: Any) -> float:
 
 
 def _ext_bool(value: str, _: Any) -> bool:
-    try:
-        return _BOOLS[value.lower()]
-    except KeyError:
-        raise ValueError(f"{value!r} is not a boolean") from None
+    result = _BOOLS.get(value)
+    if result is None:
+        result = _BOOLS.get(value.lower())  # Java's parseBoolean ignores case
+        if result is None:
+            raise ValueError(f"{value!r} is not a boolean")
+    return result
 
 
 @functools.cache
@@ -143,6 +155,8 @@ def _ext_optional(tp: Any, conv: cattrs.Converter) -> Callable[[Any, Any], Any]:
     hook = conv.get_structure_hook(inner)
     if inner is str:
         return hook
+    if inner is int:
+        return _ext_optional_int
     # Java leaves an unparsable optional field unset; an empty string is the common case.
     return lambda value, _: None if value == "" else hook(value, inner)
 
