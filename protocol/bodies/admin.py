@@ -1,0 +1,109 @@
+"""Admin and statistics bodies (reference §3.3.5).
+
+Several are keyed by ``MessageQueue``; the body converter reads and writes those keys as JSON
+objects in key position, the only form Java's fastjson parses back (§3.4 quirk 2).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from protocol.bodies.common import (
+    ConsumeFromWhere,
+    ConsumeType,
+    MessageModel,
+    MessageQueue,
+)
+from protocol.bodies.heartbeat import SubscriptionData
+from protocol.codes import LanguageCode
+
+
+@attrs.frozen(kw_only=True)
+class OffsetWrapper:
+    broker_offset: int = 0
+    consumer_offset: int = 0
+    last_timestamp: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class ConsumeStats:
+    offset_table: dict[MessageQueue, OffsetWrapper] = attrs.field(factory=dict)
+    consume_tps: float = 0.0
+
+
+@attrs.frozen(kw_only=True)
+class TopicOffset:
+    min_offset: int = 0
+    max_offset: int = 0
+    last_update_timestamp: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class TopicStatsTable:
+    offset_table: dict[MessageQueue, TopicOffset] = attrs.field(factory=dict)
+
+
+@attrs.frozen(kw_only=True)
+class Connection:
+    client_id: str
+    client_addr: str
+    language: LanguageCode
+    version: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class ConsumerConnection:
+    connection_set: tuple[Connection, ...] = ()
+    subscription_table: dict[str, SubscriptionData] = attrs.field(factory=dict)
+    consume_type: ConsumeType | None = None
+    message_model: MessageModel | None = None
+    consume_from_where: ConsumeFromWhere | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ProducerConnection:
+    connection_set: tuple[Connection, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class ResetOffsetBody:
+    offset_table: dict[MessageQueue, int] = attrs.field(factory=dict)
+
+
+@attrs.frozen(kw_only=True)
+class GetConsumerStatusBody:
+    message_queue_table: dict[MessageQueue, int] = attrs.field(factory=dict)
+    consumer_table: dict[str, dict[MessageQueue, int]] = attrs.field(factory=dict)
+
+
+@attrs.frozen(kw_only=True)
+class QueueTimeSpan:
+    message_queue: MessageQueue
+    min_time_stamp: int = 0
+    max_time_stamp: int = 0
+    consume_time_stamp: int = 0
+    delay_time: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class QueryConsumeTimeSpanBody:
+    consume_time_span_set: tuple[QueueTimeSpan, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class QueryCorrectionOffsetBody:
+    correction_offsets: dict[int, int] = attrs.field(factory=dict)
+
+
+@attrs.frozen(kw_only=True)
+class ConsumerRunningInfo:
+    """Only the outline: the reference names this body without specifying ProcessQueueInfo or
+    ConsumeStatus, so their entries stay plain JSON objects."""
+
+    properties: dict[str, str] = attrs.field(factory=dict)
+    subscription_set: tuple[SubscriptionData, ...] = ()
+    mq_table: dict[MessageQueue, dict[str, Any]] = attrs.field(factory=dict)
+    status_table: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    jstack: str | None = None
