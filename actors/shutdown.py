@@ -35,21 +35,20 @@ async def signal_watcher(
     thread (``trio.open_signal_receiver``'s rule), so it belongs in ``apps/``' trees.
     """
     triggered = False
-    with trio.open_signal_receiver(*signals) as batches:
+    with trio.open_signal_receiver(*signals) as received:
         task_status.started()
-        async for batch in batches:
-            for signum in batch:
-                signame = signal.Signals(signum).name
-                if triggered:
-                    log.warning("received %s again: shutdown already in progress", signame)
-                    continue
-                triggered = True
-                reason = f"received {signame}"
-                log.info("%s: shutting down", reason)
-                if isinstance(target, trio.CancelScope):
-                    target.cancel(reason=reason)
-                else:
-                    target(reason)
+        async for signum in received:
+            signame = signal.Signals(signum).name
+            if triggered:
+                log.warning("received %s again: shutdown already in progress", signame)
+                continue
+            triggered = True
+            reason = f"received {signame}"
+            log.info("%s: shutting down", reason)
+            if isinstance(target, trio.CancelScope):
+                target.cancel(reason=reason)
+            else:
+                target(reason)
 
 
 @contextmanager

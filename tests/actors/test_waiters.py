@@ -1,0 +1,70 @@
+"""OffsetWaiters under autojump_clock."""
+
+from __future__ import annotations
+
+import trio
+
+from actors.waiters import OffsetWaiters
+
+
+async def test_reached_offset_returns_at_once() -> None:
+    waiters = OffsetWaiters(current=100)
+    assert await waiters.wait_for(100, timeout=0)
+    assert await waiters.wait_for(5)
+
+
+async def test_advance_wakes_exactly_the_waiters_due(autojump_clock: trio.abc.Clock) -> None:
+    waiters = OffsetWaiters()
+    woken: dict[int, float] = {}
+
+    async def wait(offset: int) -> None:
+        assert await waiters.wait_for(offset, timeout=100)
+        woken[offset] = trio.current_time()
+
+    async with trio.open_nursery() as nursery:
+        for offset in (30, 10, 20, 40):
+            nursery.start_soon(wait, offset)
+        await trio.sleep(1)
+        waiters.advance(20)
+        await trio.sleep(1)
+        assert woken == {10: 1, 20: 1}
+        waiters.advance(15)  # going back is ignored
+        assert waiters.current == 20
+        waiters.advance(40)
+    assert woken == {10: 1, 20: 1, 30: 2, 40: 2}
+    assert len(waiters) == 0
+
+
+async def test_timeout_returns_false_and_late_advance_is_harmless(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    waiters = OffsetWaiters()
+    t0 = trio.current_time()
+    assert not await waiters.wait_for(10, timeout=5)
+    assert trio.current_time() - t0 == 5
+    waiters.advance(10)
+    assert len(waiters) == 0
+
+
+async def test_abandoned_waiters_are_swept_when_advance_stalls(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    waiters = OffsetWaiters()
+
+    async def give_up(offset: int) -> None:
+        assert not await waiters.wait_for(offset, timeout=1)
+
+    async with trio.open_nursery() as nursery:
+        for offset in range(1, 1001):
+            nursery.start_soon(give_up, offset)
+    assert len(waiters) < 200
+
+
+async def test_cancelled_waiter_leaves_no_live_entry(autojump_clock: trio.abc.Clock) -> None:
+    waiters = OffsetWaiters()
+    with trio.move_on_after(1):
+        await waiters.wait_for(10)
+    # The entry is garbage now; advancing past it wakes nobody and clears it.
+    waiters.advance(10)
+    assert len(waiters) == 0
+    assert await waiters.wait_for(10, timeout=0)
