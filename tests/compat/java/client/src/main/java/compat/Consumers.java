@@ -1,0 +1,112 @@
+package compat;
+
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import org.apache.rocketmq.client.consumer.DefaultMQPushConsumer;
+import org.apache.rocketmq.client.producer.DefaultMQProducer;
+import org.apache.rocketmq.common.message.Message;
+import org.apache.rocketmq.common.protocol.heartbeat.MessageModel;
+
+/** Push consumer models and filtering. */
+final class Consumers {
+    private Consumers() {}
+
+    private static final long RECEIVE_MS = 30_000;
+
+    /**
+     * Two consumers of one clustering group share the queues: once the broker has told both
+     * about each other (NOTIFY_CONSUMER_IDS_CHANGED, GET_CONSUMER_LIST_BY_GROUP), each message
+     * reaches exactly one of them and both get some.
+     */
+    static String clustering(Args a) throws Exception {
+        DefaultMQProducer producer = Clients.producer(a, a.group() + "_P");
+        Clients.checkOk(producer.send(Clients.message(a.topic(), "TagA", null, "warm-up")), "warm-up send");
+        String group = a.group() + "_C";
+        Collector first = new Collector();
+        Collector second = new Collector();
+        DefaultMQPushConsumer c1 = Clients.collectingPush(a, group, group + "_1", MessageModel.CLUSTERING, "*", first);
+        DefaultMQPushConsumer c2 = Clients.collectingPush(a, group, group + "_2", MessageModel.CLUSTERING, "*", second);
+        awaitBalanced(a.topic(), c1, c2);
+        Set<String> bodies = new HashSet<>();
+        for (Message msg : Clients.numbered(a.topic(), "TagA", "cluster", a.count())) {
+            Clients.checkOk(producer.send(msg), "clustering send");
+            bodies.add(new String(msg.getBody(), "UTF-8"));
+        }
+        Collector all = new Collector();
+        long deadline = System.currentTimeMillis() + RECEIVE_MS;
+        while (first.size() + second.size() < bodies.size() + 1 && System.currentTimeMillis() < deadline) {
+            Thread.sleep(100);
+        }
+        all.addAll(first.messages());
+        all.addAll(second.messages());
+        bodies.add("warm-up");
+        all.checkExactly(bodies, "two clustering consumers together");
+        Check.that(first.size() > 0 && second.size() > 0, "queues not shared: %d and %d messages",
+            first.size(), second.size());
+        return "clustering group split " + first.size() + "/" + second.size();
+    }
+
+    private static void awaitBalanced(String topic, DefaultMQPushConsumer c1, DefaultMQPushConsumer c2)
+            throws InterruptedException {
+        long deadline = System.currentTimeMillis() + 20_000;
+        while (System.currentTimeMillis() < deadline) {
+            int q1 = queuesOf(topic, c1);
+            int q2 = queuesOf(topic, c2);
+            if (q1 > 0 && q2 > 0 && q1 + q2 == 4) {
+                return;
+            }
+            Thread.sleep(100);
+        }
+        throw new Check.Failure("two consumers of one group never split the 4 queues between them");
+    }
+
+    private static int queuesOf(String topic, DefaultMQPushConsumer consumer) {
+        // The table also holds the group's %RETRY% queue.
+        return (int) consumer.getDefaultMQPushConsumerImpl().getRebalanceImpl().getProcessQueueTable().keySet()
+            .stream().filter(mq -> mq.getTopic().equals(topic)).count();
+    }
+
+    /** Two broadcasting consumers of one group each get every message. */
+    static String broadcast(Args a) throws Exception {
+        DefaultMQProducer producer = Clients.producer(a, a.group() + "_P");
+        Set<String> bodies = new HashSet<>();
+        for (Message msg : Clients.numbered(a.topic(), "TagA", "bcast", a.count())) {
+            Clients.checkOk(producer.send(msg), "broadcast send");
+            bodies.add(new String(msg.getBody(), "UTF-8"));
+        }
+        String group = a.group() + "_C";
+        Collector first = new Collector();
+        Collector second = new Collector();
+        Clients.collectingPush(a, group, group + "_1", MessageModel.BROADCASTING, "*", first);
+        Clients.collectingPush(a, group, group + "_2", MessageModel.BROADCASTING, "*", second);
+        first.awaitCount(bodies.size(), RECEIVE_MS, "first broadcasting consumer");
+        second.awaitCount(bodies.size(), RECEIVE_MS, "second broadcasting consumer");
+        first.checkExactly(bodies, "first broadcasting consumer");
+        second.checkExactly(bodies, "second broadcasting consumer");
+        return "both broadcasting consumers got all " + bodies.size();
+    }
+
+    /** Subscription "TagA || TagC" gets exactly those tags. */
+    static String tagFilter(Args a) throws Exception {
+        DefaultMQProducer producer = Clients.producer(a, a.group() + "_P");
+        Set<String> wanted = new HashSet<>();
+        for (String tag : List.of("TagA", "TagB", "TagC")) {
+            for (Message msg : Clients.numbered(a.topic(), tag, tag, a.count())) {
+                Clients.checkOk(producer.send(msg), "tagged send");
+                if (!tag.equals("TagB")) {
+                    wanted.add(new String(msg.getBody(), "UTF-8"));
+                }
+            }
+        }
+        // A tail message of a wanted tag: once it is in, every earlier TagB had its chance to leak.
+        Clients.checkOk(producer.send(Clients.message(a.topic(), "TagC", null, "tail")), "tail send");
+        wanted.add("tail");
+        Collector got = new Collector();
+        Clients.collectingPush(a, a.group() + "_C", a.group() + "_C", MessageModel.CLUSTERING, "TagA || TagC", got);
+        got.awaitCount(wanted.size(), RECEIVE_MS, "filtered consumer");
+        Thread.sleep(500);
+        got.checkExactly(wanted, "filtered consumer");
+        return "tag filter passed " + wanted.size() + " of " + (3 * a.count() + 1);
+    }
+}
