@@ -9,11 +9,12 @@ persistence (5 s).  Producers and consumers register with it; server-to-client r
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Protocol
 
@@ -348,10 +349,36 @@ async def offset_persister(
 
 
 @asynccontextmanager
+async def collapse_single() -> AsyncIterator[None]:
+    """Re-raise a lone exception out of the nursery groups it crossed.
+
+    Users of ``async with Producer(...)`` expect the exception their own block raised, not
+    an ExceptionGroup from nurseries that are an implementation detail (tractor's
+    ``collapse_eg``).  Groups with several real errors stay groups.
+    """
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        leaves = list(_leaves(group))
+        if len(leaves) == 1:
+            raise leaves[0] from None
+        raise
+
+
+def _leaves(exc: BaseException) -> Iterator[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield exc
+
+
+@asynccontextmanager
 async def open_client_instance(config: ClientConfig) -> AsyncIterator[ClientInstance]:
     """An instance and its timers for the duration of the block."""
     router = Router(f"client {config.client_id}")
     async with (
+        collapse_single(),
         open_remoting_client(router, name=f"client {config.client_id}") as remoting,
         trio.open_nursery() as nursery,
     ):
@@ -364,7 +391,7 @@ async def open_client_instance(config: ClientConfig) -> AsyncIterator[ClientInst
             ("heartbeat_sender", heartbeat_sender),
             ("offset_persister", offset_persister),
         ):
-            await nursery.start(supervise, name, actor, inst, policy=LOOP_POLICY)
+            await nursery.start(functools.partial(supervise, name, actor, inst, policy=LOOP_POLICY))
         try:
             yield inst
         finally:
