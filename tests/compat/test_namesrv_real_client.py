@@ -1,0 +1,215 @@
+"""Real C++-based RocketMQ clients (../shared/clients) against our name server subprocess.
+
+A producer asking for a topic nobody serves must fail at once with "No route info", not hang
+until its timeout; and a producer given a route must parse our route data (quoted broker ids,
+clients README fact 14) and go to the broker it names.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import trio
+
+from actors.remoting.client import open_remoting_client
+from protocol.bodies.common import DataVersion
+from protocol.bodies.topic import (
+    RegisterBrokerBody,
+    TopicConfig,
+    TopicConfigSerializeWrapper,
+    body_crc32,
+    encode_register_broker_body,
+)
+from protocol.codes import RequestCode, ResponseCode
+from protocol.command import RemotingCommand
+from protocol.convert import encode_header
+from protocol.frame import FrameDecoder
+from protocol.headers.namesrv import RegisterBrokerRequestHeader
+
+pytestmark = pytest.mark.compat
+
+REPO = Path(__file__).resolve().parents[2]
+CLIENTS = REPO.parent / "shared" / "clients"
+BOOT = re.compile(r"boot success\. serializeType=JSON, listening on [0-9.]+:(\d+)")
+CLIENT_NAMES = ["rocketmqcvs", "official200"]
+
+
+@pytest.fixture(scope="session")
+def real_clients() -> Path:
+    """Install (or just check) the clients once per session; the scripts' folder."""
+    if (platform.system(), platform.machine()) != ("Linux", "x86_64"):
+        pytest.skip("the real clients' librocketmq.so is built for Linux x86_64 only")
+    done = subprocess.run(
+        [str(CLIENTS / "setup_clients.sh")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, f"setup_clients.sh failed:\n{done.stdout}\n{done.stderr}"
+    return CLIENTS
+
+
+@pytest.fixture
+def namesrv_port(tmp_path: Path) -> Iterator[int]:
+    """Our name server as a subprocess on a port the OS picks; stopped by its pid."""
+    err = (tmp_path / "namesrv.log").open("w+b")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "apps/namesrv.py",
+            "--listenPort=0",
+            f"--kvConfigPath={tmp_path / 'kvConfig.json'}",
+            f"--configStorePath={tmp_path / 'namesrv.properties'}",
+        ],
+        cwd=REPO,
+        stderr=err,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while (match := BOOT.search((tmp_path / "namesrv.log").read_text())) is None:
+            assert proc.poll() is None, (tmp_path / "namesrv.log").read_text()
+            assert time.monotonic() < deadline, "namesrv did not boot within 15 s"
+            time.sleep(0.05)
+        yield int(match.group(1))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        err.close()
+
+
+@pytest.mark.parametrize("client", CLIENT_NAMES)
+def test_missing_route_fails_fast(real_clients: Path, namesrv_port: int, client: str) -> None:
+    started = time.monotonic()
+    done = subprocess.run(
+        [
+            "timeout",
+            "60",
+            sys.executable,
+            str(real_clients / f"{client}_produce.py"),
+            "--namesrv",
+            f"127.0.0.1:{namesrv_port}",
+            "--topic",
+            "NoSuchTopic",
+            "--count",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    elapsed = time.monotonic() - started
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output  # 124 would be the outer timeout: a hang
+    assert "No route info of this topic: NoSuchTopic" in output
+    assert elapsed < 10, f"took {elapsed:.1f} s: {output}"
+
+
+async def _fake_broker(
+    seen: list[RemotingCommand],
+    got_send: trio.Event,
+    *,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """A listener that records the frames sent to it and never answers."""
+
+    async def handle(stream: trio.SocketStream) -> None:
+        decoder = FrameDecoder()
+        async with stream:
+            while data := await stream.receive_some(65536):
+                decoder.feed(data)
+                seen.extend(decoder.commands())
+                if any(c.code == RequestCode.SEND_MESSAGE_V2 for c in seen):
+                    got_send.set()
+
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trio.serve_listeners, handle, listeners)
+        task_status.started(listeners[0].socket.getsockname()[1])
+
+
+@pytest.fixture
+async def client_proc() -> AsyncIterator[list[trio.Process]]:
+    procs: list[trio.Process] = []
+    yield procs
+    for proc in procs:  # only the processes this test started
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+@pytest.mark.parametrize("client", CLIENT_NAMES)
+async def test_client_follows_our_route_to_the_broker(
+    real_clients: Path,
+    namesrv_port: int,
+    nursery: trio.Nursery,
+    client_proc: list[trio.Process],
+    client: str,
+) -> None:
+    seen: list[RemotingCommand] = []
+    got_send = trio.Event()
+    broker_port = await nursery.start(_fake_broker, seen, got_send)
+    broker_addr = f"127.0.0.1:{broker_port}"
+    namesrv = f"127.0.0.1:{namesrv_port}"
+    body = encode_register_broker_body(
+        RegisterBrokerBody(
+            topic_config_serialize_wrapper=TopicConfigSerializeWrapper(
+                topic_config_table={
+                    "RoutedTopic": TopicConfig(
+                        topic_name="RoutedTopic", read_queue_nums=4, write_queue_nums=4
+                    )
+                },
+                data_version=DataVersion(timestamp=1700000000000, counter=1),
+            )
+        )
+    )
+    header = RegisterBrokerRequestHeader(
+        broker_name="broker-fake",
+        broker_addr=broker_addr,
+        cluster_name="DefaultCluster",
+        ha_server_addr="127.0.0.1:1",
+        broker_id=0,
+        body_crc32=body_crc32(body),
+    )
+    with trio.fail_after(30):
+        # The registration's connection stays open: closing it would unregister the broker.
+        async with open_remoting_client(name="fake-broker") as registrar:
+            reply = await registrar.invoke(
+                namesrv,
+                RemotingCommand.request(RequestCode.REGISTER_BROKER, encode_header(header), body),
+                5.0,
+            )
+            assert reply.code == ResponseCode.SUCCESS
+            proc = await trio.lowlevel.open_process(
+                [
+                    sys.executable,
+                    str(real_clients / f"{client}_produce.py"),
+                    "--namesrv",
+                    namesrv,
+                    "--topic",
+                    "RoutedTopic",
+                    "--count",
+                    "1",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env={**os.environ, "RMQ_CLIENT_LOG_LEVEL": "error"},
+            )
+            client_proc.append(proc)
+            await got_send.wait()
+    send = next(c for c in seen if c.code == RequestCode.SEND_MESSAGE_V2)
+    assert send.ext_fields["b"] == "RoutedTopic"
+    assert int(send.ext_fields["e"]) in range(4)
