@@ -25,6 +25,7 @@ from typing import Any, TypeVar, Union, cast, get_args, get_origin
 
 import attrs
 import cattrs
+import cattrs.v
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from protocol import fastjson
@@ -332,8 +333,15 @@ def _unstructure_object_keyed(tp: Any, conv: cattrs.Converter) -> Callable[[Any]
 
 
 def _body_structure(cls: type[T], conv: cattrs.Converter) -> Callable[[Any, Any], T]:
-    renames = _renames(cls)
-    return make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=False, **renames)
+    inner = make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=False, **_renames(cls))
+
+    def structure(value: Any, _: Any) -> T:
+        # The generated code only tests ``key in value``: a list would pass as an empty object.
+        if not isinstance(value, Mapping):
+            raise ValueError(f"expected a JSON object, got {type(value).__name__}")
+        return inner(value, cls)
+
+    return structure
 
 
 def _body_unstructure(cls: type[Any], conv: cattrs.Converter) -> Callable[[Any], Any]:
@@ -374,11 +382,32 @@ def structure_body(cls: type[T], value: Any) -> T:
     try:
         return BODY.structure(value, cls)
     except _STRUCTURE_ERRORS as exc:
-        if isinstance(exc, cattrs.BaseValidationError):
-            detail = "; ".join(cattrs.transform_error(exc, path="$"))
-        else:
-            detail = str(exc)
+        detail = "; ".join(_describe(exc, "$"))
         raise BodyDecodeError(f"{cls.__name__} body is malformed: {detail}") from None
+
+
+def _describe(exc: BaseException, path: str, tp: Any = None) -> list[str]:
+    """Like ``cattrs.transform_error`` but naming fields by their wire keys."""
+    if isinstance(exc, cattrs.ClassValidationError):
+        keys = _wire_keys(exc.cl)
+        with_notes, without = exc.group_exceptions()
+        lines = [
+            line
+            for sub, note in with_notes
+            for line in _describe(sub, f"{path}.{keys.get(note.name, note.name)}", note.type)
+        ]
+        return lines + [line for sub in without for line in _describe(sub, path)]
+    if isinstance(exc, cattrs.IterableValidationError):
+        with_notes_i, without_i = exc.group_exceptions()
+        lines = [
+            line
+            for sub, note in with_notes_i
+            for line in _describe(sub, f"{path}[{note.index!r}]", note.type)
+        ]
+        return lines + [line for sub in without_i for line in _describe(sub, path)]
+    detail = str(exc) if isinstance(exc, ValueError) and str(exc) else None
+    text = detail or cattrs.v.format_exception(exc, tp)
+    return [f"{text} @ {path}"]
 
 
 def unstructure_body(obj: Any) -> Any:

@@ -60,7 +60,9 @@ class ObjectKey:
 
     @classmethod
     def of(cls, mapping: Mapping[Any, Any]) -> ObjectKey:
-        return cls(tuple((key, _freeze(value)) for key, value in mapping.items()))
+        # Sorted: two JSON objects with the same members are the same key in any order.
+        items = sorted(mapping.items(), key=lambda kv: (type(kv[0]).__name__, kv[0]))
+        return cls(tuple((key, _freeze(value)) for key, value in items))
 
     def to_dict(self) -> dict[Any, Any]:
         return {key: _thaw(value) for key, value in self.items}
