@@ -7,6 +7,7 @@ hot path packs records itself (storage/commitlog.py) with the same layout consta
 
 from __future__ import annotations
 
+import operator
 import struct
 import zlib
 from collections.abc import Iterable
@@ -127,16 +128,26 @@ def string_to_properties(text: str) -> dict[str, str]:
 # ---------------------------------------------------------------- hashes
 
 
+_POW31 = [pow(31, k, 1 << 32) for k in range(512)]  # 31**k mod 2**32
+
+
 def java_hash(s: str) -> int:
-    """Java ``String.hashCode()``: 31-polynomial over UTF-16 code units, 32-bit signed."""
-    h = 0
+    """Java ``String.hashCode()``: 31-polynomial over UTF-16 code units, 32-bit signed.
+
+    Evaluated as sum(unit[n-1-k] * 31**k): ``map`` over reversed units keeps the loop in C,
+    which matters because reput hashes every UNIQ_KEY and KEYS token.
+    """
     if s.isascii():
-        for ch in s.encode("ascii"):
-            h = (31 * h + ch) & 0xFFFFFFFF
+        units: bytes | tuple[int, ...] = s.encode("ascii")[::-1]
     else:
-        units = s.encode("utf-16-be")
-        for i in range(0, len(units), 2):
-            h = (31 * h + ((units[i] << 8) | units[i + 1])) & 0xFFFFFFFF
+        raw = s.encode("utf-16-be")
+        units = struct.unpack(f">{len(raw) // 2}H", raw)[::-1]
+    if len(units) <= len(_POW31):
+        h: int = sum(map(operator.mul, units, _POW31)) & 0xFFFFFFFF
+    else:
+        h = 0
+        for unit in reversed(units):
+            h = (31 * h + unit) & 0xFFFFFFFF
     return h - 0x100000000 if h & 0x80000000 else h
 
 

@@ -297,3 +297,16 @@ def test_decode_never_crashes_untyped(data: bytes) -> None:
 def test_magic_constants() -> None:
     assert struct.pack(">i", MESSAGE_MAGIC_CODE) == bytes.fromhex("daa320a7")
     assert struct.pack(">i", BLANK_MAGIC_CODE) == bytes.fromhex("cbd43194")
+
+
+def _reference_hash(s: str) -> int:
+    units = s.encode("utf-16-be")
+    h = 0
+    for i in range(0, len(units), 2):
+        h = (31 * h + int.from_bytes(units[i : i + 2], "big")) & 0xFFFFFFFF
+    return h - (1 << 32) if h >= 1 << 31 else h
+
+
+@given(st.text(max_size=700))
+def test_java_hash_matches_the_definition(s: str) -> None:
+    assert java_hash(s) == _reference_hash(s)

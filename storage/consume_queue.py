@@ -1,0 +1,236 @@
+"""One consume queue (§5.4): 20-byte units (commit-log offset, size, tags code) per topic/queue.
+
+Unit n lives at byte n*20 of the queue's logical space.  Units are written only by reput, which is
+idempotent by queue offset: a unit that already exists is skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+from collections.abc import Callable, Iterator
+
+from storage.mapped_file import MappedFile
+from storage.mapped_file_queue import MappedFileQueue, zero_stale_tail
+
+log = logging.getLogger(__name__)
+
+UNIT_SIZE = 20
+UNIT = struct.Struct(">qiq")
+_BLANK_UNIT = UNIT.pack(0, 0x7FFFFFFF, 0)
+INT_MAX = 0x7FFFFFFF
+
+
+class ConsumeQueue:
+    def __init__(self, root: str, topic: str, queue_id: int, file_size: int) -> None:
+        self.topic = topic
+        self.queue_id = queue_id
+        self.file_size = file_size
+        self.queue = MappedFileQueue(os.path.join(root, topic, str(queue_id)), file_size)
+        self.min_logic_offset = 0  # bytes
+        self.max_physic_offset = -1  # end (offset + size) of the last unit's record
+        self.last_store_timestamp = 0
+
+    # ------------------------------------------------------------ offsets (in units)
+
+    @property
+    def min_offset(self) -> int:
+        return max(self.min_logic_offset, self.queue.min_offset) // UNIT_SIZE
+
+    @property
+    def max_offset(self) -> int:
+        return self.queue.max_offset // UNIT_SIZE
+
+    # ------------------------------------------------------------ load / recover
+
+    def load(self) -> None:
+        self.queue.load()
+
+    def recover(self) -> None:
+        """Find the end of valid units (offset >= 0 and size > 0), starting at the 3rd-last file."""
+        files = self.queue.files
+        if not files:
+            return
+        index = max(0, len(files) - 3)
+        end = files[index].file_from_offset
+        self.max_physic_offset = -1
+        for mf in files[index:]:
+            valid = _valid_units(mf)
+            end = mf.file_from_offset + valid
+            if valid:
+                phys, size, _tags = UNIT.unpack_from(mf.mm, valid - UNIT_SIZE)
+                if size != INT_MAX:
+                    self.max_physic_offset = phys + size
+            if valid < mf.file_size:
+                break
+        self.queue.set_positions(end)
+
+    def truncate_by_physical(self, phys_end: int) -> None:
+        """Drop trailing units whose record starts at or beyond ``phys_end`` (commit-log end)."""
+        cut = None
+        for mf in reversed(self.queue.files):
+            # units are ordered by physical offset: binary search the first one >= phys_end
+            lo, hi = 0, mf.wrote_position // UNIT_SIZE
+            while lo < hi:
+                mid = (lo + hi) // 2
+                phys, size, _ = UNIT.unpack_from(mf.mm, mid * UNIT_SIZE)
+                if size != INT_MAX and phys >= phys_end:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            cut = mf.file_from_offset + lo * UNIT_SIZE
+            if lo > 0:
+                break
+        if cut is None or cut >= self.queue.max_offset:
+            return
+        self.queue.truncate_dirty(cut)
+        self.max_physic_offset = -1
+        last = self.queue.last()
+        if last is not None and last.wrote_position >= UNIT_SIZE:
+            phys, size, _ = UNIT.unpack_from(last.mm, last.wrote_position - UNIT_SIZE)
+            if size != INT_MAX:
+                self.max_physic_offset = phys + size
+
+    def correct_min_offset(self, phy_min_offset: int) -> None:
+        """Skip units whose record is below the commit log's first byte (deleted files)."""
+        first = self.queue.first()
+        if first is None:
+            return
+        for pos in range(0, first.wrote_position, UNIT_SIZE):
+            phys, size, _ = UNIT.unpack_from(first.mm, pos)
+            if size != INT_MAX and phys >= phy_min_offset:
+                self.min_logic_offset = max(self.min_logic_offset, first.file_from_offset + pos)
+                return
+        self.min_logic_offset = max(
+            self.min_logic_offset, first.file_from_offset + first.wrote_position
+        )
+
+    # ------------------------------------------------------------ write
+
+    def put(
+        self, cq_offset: int, phys: int, size: int, tags_code: int, store_timestamp: int = 0
+    ) -> bool:
+        """Write unit ``cq_offset``; False if it already exists (replay). OSError if no file."""
+        expect = cq_offset * UNIT_SIZE
+        if self.queue.last() is None:
+            mf = self.queue.file_for_write(expect)
+            if expect > mf.file_from_offset:
+                # the first file of a queue that starts past zero (files deleted, offset reset)
+                self.min_logic_offset = expect
+            self.queue.flushed_where = mf.file_from_offset
+        else:
+            if expect < self.queue.max_offset:
+                return False
+            mf = self.queue.file_for_write()
+        while mf.file_from_offset + mf.wrote_position < expect:
+            # a hole (should not happen): keep unit n at byte n*20 with blank units
+            if not mf.append(_BLANK_UNIT):
+                mf = self.queue.file_for_write()
+        if mf.is_full:
+            mf = self.queue.file_for_write()
+        mf.append(UNIT.pack(phys, size, tags_code))
+        self.max_physic_offset = phys + size
+        if store_timestamp:
+            self.last_store_timestamp = store_timestamp
+        return True
+
+    # ------------------------------------------------------------ read
+
+    def unit(self, cq_offset: int) -> tuple[int, int, int] | None:
+        pos = cq_offset * UNIT_SIZE
+        mf = self.queue.find(pos)
+        if mf is None:
+            return None
+        rel = pos - mf.file_from_offset
+        if rel + UNIT_SIZE > mf.wrote_position:
+            return None
+        phys, size, tags = UNIT.unpack_from(mf.mm, rel)
+        return int(phys), int(size), int(tags)
+
+    def units_from(self, cq_offset: int, max_units: int) -> bytes | None:
+        """Raw units from ``cq_offset`` to at most the end of its file; None if not mapped."""
+        pos = cq_offset * UNIT_SIZE
+        if pos < self.min_logic_offset:
+            return None
+        mf = self.queue.find(pos)
+        if mf is None:
+            return None
+        rel = pos - mf.file_from_offset
+        end = min(mf.wrote_position, rel + max_units * UNIT_SIZE)
+        if end <= rel:
+            return None
+        return mf.mm[rel:end]
+
+    def iter_units(self, cq_offset: int, max_units: int) -> Iterator[tuple[int, int, int, int]]:
+        """(cq offset, phys, size, tags) for up to ``max_units`` units in one file."""
+        data = self.units_from(cq_offset, max_units)
+        if data is None:
+            return
+        for i, (phys, size, tags) in enumerate(UNIT.iter_unpack(data)):
+            yield cq_offset + i, phys, size, tags
+
+    def offset_by_time(
+        self, timestamp_ms: int, store_time: Callable[[int, int], int], phy_min_offset: int
+    ) -> int:
+        """The queue offset of the first message stored at or after ``timestamp_ms`` (§7.7-ish).
+
+        Binary search over the unit records whose commit-log entries still exist; like Java,
+        a time before everything gives the min offset and after everything the max offset.
+        """
+        lo = self.min_offset
+        hi = self.max_offset - 1
+        if hi < lo:
+            return self.max_offset
+        answer = self.max_offset
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            unit = self.unit(mid)
+            if unit is None or unit[1] == INT_MAX or unit[0] < phy_min_offset:
+                lo = mid + 1
+                continue
+            ts = store_time(unit[0], unit[1])
+            if ts >= timestamp_ms:
+                answer = mid
+                hi = mid - 1
+            else:
+                lo = mid + 1
+        return answer
+
+    # ------------------------------------------------------------ flush / cleanup
+
+    def flush(self, least_pages: int = 0) -> None:
+        self.queue.flush(least_pages)
+
+    def delete_expired(self, phy_min_offset: int) -> int:
+        """Delete files whose last unit points below the commit log's min offset."""
+
+        def expired(mf: MappedFile) -> bool:
+            if mf.wrote_position < UNIT_SIZE:
+                return False
+            phys, size, _ = UNIT.unpack_from(mf.mm, mf.wrote_position - UNIT_SIZE)
+            return size != INT_MAX and phys < phy_min_offset and mf.is_full
+
+        deleted = self.queue.delete_first_files(expired, max_files=1 << 30)
+        self.correct_min_offset(phy_min_offset)
+        return len(deleted)
+
+    def destroy(self) -> None:
+        self.queue.destroy()
+        self.min_logic_offset = 0
+        self.max_physic_offset = -1
+
+    def close(self) -> None:
+        self.queue.close()
+
+
+def _valid_units(mf: MappedFile) -> int:
+    """Bytes of valid units at the start of ``mf``; zeroes any garbage after them."""
+    pos = 0
+    for phys, size, _ in UNIT.iter_unpack(mf.mm):
+        if phys < 0 or size <= 0:
+            break
+        pos += UNIT_SIZE
+    if pos < mf.file_size:
+        zero_stale_tail(mf, pos)
+    return pos

@@ -1,0 +1,198 @@
+"""One IndexFile (§5.5): a 40-byte header, hash slots and chained 20-byte entries.
+
+Header: beginTimestamp, endTimestamp, beginPhyOffset, endPhyOffset (longs), hashSlotCount,
+indexCount (ints; indexCount starts at 1).  Slot i holds the newest entry number of its chain;
+entry = keyHash, phyOffset, timeDiff (s), previous entry number.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+
+from protocol.message import java_hash
+from storage.errors import StoreError
+
+HEADER_SIZE = 40
+SLOT_SIZE = 4
+ENTRY_SIZE = 20
+_HEADER = struct.Struct(">qqqqii")
+_SLOT = struct.Struct(">i")
+_ENTRY = struct.Struct(">iqii")
+INT_MAX = 0x7FFFFFFF
+
+
+def index_file_size(slots: int, entries: int) -> int:
+    return HEADER_SIZE + slots * SLOT_SIZE + entries * ENTRY_SIZE
+
+
+def key_hash(key: str) -> int:
+    """abs(String.hashCode) with Integer.MIN_VALUE mapped to 0."""
+    h = java_hash(key)
+    return 0 if h == -(2**31) else abs(h)
+
+
+class IndexFile:
+    __slots__ = (
+        "_fd",
+        "begin_phy_offset",
+        "begin_timestamp",
+        "end_phy_offset",
+        "end_timestamp",
+        "hash_slot_count",
+        "index_count",
+        "index_num",
+        "mm",
+        "path",
+        "slot_num",
+    )
+
+    def __init__(self, path: str, slot_num: int, index_num: int, fd: int, mm: mmap.mmap) -> None:
+        self.path = path
+        self.index_count: int = 1
+        self.index_num: int = index_num
+        self.end_timestamp: int = 0
+        self.begin_timestamp: int = 0
+        self.slot_num = slot_num
+        self.index_num = index_num
+        self._fd = fd
+        self.mm = mm
+        (
+            self.begin_timestamp,
+            self.end_timestamp,
+            self.begin_phy_offset,
+            self.end_phy_offset,
+            self.hash_slot_count,
+            self.index_count,
+        ) = _HEADER.unpack_from(mm, 0)
+        if self.index_count <= 0:
+            self.index_count = 1
+
+    @classmethod
+    def create(
+        cls,
+        path: str,
+        slot_num: int,
+        index_num: int,
+        *,
+        begin_timestamp: int = 0,
+        begin_phy_offset: int = 0,
+    ) -> IndexFile:
+        size = index_file_size(slot_num, index_num)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            os.posix_fallocate(fd, 0, size)
+            mm = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        except BaseException:
+            os.close(fd)
+            os.unlink(path)
+            raise
+        f = cls(path, slot_num, index_num, fd, mm)
+        # a successor file starts where its predecessor ended
+        f.begin_timestamp = f.end_timestamp = begin_timestamp
+        f.begin_phy_offset = f.end_phy_offset = begin_phy_offset
+        f._write_header()
+        return f
+
+    @classmethod
+    def open(cls, path: str, slot_num: int, index_num: int) -> IndexFile:
+        size = index_file_size(slot_num, index_num)
+        actual = os.path.getsize(path)
+        if actual != size:
+            raise StoreError(f"{path}: size {actual} differs from the configured {size}")
+        fd = os.open(path, os.O_RDWR)
+        try:
+            mm = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        except BaseException:
+            os.close(fd)
+            raise
+        return cls(path, slot_num, index_num, fd, mm)
+
+    def _write_header(self) -> None:
+        _HEADER.pack_into(
+            self.mm,
+            0,
+            self.begin_timestamp,
+            self.end_timestamp,
+            self.begin_phy_offset,
+            self.end_phy_offset,
+            self.hash_slot_count,
+            self.index_count,
+        )
+
+    @property
+    def is_full(self) -> bool:
+        return self.index_count >= self.index_num
+
+    def put(self, key: str, phy_offset: int, store_timestamp: int) -> bool:
+        """Add ``key``; False when the file is full."""
+        if self.index_count >= self.index_num:
+            return False
+        h = key_hash(key)
+        slot_pos = HEADER_SIZE + (h % self.slot_num) * SLOT_SIZE
+        (prev,) = _SLOT.unpack_from(self.mm, slot_pos)
+        if prev <= 0 or prev > self.index_count:
+            prev = 0
+        if self.index_count <= 1:
+            self.begin_timestamp = store_timestamp
+            self.begin_phy_offset = phy_offset
+        diff = 0
+        if self.begin_timestamp > 0:
+            diff = min(max((store_timestamp - self.begin_timestamp) // 1000, 0), INT_MAX)
+        n = self.index_count
+        entry_pos = HEADER_SIZE + self.slot_num * SLOT_SIZE + n * ENTRY_SIZE
+        _ENTRY.pack_into(self.mm, entry_pos, h, phy_offset, diff, prev)
+        _SLOT.pack_into(self.mm, slot_pos, n)
+        if prev == 0:
+            self.hash_slot_count += 1
+        self.index_count = n + 1
+        self.end_phy_offset = phy_offset
+        self.end_timestamp = store_timestamp
+        self._write_header()
+        return True
+
+    def overlaps(self, begin: int, end: int) -> bool:
+        return self.begin_timestamp <= end and self.end_timestamp >= begin
+
+    def select(self, key: str, max_num: int, begin: int, end: int) -> list[int]:
+        """Physical offsets of entries for ``key`` stored within [begin, end], newest first."""
+        h = key_hash(key)
+        (n,) = _SLOT.unpack_from(self.mm, HEADER_SIZE + (h % self.slot_num) * SLOT_SIZE)
+        out: list[int] = []
+        if n <= 0 or n >= self.index_count:
+            return out
+        entries_at = HEADER_SIZE + self.slot_num * SLOT_SIZE
+        seen = 0
+        while len(out) < max_num and 0 < n < self.index_count and seen < self.index_count:
+            seen += 1
+            eh, phy, diff, prev = _ENTRY.unpack_from(self.mm, entries_at + n * ENTRY_SIZE)
+            ts = self.begin_timestamp + diff * 1000
+            if ts < begin:
+                break
+            if eh == h and ts <= end:
+                out.append(phy)
+            if prev == n:
+                break
+            n = prev
+        return out
+
+    def flush(self) -> None:
+        os.fdatasync(self._fd)
+
+    def close(self) -> bool:
+        try:
+            self.mm.close()
+        except BufferError:
+            return False
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        return True
+
+    def destroy(self) -> None:
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        self.close()

@@ -1,0 +1,141 @@
+"""The index directory (§5.5): key extraction, file rotation, queries by key and time range."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+
+import attrs
+
+from protocol.message import MessageConst, MessageSysFlag, transaction_type
+from storage.dispatch import DispatchRequest
+from storage.index_file import IndexFile
+
+log = logging.getLogger(__name__)
+
+
+def index_file_name(now_ms: int) -> str:
+    """``yyyyMMddHHmmssSSS`` in local time, as ``UtilAll.timeMillisToHumanString`` writes it."""
+    t = datetime.datetime.fromtimestamp(now_ms / 1000)
+    return t.strftime("%Y%m%d%H%M%S") + f"{now_ms % 1000:03d}"
+
+
+@attrs.frozen
+class IndexQueryResult:
+    phy_offsets: list[int]
+    index_last_update_timestamp: int
+    index_last_update_phyoffset: int
+
+
+class IndexService:
+    def __init__(self, directory: str, slot_num: int, index_num: int) -> None:
+        self.directory = directory
+        self.slot_num = slot_num
+        self.index_num = index_num
+        self.files: list[IndexFile] = []
+        # after a crash: the commit-log offset from which dropped index files must be rebuilt
+        self.rebuild_from: int | None = None
+
+    def load(self, *, last_exit_ok: bool, checkpoint_index_ts: int) -> None:
+        if not os.path.isdir(self.directory):
+            return
+        for name in sorted(os.listdir(self.directory)):
+            if not (len(name) == 17 and name.isdigit()):
+                continue
+            f = IndexFile.open(os.path.join(self.directory, name), self.slot_num, self.index_num)
+            if not last_exit_ok and f.end_timestamp > checkpoint_index_ts:
+                # not known to be flushed: rebuilt by reput from the commit log
+                if self.rebuild_from is None:
+                    self.rebuild_from = f.begin_phy_offset
+                f.destroy()
+                continue
+            self.files.append(f)
+
+    @property
+    def max_phy_offset(self) -> int:
+        return self.files[-1].end_phy_offset if self.files else 0
+
+    def _writable(self, now_ms: int) -> IndexFile:
+        last = self.files[-1] if self.files else None
+        if last is not None and not last.is_full:
+            return last
+        os.makedirs(self.directory, exist_ok=True)
+        stamp = now_ms
+        while True:
+            path = os.path.join(self.directory, index_file_name(stamp))
+            if not os.path.exists(path):
+                break
+            stamp += 1
+        begin_ts = last.end_timestamp if last else 0
+        begin_phy = last.end_phy_offset if last else 0
+        f = IndexFile.create(
+            path,
+            self.slot_num,
+            self.index_num,
+            begin_timestamp=begin_ts,
+            begin_phy_offset=begin_phy,
+        )
+        self.files.append(f)
+        return f
+
+    def build(self, req: DispatchRequest, now_ms: int) -> IndexFile | None:
+        """Index ``req``'s UNIQ_KEY and KEYS; returns a file that just filled up (to flush)."""
+        if transaction_type(req.sys_flag) == MessageSysFlag.TRANSACTION_ROLLBACK:
+            return None
+        f = self._writable(now_ms)
+        phy = req.commit_log_offset
+        if phy < f.end_phy_offset or (
+            phy == f.end_phy_offset and (f.index_count > 1 or len(self.files) > 1)
+        ):
+            return None  # already indexed (replay after recovery)
+        keys: list[str] = []
+        uniq = req.properties.get(MessageConst.UNIQ_KEY)
+        if uniq:
+            keys.append(uniq)
+        text = req.properties.get(MessageConst.KEYS)
+        if text:
+            keys.extend(k for k in text.split(MessageConst.KEY_SEPARATOR) if k)
+        full: IndexFile | None = None
+        for key in keys:
+            full_key = f"{req.topic}#{key}"
+            if not f.put(full_key, req.commit_log_offset, req.store_timestamp):
+                full = f
+                f = self._writable(now_ms)
+                f.put(full_key, req.commit_log_offset, req.store_timestamp)
+        return full
+
+    def query(self, topic: str, key: str, max_num: int, begin: int, end: int) -> IndexQueryResult:
+        offsets: list[int] = []
+        last_ts = last_phy = 0
+        full_key = f"{topic}#{key}"
+        for i, f in enumerate(reversed(self.files)):
+            if i == 0:
+                last_ts, last_phy = f.end_timestamp, f.end_phy_offset
+            if len(offsets) >= max_num:
+                break
+            if f.overlaps(begin, end):
+                offsets.extend(f.select(full_key, max_num - len(offsets), begin, end))
+        return IndexQueryResult(offsets, last_ts, last_phy)
+
+    def delete_expired(self, phy_min_offset: int) -> int:
+        """Delete files (never the last) whose entries all point below the commit log's start."""
+        doomed = [f for f in self.files[:-1] if f.end_phy_offset < phy_min_offset]
+        for f in doomed:
+            f.destroy()
+        self.files = [f for f in self.files if f not in doomed]
+        return len(doomed)
+
+    def flush(self) -> None:
+        for f in self.files[-2:]:
+            f.flush()
+
+    def destroy(self) -> None:
+        for f in self.files:
+            f.destroy()
+        self.files = []
+
+    def close(self) -> None:
+        for f in self.files:
+            f.close()
+        self.files = []

@@ -1,0 +1,164 @@
+"""One fixed-size, preallocated, memory-mapped file named by its 20-digit start offset (§5.2).
+
+Writes go through the shared mapping; durability comes from ``os.fdatasync`` on the file
+descriptor, which releases the GIL (``mmap.flush``/msync does not) and on Linux writes back pages
+dirtied through the mapping.  ``flush`` may run in a worker thread while the owner appends: it
+captures the write position first, so everything below that position is durable afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+import mmap
+import os
+
+from storage.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+OS_PAGE_SIZE = 4096
+
+
+def offset_to_name(offset: int) -> str:
+    return f"{offset:020d}"
+
+
+def name_to_offset(name: str) -> int | None:
+    if len(name) != 20 or not name.isdigit():
+        return None
+    return int(name)
+
+
+class MappedFile:
+    """A mapped file with a write position (owner thread) and a flushed position (flusher)."""
+
+    __slots__ = (
+        "_fd",
+        "deleted",
+        "file_from_offset",
+        "file_size",
+        "flushed_position",
+        "mm",
+        "path",
+        "wrote_position",
+    )
+
+    def __init__(self, path: str, file_size: int, fd: int, mm: mmap.mmap) -> None:
+        self.path = path
+        self.file_size = file_size
+        base = name_to_offset(os.path.basename(path))
+        if base is None:
+            raise StoreError(f"{path}: file name is not a 20-digit offset")
+        self.file_from_offset = base
+        self._fd = fd
+        self.mm = mm
+        self.wrote_position = 0
+        self.flushed_position = 0
+        self.deleted = False
+
+    @classmethod
+    def create(cls, path: str, file_size: int, *, warm: bool = False) -> MappedFile:
+        """Create and preallocate; OSError (e.g. ENOSPC) here instead of SIGBUS on a later write."""
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            os.posix_fallocate(fd, 0, file_size)
+            mm = mmap.mmap(fd, file_size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        except BaseException:
+            os.close(fd)
+            os.unlink(path)
+            raise
+        mf = cls(path, file_size, fd, mm)
+        if warm:
+            mf.warm()
+        return mf
+
+    @classmethod
+    def open(cls, path: str, file_size: int) -> MappedFile:
+        """Open an existing file; it must be exactly ``file_size`` bytes (§5.2)."""
+        actual = os.path.getsize(path)
+        if actual != file_size:
+            raise StoreError(f"{path}: size {actual} differs from the configured {file_size}")
+        fd = os.open(path, os.O_RDWR)
+        try:
+            mm = mmap.mmap(fd, file_size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        except BaseException:
+            os.close(fd)
+            raise
+        mf = cls(path, file_size, fd, mm)
+        # loaded files count as full and durable until recovery sets the real positions
+        mf.wrote_position = mf.flushed_position = file_size
+        return mf
+
+    def warm(self) -> None:
+        """Touch every page so the first appends do not fault (warmMappedFileEnable)."""
+        mm = self.mm
+        for pos in range(0, self.file_size, OS_PAGE_SIZE):
+            mm[pos] = 0
+        os.fdatasync(self._fd)
+
+    @property
+    def remaining(self) -> int:
+        return self.file_size - self.wrote_position
+
+    @property
+    def is_full(self) -> bool:
+        return self.wrote_position >= self.file_size
+
+    def append(self, data: bytes | bytearray | memoryview) -> bool:
+        pos = self.wrote_position
+        end = pos + len(data)
+        if end > self.file_size:
+            return False
+        self.mm[pos:end] = data
+        self.wrote_position = end
+        return True
+
+    def read(self, pos: int, size: int) -> bytes:
+        return self.mm[pos : pos + size]
+
+    def dirty_pages(self) -> int:
+        return self.wrote_position // OS_PAGE_SIZE - self.flushed_position // OS_PAGE_SIZE
+
+    def flush(self, least_pages: int = 0) -> int:
+        """fdatasync if at least ``least_pages`` pages are dirty (0: if anything is); new flushed pos."""
+        target = self.wrote_position
+        if target <= self.flushed_position:
+            return self.flushed_position
+        if least_pages > 0 and not (
+            target // OS_PAGE_SIZE - self.flushed_position // OS_PAGE_SIZE >= least_pages
+            or target >= self.file_size
+        ):
+            return self.flushed_position
+        if not self.deleted:
+            os.fdatasync(self._fd)
+        self.flushed_position = max(self.flushed_position, target)
+        return self.flushed_position
+
+    def last_modified_ms(self) -> int:
+        return os.stat(self._fd).st_mtime_ns // 1_000_000
+
+    def close(self) -> bool:
+        """Unmap and close; False while readers still hold views of the mapping (retry later)."""
+        try:
+            self.mm.close()
+        except BufferError:
+            return False
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        return True
+
+    def destroy(self) -> bool:
+        """Unlink the file (the mapping stays valid for readers) and try to close it."""
+        if not self.deleted:
+            self.deleted = True
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+        return self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"<MappedFile {self.path} wrote={self.wrote_position} flushed={self.flushed_position}>"
+        )

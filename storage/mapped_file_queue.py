@@ -1,0 +1,201 @@
+"""An ordered run of equally sized MappedFiles covering one logical byte space (§5.2).
+
+Knows nothing about messages.  The file list is copy-on-write: mutations replace ``_files`` with
+a new list, so a flusher or cleaner thread that took a snapshot never sees it change under it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+from collections.abc import Callable
+
+from storage.mapped_file import OS_PAGE_SIZE, MappedFile, name_to_offset, offset_to_name
+
+log = logging.getLogger(__name__)
+
+
+class MappedFileQueue:
+    def __init__(self, directory: str, file_size: int, *, warm: bool = False) -> None:
+        self.directory = directory
+        self.file_size = file_size
+        self.warm = warm
+        self._files: list[MappedFile] = []
+        self.flushed_where = 0
+        # files unlinked while readers still held views of them; closed on a later sweep
+        self._zombies: list[MappedFile] = []
+
+    # ------------------------------------------------------------ load / create
+
+    def load(self) -> None:
+        """Open every 20-digit-named file in the directory; each must have the configured size."""
+        if not os.path.isdir(self.directory):
+            return
+        names = sorted(n for n in os.listdir(self.directory) if name_to_offset(n) is not None)
+        files = [MappedFile.open(os.path.join(self.directory, n), self.file_size) for n in names]
+        for prev, cur in itertools.pairwise(files):
+            if cur.file_from_offset != prev.file_from_offset + self.file_size:
+                log.warning("%s: gap before %s", self.directory, cur.path)
+        self._files = files
+
+    @property
+    def files(self) -> list[MappedFile]:
+        return self._files
+
+    def first(self) -> MappedFile | None:
+        files = self._files
+        return files[0] if files else None
+
+    def last(self) -> MappedFile | None:
+        files = self._files
+        return files[-1] if files else None
+
+    def create_file(self, start_offset: int) -> MappedFile:
+        os.makedirs(self.directory, exist_ok=True)
+        path = os.path.join(self.directory, offset_to_name(start_offset))
+        mf = MappedFile.create(path, self.file_size, warm=self.warm)
+        self._files = [*self._files, mf]
+        return mf
+
+    def file_for_write(self, start_offset: int = 0) -> MappedFile:
+        """The last file if it has room, else a new one (the first at ``start_offset``'s file)."""
+        last = self.last()
+        if last is not None and not last.is_full:
+            return last
+        if last is None:
+            base = start_offset - start_offset % self.file_size
+        else:
+            base = last.file_from_offset + self.file_size
+        return self.create_file(base)
+
+    # ------------------------------------------------------------ offsets
+
+    @property
+    def min_offset(self) -> int:
+        first = self.first()
+        return first.file_from_offset if first is not None else 0
+
+    @property
+    def max_offset(self) -> int:
+        last = self.last()
+        return last.file_from_offset + last.wrote_position if last is not None else 0
+
+    def find(self, offset: int) -> MappedFile | None:
+        files = self._files
+        if not files:
+            return None
+        index = (offset - files[0].file_from_offset) // self.file_size
+        if 0 <= index < len(files):
+            mf = files[index]
+            if mf.file_from_offset <= offset < mf.file_from_offset + self.file_size:
+                return mf
+        for mf in files:  # a gap in the names; rare, linear is fine
+            if mf.file_from_offset <= offset < mf.file_from_offset + self.file_size:
+                return mf
+        return None
+
+    # ------------------------------------------------------------ flush
+
+    def dirty_pages(self) -> int:
+        return (self.max_offset - self.flushed_where) // OS_PAGE_SIZE
+
+    def flush(self, least_pages: int = 0) -> int:
+        """Flush from ``flushed_where`` on (across a file boundary if needed); new flushed_where."""
+        while True:
+            mf = self.find(self.flushed_where)
+            if mf is None:
+                return self.flushed_where
+            pos = mf.flush(least_pages)
+            self.flushed_where = mf.file_from_offset + pos
+            if pos < mf.file_size:
+                return self.flushed_where
+
+    # ------------------------------------------------------------ truncate / delete
+
+    def truncate_dirty(self, offset: int) -> None:
+        """Make ``offset`` the end of data: later files go, the file holding it is cut there."""
+        keep: list[MappedFile] = []
+        for mf in self._files:
+            end = mf.file_from_offset + self.file_size
+            if end <= offset:
+                keep.append(mf)
+            elif mf.file_from_offset <= offset:
+                pos = offset - mf.file_from_offset
+                zero_stale_tail(mf, pos)
+                mf.wrote_position = mf.flushed_position = pos
+                keep.append(mf)
+            else:
+                self._destroy(mf)
+        self._files = keep
+        self.flushed_where = min(self.flushed_where, offset) if keep else 0
+
+    def set_positions(self, offset: int) -> None:
+        """After recovery: files before ``offset`` are full, the one holding it ends there."""
+        for mf in self._files:
+            if mf.file_from_offset + self.file_size <= offset:
+                mf.wrote_position = mf.flushed_position = self.file_size
+        self.truncate_dirty(offset)
+        self.flushed_where = offset
+
+    def delete_first_files(
+        self, should_delete: Callable[[MappedFile], bool], *, max_files: int, keep_last: bool = True
+    ) -> list[MappedFile]:
+        """Delete files from the front while ``should_delete`` says so; stop at the first refusal."""
+        files = self._files
+        limit = len(files) - 1 if keep_last else len(files)
+        deleted: list[MappedFile] = []
+        for mf in files[:limit]:
+            if len(deleted) >= max_files or not should_delete(mf):
+                break
+            deleted.append(mf)
+        if deleted:
+            self._files = files[len(deleted) :]
+            for mf in deleted:
+                self._destroy(mf)
+        self.sweep()
+        return deleted
+
+    def _destroy(self, mf: MappedFile) -> None:
+        if not mf.destroy():
+            self._zombies.append(mf)
+
+    def sweep(self) -> None:
+        """Close unlinked files whose readers have finished."""
+        self._zombies = [mf for mf in self._zombies if not mf.close()]
+
+    def destroy(self) -> None:
+        for mf in self._files:
+            self._destroy(mf)
+        self._files = []
+        self.flushed_where = 0
+        try:
+            os.rmdir(self.directory)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        for mf in self._files:
+            if not mf.close():
+                log.warning("%s still has readers at close", mf.path)
+        self._files = []
+        self.sweep()
+
+
+def zero_stale_tail(mf: MappedFile, pos: int) -> None:
+    """Zero bytes a crash left after ``pos`` so a later recovery cannot mistake them for data.
+
+    Preallocated files are zero past anything ever written, so zeroing stops at the first page
+    that is already all zero: the work is bounded by the garbage, not by the file size.
+    """
+    mm = mf.mm
+    size = mf.file_size
+    page_end = min(size, (pos // OS_PAGE_SIZE + 1) * OS_PAGE_SIZE)
+    zero_page = bytes(OS_PAGE_SIZE)
+    while pos < size:
+        chunk = page_end - pos
+        if mm[pos:page_end] == zero_page[:chunk]:
+            return
+        mm[pos:page_end] = zero_page[:chunk]
+        pos = page_end
+        page_end = min(size, pos + OS_PAGE_SIZE)

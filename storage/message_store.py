@@ -1,0 +1,805 @@
+"""MessageStore: the store facade (commit log, consume queues, index, checkpoint, recovery).
+
+Synchronous and single-writer: the broker calls ``put_*``/``get_message`` from its event loop
+(an append is a memcpy into a mapping, so no await can split it); background actors run
+``reput``, ``flush_*``, ``write_checkpoint`` and ``clean_expired`` — the blocking ones in worker
+threads.  Nothing per message is kept in memory: per queue there is one counter.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+
+import attrs
+
+from protocol.message import (
+    MAX_PROPERTIES_LENGTH,
+    MAX_TOPIC_LENGTH,
+    MessageExt,
+    MessageSysFlag,
+    decode_record,
+    properties_to_string,
+    transaction_type,
+)
+from protocol.msgid import create_offset_msg_id, parse_host
+from storage.checkpoint import StoreCheckpoint
+from storage.cleanup import disk_used_ratio, file_expired, is_delete_hour, judge_disk
+from storage.commitlog import CommitLog, Host, Pending
+from storage.config import BrokerRole, MessageStoreConfig
+from storage.consume_queue import INT_MAX, UNIT, UNIT_SIZE, ConsumeQueue
+from storage.dispatch import CORRUPT, DispatchRequest
+from storage.errors import StoreError
+from storage.index_service import IndexService
+from storage.lock import StoreLock, abort_exists, create_abort, remove_abort
+from storage.mapped_file import MappedFile
+from storage.recovery import recover_commit_log
+
+log = logging.getLogger(__name__)
+
+
+class PutStatus(enum.Enum):
+    PUT_OK = "PUT_OK"
+    FLUSH_DISK_TIMEOUT = "FLUSH_DISK_TIMEOUT"
+    FLUSH_SLAVE_TIMEOUT = "FLUSH_SLAVE_TIMEOUT"
+    SLAVE_NOT_AVAILABLE = "SLAVE_NOT_AVAILABLE"
+    SERVICE_NOT_AVAILABLE = "SERVICE_NOT_AVAILABLE"
+    CREATE_MAPPED_FILE_FAILED = "CREATE_MAPPED_FILE_FAILED"
+    MESSAGE_ILLEGAL = "MESSAGE_ILLEGAL"
+    PROPERTIES_SIZE_EXCEEDED = "PROPERTIES_SIZE_EXCEEDED"
+    OS_PAGECACHE_BUSY = "OS_PAGECACHE_BUSY"
+    DISK_FULL = "DISK_FULL"
+    UNKNOWN_ERROR = "UNKNOWN_ERROR"
+
+
+class GetStatus(enum.Enum):
+    FOUND = "FOUND"
+    NO_MATCHED_MESSAGE = "NO_MATCHED_MESSAGE"
+    MESSAGE_WAS_REMOVING = "MESSAGE_WAS_REMOVING"
+    OFFSET_FOUND_NULL = "OFFSET_FOUND_NULL"
+    OFFSET_OVERFLOW_BADLY = "OFFSET_OVERFLOW_BADLY"
+    OFFSET_OVERFLOW_ONE = "OFFSET_OVERFLOW_ONE"
+    OFFSET_TOO_SMALL = "OFFSET_TOO_SMALL"
+    NO_MATCHED_LOGIC_QUEUE = "NO_MATCHED_LOGIC_QUEUE"
+    NO_MESSAGE_IN_QUEUE = "NO_MESSAGE_IN_QUEUE"
+
+
+@attrs.define(slots=True)
+class MessageInner:
+    """A message to store; the store fills queue offset, commit-log offset, store time and host."""
+
+    topic: str
+    queue_id: int
+    body: bytes
+    properties: dict[str, str] = attrs.Factory(dict)
+    flag: int = 0
+    sys_flag: int = 0
+    born_timestamp: int = 0
+    born_host: str = "127.0.0.1:0"
+    reconsume_times: int = 0
+    prepared_transaction_offset: int = 0
+
+
+@attrs.define(slots=True)
+class AppendResult:
+    wrote_offset: int
+    wrote_bytes: int
+    queue_offset: int
+    msg_num: int
+    store_timestamp: int
+    store_host: str
+    record_offsets: tuple[int, ...] = ()  # batches only; a single record is at wrote_offset
+
+    @property
+    def end_offset(self) -> int:
+        return self.wrote_offset + self.wrote_bytes
+
+    @property
+    def msg_ids(self) -> list[str]:
+        offsets = self.record_offsets or (self.wrote_offset,)
+        return [create_offset_msg_id(self.store_host, o) for o in offsets]
+
+    @property
+    def msg_id(self) -> str:
+        """Comma-separated offset msg ids, as the send response's ``msgId``."""
+        return ",".join(self.msg_ids)
+
+
+@attrs.define(slots=True)
+class PutResult:
+    status: PutStatus
+    append: AppendResult | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is PutStatus.PUT_OK
+
+
+@attrs.define(slots=True)
+class GetResult:
+    status: GetStatus
+    next_begin_offset: int
+    min_offset: int
+    max_offset: int
+    buffers: list[bytes] = attrs.Factory(list)
+    suggest_pulling_from_slave: bool = False
+
+    @property
+    def message_count(self) -> int:
+        return len(self.buffers)
+
+    @property
+    def buffer_total_size(self) -> int:
+        return sum(len(b) for b in self.buffers)
+
+
+@attrs.frozen
+class QueryResult:
+    records: list[bytes]
+    index_last_update_timestamp: int
+    index_last_update_phyoffset: int
+
+
+@attrs.frozen
+class Arrived:
+    """A message reached its consume queue; long polling wakes on ``max_offset``."""
+
+    topic: str
+    queue_id: int
+    max_offset: int  # queue offset + 1
+    store_timestamp: int
+    tags_code: int
+    properties: dict[str, str]
+
+
+@attrs.define
+class RunningFlags:
+    writeable: bool = True
+    disk_full: bool = False
+    logics_error: bool = False
+    index_error: bool = False
+
+
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return 8 << 30
+
+
+class MessageStore:
+    def __init__(
+        self,
+        config: MessageStoreConfig,
+        *,
+        store_host: str,
+        now_ms: Callable[[], int] = _wall_ms,
+        disk_ratio: Callable[[str], float] = disk_used_ratio,
+    ) -> None:
+        config.validate()
+        self.config = config
+        self.store_host = store_host
+        self.now_ms = now_ms
+        self._disk_ratio = disk_ratio
+        ip, port = parse_host(store_host)
+        self.commit_log = CommitLog(
+            config.commit_log_dir,
+            config.mappedFileSizeCommitLog,
+            Host(ip, port),
+            warm=config.warmMappedFileEnable,
+        )
+        self.index = IndexService(config.index_dir, config.maxHashSlotNum, config.maxIndexNum)
+        self.checkpoint = StoreCheckpoint(config.checkpoint_path)
+        self.flags = RunningFlags()
+        self.delay_levels_ms = config.delay_levels_ms
+        self._lock = StoreLock(config.lock_path)
+        self._queues: dict[tuple[str, int], ConsumeQueue] = {}
+        self._next_offsets: dict[tuple[str, int], int] = {}  # topicQueueTable
+        self._topic_bytes: dict[str, bytes] = {}
+        self._hosts: dict[str, Host] = {}
+        self.reput_from = 0
+        self.last_exit_ok = True
+        self._loaded = False
+        self._memory_limit = _physical_memory() * config.accessMessageInMemoryMaxRatio // 100
+        self._logics_ts = 0
+
+    # ================================================================ lifecycle
+
+    def load(self) -> None:
+        """Lock, load every file, recover (normal or abnormal), catch up reput, mark running."""
+        cfg = self.config
+        os.makedirs(cfg.storePathRootDir, exist_ok=True)
+        self._lock.acquire()
+        try:
+            self.last_exit_ok = not abort_exists(cfg.abort_path)
+            self.commit_log.queue.load()
+            self._load_consume_queues()
+            self.checkpoint = StoreCheckpoint.load(cfg.checkpoint_path)
+            if cfg.messageIndexEnable:
+                self.index.load(
+                    last_exit_ok=self.last_exit_ok,
+                    checkpoint_index_ts=self.checkpoint.index_msg_timestamp,
+                )
+            self._recover()
+            while self.reput():
+                pass
+            self._rebuild_topic_queue_table()
+            create_abort(cfg.abort_path)
+        except BaseException:
+            self._close_files()
+            self._lock.release()
+            raise
+        self._loaded = True
+
+    def _load_consume_queues(self) -> None:
+        root = self.config.consume_queue_dir
+        if not os.path.isdir(root):
+            return
+        for topic in sorted(os.listdir(root)):
+            topic_dir = os.path.join(root, topic)
+            if not os.path.isdir(topic_dir):
+                continue
+            for name in sorted(os.listdir(topic_dir)):
+                if not name.isdigit():
+                    continue
+                cq = ConsumeQueue(root, topic, int(name), self.config.mappedFileSizeConsumeQueue)
+                cq.load()
+                self._queues[(topic, int(name))] = cq
+
+    def _recover(self) -> None:
+        abnormal = not self.last_exit_ok
+        for cq in self._queues.values():
+            cq.recover()
+        result = recover_commit_log(
+            self.commit_log,
+            abnormal=abnormal,
+            checkpoint=self.checkpoint,
+            check_crc=self.config.checkCRCOnRecover,
+            index_safe=self.config.messageIndexEnable and self.config.messageIndexSafe,
+        )
+        end = result.end_offset
+        if not self.commit_log.queue.files:
+            for cq in self._queues.values():
+                cq.destroy()
+            self._queues.clear()
+        else:
+            for cq in self._queues.values():
+                cq.truncate_by_physical(end)
+        cq_max = max((cq.max_physic_offset for cq in self._queues.values()), default=0)
+        start = max(cq_max, self.commit_log.min_offset)
+        if abnormal:
+            start = min(start, result.scan_from)
+            if self.index.rebuild_from is not None:
+                start = min(start, max(self.index.rebuild_from, self.commit_log.min_offset))
+        self.reput_from = min(start, end)
+        self._rebuild_topic_queue_table()
+
+    def _rebuild_topic_queue_table(self) -> None:
+        phy_min = self.commit_log.min_offset
+        self._next_offsets = {}
+        for key, cq in self._queues.items():
+            self._next_offsets[key] = cq.max_offset
+            cq.correct_min_offset(phy_min)
+
+    def shutdown(self) -> None:
+        """Dispatch and flush everything, checkpoint, remove the abort file, unlock (idempotent)."""
+        if not self._loaded:
+            return
+        self._loaded = False
+        try:
+            while self.reput():
+                pass
+            self.flush_commit_log()
+            self.flush_consume_queues()
+            self.write_checkpoint()
+            if self.flags.writeable and self.dispatch_behind_bytes() == 0:
+                remove_abort(self.config.abort_path)
+        finally:
+            self._close_files()
+            self._lock.release()
+
+    def _close_files(self) -> None:
+        self.commit_log.close()
+        for cq in self._queues.values():
+            cq.close()
+        self.index.close()
+
+    def destroy(self) -> None:
+        """Delete every store file (tests and admin tools)."""
+        self.commit_log.destroy()
+        for cq in self._queues.values():
+            cq.destroy()
+        self._queues.clear()
+        self._next_offsets.clear()
+        self.index.destroy()
+
+    # ================================================================ put
+
+    def _host(self, host: str) -> Host:
+        h = self._hosts.get(host)
+        if h is None:
+            if len(self._hosts) > 4096:
+                self._hosts.clear()
+            ip, port = parse_host(host)
+            h = self._hosts[host] = Host(ip, port)
+        return h
+
+    def _topic(self, topic: str) -> bytes:
+        b = self._topic_bytes.get(topic)
+        if b is None:
+            b = self._topic_bytes[topic] = topic.encode()
+        return b
+
+    def _refusal(self) -> PutStatus | None:
+        if self.config.brokerRole is BrokerRole.SLAVE or not self._loaded:
+            return PutStatus.SERVICE_NOT_AVAILABLE
+        if self.flags.disk_full:
+            return PutStatus.DISK_FULL
+        if not self.flags.writeable:
+            return PutStatus.SERVICE_NOT_AVAILABLE
+        return None
+
+    def _pending(self, msg: MessageInner, queue_offset: int) -> Pending | PutStatus:
+        topic = self._topic(msg.topic)
+        if len(topic) > MAX_TOPIC_LENGTH or not topic:
+            return PutStatus.MESSAGE_ILLEGAL
+        if len(msg.body) > self.config.maxMessageSize:
+            return PutStatus.MESSAGE_ILLEGAL
+        props = properties_to_string(msg.properties).encode() if msg.properties else b""
+        if len(props) > MAX_PROPERTIES_LENGTH:
+            return PutStatus.PROPERTIES_SIZE_EXCEEDED
+        try:
+            born = self._host(msg.born_host)
+        except ValueError:
+            return PutStatus.MESSAGE_ILLEGAL
+        return Pending(
+            topic,
+            msg.queue_id,
+            msg.flag,
+            msg.body,
+            props,
+            msg.sys_flag,
+            msg.born_timestamp,
+            born,
+            msg.reconsume_times,
+            msg.prepared_transaction_offset,
+            queue_offset,
+        )
+
+    def put_message(self, msg: MessageInner) -> PutResult:
+        refused = self._refusal()
+        if refused is not None:
+            return PutResult(refused)
+        key = (msg.topic, msg.queue_id)
+        tx = msg.sys_flag & MessageSysFlag.TRANSACTION_MASK
+        # half and rollback messages never reach a consume queue, so they take no queue offset
+        counts = tx == 0 or tx == MessageSysFlag.TRANSACTION_COMMIT
+        queue_offset = self._next_offsets.get(key, 0) if counts else 0
+        pending = self._pending(msg, queue_offset)
+        if isinstance(pending, PutStatus):
+            return PutResult(pending)
+        return self._append([pending], key, queue_offset, counts)
+
+    def put_messages(self, msgs: Sequence[MessageInner]) -> PutResult:
+        """One batch: same topic and queue, consecutive queue offsets, one contiguous write."""
+        refused = self._refusal()
+        if refused is not None:
+            return PutResult(refused)
+        if not msgs:
+            return PutResult(PutStatus.MESSAGE_ILLEGAL)
+        key = (msgs[0].topic, msgs[0].queue_id)
+        if any((m.topic, m.queue_id) != key or transaction_type(m.sys_flag) for m in msgs):
+            return PutResult(PutStatus.MESSAGE_ILLEGAL)
+        if sum(len(m.body) for m in msgs) > self.config.maxMessageSize:
+            return PutResult(PutStatus.MESSAGE_ILLEGAL)
+        first = self._next_offsets.get(key, 0)
+        pendings: list[Pending] = []
+        for i, m in enumerate(msgs):
+            p = self._pending(m, first + i)
+            if isinstance(p, PutStatus):
+                return PutResult(p)
+            pendings.append(p)
+        return self._append(pendings, key, first, True)
+
+    def _append(
+        self, pendings: list[Pending], key: tuple[str, int], queue_offset: int, counts: bool
+    ) -> PutResult:
+        now = self.now_ms()
+        try:
+            wrote_offset, wrote_bytes = self.commit_log.append(pendings, now)
+        except ValueError:
+            return PutResult(PutStatus.MESSAGE_ILLEGAL)
+        except OSError as exc:
+            log.error("cannot create a commit-log file: %s", exc)
+            if exc.errno == errno.ENOSPC:
+                self.flags.disk_full = True
+                return PutResult(PutStatus.DISK_FULL)
+            return PutResult(PutStatus.CREATE_MAPPED_FILE_FAILED)
+        n = len(pendings)
+        if counts:
+            self._next_offsets[key] = queue_offset + n
+        offsets: tuple[int, ...] = ()
+        if n > 1:
+            store_v6 = self.commit_log.store_host.is_v6
+            acc = wrote_offset
+            offs = []
+            for p in pendings:
+                offs.append(acc)
+                acc += p.size(store_v6)
+            offsets = tuple(offs)
+        self.commit_log.last_store_timestamp = now
+        return PutResult(
+            PutStatus.PUT_OK,
+            AppendResult(wrote_offset, wrote_bytes, queue_offset, n, now, self.store_host, offsets),
+        )
+
+    # ================================================================ reput / dispatch
+
+    def reput(self, max_bytes: int | None = None) -> list[Arrived]:
+        """Dispatch commit-log records after ``reput_from`` into consume queues and the index."""
+        arrived: list[Arrived] = []
+        off = self.reput_from
+        end = self.commit_log.max_offset
+        limit = end if max_bytes is None else min(end, off + max_bytes)
+        cl = self.commit_log
+        index_on = self.config.messageIndexEnable
+        while off < limit:
+            got, nxt = cl.next_dispatch(off, delay_levels_ms=self.delay_levels_ms)
+            if isinstance(got, DispatchRequest):
+                if self._dispatch(got, index_on):
+                    arrived.append(
+                        Arrived(
+                            got.topic,
+                            got.queue_id,
+                            got.queue_offset + 1,
+                            got.store_timestamp,
+                            got.tags_code,
+                            got.properties,
+                        )
+                    )
+            elif nxt == off:
+                what = "corrupt" if got == CORRUPT else "missing"
+                log.error(
+                    "reput: %s record at %d (commit log ends at %d); skipping the rest",
+                    what,
+                    off,
+                    end,
+                )
+                self.flags.logics_error = True
+                nxt = end
+            off = nxt
+        self.reput_from = off
+        return arrived
+
+    def _dispatch(self, req: DispatchRequest, index_on: bool) -> bool:
+        tx = req.sys_flag & MessageSysFlag.TRANSACTION_MASK
+        queued = tx == 0 or tx == MessageSysFlag.TRANSACTION_COMMIT
+        if queued:
+            cq = self._queue(req.topic, req.queue_id)
+            try:
+                cq.put(req.queue_offset, req.commit_log_offset, req.size, req.tags_code)
+            except OSError as exc:
+                log.error("cannot write consume queue %s-%d: %s", req.topic, req.queue_id, exc)
+                self.flags.logics_error = True
+                raise
+            self._logics_ts = req.store_timestamp
+            # a slave learns queue offsets only from the replicated records
+            nxt = self._next_offsets.get((req.topic, req.queue_id), 0)
+            if req.queue_offset + 1 > nxt:
+                self._next_offsets[(req.topic, req.queue_id)] = req.queue_offset + 1
+        if index_on:
+            try:
+                full = self.index.build(req, self.now_ms())
+            except OSError as exc:
+                log.error("cannot write index: %s", exc)
+                self.flags.index_error = True
+            else:
+                if full is not None:
+                    full.flush()
+                    self.checkpoint.index_msg_timestamp = full.end_timestamp
+        return queued
+
+    def _queue(self, topic: str, queue_id: int) -> ConsumeQueue:
+        key = (topic, queue_id)
+        cq = self._queues.get(key)
+        if cq is None:
+            cq = ConsumeQueue(
+                self.config.consume_queue_dir,
+                topic,
+                queue_id,
+                self.config.mappedFileSizeConsumeQueue,
+            )
+            self._queues[key] = cq
+        return cq
+
+    def dispatch_behind_bytes(self) -> int:
+        return max(0, self.commit_log.max_offset - self.reput_from)
+
+    # ================================================================ flush / checkpoint
+
+    def flush_commit_log(self, least_pages: int = 0) -> int:
+        """fdatasync the commit log up to its write position (blocking: run in a thread)."""
+        ts = self.commit_log.last_store_timestamp
+        flushed = self.commit_log.queue.flush(least_pages)
+        if ts and flushed >= self.commit_log.max_offset:
+            self.checkpoint.physic_msg_timestamp = ts
+        return flushed
+
+    def flush_consume_queues(self, least_pages: int = 0) -> None:
+        ts = self._logics_ts
+        for cq in list(self._queues.values()):
+            cq.flush(least_pages)
+        if self.config.messageIndexEnable:
+            self.index.flush()
+        if ts:
+            self.checkpoint.logics_msg_timestamp = ts
+
+    def write_checkpoint(self) -> None:
+        self.checkpoint.flush()
+
+    # ================================================================ cleanup
+
+    def clean_expired(self, now_ms: int, force: bool = False) -> int:
+        """One cleanup round (§6.4); returns the number of commit-log files deleted."""
+        cfg = self.config
+        try:
+            ratio = self._disk_ratio(
+                cfg.commit_log_dir if os.path.isdir(cfg.commit_log_dir) else cfg.storePathRootDir
+            )
+        except OSError:
+            ratio = 0.0
+        verdict = judge_disk(ratio, cfg)
+        if verdict.disk_full != self.flags.disk_full:
+            log.warning(
+                "disk %.0f%% used: writes %s",
+                ratio * 100,
+                "refused" if verdict.disk_full else "accepted again",
+            )
+            self.flags.disk_full = verdict.disk_full
+        deleted: list[MappedFile] = []
+        if (
+            force
+            or verdict.space_to_delete
+            or verdict.clean_immediately
+            or is_delete_hour(now_ms, cfg.delete_hours)
+        ):
+            reserved = cfg.fileReservedTime
+
+            def deletable(mf: MappedFile) -> bool:
+                if verdict.clean_immediately:
+                    return True
+                return file_expired(mf.last_modified_ms(), now_ms, reserved)
+
+            deleted = self.commit_log.queue.delete_first_files(deletable, max_files=10)
+            for mf in deleted:
+                log.info("deleted commit-log file %s", mf.path)
+        self._clean_logics()
+        return len(deleted)
+
+    def _clean_logics(self) -> None:
+        phy_min = self.commit_log.min_offset
+        for cq in list(self._queues.values()):
+            cq.delete_expired(phy_min)
+        if self.config.messageIndexEnable:
+            self.index.delete_expired(phy_min)
+
+    def delete_topics(self, topics: set[str]) -> None:
+        for key in [k for k in self._queues if k[0] in topics]:
+            self._queues.pop(key).destroy()
+            self._next_offsets.pop(key, None)
+        for topic in topics:
+            try:
+                os.rmdir(os.path.join(self.config.consume_queue_dir, topic))
+            except OSError:
+                pass
+
+    # ================================================================ read
+
+    @property
+    def max_phy_offset(self) -> int:
+        return self.commit_log.max_offset
+
+    @property
+    def min_phy_offset(self) -> int:
+        return self.commit_log.min_offset
+
+    @property
+    def flushed_offset(self) -> int:
+        return self.commit_log.flushed_offset
+
+    @property
+    def dispatched_offset(self) -> int:
+        return self.reput_from
+
+    def topic_queue_ids(self) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = {}
+        for topic, qid in sorted(self._queues):
+            out.setdefault(topic, []).append(qid)
+        return out
+
+    def max_offset_in_queue(self, topic: str, queue_id: int) -> int:
+        cq = self._queues.get((topic, queue_id))
+        return cq.max_offset if cq is not None else 0
+
+    def min_offset_in_queue(self, topic: str, queue_id: int) -> int:
+        cq = self._queues.get((topic, queue_id))
+        return cq.min_offset if cq is not None else 0
+
+    def commit_log_offset_in_queue(self, topic: str, queue_id: int, cq_offset: int) -> int:
+        cq = self._queues.get((topic, queue_id))
+        unit = cq.unit(cq_offset) if cq is not None else None
+        return unit[0] if unit is not None else 0
+
+    def message_store_timestamp(self, topic: str, queue_id: int, cq_offset: int) -> int:
+        cq = self._queues.get((topic, queue_id))
+        unit = cq.unit(cq_offset) if cq is not None else None
+        if unit is None or unit[1] == INT_MAX:
+            return -1
+        ts = self.commit_log.store_timestamp_at(unit[0], unit[1])
+        return ts if ts else -1
+
+    def earliest_message_time(self, topic: str, queue_id: int) -> int:
+        cq = self._queues.get((topic, queue_id))
+        if cq is None or cq.max_offset <= cq.min_offset:
+            return -1
+        return self.message_store_timestamp(topic, queue_id, cq.min_offset)
+
+    def offset_in_queue_by_time(self, topic: str, queue_id: int, timestamp_ms: int) -> int:
+        cq = self._queues.get((topic, queue_id))
+        if cq is None:
+            return 0
+        return cq.offset_by_time(
+            timestamp_ms, self.commit_log.store_timestamp_at, self.commit_log.min_offset
+        )
+
+    def select_one_message_by_offset(
+        self, phys_offset: int, size: int | None = None
+    ) -> bytes | None:
+        if size is None:
+            return self.commit_log.read_record(phys_offset)
+        return self.commit_log.read(phys_offset, size)
+
+    def look_message_by_offset(
+        self, phys_offset: int, size: int | None = None
+    ) -> MessageExt | None:
+        raw = self.select_one_message_by_offset(phys_offset, size)
+        if raw is None:
+            return None
+        try:
+            return decode_record(raw)
+        except ValueError:
+            return None
+
+    def query_message(
+        self, topic: str, key: str, max_num: int, begin_ts: int, end_ts: int
+    ) -> QueryResult:
+        cap = min(max_num, self.config.maxMsgsNumBatch)
+        found = self.index.query(topic, key, cap, begin_ts, end_ts)
+        records: list[bytes] = []
+        for off in found.phy_offsets:
+            raw = self.commit_log.read_record(off)
+            if raw is not None:
+                records.append(raw)
+        return QueryResult(
+            records, found.index_last_update_timestamp, found.index_last_update_phyoffset
+        )
+
+    def get_message(
+        self,
+        group: str,
+        topic: str,
+        queue_id: int,
+        offset: int,
+        max_msg_nums: int,
+        *,
+        tag_codes: set[int] | None = None,
+        max_total_bytes: int | None = None,
+    ) -> GetResult:
+        """Read up to ``max_msg_nums`` messages from a queue (§6.7 statuses and offsets)."""
+        cq = self._queues.get((topic, queue_id))
+        if cq is None:
+            return GetResult(GetStatus.NO_MESSAGE_IN_QUEUE, self._correct(offset, 0), 0, 0)
+        lo, hi = cq.min_offset, cq.max_offset
+        if hi == 0:
+            return GetResult(GetStatus.NO_MESSAGE_IN_QUEUE, self._correct(offset, 0), lo, hi)
+        if offset < lo:
+            return GetResult(GetStatus.OFFSET_TOO_SMALL, self._correct(offset, lo), lo, hi)
+        if offset == hi:
+            return GetResult(GetStatus.OFFSET_OVERFLOW_ONE, offset, lo, hi)
+        if offset > hi:
+            return GetResult(
+                GetStatus.OFFSET_OVERFLOW_BADLY,
+                self._correct(offset, lo if lo == 0 else hi),
+                lo,
+                hi,
+            )
+        scan_bytes = max(16000, max_msg_nums * 20)
+        units = cq.units_from(offset, scan_bytes // UNIT_SIZE)
+        if units is None:
+            next_file = (offset * UNIT_SIZE // cq.file_size + 1) * cq.file_size // UNIT_SIZE
+            return GetResult(GetStatus.OFFSET_FOUND_NULL, self._correct(offset, next_file), lo, hi)
+        cfg = self.config
+        cl = self.commit_log
+        max_phy = cl.max_offset
+        status = GetStatus.NO_MATCHED_MESSAGE
+        buffers: list[bytes] = []
+        total = 0
+        skip_below = -1
+        last_phy = 0
+        scanned = 0
+        for phys, size, tags in UNIT.iter_unpack(units):
+            if buffers:
+                in_disk = max_phy - phys > self._memory_limit
+                limit_bytes = (
+                    cfg.maxTransferBytesOnMessageInDisk
+                    if in_disk
+                    else cfg.maxTransferBytesOnMessageInMemory
+                )
+                limit_count = (
+                    cfg.maxTransferCountOnMessageInDisk
+                    if in_disk
+                    else cfg.maxTransferCountOnMessageInMemory
+                )
+                if (
+                    len(buffers) >= max_msg_nums
+                    or total + size > limit_bytes
+                    or len(buffers) >= limit_count
+                    or (max_total_bytes is not None and total + size > max_total_bytes)
+                ):
+                    break
+            scanned += 1
+            if size == INT_MAX or phys < skip_below:
+                continue
+            if tag_codes is not None and tags not in tag_codes:
+                continue
+            raw = cl.read(phys, size)
+            if raw is None:
+                if not buffers:
+                    status = GetStatus.MESSAGE_WAS_REMOVING
+                skip_below = cl.roll_next_file(phys)
+                continue
+            buffers.append(raw)
+            total += size
+            last_phy = phys
+            status = GetStatus.FOUND
+            skip_below = -1
+        suggest = buffers != [] and max_phy - last_phy > self._memory_limit
+        return GetResult(status, offset + scanned, lo, hi, buffers, suggest)
+
+    def _correct(self, old: int, new: int) -> int:
+        """Slaves keep the requested offset unless offsetCheckInSlave (§6.7)."""
+        if self.config.brokerRole is not BrokerRole.SLAVE or self.config.offsetCheckInSlave:
+            return new
+        return old
+
+    # ================================================================ HA
+
+    def append_replicated(self, offset: int, data: bytes | memoryview) -> None:
+        """Slave: append master commit-log bytes at ``offset`` (reput builds the rest)."""
+        self.commit_log.append_raw(offset, data)
+
+    def read_replication(self, offset: int, max_bytes: int) -> bytes:
+        return self.commit_log.read_range(offset, max_bytes)
+
+
+__all__ = [
+    "AppendResult",
+    "Arrived",
+    "GetResult",
+    "GetStatus",
+    "MessageInner",
+    "MessageStore",
+    "PutResult",
+    "PutStatus",
+    "QueryResult",
+    "RunningFlags",
+    "StoreError",
+]
