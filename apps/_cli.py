@@ -16,7 +16,7 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 
@@ -26,6 +26,8 @@ from protocol.properties import (
     format_properties,
     parse_properties,
 )
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -164,21 +166,24 @@ def run(main: Callable[[], Awaitable[None]], *, name: str) -> int:
     return 0
 
 
-def main_entry(
+def prepare(
     parser: argparse.ArgumentParser,
     argv: Sequence[str] | None,
-    build: Callable[[argparse.Namespace, dict[str, str]], Any],
-) -> tuple[argparse.Namespace, Any] | int:
-    """Parse, set up logging, load the config; an int is an exit status to return at once."""
+    build: Callable[[argparse.Namespace, dict[str, str]], T],
+) -> tuple[argparse.Namespace, T]:
+    """Parse the command line, set up logging and build the config(s) with ``build``.
+
+    Exits (``SystemExit``, like argparse) with status 0 after ``-p`` has printed the
+    effective config, and with 1 and a one-line reason when the config is bad.
+    """
     args, overrides = parse_args(parser, argv)
     setup_logging(args.log_level)
     try:
         config = build(args, collect_properties(args, overrides))
     except CliError as exc:
         sys.stderr.write(f"{parser.prog}: {exc}\n")
-        return 1
+        raise SystemExit(1) from None
     if args.printConfigItem:
-        configs = config if isinstance(config, tuple | list) else (config,)
-        print_config(*configs)
-        return 0
+        print_config(*(config if isinstance(config, tuple) else (config,)))
+        raise SystemExit(0)
     return args, config

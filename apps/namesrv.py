@@ -37,10 +37,7 @@ async def serve(config: NamesrvConfig) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _cli.make_parser("namesrv", "RocketMQ 4.9 compatible name server")
-    parsed = _cli.main_entry(parser, argv, build_config)
-    if isinstance(parsed, int):
-        return parsed
-    _, config = parsed
+    _, config = _cli.prepare(parser, argv, build_config)
     return _cli.run(functools.partial(serve, config), name="namesrv")
 
 

@@ -33,3 +33,14 @@ class NamesrvConfig:
     # NettyServerConfig
     listenPort: int = 9876
     serverChannelMaxIdleTimeSeconds: int = 120
+
+    @classmethod
+    def in_dir(cls, directory: str | Path, *, listen_port: int = 0) -> NamesrvConfig:
+        """A config keeping its files under ``directory``, on a free port (tests, embedding)."""
+        base = Path(directory)
+        return cls(
+            rocketmqHome=str(base),
+            kvConfigPath=str(base / "kvConfig.json"),
+            configStorePath=str(base / "namesrv.properties"),
+            listenPort=listen_port,
+        )

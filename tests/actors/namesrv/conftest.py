@@ -16,12 +16,7 @@ from actors.remoting.client import RemotingClient, open_remoting_client
 
 @pytest.fixture
 def ns_config(tmp_path: Path) -> NamesrvConfig:
-    return NamesrvConfig(
-        rocketmqHome=str(tmp_path),
-        kvConfigPath=str(tmp_path / "namesrv" / "kvConfig.json"),
-        configStorePath=str(tmp_path / "namesrv" / "namesrv.properties"),
-        listenPort=0,
-    )
+    return NamesrvConfig.in_dir(tmp_path / "namesrv")
 
 
 @pytest.fixture
