@@ -1,0 +1,83 @@
+"""Flushers: the commit log (ASYNC_FLUSH periodic, SYNC_FLUSH group commit) and consume queues.
+
+fdatasync runs in a worker thread (it releases the GIL); the event loop keeps serving puts while
+a group is being synced, and those puts form the next group.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import trio
+import trio_util
+
+from actors.waiters import OffsetWaiters
+from storage.config import FlushDiskType, MessageStoreConfig
+from storage.message_store import MessageStore
+
+log = logging.getLogger(__name__)
+
+
+async def _flush(store: MessageStore, least_pages: int) -> int:
+    try:
+        return await trio.to_thread.run_sync(store.flush_commit_log, least_pages)
+    except OSError:
+        # a failed fdatasync may have lost pages: never acknowledge anything again
+        store.flags.writeable = False
+        log.exception("commit-log flush failed; the store no longer accepts writes")
+        raise
+
+
+async def commit_log_flusher(
+    store: MessageStore,
+    config: MessageStoreConfig,
+    waiters: OffsetWaiters,
+    *,
+    wake: trio_util.RepeatedEvent,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """SYNC_FLUSH: one fdatasync per group of puts, then ``waiters.advance(flushed)``.
+    ASYNC_FLUSH: every flushIntervalCommitLog ms if >= flushCommitLogLeastPages pages are dirty,
+    everything at least every flushCommitLogThoroughInterval ms."""
+    waiters.advance(store.flushed_offset)
+    task_status.started()
+    if config.flushDiskType is FlushDiskType.SYNC_FLUSH:
+        while True:
+            if store.max_phy_offset > store.flushed_offset:
+                waiters.advance(await _flush(store, 0))
+                continue
+            await wake.wait()
+    interval = config.flushIntervalCommitLog / 1000
+    thorough = config.flushCommitLogThoroughInterval / 1000
+    last_thorough = trio.current_time()
+    while True:
+        if config.flushCommitLogTimed:
+            await trio.sleep(interval)
+        else:
+            with trio.move_on_after(interval):
+                await wake.wait()
+        least = config.flushCommitLogLeastPages
+        if trio.current_time() - last_thorough >= thorough:
+            least = 0
+            last_thorough = trio.current_time()
+        waiters.advance(await _flush(store, least))
+
+
+async def consume_queue_flusher(
+    store: MessageStore,
+    config: MessageStoreConfig,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Every flushIntervalConsumeQueue ms (>= 2 dirty pages, or everything every 60 s)."""
+    task_status.started()
+    interval = config.flushIntervalConsumeQueue / 1000
+    thorough = config.flushConsumeQueueThoroughInterval / 1000
+    last_thorough = trio.current_time()
+    while True:
+        await trio.sleep(interval)
+        least = config.flushConsumeQueueLeastPages
+        if trio.current_time() - last_thorough >= thorough:
+            least = 0
+            last_thorough = trio.current_time()
+        await trio.to_thread.run_sync(store.flush_consume_queues, least)
