@@ -154,3 +154,13 @@ async def test_port_in_use_is_exit_1(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert b"Address already in use" in done.stderr
     assert b"Traceback" not in done.stderr
+
+
+def test_damaged_kv_config_refuses_to_start(tmp_path: Path) -> None:
+    kv = tmp_path / "kvConfig.json"
+    kv.write_text('{"configTable":{"NS":')
+    done = run_cli(tmp_path, "--listenPort=0", f"--kvConfigPath={kv}")
+    assert done.returncode == 1
+    assert "ConfigFileError" in done.stderr
+    assert str(kv) in done.stderr
+    assert kv.read_text() == '{"configTable":{"NS":'  # left alone for the operator
