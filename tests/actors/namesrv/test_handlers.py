@@ -145,6 +145,27 @@ async def test_route_body_uses_quoted_broker_ids(
     assert list(doc) == sorted(doc)
 
 
+@pytest.mark.parametrize(
+    ("version", "accept_standard", "escaped"),
+    [(333, None, False), (333, "true", True), (401, None, True), (409, "false", True)],
+)
+async def test_standard_json_mode_escapes_non_ascii(
+    namesrv_addr: str,
+    client: RemotingClient,
+    version: int,
+    accept_standard: str | None,
+    escaped: bool,
+) -> None:
+    await ok(client, namesrv_addr, register_cmd(A0, cluster="集群", table=topics("T1")))
+    ext = {"topic": "T1"}
+    if accept_standard is not None:
+        ext["acceptStandardJsonOnly"] = accept_standard
+    req = RemotingCommand.request(RequestCode.GET_ROUTEINFO_BY_TOPIC, ext)
+    reply = await ok(client, namesrv_addr, attrs.evolve(req, version=version))
+    assert (b"\\u96c6\\u7fa4" in reply.body) is escaped
+    assert json.loads(reply.body)["brokerDatas"][0]["cluster"] == "集群"
+
+
 async def test_slave_learns_master_and_ha_address(
     namesrv_addr: str, client: RemotingClient
 ) -> None:
