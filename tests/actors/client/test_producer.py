@@ -42,7 +42,7 @@ async def test_send_returns_a_send_result_and_stores_the_message(cluster) -> Non
 
 
 async def test_round_robin_over_queues(cluster) -> None:
-    ns, [broker] = cluster
+    ns, _ = cluster
     with trio.fail_after(10):
         async with Producer("pg", namesrv=ns.addr) as producer:
             results = [await producer.send(Message("T2", b"x")) for _ in range(8)]
@@ -118,10 +118,13 @@ async def test_oneway_and_async_sends(cluster) -> None:
                 await producer.send_async(Message("T7", f"async{i}".encode()), callback)
             await done.wait()
             while len(broker.all_messages("T7")) < 4:
-                await trio.sleep(0.01)
+                await broker.arrived.wait()
     assert all(r.status is SendStatus.SEND_OK for r in results)
     assert sorted(m.body for m in broker.all_messages("T7")) == [
-        b"async0", b"async1", b"async2", b"oneway"
+        b"async0",
+        b"async1",
+        b"async2",
+        b"oneway",
     ]
 
 
@@ -137,7 +140,11 @@ async def test_no_route_is_a_clear_error(nursery) -> None:
 async def test_invalid_messages_are_refused_before_sending(cluster) -> None:
     ns, _ = cluster
     async with Producer("pg", namesrv=ns.addr) as producer:
-        for bad in (Message("T9", b""), Message("bad topic!", b"x"), Message("SCHEDULE_TOPIC_XXXX", b"x")):
+        for bad in (
+            Message("T9", b""),
+            Message("bad topic!", b"x"),
+            Message("SCHEDULE_TOPIC_XXXX", b"x"),
+        ):
             with pytest.raises(InvalidMessageError):
                 await producer.send(bad)
 

@@ -1,0 +1,318 @@
+"""Consume services: run the user's listener on pulled messages and commit offsets (§8.4).
+
+* Concurrent: a pool of workers takes batches from one bounded channel; a failed batch is
+  sent back to the broker (CONSUMER_SEND_MSG_BACK) for a delayed retry, or — if even that
+  fails — to ``%RETRY%<group>`` through the internal producer, or else re-consumed here
+  after 5 s.  The committed offset is the lowest still cached.
+* Orderly: a queue is consumed by one worker at a time (per-queue lock), only while its
+  broker lock is held; a failure puts the batch back and suspends the queue for a moment.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import attrs
+import trio
+
+from actors.client import api
+from actors.client.consumer import AssignedQueue, ConsumerCore, restore_retry_topic, retry_topic
+from actors.client.errors import ClientError
+from actors.client.message import Message, client_msg_id
+from actors.client.producer import ProducerCore
+from actors.client.rebalance import lock_queues
+from protocol.bodies.common import MessageQueue
+from protocol.headers.send import ConsumerSendMsgBackRequestHeader
+from protocol.message import MessageConst, MessageExt
+
+log = logging.getLogger(__name__)
+
+MAX_CONSUME_CONTINUOUSLY = 60.0  # an orderly worker yields its queue after this long
+CONCURRENT_MAX_RECONSUME = 16
+ORDERLY_MAX_RECONSUME = 2**31 - 1
+
+
+class ConsumeStatus(enum.Enum):
+    """Concurrent listener results."""
+
+    CONSUME_SUCCESS = "CONSUME_SUCCESS"
+    RECONSUME_LATER = "RECONSUME_LATER"
+
+
+class ConsumeOrderlyStatus(enum.Enum):
+    """Orderly listener results."""
+
+    SUCCESS = "SUCCESS"
+    SUSPEND_CURRENT_QUEUE_A_MOMENT = "SUSPEND_CURRENT_QUEUE_A_MOMENT"
+
+
+_OK = {ConsumeStatus.CONSUME_SUCCESS, ConsumeOrderlyStatus.SUCCESS}
+
+
+@attrs.define(eq=False)
+class ConsumeContext:
+    mq: MessageQueue
+    # Concurrent: the delay level of the retry (0 = let the broker pick 3 + reconsume times).
+    delay_level_when_next_consume: int = 0
+    # Orderly: how long to suspend the queue after a failure.
+    suspend_seconds: float | None = None
+
+
+Listener = Callable[
+    [list[MessageExt], ConsumeContext], Awaitable[ConsumeStatus | ConsumeOrderlyStatus]
+]
+
+
+def _succeeded(status: object) -> bool:
+    return status in _OK
+
+
+async def _call_listener(
+    listener: Listener, msgs: list[MessageExt], ctx: ConsumeContext, group: str
+) -> bool:
+    now = str(int(time.time() * 1000))
+    for msg in msgs:
+        restore_retry_topic(msg, group)
+        msg.properties[MessageConst.CONSUME_START_TIME] = now
+    try:
+        return _succeeded(await listener(msgs, ctx))
+    except Exception:
+        log.exception("%s: listener failed on %d messages of %s", group, len(msgs), ctx.mq)
+        return False
+
+
+@attrs.define(eq=False)
+class _Request:
+    aq: AssignedQueue
+    msgs: list[MessageExt]
+
+
+@attrs.define(eq=False)
+class ConcurrentConsumeService:
+    core: ConsumerCore
+    listener: Listener
+    inner_producer: ProducerCore
+    _send: trio.MemorySendChannel[_Request] = attrs.field(init=False)
+    _recv: trio.MemoryReceiveChannel[_Request] = attrs.field(init=False)
+    _nursery: trio.Nursery | None = None
+
+    def __attrs_post_init__(self) -> None:
+        self._send, self._recv = trio.open_memory_channel[_Request](
+            2 * self.core.settings.consume_workers
+        )
+
+    async def submit(self, aq: AssignedQueue, msgs: list[MessageExt], dispatch: bool) -> None:
+        size = max(1, self.core.settings.consume_batch_size)
+        for i in range(0, len(msgs), size):
+            await self._send.send(_Request(aq, msgs[i : i + size]))
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            for i in range(self.core.settings.consume_workers):
+                nursery.start_soon(self._worker, name=f"consume worker {i}")
+            task_status.started()
+
+    async def _worker(self) -> None:
+        async for req in self._recv:
+            if not req.aq.pq.dropped:
+                await self._consume(req)
+
+    async def _consume(self, req: _Request) -> None:
+        aq, msgs = req.aq, req.msgs
+        ctx = ConsumeContext(aq.mq)
+        ok = await _call_listener(self.listener, msgs, ctx, self.core.group)
+        if aq.pq.dropped:
+            return  # the queue moved to another consumer; it re-delivers from the committed offset
+        retry_here: list[MessageExt] = []
+        if not ok:
+            if self.core.clustering:
+                for msg in msgs:
+                    if not await self._send_back(msg, ctx.delay_level_when_next_consume, aq.mq):
+                        msg.reconsume_times += 1
+                        retry_here.append(msg)
+            else:
+                log.warning(
+                    "%s: broadcasting consumption failed, dropped %d messages",
+                    self.core.group,
+                    len(msgs),
+                )
+        done = [m for m in msgs if m not in retry_here]
+        offset = aq.pq.remove(done, self.core.now_ms())
+        if offset >= 0 and not aq.pq.dropped:
+            self.core.offset_store.update(aq.mq, offset, increase_only=True)
+        if retry_here and self._nursery is not None:
+            self._nursery.start_soon(self._retry_later, _Request(aq, retry_here))
+
+    async def _retry_later(self, req: _Request) -> None:
+        await trio.sleep(self.core.settings.local_retry_delay)
+        if not req.aq.pq.dropped:
+            await self._send.send(req)
+
+    async def _send_back(self, msg: MessageExt, delay_level: int, mq: MessageQueue) -> bool:
+        """CONSUMER_SEND_MSG_BACK; on failure the fallback send to %RETRY%; False if both fail."""
+        core = self.core
+        max_times = core.settings.max_reconsume_times
+        max_times = CONCURRENT_MAX_RECONSUME if max_times < 0 else max_times
+        header = ConsumerSendMsgBackRequestHeader(
+            offset=msg.commit_log_offset,
+            group=core.group,
+            delay_level=delay_level,
+            origin_msg_id=client_msg_id(msg),
+            origin_topic=msg.topic,
+            unit_mode=False,
+            max_reconsume_times=max_times,
+            bname=mq.broker_name,
+        )
+        try:
+            addr = core.instance.broker_addr(mq.broker_name) or msg.store_host
+            await api.send_back(
+                core.instance.remoting, addr, header, core.settings.send_back_timeout
+            )
+            return True
+        except ClientError as exc:
+            log.info(
+                "%s: send back of %s failed (%s); sending to the retry topic",
+                core.group,
+                client_msg_id(msg),
+                exc,
+            )
+        return await send_to_retry_topic(self.inner_producer, core.group, msg, max_times)
+
+
+async def send_to_retry_topic(
+    producer: ProducerCore, group: str, msg: MessageExt, max_times: int
+) -> bool:
+    """The client-side retry path: a new message to %RETRY%<group> (§8.4)."""
+    props = {
+        k: v
+        for k, v in msg.properties.items()
+        if k not in (MessageConst.MIN_OFFSET, MessageConst.MAX_OFFSET, MessageConst.UNIQ_KEY)
+    }
+    props.setdefault(MessageConst.ORIGIN_MESSAGE_ID, client_msg_id(msg))
+    props[MessageConst.RETRY_TOPIC] = props.get(MessageConst.RETRY_TOPIC, msg.topic)
+    props[MessageConst.RECONSUME_TIME] = str(msg.reconsume_times + 1)
+    props[MessageConst.MAX_RECONSUME_TIMES] = str(max_times)
+    props.pop(MessageConst.TAGS, None)
+    props.pop(MessageConst.KEYS, None)
+    retry = Message(
+        retry_topic(group),
+        msg.body,
+        tags=msg.tags,
+        keys=msg.properties.get(MessageConst.KEYS),
+        delay_level=min(18, 3 + msg.reconsume_times),
+        flag=msg.flag,
+        properties=props,
+    )
+    try:
+        await producer.send(retry)
+        return True
+    except ClientError as exc:
+        log.warning("%s: sending %s to the retry topic failed: %s", group, client_msg_id(msg), exc)
+        return False
+
+
+@attrs.define(eq=False)
+class OrderlyConsumeService:
+    core: ConsumerCore
+    listener: Listener
+    inner_producer: ProducerCore
+    _send: trio.MemorySendChannel[AssignedQueue] = attrs.field(init=False)
+    _recv: trio.MemoryReceiveChannel[AssignedQueue] = attrs.field(init=False)
+    _nursery: trio.Nursery | None = None
+
+    def __attrs_post_init__(self) -> None:
+        # Bounded by the number of queues a consumer can hold in practice; a full channel
+        # only delays the pull loop that dispatches.
+        self._send, self._recv = trio.open_memory_channel[AssignedQueue](1024)
+
+    async def submit(self, aq: AssignedQueue, msgs: list[MessageExt], dispatch: bool) -> None:
+        if dispatch:
+            await self._send.send(aq)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            for i in range(self.core.settings.consume_workers):
+                nursery.start_soon(self._worker, name=f"orderly worker {i}")
+            task_status.started()
+
+    async def _worker(self) -> None:
+        async for aq in self._recv:
+            await self._consume_queue(aq)
+
+    def _later(self, aq: AssignedQueue, delay: float) -> None:
+        if self._nursery is not None:
+            self._nursery.start_soon(self._resubmit, aq, delay)
+
+    async def _resubmit(self, aq: AssignedQueue, delay: float) -> None:
+        await trio.sleep(delay)
+        if not aq.pq.dropped:
+            await self._send.send(aq)
+
+    async def _relock_later(self, aq: AssignedQueue) -> None:
+        """Java's tryLockLaterAndReconsume: try the broker lock again, then resume."""
+        await trio.sleep(0.1)
+        if aq.pq.dropped:
+            return
+        if aq.mq in await lock_queues(self.core, [aq.mq]):
+            aq.pq.locked = True
+            aq.pq.last_lock_ms = self.core.now_ms()
+            await self._resubmit(aq, 0.01)
+        else:
+            await self._resubmit(aq, 3.0)
+
+    def _max_reconsume(self) -> int:
+        m = self.core.settings.max_reconsume_times
+        return ORDERLY_MAX_RECONSUME if m < 0 else m
+
+    async def _consume_queue(self, aq: AssignedQueue) -> None:
+        core, pq = self.core, aq.pq
+        async with aq.lock:
+            began = trio.current_time()
+            while not pq.dropped:
+                if core.clustering and (not pq.locked or pq.lock_expired(core.now_ms())):
+                    if self._nursery is not None:
+                        self._nursery.start_soon(self._relock_later, aq)
+                    return
+                if trio.current_time() - began > MAX_CONSUME_CONTINUOUSLY:
+                    self._later(aq, 0.01)  # let other queues have the worker
+                    return
+                msgs = pq.take(max(1, core.settings.consume_batch_size), core.now_ms())
+                if not msgs:
+                    return
+                ctx = ConsumeContext(aq.mq)
+                ok = await _call_listener(self.listener, msgs, ctx, core.group)
+                if pq.dropped:
+                    return
+                if ok:
+                    offset = pq.commit()
+                else:
+                    offset = await self._on_failure(aq, msgs)
+                    if offset < 0:
+                        pause = ctx.suspend_seconds or core.settings.suspend_current_queue_time
+                        self._later(aq, pause)
+                        return
+                if offset >= 0:
+                    core.offset_store.update(aq.mq, offset, increase_only=False)
+
+    async def _on_failure(self, aq: AssignedQueue, msgs: list[MessageExt]) -> int:
+        """Put the batch back (-1), unless it exhausted its retries and went to the DLQ path."""
+        limit = self._max_reconsume()
+        exhausted = [m for m in msgs if m.reconsume_times >= limit]
+        if exhausted and len(exhausted) == len(msgs):
+            sent = True
+            for msg in msgs:
+                sent = (
+                    await send_to_retry_topic(self.inner_producer, self.core.group, msg, limit)
+                    and sent
+                )
+            if sent:
+                return aq.pq.commit()
+        for msg in msgs:
+            msg.reconsume_times += 1
+        aq.pq.make_consume_again(msgs)
+        return -1

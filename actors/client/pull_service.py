@@ -1,0 +1,151 @@
+"""One long-polling pull loop per assigned queue (Java's PullMessageService + callback).
+
+The loop runs inside the queue's own cancel scope, so the rebalance drops a queue by
+cancelling it.  Each iteration: flow control on the queue's cache, one PULL_MESSAGE
+(held by the broker up to 15 s when there is nothing new), then hand the messages to the
+sink (the consume service, or the lite consumer's poll buffer), which applies
+backpressure by blocking.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import trio
+
+from actors.client import api
+from actors.client.consumer import AssignedQueue, ConsumerCore, matches
+from actors.client.errors import ClientError
+from actors.client.offset_store import ReadFrom
+from protocol.errors import ProtocolError
+from protocol.headers.pull import PullMessageRequestHeader, PullSysFlag
+from protocol.message import MessageConst, MessageExt, maybe_decompress
+
+log = logging.getLogger(__name__)
+
+OFFSET_ILLEGAL_DELAY = 10.0
+
+Sink = Callable[[AssignedQueue, list[MessageExt], bool], Awaitable[None]]
+
+
+def prepare_messages(
+    core: ConsumerCore, aq: AssignedQueue, result: api.PullResult
+) -> list[MessageExt]:
+    """Decompress, filter by tag, add MIN/MAX_OFFSET, as Java's processPullResult."""
+    sub = core.subscriptions.get(aq.mq.topic)
+    out = []
+    for msg in result.messages:
+        try:
+            msg.body = maybe_decompress(msg.body, msg.sys_flag)
+        except ProtocolError as exc:
+            log.warning("message %s in %s cannot be decompressed: %s", msg.msg_id, aq.mq, exc)
+        if sub is not None and not matches(sub, msg):
+            continue
+        msg.properties[MessageConst.MIN_OFFSET] = str(result.min_offset)
+        msg.properties[MessageConst.MAX_OFFSET] = str(result.max_offset)
+        if msg.properties.get(MessageConst.TRAN_MSG) == "true" and msg.uniq_key:
+            msg.properties[MessageConst.TRANSACTION_ID] = msg.uniq_key
+        out.append(msg)
+    return out
+
+
+async def _pull_addr(core: ConsumerCore, aq: AssignedQueue, suggested: int) -> str:
+    addrs = core.instance.brokers.get(aq.mq.broker_name, {})
+    if suggested in addrs:
+        return addrs[suggested]
+    return await core.instance.find_broker_addr(aq.mq.broker_name, aq.mq.topic, only_master=False)
+
+
+async def pull_loop(
+    core: ConsumerCore, aq: AssignedQueue, sink: Sink, *, lite: bool = False
+) -> None:
+    s = core.settings
+    pq = aq.pq
+    mq = aq.mq
+    suggested = 0
+    with aq.scope:
+        while not pq.dropped:
+            pq.last_pull_ms = core.now_ms()
+            if pq.throttle(s.flow, orderly=core.orderly) is not None:
+                await trio.sleep(s.pull_delay_on_flow_control)
+                continue
+            if core.orderly and core.clustering:
+                if not pq.locked:
+                    await trio.sleep(s.pull_delay_on_exception)
+                    continue
+                if not aq.previously_locked:
+                    # The first pull after taking the lock starts from the committed offset.
+                    offset = await core.compute_pull_from_where(mq)
+                    if offset < 0:
+                        await trio.sleep(s.pull_delay_on_exception)
+                        continue
+                    aq.next_offset = offset
+                    aq.previously_locked = True
+            sub = core.subscriptions.get(mq.topic)
+            if sub is None:
+                await trio.sleep(s.pull_delay_on_exception)
+                continue
+            sys_flag = PullSysFlag.SUSPEND
+            commit_offset = 0
+            if lite:
+                sys_flag |= PullSysFlag.SUBSCRIPTION | PullSysFlag.LITE_PULL
+            elif core.clustering and suggested == 0:
+                commit_offset = await core.offset_store.read(mq, ReadFrom.MEMORY)
+                if commit_offset > 0:
+                    sys_flag |= PullSysFlag.COMMIT_OFFSET
+            header = PullMessageRequestHeader(
+                consumer_group=core.group,
+                topic=mq.topic,
+                queue_id=mq.queue_id,
+                queue_offset=aq.next_offset,
+                max_msg_nums=s.pull_batch_size,
+                sys_flag=int(sys_flag),
+                commit_offset=max(commit_offset, 0),
+                suspend_timeout_millis=s.broker_suspend_ms,
+                sub_version=sub.sub_version,
+                subscription=sub.sub_string if lite else None,
+                expression_type=sub.expression_type,
+                bname=mq.broker_name,
+            )
+            try:
+                addr = await _pull_addr(core, aq, suggested)
+                result = await api.pull_message(
+                    core.instance.remoting, addr, header, s.pull_timeout
+                )
+            except ClientError as exc:
+                log.info("%s: pull of %s failed: %s", core.group, mq, exc)
+                await trio.sleep(s.pull_delay_on_exception)
+                continue
+            suggested = result.suggest_which_broker_id
+            if result.status is api.PullStatus.OFFSET_ILLEGAL:
+                await _offset_illegal(core, aq, result)
+                return
+            aq.next_offset = result.next_begin_offset
+            if result.status is api.PullStatus.FOUND:
+                msgs = prepare_messages(core, aq, result)
+                if msgs:
+                    dispatch = pq.put(msgs)
+                    await sink(aq, msgs, dispatch)
+                    if s.pull_interval > 0:
+                        await trio.sleep(s.pull_interval)
+                    continue
+            # Nothing (matching) was found: with an empty cache the offset may move on.
+            if pq.msg_count == 0 and not lite:
+                core.offset_store.update(mq, result.next_begin_offset, increase_only=True)
+
+
+async def _offset_illegal(core: ConsumerCore, aq: AssignedQueue, result: api.PullResult) -> None:
+    log.warning(
+        "%s: offset %d of %s is illegal, moving to %d",
+        core.group,
+        aq.next_offset,
+        aq.mq,
+        result.next_begin_offset,
+    )
+    aq.pq.dropped = True
+    await trio.sleep(OFFSET_ILLEGAL_DELAY)
+    core.offset_store.update(aq.mq, result.next_begin_offset, increase_only=False)
+    await core.offset_store.persist(aq.mq)
+    # The next rebalance assigns the queue again, from the corrected offset.
+    core.drop(aq)

@@ -1,0 +1,224 @@
+"""The push consumer (Java's DefaultMQPushConsumer).
+
+    consumer = PushConsumer("group", namesrv="127.0.0.1:9876", listener=on_messages)
+    consumer.subscribe("TopicTest", "TagA || TagB")
+    async with consumer:
+        ...  # messages arrive at ``on_messages`` until the block ends
+
+Supervision tree (all inside the ``async with``):
+
+    client instance ........ route refresh 30 s, heartbeat 30 s, offset persist 5 s
+    └─ consumer nursery
+       ├─ consume service .. concurrent workers, or orderly per-queue workers
+       ├─ lock renewer ..... orderly + clustering only, every 20 s
+       ├─ rebalance ........ now, every 20 s, and on NOTIFY_CONSUMER_IDS_CHANGED
+       └─ pull loops ....... one per assigned queue, each in its own cancel scope
+
+Leaving the block cancels the consumer nursery, then (shielded, bounded) unlocks orderly
+queues, commits offsets synchronously and unregisters from the brokers.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import trio
+
+from actors.client.allocate import AllocateStrategy
+from actors.client.consume_service import (
+    ConcurrentConsumeService,
+    ConsumeContext,
+    ConsumeOrderlyStatus,
+    ConsumeStatus,
+    Listener,
+    OrderlyConsumeService,
+)
+from actors.client.consumer import ConsumerCore, ConsumerSettings
+from actors.client.errors import ClientError
+from actors.client.instance import (
+    CLIENT_INNER_PRODUCER_GROUP,
+    LOOP_POLICY,
+    ClientConfig,
+    ClientInstance,
+    open_client_instance,
+    parse_namesrv,
+    unique_instance_name,
+)
+from actors.client.offset_store import LocalFileOffsetStore, OffsetStore, RemoteOffsetStore
+from actors.client.producer import ProducerCore
+from actors.client.pull_service import pull_loop
+from actors.client.rebalance import lock_renewer, rebalance_service, unlock_queues
+from actors.supervisor import supervise
+from protocol.bodies.common import ConsumeFromWhere, MessageModel, MessageQueue
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_BUDGET = 5.0
+
+__all__ = [
+    "ConsumeContext",
+    "ConsumeFromWhere",
+    "ConsumeOrderlyStatus",
+    "ConsumeStatus",
+    "ConsumerSettings",
+    "MessageModel",
+    "PushConsumer",
+]
+
+
+class PushConsumer:
+    def __init__(
+        self,
+        group: str,
+        *,
+        namesrv: str | Sequence[str],
+        listener: Listener | None = None,
+        orderly: bool = False,
+        message_model: MessageModel = MessageModel.CLUSTERING,
+        consume_from_where: ConsumeFromWhere = ConsumeFromWhere.CONSUME_FROM_LAST_OFFSET,
+        consume_timestamp: str | None = None,
+        strategy: AllocateStrategy | None = None,
+        settings: ConsumerSettings | None = None,
+        instance_name: str | None = None,
+        client_ip: str | None = None,
+        offsets_dir: Path | None = None,
+    ) -> None:
+        if not group:
+            raise ClientError("consumer group must not be empty")
+        self.group = group
+        self.listener = listener
+        self.orderly = orderly
+        self.settings = settings or ConsumerSettings()
+        self.settings.message_model = message_model
+        self.settings.consume_from_where = consume_from_where
+        if consume_timestamp is not None:
+            self.settings.consume_timestamp = consume_timestamp
+        if strategy is not None:
+            self.settings.strategy = strategy
+        if instance_name is None:
+            # Java: clustering consumers get a unique name; broadcasting keeps DEFAULT so a
+            # restarted process finds its local offsets again.
+            clustering = message_model is MessageModel.CLUSTERING
+            instance_name = unique_instance_name() if clustering else "DEFAULT"
+        self.client_config = ClientConfig(
+            namesrv_addrs=parse_namesrv(namesrv), instance_name=instance_name
+        )
+        if client_ip is not None:
+            self.client_config.client_ip = client_ip
+        self.offsets_dir = offsets_dir
+        self._expressions: dict[str, str] = {}
+        self._core: ConsumerCore | None = None
+        self._stack: AsyncExitStack | None = None
+
+    # ------------------------------------------------------------ configuration
+
+    def subscribe(self, topic: str, expression: str = "*") -> None:
+        self._expressions[topic] = expression
+        if self._core is not None:
+            self._core.subscribe(topic, expression)
+            self._core.instance.nursery.start_soon(self._resync)
+
+    def unsubscribe(self, topic: str) -> None:
+        self._expressions.pop(topic, None)
+        if self._core is not None:
+            self._core.unsubscribe(topic)
+            self._core.instance.nursery.start_soon(self._resync)
+
+    def register_listener(self, listener: Listener, *, orderly: bool = False) -> None:
+        if self._core is not None:
+            raise ClientError("register the listener before starting the consumer")
+        self.listener = listener
+        self.orderly = orderly
+
+    async def _resync(self) -> None:
+        core = self.core
+        for topic in core.topics():
+            try:
+                await core.instance.update_route(topic)
+            except ClientError as exc:
+                log.info("route of %s: %s", topic, exc)
+        await core.instance.heartbeat_all()
+        core.rebalance_wake.set()
+
+    @property
+    def core(self) -> ConsumerCore:
+        if self._core is None:
+            raise ClientError("the consumer is not started: use 'async with consumer'")
+        return self._core
+
+    @property
+    def client_id(self) -> str:
+        return self.client_config.client_id
+
+    def assigned_queues(self) -> set[MessageQueue]:
+        return set(self.core.table)
+
+    # ------------------------------------------------------------ lifetime
+
+    def _offset_store(self, inst: ClientInstance) -> OffsetStore:
+        if self.settings.message_model is MessageModel.BROADCASTING:
+            return LocalFileOffsetStore.for_client(inst.client_id, self.group, self.offsets_dir)
+        return RemoteOffsetStore(inst, self.group)
+
+    async def __aenter__(self) -> PushConsumer:
+        if not self._expressions:
+            raise ClientError("subscribe to at least one topic before starting the consumer")
+        if self.listener is None:
+            raise ClientError("register a listener before starting the consumer")
+        async with AsyncExitStack() as stack:
+            inst = await stack.enter_async_context(open_client_instance(self.client_config))
+            store = self._offset_store(inst)
+            await store.load()
+            core = ConsumerCore(inst, self.group, self.settings, store, orderly=self.orderly)
+            for topic, expression in self._expressions.items():
+                core.subscribe(topic, expression)
+            inner = ProducerCore(inst, CLIENT_INNER_PRODUCER_GROUP)
+            service_cls = OrderlyConsumeService if self.orderly else ConcurrentConsumeService
+            service = service_cls(core, self.listener, inner)
+            inst.consumers[self.group] = core
+            stack.push_async_callback(self._final_cleanup, core)
+            nursery = await stack.enter_async_context(trio.open_nursery())
+            stack.callback(nursery.cancel_scope.cancel, reason="consumer shutting down")
+
+            def start_pull(aq: object) -> None:
+                nursery.start_soon(
+                    pull_loop, core, aq, service.submit, name=f"pull {getattr(aq, 'mq', aq)}"
+                )
+
+            core.start_pull = start_pull
+            await nursery.start(service.run)
+            self._core = core
+            await self._resync()
+            if self.orderly and core.clustering:
+                await nursery.start(lock_renewer, core)
+            await nursery.start(
+                functools.partial(
+                    supervise, "rebalance_service", rebalance_service, core, policy=LOOP_POLICY
+                )
+            )
+            self._stack = stack.pop_all()
+        return self
+
+    async def _final_cleanup(self, core: ConsumerCore) -> None:
+        inst = core.instance
+        held = list(core.table)
+        with trio.move_on_after(SHUTDOWN_BUDGET, shield=True):
+            for aq in core.table.values():
+                aq.pq.dropped = True
+            if self.orderly and core.clustering and held:
+                await unlock_queues(core, held, wait=True)
+            await core.offset_store.persist_all(held, wait=True)
+            inst.consumers.pop(self.group, None)
+            await inst.unregister(producer_group=None, consumer_group=self.group)
+
+    async def __aexit__(self, *exc: object) -> bool | None:
+        stack, self._stack = self._stack, None
+        assert stack is not None
+        try:
+            return await stack.__aexit__(*exc)  # type: ignore[arg-type]
+        finally:
+            self._core = None
