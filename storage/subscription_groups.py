@@ -8,32 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import attrs
-
 from protocol.bodies.common import DataVersion
+from protocol.bodies.config import SubscriptionGroupConfig, SubscriptionGroupWrapper
 from protocol.convert import decode_body, encode_body
 from storage.json_store import load_text, save_text
 
 FILE_NAME = "subscriptionGroup.json"
-
-
-@attrs.frozen(kw_only=True)
-class SubscriptionGroupConfig:
-    group_name: str
-    consume_enable: bool = True
-    consume_from_min_enable: bool = True
-    consume_broadcast_enable: bool = True
-    retry_queue_nums: int = 1
-    retry_max_times: int = 16
-    broker_id: int = 0
-    which_broker_when_consume_slowly: int = 1
-    notify_consumer_ids_changed_enable: bool = True
-
-
-@attrs.frozen(kw_only=True)
-class SubscriptionGroupWrapper:
-    subscription_group_table: dict[str, SubscriptionGroupConfig] = attrs.field(factory=dict)
-    data_version: DataVersion = attrs.field(factory=DataVersion)
 
 
 class SubscriptionGroupTable:

@@ -1,22 +1,19 @@
 """BrokerConfig: RocketMQ's broker keys with 4.9.8 defaults (reference §7.13), and broker.conf loading.
 
 A broker.conf mixes keys of Java's BrokerConfig, NettyServerConfig and MessageStoreConfig in one
-flat properties file; ``load_broker_configs`` applies the same dict to BrokerConfig and to the
-store's MessageStoreConfig and reports the keys that neither knows (Java drops them silently,
-which hides typos such as ``flushDiskTpye``).
+flat properties file; apps/broker.py applies the same dict to BrokerConfig and to the store's
+MessageStoreConfig (``apps._cli.load_configs``) and warns about keys that neither knows (Java
+drops them silently, which hides typos such as ``flushDiskTpye``).
 """
 
 from __future__ import annotations
 
 import os
 import socket
-from typing import TypeVar
 
 import attrs
 
-from protocol.properties import ConfigLoad, apply_properties, config_to_properties
-
-T = TypeVar("T")
+from protocol.properties import config_to_properties
 
 PERM_INHERIT = 1
 PERM_WRITE = 2
@@ -91,13 +88,6 @@ class BrokerConfig:
         return f"{self.brokerIP1}:{self.listenPort}"
 
 
-# Keys RocketMQ renamed; accepted with a warning so old config files keep working.
-ALIASES = {
-    "mapedFileSizeCommitLog": "mappedFileSizeCommitLog",
-    "mapedFileSizeConsumeQueue": "mappedFileSizeConsumeQueue",
-}
-
-
 def local_address() -> str:
     """The address other hosts reach us at (no packet is sent: UDP connect only picks a route)."""
     try:
@@ -118,35 +108,6 @@ def resolve_defaults(config: BrokerConfig) -> BrokerConfig:
         brokerIP2=config.brokerIP2 or ip1,
         brokerName=config.brokerName or socket.gethostname(),
     )
-
-
-def load_broker_configs(
-    props: dict[str, str], broker: BrokerConfig, store: T
-) -> tuple[BrokerConfig, T, list[str]]:
-    """Apply one flat properties dict to both configs; warn about keys neither knows.
-
-    Raises ``ValueError`` naming the key when a value does not parse.
-    """
-    renamed = {ALIASES.get(key, key): value for key, value in props.items()}
-    warnings = [
-        f"config key {old!r} is deprecated, use {new!r}"
-        for old, new in ALIASES.items()
-        if old in props
-    ]
-    broker_cfg, broker_load = apply_properties(broker, renamed)
-    store_cfg, store_load = apply_properties(store, renamed)
-    warnings += _unknown_to_both(broker_load, store_load)
-    return broker_cfg, store_cfg, warnings
-
-
-def _unknown_to_both(a: ConfigLoad, b: ConfigLoad) -> list[str]:
-    out = []
-    for key in a.unknown:
-        if key in b.unknown:
-            hint = a.unknown[key] or b.unknown[key]
-            tip = f" (did you mean {hint!r}?)" if hint else ""
-            out.append(f"unknown config key {key!r} ignored{tip}")
-    return out
 
 
 def effective_properties(broker: BrokerConfig, store: object) -> dict[str, str]:

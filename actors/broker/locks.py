@@ -10,14 +10,9 @@ from collections.abc import Iterable
 
 import attrs
 
+from protocol.bodies.common import MessageQueue
+
 LOCK_MAX_LIVE_MS = 60_000
-
-
-@attrs.frozen(order=True)
-class QueueKey:
-    topic: str
-    broker_name: str
-    queue_id: int
 
 
 @attrs.define
@@ -29,14 +24,14 @@ class _Lock:
 class RebalanceLockManager:
     def __init__(self, max_live_ms: int = LOCK_MAX_LIVE_MS) -> None:
         self.max_live_ms = max_live_ms
-        self._table: dict[str, dict[QueueKey, _Lock]] = {}
+        self._table: dict[str, dict[MessageQueue, _Lock]] = {}
 
     def _live(self, lock: _Lock, now_ms: int) -> bool:
         return now_ms - lock.last_update_ms <= self.max_live_ms
 
     def try_lock_batch(
-        self, group: str, queues: Iterable[QueueKey], client_id: str, now_ms: int
-    ) -> set[QueueKey]:
+        self, group: str, queues: Iterable[MessageQueue], client_id: str, now_ms: int
+    ) -> set[MessageQueue]:
         """Lock what is free, expired or already ours; the queues granted."""
         locks = self._table.setdefault(group, {})
         granted = set()
@@ -47,7 +42,7 @@ class RebalanceLockManager:
                 granted.add(queue)
         return granted
 
-    def unlock_batch(self, group: str, queues: Iterable[QueueKey], client_id: str) -> None:
+    def unlock_batch(self, group: str, queues: Iterable[MessageQueue], client_id: str) -> None:
         locks = self._table.get(group)
         if not locks:
             return
@@ -58,6 +53,6 @@ class RebalanceLockManager:
         if not locks:
             del self._table[group]
 
-    def holder(self, group: str, queue: QueueKey, now_ms: int) -> str | None:
+    def holder(self, group: str, queue: MessageQueue, now_ms: int) -> str | None:
         lock = self._table.get(group, {}).get(queue)
         return lock.client_id if lock is not None and self._live(lock, now_ms) else None

@@ -1,0 +1,255 @@
+"""The broker's supervision tree (anchors §2.5) and its orderly shutdown.
+
+    broker
+    ├─ store layer ........... commit-log flusher, consume-queue flusher, checkpointer, cleaner,
+    │                          reput dispatcher (started = caught up with the commit log)
+    └─ service layer ......... long polling, client housekeeping, config persister,
+                               role scope, remoting server, then the name-server registrar
+
+The registrar starts after the server listens, so a name server never routes clients to a
+port nobody answers.  Stopping (``BrokerHandle.stop`` or cancellation) runs in this order:
+stop accepting, unregister from every name server, answer held pulls, give in-flight requests
+``shutdownGraceMillis``, flush, persist the tables, shut the store (which removes the abort
+file).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import socket
+from typing import Any
+
+import attrs
+import trio
+
+from actors.broker.config import BrokerConfig, resolve_defaults
+from actors.broker.context import BrokerContext
+from actors.broker.handlers.admin import AdminHandlers
+from actors.broker.handlers.client_manage import ClientHandlers, channel_closed
+from actors.broker.handlers.lock import LockHandlers
+from actors.broker.handlers.offsets import OffsetHandlers
+from actors.broker.handlers.pull import PullHandler
+from actors.broker.handlers.query import QueryHandlers
+from actors.broker.handlers.send import SendHandler
+from actors.broker.handlers.send_back import SendBackHandler
+from actors.broker.housekeeping import client_housekeeping
+from actors.broker.long_polling import long_polling
+from actors.broker.persist import config_persister
+from actors.broker.registration import broker_registrar, namesrv_addresses, unregister_all
+from actors.broker.role import role_supervisor
+from actors.remoting.client import RemotingClient, open_remoting_client
+from actors.remoting.router import RequestContext, Router
+from actors.remoting.server import ServerHandle, remoting_server
+from actors.store import commit_log_flusher, reput_dispatcher, store_services
+from protocol.command import RemotingCommand
+from storage.config import BrokerRole, MessageStoreConfig
+from storage.message_store import MessageStore
+
+log = logging.getLogger(__name__)
+
+ARRIVALS_BUFFER = 1024
+
+
+class BrokerRouter(Router):
+    """The broker's router, counting requests in flight so shutdown can wait for them."""
+
+    def __init__(self) -> None:
+        super().__init__("broker")
+        self.in_flight = 0
+        self._idle = trio.Event()
+        self._idle.set()
+
+    async def dispatch(self, ctx: RequestContext, req: RemotingCommand) -> RemotingCommand | None:
+        self.in_flight += 1
+        if self._idle.is_set():
+            self._idle = trio.Event()
+        try:
+            return await super().dispatch(ctx, req)
+        finally:
+            self.in_flight -= 1
+            if self.in_flight == 0:
+                self._idle.set()
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
+
+def build_router(ctx: BrokerContext, pull: PullHandler) -> BrokerRouter:
+    router = BrokerRouter()
+    SendHandler(ctx).register(router)
+    pull.register(router)
+    OffsetHandlers(ctx).register(router)
+    ClientHandlers(ctx).register(router)
+    LockHandlers(ctx).register(router)
+    QueryHandlers(ctx).register(router)
+    AdminHandlers(ctx).register(router)
+    SendBackHandler(ctx).register(router)
+    return router
+
+
+@attrs.define(eq=False)
+class BrokerHandle:
+    """What the ``broker`` actor reports once it serves."""
+
+    ctx: BrokerContext
+    server: ServerHandle
+    _stop: trio.Event
+    # Set when the broker has shut down completely (store closed, abort file removed).
+    stopped: trio.Event
+
+    @property
+    def address(self) -> str:
+        return self.ctx.broker_addr
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def stop(self) -> None:
+        """Begin the orderly shutdown; the ``broker`` actor returns when it is done."""
+        self._stop.set()
+
+
+def pick_free_port(host: str) -> int:
+    """A port to listen on when config says 0: it must be known before the store opens,
+    because every stored message carries the broker's address (offset msgIds)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def prepare_configs(
+    config: BrokerConfig, store_config: MessageStoreConfig, host: str
+) -> tuple[BrokerConfig, MessageStoreConfig]:
+    """Startup-time adjustments Java's BrokerStartup makes (§6.6, §0)."""
+    config = resolve_defaults(config)
+    if config.listenPort == 0:
+        config = attrs.evolve(config, listenPort=pick_free_port(host))
+    if store_config.brokerRole is not BrokerRole.SLAVE and config.brokerId != 0:
+        log.warning(
+            "brokerRole %s forces brokerId 0 (was %d)",
+            store_config.brokerRole.name,
+            config.brokerId,
+        )
+        config = attrs.evolve(config, brokerId=0)
+    if store_config.brokerRole is BrokerRole.SLAVE and config.brokerId <= 0:
+        raise ValueError("a SLAVE broker needs brokerId > 0")
+    store_config = attrs.evolve(store_config, haListenPort=config.listenPort + 1)
+    return config, store_config
+
+
+async def broker(
+    config: BrokerConfig,
+    store_config: MessageStoreConfig,
+    *,
+    host: str = "0.0.0.0",
+    now_ms: Any = None,
+    task_status: trio.TaskStatus[BrokerHandle] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run a broker until ``BrokerHandle.stop()`` or cancellation; report a BrokerHandle."""
+    config, store_config = prepare_configs(config, store_config, host)
+    store = MessageStore(store_config, store_host=config.broker_addr)
+    await trio.to_thread.run_sync(store.load)
+    extra = {"now_ms": now_ms} if now_ms is not None else {}
+    stopped = trio.Event()
+    try:
+        ctx = BrokerContext.create(config, store_config, store, **extra)
+        await _serve(ctx, host, stopped, task_status)
+    finally:
+        with trio.move_on_after(30, shield=True):
+            await trio.to_thread.run_sync(store.shutdown)
+        stopped.set()
+        log.info("broker %s stopped", config.broker_addr)
+
+
+async def _serve(
+    ctx: BrokerContext, host: str, stopped: trio.Event, task_status: trio.TaskStatus[BrokerHandle]
+) -> None:
+    store, config = ctx.store, ctx.config
+    addrs = namesrv_addresses(config.namesrvAddr)
+    arrivals_send, arrivals_recv = trio.open_memory_channel[Any](ARRIVALS_BUFFER)
+    async with trio.open_nursery() as store_layer:
+        await store_layer.start(store_services, store, ctx.store_config)
+        await store_layer.start(
+            functools.partial(
+                commit_log_flusher, store, ctx.store_config, ctx.flushed, wake=ctx.flush_wake
+            )
+        )
+        await store_layer.start(
+            functools.partial(reput_dispatcher, store, arrivals_send, wake=ctx.reput_wake)
+        )
+        pull = PullHandler(ctx)
+        router = build_router(ctx, pull)
+        stop = trio.Event()
+        async with (
+            trio.open_nursery() as services,
+            open_remoting_client(name="broker-outer") as client,
+        ):
+            ctx.spawn = services.start_soon
+            await services.start(
+                long_polling, ctx.holds, arrivals_recv, pull.resume, store.max_offset_in_queue
+            )
+            await services.start(client_housekeeping, ctx)
+            await services.start(config_persister, ctx)
+            await services.start(role_supervisor, ctx)
+            server: ServerHandle = await services.start(
+                functools.partial(
+                    remoting_server,
+                    router,
+                    host=host,
+                    port=config.listenPort,
+                    name="broker",
+                    idle_timeout=config.serverChannelMaxIdleTimeSeconds,
+                    on_close=lambda channel: channel_closed(ctx, channel),
+                )
+            )
+            registrar_scope = trio.CancelScope()
+            await services.start(_in_scope, registrar_scope, broker_registrar, ctx, client, addrs)
+            log.info(
+                "broker %s (%s, %s) serving on %s, namesrv %s",
+                config.brokerName,
+                config.brokerClusterName,
+                ctx.role.value.name,
+                ctx.broker_addr,
+                addrs or "none",
+            )
+            task_status.started(BrokerHandle(ctx, server, stop, stopped))
+            try:
+                await stop.wait()
+            finally:
+                with trio.move_on_after(config.shutdownGraceMillis / 1000 + 15, shield=True):
+                    await _drain(ctx, server, router, pull, client, addrs, registrar_scope)
+                services.cancel_scope.cancel(reason="broker stopping")
+        store_layer.cancel_scope.cancel(reason="broker stopping")
+
+
+async def _drain(
+    ctx: BrokerContext,
+    server: ServerHandle,
+    router: BrokerRouter,
+    pull: PullHandler,
+    client: RemotingClient,
+    addrs: list[str],
+    registrar_scope: trio.CancelScope,
+) -> None:
+    server.stop_accepting()
+    registrar_scope.cancel(reason="broker stopping")
+    with trio.move_on_after(ctx.config.registerBrokerTimeoutMills / 1000):
+        await unregister_all(ctx, client, addrs)
+    # Held pulls would otherwise keep their connections busy until their own timeout.
+    async with trio.open_nursery() as answers:
+        for held in ctx.holds.drain():
+            answers.start_soon(pull.resume, held)
+    with trio.move_on_after(ctx.config.shutdownGraceMillis / 1000):
+        await router.wait_idle()
+    server.shutdown(0)
+    ctx.accepting_writes = False
+
+
+async def _in_scope(
+    scope: trio.CancelScope, actor: Any, *args: Any, task_status: trio.TaskStatus[Any]
+) -> None:
+    with scope:
+        await actor(*args, task_status=task_status)

@@ -1,0 +1,182 @@
+"""BrokerContext: everything a request handler or broker actor needs, in one place.
+
+The tables are plain synchronous objects (storage/, clients.py, locks.py, long_polling.py);
+the trio pieces are events: ``reput_wake`` after every put, ``flush_wake`` for group commit,
+``flushed`` (OffsetWaiters) for SYNC_FLUSH sends, ``topic_changes`` for an immediate
+re-registration and ``config_changes`` for the persister.  Handlers never spawn work of their
+own: background sends (consumer-id notifications) go through ``spawn``, which the app binds to
+its service nursery.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+import trio
+import trio_util
+
+from actors.broker.clients import ConsumerManager, ProducerManager
+from actors.broker.config import PERM_READ, PERM_WRITE, BrokerConfig
+from actors.broker.delay import DelayLevels
+from actors.broker.locks import RebalanceLockManager
+from actors.broker.long_polling import PullHoldTable
+from actors.broker.stats import BrokerStats
+from actors.waiters import OffsetWaiters
+from protocol.codes import RequestCode
+from protocol.command import RemotingCommand
+from storage.config import BrokerRole, FlushDiskType, MessageStoreConfig
+from storage.consumer_offsets import ConsumerOffsetTable
+from storage.delay_offsets import DelayOffsetTable
+from storage.subscription_groups import SubscriptionGroupTable
+from storage.topic_config import SystemTopicSettings, TopicConfigTable
+
+log = logging.getLogger(__name__)
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def topic_settings(config: BrokerConfig) -> SystemTopicSettings:
+    return SystemTopicSettings(
+        cluster_name=config.brokerClusterName,
+        broker_name=config.brokerName,
+        default_topic_queue_nums=config.defaultTopicQueueNums,
+        auto_create_topic_enable=config.autoCreateTopicEnable,
+        cluster_topic_enable=config.clusterTopicEnable,
+        broker_topic_enable=config.brokerTopicEnable,
+        trace_topic_enable=config.traceTopicEnable,
+        trace_topic_name=config.msgTraceTopicName,
+    )
+
+
+def _ignore_spawn(fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+    log.debug("no service nursery yet; dropped background %s", getattr(fn, "__name__", fn))
+
+
+@attrs.define(eq=False)
+class BrokerContext:
+    config: BrokerConfig
+    store_config: MessageStoreConfig
+    store: Any  # storage.message_store.MessageStore
+    topics: TopicConfigTable
+    groups: SubscriptionGroupTable
+    offsets: ConsumerOffsetTable
+    delay_offsets: DelayOffsetTable
+    consumers: ConsumerManager = attrs.Factory(ConsumerManager)
+    producers: ProducerManager = attrs.Factory(ProducerManager)
+    locks: RebalanceLockManager = attrs.Factory(RebalanceLockManager)
+    holds: PullHoldTable = attrs.Factory(PullHoldTable)
+    stats: BrokerStats = attrs.Factory(BrokerStats)
+    flushed: OffsetWaiters = attrs.Factory(OffsetWaiters)
+    reput_wake: trio_util.RepeatedEvent = attrs.Factory(trio_util.RepeatedEvent)
+    flush_wake: trio_util.RepeatedEvent = attrs.Factory(trio_util.RepeatedEvent)
+    # Change counters: a watcher remembers the value it acted on and waits for another one,
+    # so no change between two waits is ever lost.
+    topic_changes: trio_util.AsyncValue[int] = attrs.Factory(lambda: trio_util.AsyncValue(0))
+    config_changes: trio_util.AsyncValue[int] = attrs.Factory(lambda: trio_util.AsyncValue(0))
+    role: trio_util.AsyncValue[BrokerRole] = attrs.field(default=None)
+    # Flipped off while stopping or switching roles: new sends get SERVICE_NOT_AVAILABLE.
+    accepting_writes: bool = True
+    now_ms: Callable[[], int] = wall_clock_ms
+    # Learnt from the name servers' REGISTER_BROKER replies (a slave's master, for HA).
+    master_addr: str | None = None
+    master_ha_addr: str | None = None
+    spawn: Callable[..., None] = _ignore_spawn
+    started_ms: int = attrs.field(factory=wall_clock_ms)
+    send_gate: trio.CapacityLimiter = attrs.field(factory=lambda: trio.CapacityLimiter(64))
+
+    def __attrs_post_init__(self) -> None:
+        if self.role is None:
+            self.role = trio_util.AsyncValue(self.store_config.brokerRole)
+
+    @classmethod
+    def create(
+        cls, config: BrokerConfig, store_config: MessageStoreConfig, store: Any, **kw: Any
+    ) -> BrokerContext:
+        """Load the persisted tables from the store's config directory."""
+        config_dir = Path(store_config.storePathRootDir) / "config"
+        now_ms = kw.get("now_ms", wall_clock_ms)()
+        topics = TopicConfigTable.with_system_topics(topic_settings(config))
+        topics.load(config_dir)
+        topics.seal_auto_create(config.autoCreateTopicEnable, now_ms)
+        return cls(
+            config,
+            store_config,
+            store,
+            topics,
+            SubscriptionGroupTable.load(config_dir),
+            ConsumerOffsetTable.load(config_dir),
+            DelayOffsetTable.load(config_dir),
+            **kw,
+        )
+
+    # ------------------------------------------------------------ derived facts
+
+    @property
+    def config_dir(self) -> Path:
+        return Path(self.store_config.storePathRootDir) / "config"
+
+    @property
+    def broker_addr(self) -> str:
+        return self.config.broker_addr
+
+    @property
+    def is_slave(self) -> bool:
+        return self.role.value is BrokerRole.SLAVE
+
+    @property
+    def sync_flush(self) -> bool:
+        return self.store_config.flushDiskType is FlushDiskType.SYNC_FLUSH
+
+    @functools.cached_property
+    def delay_levels(self) -> DelayLevels:
+        return DelayLevels.parse(self.store_config.messageDelayLevel)
+
+    @property
+    def writeable(self) -> bool:
+        return bool(self.config.brokerPermission & PERM_WRITE)
+
+    @property
+    def readable(self) -> bool:
+        return bool(self.config.brokerPermission & PERM_READ)
+
+    # ------------------------------------------------------------ change notifications
+
+    def topic_table_changed(self) -> None:
+        """A topic was created or deleted: persist soon and re-register at once."""
+        self.topic_changes.value += 1
+        self.config_changes.value += 1
+
+    def config_table_changed(self) -> None:
+        """A subscription group or delay offset changed: persist soon."""
+        self.config_changes.value += 1
+
+    def notify_consumer_ids_changed(self, group: str) -> None:
+        """Tell every member of ``group`` to rebalance now (oneway, in the background)."""
+        if not self.config.notifyConsumerIdsChangedEnable:
+            return
+        group_config = self.groups.get(group)
+        if group_config is not None and not group_config.notify_consumer_ids_changed_enable:
+            return
+        entry = self.consumers.get(group)
+        if entry is None:
+            return
+        for channel in list(entry.channels):
+            self.spawn(_notify, channel, group)
+
+
+async def _notify(channel: Any, group: str) -> None:
+    cmd = RemotingCommand.request(
+        RequestCode.NOTIFY_CONSUMER_IDS_CHANGED, {"consumerGroup": group}, oneway=True
+    )
+    try:
+        await channel.send(cmd)
+    except Exception as exc:  # a closed or broken connection: its close handler cleans up
+        log.debug("notify %s of %s failed: %s", channel, group, exc)

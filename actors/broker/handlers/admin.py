@@ -1,0 +1,289 @@
+"""Admin basics (reference §2.1 admin rows, §7.2): topics, groups, stats, connections, config.
+
+What mqadmin and the dashboard ask a broker for; the slave-sync reads (GET_ALL_*) come along
+because they are the same tables.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import attrs
+
+from actors.broker.config import effective_properties
+from actors.broker.context import BrokerContext
+from actors.remoting.router import RequestContext, RequestError, Router
+from protocol.bodies.admin import (
+    Connection,
+    ConsumerConnection,
+    ConsumeStats,
+    OffsetWrapper,
+    ProducerConnection,
+    TopicOffset,
+    TopicStatsTable,
+)
+from protocol.bodies.common import (
+    ConsumeFromWhere,
+    ConsumeType,
+    KVTable,
+    MessageModel,
+    MessageQueue,
+)
+from protocol.bodies.config import ConsumerOffsetSerializeWrapper, SubscriptionGroupConfig
+from protocol.bodies.heartbeat import SubscriptionData
+from protocol.bodies.topic import TopicConfig
+from protocol.codes import CURRENT_VERSION, LanguageCode, RequestCode, ResponseCode
+from protocol.command import RemotingCommand
+from protocol.convert import decode_body, decode_header, encode_body
+from protocol.headers.admin import (
+    CreateTopicRequestHeader,
+    DeleteSubscriptionGroupRequestHeader,
+    DeleteTopicRequestHeader,
+    GetConsumerConnectionListRequestHeader,
+    GetConsumeStatsRequestHeader,
+    GetProducerConnectionListRequestHeader,
+    GetTopicStatsInfoRequestHeader,
+)
+from protocol.properties import format_properties
+from storage.topic_config import topic_problem
+
+log = logging.getLogger(__name__)
+
+VERSION_DESC = "V4_9_8"
+
+
+def _ok(
+    req: RemotingCommand, body: bytes = b"", fields: dict[str, str] | None = None
+) -> RemotingCommand:
+    return req.reply(ResponseCode.SUCCESS, None, fields, body)
+
+
+class AdminHandlers:
+    def __init__(self, ctx: BrokerContext) -> None:
+        self.ctx = ctx
+
+    def register(self, router: Router) -> None:
+        table = {
+            RequestCode.UPDATE_AND_CREATE_TOPIC: self.create_topic,
+            RequestCode.DELETE_TOPIC_IN_BROKER: self.delete_topic,
+            RequestCode.GET_ALL_TOPIC_CONFIG: self.all_topic_config,
+            RequestCode.GET_BROKER_RUNTIME_INFO: self.runtime_info,
+            RequestCode.GET_TOPIC_STATS_INFO: self.topic_stats,
+            RequestCode.GET_CONSUME_STATS: self.consume_stats,
+            RequestCode.GET_CONSUMER_CONNECTION_LIST: self.consumer_connections,
+            RequestCode.GET_PRODUCER_CONNECTION_LIST: self.producer_connections,
+            RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP: self.create_group,
+            RequestCode.DELETE_SUBSCRIPTIONGROUP: self.delete_group,
+            RequestCode.GET_ALL_SUBSCRIPTIONGROUP_CONFIG: self.all_groups,
+            RequestCode.GET_ALL_CONSUMER_OFFSET: self.all_offsets,
+            RequestCode.GET_ALL_DELAY_OFFSET: self.all_delay_offsets,
+            RequestCode.GET_BROKER_CONFIG: self.broker_config,
+        }
+        for code, handler in table.items():
+            router.register(code, handler, limit=4)
+
+    # ------------------------------------------------------------ topics
+
+    async def create_topic(self, _: RequestContext, req: RemotingCommand) -> RemotingCommand:
+        ctx = self.ctx
+        h = decode_header(CreateTopicRequestHeader, req.ext_fields)
+        if ctx.is_slave:
+            raise RequestError(
+                ResponseCode.SYSTEM_ERROR,
+                "Can't modify topic or subscription group from slave broker",
+            )
+        problem = topic_problem(h.topic)
+        if problem is not None:
+            raise RequestError(ResponseCode.SYSTEM_ERROR, problem)
+        if h.topic in ctx.topics.system or h.topic == ctx.config.brokerClusterName:
+            raise RequestError(
+                ResponseCode.SYSTEM_ERROR, f"The topic[{h.topic}] is conflict with system topic."
+            )
+        config = TopicConfig(
+            topic_name=h.topic,
+            read_queue_nums=h.read_queue_nums,
+            write_queue_nums=h.write_queue_nums,
+            perm=h.perm,
+            topic_filter_type=h.topic_filter_type,
+            topic_sys_flag=h.topic_sys_flag or 0,
+            order=h.order,
+        )
+        ctx.topics.put(config, ctx.now_ms())
+        ctx.topic_table_changed()
+        return _ok(req)
+
+    async def delete_topic(self, _: RequestContext, req: RemotingCommand) -> RemotingCommand:
+        ctx = self.ctx
+        h = decode_header(DeleteTopicRequestHeader, req.ext_fields)
+        if ctx.topics.delete(h.topic, ctx.now_ms()):
+            ctx.offsets.remove_topic(h.topic)
+            ctx.store.delete_topics({h.topic})
+            ctx.topic_table_changed()
+        return _ok(req)
+
+    async def all_topic_config(self, _: RequestContext, req: RemotingCommand) -> RemotingCommand:
+        return _ok(req, self.ctx.topics.to_json(pretty=False).encode())
+
+    # ------------------------------------------------------------ stats
+
+    async def runtime_info(self, _: RequestContext, req: RemotingCommand) -> RemotingCommand:
+        ctx = self.ctx
+        now_ms = ctx.now_ms()
+        store = ctx.store
+        stats = ctx.stats
+        table = {
+            "brokerVersion": str(CURRENT_VERSION),
+            "brokerVersionDesc": VERSION_DESC,
+            "bootTimestamp": str(ctx.started_ms),
+            "runtime": _runtime(now_ms - ctx.started_ms),
+            "msgPutTotalTodayNow": str(stats.put_nums.total),
+            "msgGetTotalTodayNow": str(stats.get_nums.total),
+            "putTps": f"{stats.put_nums.per_second(now_ms):.2f}",
+            "getTransferedTps": f"{stats.get_nums.per_second(now_ms):.2f}",
+            "sendThreadPoolQueueSize": str(ctx.send_gate.statistics().tasks_waiting),
+            "commitLogMaxOffset": str(store.max_phy_offset),
+            "commitLogMinOffset": str(store.min_phy_offset),
+            "dispatchBehindBytes": str(store.dispatch_behind_bytes()),
+            "brokerRole": ctx.role.value.name,
+            "heldPullRequests": str(len(ctx.holds)),
+        }
+        return _ok(req, encode_body(KVTable(table=table)))
+
+    async def topic_stats(self, _: RequestContext, req: RemotingCommand) -> RemotingCommand:
+        ctx = self.ctx
+        h = decode_header(GetTopicStatsInfoRequestHeader, req.ext_fields)
+        config = ctx.topics.get(h.topic)
+        if config is None:
+            raise RequestError(ResponseCode.TOPIC_NOT_EXIST, f"topic[{h.topic}] not exist")
+        table = {}
+        for queue_id in range(config.write_queue_nums):
+            max_offset = ctx.store.max_offset_in_queue(h.topic, queue_id)
+            last = (
+                ctx.store.message_store_timestamp(h.topic, queue_id, max_offset - 1)
+                if max_offset > 0
+                else 0
+            )
+            table[self._queue(h.topic, queue_id)] = TopicOffset(
+                min_offset=ctx.store.min_offset_in_queue(h.topic, queue_id),
+                max_offset=max_offset,
+                last_update_timestamp=max(last, 0),
+            )
+        return _ok(req, encode_body(TopicStatsTable(offset_table=table)))
+
+    async def consume_stats(self, _: RequestContext, req: RemotingCommand) -> RemotingCommand:
+        ctx = self.ctx
+        h = decode_header(GetConsumeStatsRequestHeader, req.ext_fields)
+        topics = [h.topic] if h.topic else sorted(ctx.offsets.topics_of_group(h.consumer_group))
+        table = {}
+        tps = 0.0
+        for topic in topics:
+            config = ctx.topics.get(topic)
+            if config is None:
+                continue
+            tps += ctx.stats.consume_tps(h.consumer_group, topic, ctx.now_ms())
+            for queue_id in range(config.write_queue_nums):
+                consumer = max(ctx.offsets.query(h.consumer_group, topic, queue_id), 0)
+                last = (
+                    ctx.store.message_store_timestamp(topic, queue_id, consumer - 1)
+                    if consumer > 0
+                    else 0
+                )
+                table[self._queue(topic, queue_id)] = OffsetWrapper(
+                    broker_offset=ctx.store.max_offset_in_queue(topic, queue_id),
+                    consumer_offset=consumer,
+                    last_timestamp=max(last, 0),
+                )
+        return _ok(req, encode_body(ConsumeStats(offset_table=table, consume_tps=tps)))
+
+    # ------------------------------------------------------------ connections
+
+    async def consumer_connections(
+        self, _: RequestContext, req: RemotingCommand
+    ) -> RemotingCommand:
+        h = decode_header(GetConsumerConnectionListRequestHeader, req.ext_fields)
+        entry = self.ctx.consumers.get(h.consumer_group)
+        if entry is None:
+            raise RequestError(
+                ResponseCode.CONSUMER_NOT_ONLINE,
+                f"the consumer group[{h.consumer_group}] not online",
+            )
+        body = ConsumerConnection(
+            connection_set=tuple(_connection(info) for info in entry.channels.values()),
+            subscription_table={
+                topic: SubscriptionData(
+                    topic=topic,
+                    sub_string=sub.sub_string,
+                    tags_set=tuple(sorted(sub.tags)),
+                    code_set=tuple(sorted(sub.codes)),
+                    sub_version=sub.sub_version,
+                    expression_type=sub.expression_type,
+                )
+                for topic, sub in entry.subscriptions.items()
+            },
+            consume_type=ConsumeType[entry.consume_type],
+            message_model=MessageModel[entry.message_model],
+            consume_from_where=ConsumeFromWhere[entry.consume_from_where],
+        )
+        return _ok(req, encode_body(body))
+
+    async def producer_connections(
+        self, _: RequestContext, req: RemotingCommand
+    ) -> RemotingCommand:
+        h = decode_header(GetProducerConnectionListRequestHeader, req.ext_fields)
+        members = self.ctx.producers.channels(h.producer_group)
+        if not members:
+            raise RequestError(
+                ResponseCode.SYSTEM_ERROR, f"the producer group[{h.producer_group}] not exist"
+            )
+        body = ProducerConnection(connection_set=tuple(_connection(info) for info in members))
+        return _ok(req, encode_body(body))
+
+    # ------------------------------------------------------------ groups and offsets
+
+    async def create_group(self, _: RequestContext, req: RemotingCommand) -> RemotingCommand:
+        config = decode_body(SubscriptionGroupConfig, req.body)
+        self.ctx.groups.put(config, self.ctx.now_ms())
+        self.ctx.config_table_changed()
+        return _ok(req)
+
+    async def delete_group(self, _: RequestContext, req: RemotingCommand) -> RemotingCommand:
+        h = decode_header(DeleteSubscriptionGroupRequestHeader, req.ext_fields)
+        self.ctx.groups.delete(h.group_name, self.ctx.now_ms())
+        if h.remove_offset:
+            self.ctx.offsets.remove_group(h.group_name)
+        self.ctx.config_table_changed()
+        return _ok(req)
+
+    async def all_groups(self, _: RequestContext, req: RemotingCommand) -> RemotingCommand:
+        return _ok(req, self.ctx.groups.to_json(pretty=False).encode())
+
+    async def all_offsets(self, _: RequestContext, req: RemotingCommand) -> RemotingCommand:
+        return _ok(req, self.ctx.offsets.to_json(pretty=False).encode())
+
+    async def all_delay_offsets(self, _: RequestContext, req: RemotingCommand) -> RemotingCommand:
+        return _ok(req, self.ctx.delay_offsets.to_json(pretty=False).encode())
+
+    async def broker_config(self, _: RequestContext, req: RemotingCommand) -> RemotingCommand:
+        text = format_properties(effective_properties(self.ctx.config, self.ctx.store_config))
+        version = encode_body(self.ctx.topics.data_version).decode()
+        return _ok(req, text.encode(), {"version": version})
+
+    def _queue(self, topic: str, queue_id: int) -> MessageQueue:
+        return MessageQueue(topic=topic, broker_name=self.ctx.config.brokerName, queue_id=queue_id)
+
+
+def _connection(info: object) -> Connection:
+    return Connection(
+        client_id=info.client_id,  # type: ignore[attr-defined]
+        client_addr=getattr(info.channel, "peer", ""),  # type: ignore[attr-defined]
+        language=LanguageCode[info.language],  # type: ignore[attr-defined]
+        version=info.version,  # type: ignore[attr-defined]
+    )
+
+
+def _runtime(ms: int) -> str:
+    seconds = ms // 1000
+    return f"[ {seconds // 86400} days, {seconds // 3600 % 24} hours, {seconds // 60 % 60} minutes, {seconds % 60} seconds ]"
+
+
+__all__ = ["AdminHandlers", "ConsumerOffsetSerializeWrapper", "attrs"]

@@ -1,0 +1,314 @@
+"""SEND_MESSAGE / SEND_MESSAGE_V2 / SEND_BATCH_MESSAGE (reference §7.1, §4.8, §7.3).
+
+A send is a decode, checks against the topic table, one synchronous append, a wake-up of the
+reput dispatcher and the reply; under SYNC_FLUSH it also awaits the flushed offset through
+``OffsetWaiters``.  Delayed messages are parked by ``delay.rewrite_on_put`` (§7.3); their
+delivery is the schedule service's.  Store statuses become response codes here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+
+import trio
+
+from actors.broker.context import BrokerContext
+from actors.broker.delay import rewrite_on_put
+from actors.remoting.router import RequestContext, RequestError, Router
+from protocol.bodies.common import PermName, TopicFilterType, TopicSysFlag
+from protocol.codes import RequestCode, ResponseCode
+from protocol.command import RemotingCommand
+from protocol.convert import decode_header
+from protocol.errors import RemoteProtocolError
+from protocol.headers.send import SendMessageRequestHeader, SendMessageRequestHeaderV2
+from protocol.message import (
+    MessageConst,
+    MessageSysFlag,
+    decode_batch,
+    string_to_properties,
+    transaction_type,
+)
+from storage.message_store import MessageInner, PutResult, PutStatus
+from storage.topic_config import (
+    AUTO_CREATE_TOPIC_KEY_TOPIC,
+    NOT_ALLOWED_SEND_TOPICS,
+    RETRY_GROUP_TOPIC_PREFIX,
+    TopicConfig,
+    dlq_topic,
+    topic_problem,
+)
+
+log = logging.getLogger(__name__)
+
+# The version from which the broker honours the header's maxReconsumeTimes (V3_4_9).
+V3_4_9 = 121
+RW = int(PermName.PERM_READ | PermName.PERM_WRITE)
+
+_STORED = {
+    PutStatus.PUT_OK: ResponseCode.SUCCESS,
+    PutStatus.FLUSH_DISK_TIMEOUT: ResponseCode.FLUSH_DISK_TIMEOUT,
+    PutStatus.FLUSH_SLAVE_TIMEOUT: ResponseCode.FLUSH_SLAVE_TIMEOUT,
+    PutStatus.SLAVE_NOT_AVAILABLE: ResponseCode.SLAVE_NOT_AVAILABLE,
+}
+
+
+def put_failure(status: PutStatus) -> RequestError:
+    """The response for a put that stored nothing (§7.1 step 12)."""
+    name = status.name
+    if name in ("CREATE_MAPPED_FILE_FAILED", "CREATE_MAPEDFILE_FAILED"):
+        return RequestError(
+            ResponseCode.SYSTEM_ERROR, "create mapped file failed, server is busy or broken."
+        )
+    if name in ("MESSAGE_ILLEGAL", "PROPERTIES_SIZE_EXCEEDED"):
+        return RequestError(
+            ResponseCode.MESSAGE_ILLEGAL,
+            "the message is illegal, maybe msg body or properties length not matched. msg body length limit 128k, msg properties length limit 32k.",
+        )
+    if name in ("SERVICE_NOT_AVAILABLE", "DISK_FULL"):
+        return RequestError(
+            ResponseCode.SERVICE_NOT_AVAILABLE,
+            "service not available now. It may be caused by one of the following reasons: "
+            "the broker's disk is full, messages are put to the slave, message store has been shut down, etc.",
+        )
+    if name == "OS_PAGECACHE_BUSY":
+        return RequestError(
+            ResponseCode.SYSTEM_ERROR,
+            "[PC_SYNCHRONIZED]broker busy, start flow control for a while",
+        )
+    return RequestError(ResponseCode.SYSTEM_ERROR, "UNKNOWN_ERROR")
+
+
+def decode_send_header(req: RemotingCommand) -> SendMessageRequestHeader:
+    if req.code in (RequestCode.SEND_MESSAGE_V2, RequestCode.SEND_BATCH_MESSAGE):
+        header = decode_header(SendMessageRequestHeaderV2, req.ext_fields).to_v1()
+    else:
+        header = decode_header(SendMessageRequestHeader, req.ext_fields)
+    return header
+
+
+class SendHandler:
+    def __init__(self, ctx: BrokerContext) -> None:
+        self.ctx = ctx
+
+    def register(self, router: Router) -> None:
+        # Our own gate below does the queueing, so the router only bounds the backlog.
+        limit = 100_000
+        capacity = self.ctx.config.sendThreadPoolQueueCapacity
+        router.register(RequestCode.SEND_MESSAGE, self.handle, limit=limit, max_waiting=capacity)
+        for code in (RequestCode.SEND_MESSAGE_V2, RequestCode.SEND_BATCH_MESSAGE):
+            router.share(code, RequestCode.SEND_MESSAGE, self.handle)
+
+    async def handle(self, rctx: RequestContext, req: RemotingCommand) -> RemotingCommand:
+        ctx = self.ctx
+        ext = {"MSG_REGION": ctx.config.regionId, "TRACE_ON": _bool(ctx.config.traceOn)}
+        entered = trio.current_time()
+        try:
+            async with ctx.send_gate:
+                waited_ms = (trio.current_time() - entered) * 1000
+                if waited_ms > ctx.config.waitTimeMillsInSendQueue:
+                    ctx.stats.busy_rejections += 1
+                    raise RequestError(
+                        ResponseCode.SYSTEM_BUSY,
+                        f"[TIMEOUT_CLEAN_QUEUE]broker busy, start flow control for a while, "
+                        f"period in queue: {waited_ms:.0f}ms, size of queue: {ctx.send_gate.statistics().tasks_waiting}",
+                    )
+                code, fields = await self._send(rctx, req)
+        except RequestError as exc:
+            ctx.stats.send_failures += 1
+            return req.reply(exc.code, exc.remark, ext)
+        ext.update(fields)
+        return req.reply(code, None, ext)
+
+    async def _send(
+        self, rctx: RequestContext, req: RemotingCommand
+    ) -> tuple[ResponseCode, dict[str, str]]:
+        ctx = self.ctx
+        header = decode_send_header(req)
+        batch = header.batch or req.code == RequestCode.SEND_BATCH_MESSAGE
+        now_ms = ctx.now_ms()
+        if now_ms < ctx.config.startAcceptSendRequestTimeStamp:
+            raise RequestError(
+                ResponseCode.SYSTEM_ERROR,
+                f"broker unable to service, until {ctx.config.startAcceptSendRequestTimeStamp}",
+            )
+        if not ctx.accepting_writes:
+            raise put_failure(PutStatus.SERVICE_NOT_AVAILABLE)
+        topic_config = self._topic_for_send(header, now_ms)
+        if not ctx.writeable and topic_config.order:
+            raise RequestError(
+                ResponseCode.NO_PERMISSION,
+                f"the broker[{ctx.config.brokerIP1}] sending message is forbidden",
+            )
+        queue_id = header.queue_id
+        if queue_id >= max(topic_config.write_queue_nums, topic_config.read_queue_nums):
+            raise RequestError(
+                ResponseCode.SYSTEM_ERROR,
+                f"request queueId[{queue_id}] is illegal, {topic_config} Producer: {rctx.peer}",
+            )
+        if queue_id < 0:
+            queue_id = random.randrange(1 << 30) % topic_config.write_queue_nums
+        props = string_to_properties(header.properties or "")
+        wait_store = props.pop(MessageConst.WAIT, "true") != "false"
+        props[MessageConst.CLUSTER] = ctx.config.brokerClusterName
+        sys_flag = header.sys_flag
+        if topic_config.topic_filter_type == TopicFilterType.MULTI_TAG:
+            sys_flag |= MessageSysFlag.MULTI_TAGS
+        topic = header.topic
+        reconsume_times = header.reconsume_times or 0
+        if topic.startswith(RETRY_GROUP_TOPIC_PREFIX) and not batch:
+            topic, queue_id = self._retry_or_dlq(header, req.version, props, queue_id, now_ms)
+        base = dict(
+            topic=topic,
+            queue_id=queue_id,
+            sys_flag=sys_flag,
+            born_timestamp=header.born_timestamp,
+            born_host=rctx.peer,
+            reconsume_times=reconsume_times,
+        )
+        if batch:
+            msgs = self._batch_messages(req, header, props, base)
+            result = ctx.store.put_messages(msgs)
+        else:
+            if props.get(MessageConst.TRAN_MSG) == "true" and ctx.config.rejectTransactionMessage:
+                raise RequestError(
+                    ResponseCode.NO_PERMISSION,
+                    f"the broker[{ctx.config.brokerIP1}] sending transaction message is forbidden",
+                )
+            msg = MessageInner(flag=header.flag, body=req.body, properties=props, **base)  # type: ignore[arg-type]
+            result = ctx.store.put_message(rewrite_on_put(msg, ctx.delay_levels, None, now_ms))
+        return await self._finish(result, header.topic, queue_id, wait_store)
+
+    def _topic_for_send(self, header: SendMessageRequestHeader, now_ms: int) -> TopicConfig:
+        ctx = self.ctx
+        topic = header.topic
+        problem = topic_problem(topic)
+        if problem is not None:
+            raise RequestError(ResponseCode.SYSTEM_ERROR, problem)
+        if topic in NOT_ALLOWED_SEND_TOPICS:
+            raise RequestError(
+                ResponseCode.NO_PERMISSION, f"Sending message to topic[{topic}] is forbidden."
+            )
+        config = ctx.topics.get(topic)
+        if config is not None:
+            return config
+        sys_flag = 0
+        if header.unit_mode:
+            retry = topic.startswith(RETRY_GROUP_TOPIC_PREFIX)
+            sys_flag = int(TopicSysFlag.FLAG_UNIT_SUB if retry else TopicSysFlag.FLAG_UNIT)
+        default_topic = header.default_topic or AUTO_CREATE_TOPIC_KEY_TOPIC
+        if default_topic != AUTO_CREATE_TOPIC_KEY_TOPIC or ctx.config.autoCreateTopicEnable:
+            config = ctx.topics.create_in_send(
+                topic, default_topic, header.default_topic_queue_nums, sys_flag, now_ms
+            )
+        if config is None and topic.startswith(RETRY_GROUP_TOPIC_PREFIX):
+            config, _ = ctx.topics.create_if_absent(topic, 1, RW, sys_flag, now_ms)
+        if config is None:
+            raise RequestError(
+                ResponseCode.TOPIC_NOT_EXIST,
+                f"topic[{topic}] not exist, apply first please! "
+                "See http://rocketmq.apache.org/docs/faq/ for further details.",
+            )
+        log.info("created topic %s on send (%d queues)", topic, config.write_queue_nums)
+        ctx.topic_table_changed()
+        return config
+
+    def _retry_or_dlq(
+        self,
+        header: SendMessageRequestHeader,
+        version: int,
+        props: dict[str, str],
+        queue_id: int,
+        now_ms: int,
+    ) -> tuple[str, int]:
+        """§7.1 step 8: a resend to %RETRY%<group> past its max goes to %DLQ%<group>."""
+        ctx = self.ctx
+        group = header.topic[len(RETRY_GROUP_TOPIC_PREFIX) :]
+        group_config = ctx.groups.find(
+            group, auto_create=ctx.config.autoCreateSubscriptionGroup, now_ms=now_ms
+        )
+        if group_config is None:
+            raise RequestError(
+                ResponseCode.SUBSCRIPTION_GROUP_NOT_EXIST,
+                f"subscription group not exist, {group}",
+            )
+        max_times = group_config.retry_max_times
+        if version >= V3_4_9 and header.max_reconsume_times is not None:
+            max_times = header.max_reconsume_times
+        if (header.reconsume_times or 0) < max_times:
+            return header.topic, queue_id
+        dlq = dlq_topic(group)
+        config, created = ctx.topics.create_if_absent(dlq, 1, RW, 0, now_ms)
+        if created:
+            ctx.topic_table_changed()
+        if not config.perm & PermName.PERM_WRITE:
+            raise RequestError(ResponseCode.NO_PERMISSION, f"the topic[{dlq}] is not writable")
+        props.pop(MessageConst.DELAY, None)
+        return dlq, 0
+
+    def _batch_messages(
+        self,
+        req: RemotingCommand,
+        header: SendMessageRequestHeader,
+        props: dict[str, str],
+        base: dict[str, object],
+    ) -> list[MessageInner]:
+        ctx = self.ctx
+        if header.topic.startswith(RETRY_GROUP_TOPIC_PREFIX):
+            raise RequestError(
+                ResponseCode.MESSAGE_ILLEGAL, "batch request does not support retry group"
+            )
+        if len(req.body) > ctx.store_config.maxMessageSize:
+            raise RequestError(
+                ResponseCode.MESSAGE_ILLEGAL,
+                f"the message body size over max value, MAX: {ctx.store_config.maxMessageSize}",
+            )
+        if transaction_type(header.sys_flag) or MessageConst.DELAY in props:
+            raise RequestError(
+                ResponseCode.MESSAGE_ILLEGAL, "batch message does not support delay or transaction"
+            )
+        try:
+            entries = decode_batch(req.body)
+        except RemoteProtocolError as exc:
+            raise RequestError(ResponseCode.MESSAGE_ILLEGAL, f"bad batch body: {exc}") from None
+        if not entries:
+            raise RequestError(ResponseCode.MESSAGE_ILLEGAL, "empty batch")
+        out = []
+        for entry in entries:
+            merged = dict(entry.properties)
+            if MessageConst.DELAY in merged or transaction_type(header.sys_flag):
+                raise RequestError(
+                    ResponseCode.MESSAGE_ILLEGAL,
+                    "batch message does not support delay or transaction",
+                )
+            merged.pop(MessageConst.WAIT, None)
+            merged.update(props)
+            out.append(MessageInner(flag=entry.flag, body=entry.body, properties=merged, **base))  # type: ignore[arg-type]
+        return out
+
+    async def _finish(
+        self, result: PutResult, topic: str, queue_id: int, wait_store: bool
+    ) -> tuple[ResponseCode, dict[str, str]]:
+        ctx = self.ctx
+        append = result.append
+        if result.status is not PutStatus.PUT_OK or append is None:
+            raise put_failure(result.status)
+        ctx.reput_wake.set()
+        status = PutStatus.PUT_OK
+        if ctx.sync_flush:
+            ctx.flush_wake.set()
+            if wait_store:
+                timeout = ctx.store_config.syncFlushTimeout / 1000
+                if not await ctx.flushed.wait_for(append.end_offset, timeout):
+                    status = PutStatus.FLUSH_DISK_TIMEOUT
+        ctx.stats.on_put(topic, append.msg_num, append.wrote_bytes)
+        fields = {
+            "msgId": ",".join(append.msg_ids),
+            "queueId": str(queue_id),
+            "queueOffset": str(append.queue_offset),
+        }
+        return _STORED[status], fields
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"

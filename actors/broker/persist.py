@@ -1,0 +1,72 @@
+"""Persisting the broker's JSON tables (reference §7.7, §7.12).
+
+Consumer offsets every ``flushConsumerOffsetInterval`` (5 s), topics and subscription groups as
+soon as they change, everything once more when the actor is cancelled (shutdown).  The JSON text
+is taken in the event loop, so it is a consistent snapshot; the write (fsync, rename) runs in a
+worker thread.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import operator
+from pathlib import Path
+
+import trio
+
+from actors.broker.context import BrokerContext
+from storage.consumer_offsets import FILE_NAME as OFFSETS_FILE
+from storage.delay_offsets import FILE_NAME as DELAY_FILE
+from storage.json_store import save_text
+from storage.subscription_groups import FILE_NAME as GROUPS_FILE
+from storage.topic_config import FILE_NAME as TOPICS_FILE
+
+log = logging.getLogger(__name__)
+
+
+def dirty_snapshots(ctx: BrokerContext, *, everything: bool = False) -> list[tuple[Path, str]]:
+    """(path, text) of every table that changed since its last write; marks them clean."""
+    out = []
+    tables: list[tuple[str, object]] = [
+        (TOPICS_FILE, ctx.topics),
+        (GROUPS_FILE, ctx.groups),
+        (OFFSETS_FILE, ctx.offsets),
+        (DELAY_FILE, ctx.delay_offsets),
+    ]
+    for name, table in tables:
+        if everything or table.dirty:  # type: ignore[attr-defined]
+            out.append((ctx.config_dir / name, table.to_json()))  # type: ignore[attr-defined]
+            table.dirty = False  # type: ignore[attr-defined]
+    return out
+
+
+def write_all(snapshots: list[tuple[Path, str]]) -> None:
+    for path, text in snapshots:
+        save_text(path, text)
+
+
+async def persist_now(ctx: BrokerContext, *, everything: bool = False) -> None:
+    snapshots = dirty_snapshots(ctx, everything=everything)
+    if snapshots:
+        await trio.to_thread.run_sync(write_all, snapshots)
+
+
+async def config_persister(
+    ctx: BrokerContext, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    interval = ctx.config.flushConsumerOffsetInterval / 1000
+    task_status.started()
+    try:
+        seen = ctx.config_changes.value
+        next_offsets = trio.current_time() + interval
+        while True:
+            with trio.move_on_at(next_offsets):
+                await ctx.config_changes.wait_value(functools.partial(operator.ne, seen))
+            seen = ctx.config_changes.value
+            if trio.current_time() >= next_offsets:
+                next_offsets = trio.current_time() + interval
+            await persist_now(ctx)
+    finally:
+        with trio.move_on_after(10, shield=True):
+            await persist_now(ctx, everything=True)

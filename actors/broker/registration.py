@@ -1,0 +1,137 @@
+"""Registration with every name server (reference §7.10).
+
+At start, every ``registerNameServerPeriod`` (clamped to 10..60 s) and at once after a topic
+change, the whole topic table goes to every configured name server in parallel; at shutdown an
+UNREGISTER_BROKER goes to each.  One unreachable name server never delays the others.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import operator
+
+import attrs
+import trio
+
+from actors.broker.context import BrokerContext
+from actors.remoting.client import RemotingClient
+from protocol.bodies.topic import (
+    RegisterBrokerBody,
+    TopicConfigSerializeWrapper,
+    body_crc32,
+    encode_register_broker_body,
+)
+from protocol.codes import RequestCode, ResponseCode
+from protocol.command import RemotingCommand
+from protocol.convert import decode_header, encode_header
+from protocol.headers.namesrv import (
+    RegisterBrokerRequestHeader,
+    RegisterBrokerResponseHeader,
+    UnRegisterBrokerRequestHeader,
+)
+
+log = logging.getLogger(__name__)
+
+
+def namesrv_addresses(text: str) -> list[str]:
+    return [addr.strip() for addr in text.split(";") if addr.strip()]
+
+
+def register_period(config_ms: int) -> float:
+    return max(10_000, min(config_ms, 60_000)) / 1000
+
+
+def register_request(ctx: BrokerContext) -> RemotingCommand:
+    config = ctx.config
+    wrapper = ctx.topics.wrapper()
+    if not ctx.writeable or not ctx.readable:
+        # A broker without full permission advertises every topic with its own permission.
+        table = {
+            name: attrs.evolve(topic, perm=config.brokerPermission)
+            for name, topic in wrapper.topic_config_table.items()
+        }
+        wrapper = TopicConfigSerializeWrapper(
+            topic_config_table=table, data_version=wrapper.data_version
+        )
+    body = encode_register_broker_body(
+        RegisterBrokerBody(topic_config_serialize_wrapper=wrapper),
+        compressed=config.compressedRegister,
+    )
+    header = RegisterBrokerRequestHeader(
+        broker_name=config.brokerName,
+        broker_addr=ctx.broker_addr,
+        cluster_name=config.brokerClusterName,
+        ha_server_addr=f"{config.brokerIP2}:{ctx.store_config.haListenPort}",
+        broker_id=config.brokerId,
+        compressed=config.compressedRegister,
+        body_crc32=body_crc32(body),
+    )
+    return RemotingCommand.request(RequestCode.REGISTER_BROKER, encode_header(header), body)
+
+
+async def register_once(ctx: BrokerContext, client: RemotingClient, addr: str) -> bool:
+    timeout = ctx.config.registerBrokerTimeoutMills / 1000
+    try:
+        reply = await client.invoke(addr, register_request(ctx), timeout)
+    except Exception as exc:  # network trouble: the next round retries
+        log.warning("register to namesrv %s failed: %s", addr, exc)
+        return False
+    if reply.code != ResponseCode.SUCCESS:
+        log.warning("namesrv %s refused registration: %s %s", addr, reply.code, reply.remark)
+        return False
+    answer = decode_header(RegisterBrokerResponseHeader, reply.ext_fields)
+    ctx.master_addr = answer.master_addr
+    ctx.master_ha_addr = answer.ha_server_addr
+    return True
+
+
+async def register_all(ctx: BrokerContext, client: RemotingClient, addrs: list[str]) -> None:
+    async with trio.open_nursery() as nursery:
+        for addr in addrs:
+            nursery.start_soon(register_once, ctx, client, addr)
+
+
+async def unregister_all(ctx: BrokerContext, client: RemotingClient, addrs: list[str]) -> None:
+    config = ctx.config
+    header = encode_header(
+        UnRegisterBrokerRequestHeader(
+            broker_name=config.brokerName,
+            broker_addr=ctx.broker_addr,
+            cluster_name=config.brokerClusterName,
+            broker_id=config.brokerId,
+        )
+    )
+
+    async def one(addr: str) -> None:
+        try:
+            await client.invoke(
+                addr,
+                RemotingCommand.request(RequestCode.UNREGISTER_BROKER, header),
+                config.registerBrokerTimeoutMills / 1000,
+            )
+        except Exception as exc:
+            log.warning("unregister from namesrv %s failed: %s", addr, exc)
+
+    async with trio.open_nursery() as nursery:
+        for addr in addrs:
+            nursery.start_soon(one, addr)
+
+
+async def broker_registrar(
+    ctx: BrokerContext,
+    client: RemotingClient,
+    addrs: list[str],
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Register now, then periodically and on every topic change (the app unregisters)."""
+    period = register_period(ctx.config.registerNameServerPeriod)
+    seen = ctx.topic_changes.value
+    await register_all(ctx, client, addrs)
+    task_status.started()
+    while True:
+        with trio.move_on_after(period):
+            await ctx.topic_changes.wait_value(functools.partial(operator.ne, seen))
+        seen = ctx.topic_changes.value
+        await register_all(ctx, client, addrs)

@@ -1,0 +1,63 @@
+"""Run a RocketMQ 4.9 compatible broker: ``python apps/broker.py -c conf/broker.conf [-n ADDRS] [-p]``.
+
+```
+trio.run(serve)
+└─ root nursery
+   ├─ signal_watcher ..... SIGINT/SIGTERM -> BrokerHandle.stop(): orderly shutdown, exit 0
+   └─ broker ............. actors/broker/app.py
+```
+``NAMESRV_ADDR`` and ``ROCKETMQ_HOME`` are honoured as Java's start scripts do; ``-n`` and
+``--namesrvAddr=...`` win over the file, the file over the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+from collections.abc import Sequence
+
+import trio
+
+from actors.broker.app import BrokerHandle, broker
+from actors.broker.config import BrokerConfig, resolve_defaults
+from actors.shutdown import signal_watcher
+from apps import _cli
+from storage.config import STORE_ALIASES, MessageStoreConfig
+
+
+def build_config(
+    args: argparse.Namespace, props: dict[str, str]
+) -> tuple[BrokerConfig, MessageStoreConfig]:
+    del args
+    config, store_config = _cli.load_configs(
+        props, BrokerConfig(), MessageStoreConfig(), aliases=STORE_ALIASES
+    )
+    try:
+        store_config.validate()
+    except ValueError as exc:
+        raise _cli.CliError(f"bad config value: {exc}") from None
+    return resolve_defaults(config), store_config
+
+
+async def serve(config: BrokerConfig, store_config: MessageStoreConfig) -> None:
+    stop_requested = trio.Event()
+    async with trio.open_nursery() as root:
+        # Installed first, so a signal during start-up is an orderly stop too.
+        await root.start(signal_watcher, lambda reason: stop_requested.set())
+        handle: BrokerHandle = await root.start(broker, config, store_config)
+        await stop_requested.wait()
+        handle.stop()
+        # The broker task returns after its orderly shutdown; the signal watcher never does.
+        await handle.stopped.wait()
+        root.cancel_scope.cancel(reason="broker stopped")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _cli.make_parser("broker", "RocketMQ 4.9 compatible broker", namesrv_option=True)
+    _, (config, store_config) = _cli.prepare(parser, argv, build_config)
+    return _cli.run(functools.partial(serve, config, store_config), name="broker")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
