@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 
 import attrs
 
+from protocol.errors import LocalProtocolError, RemoteProtocolError
 from protocol.message import (
     MAX_PROPERTIES_LENGTH,
     MAX_TOPIC_LENGTH,
@@ -358,7 +359,7 @@ class MessageStore:
             return PutStatus.PROPERTIES_SIZE_EXCEEDED
         try:
             born = self._host(msg.born_host)
-        except ValueError:
+        except LocalProtocolError:
             return PutStatus.MESSAGE_ILLEGAL
         return Pending(
             topic,
@@ -675,7 +676,7 @@ class MessageStore:
             return None
         try:
             return decode_record(raw)
-        except ValueError:
+        except RemoteProtocolError:
             return None
 
     def query_message(
