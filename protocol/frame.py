@@ -68,9 +68,11 @@ class FrameDecoder:
         self._pos = 0
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
-        if self._pos and self._pos == len(self._buf):
-            # Everything so far was consumed: start over instead of growing forever.
-            self._buf.clear()
+        if self._pos:
+            # Drop what was consumed before growing, so the buffer never holds more than one
+            # partial frame plus this chunk.  The leftover is less than one frame, so the copy
+            # is bounded by the frame being assembled.
+            del self._buf[: self._pos]
             self._pos = 0
         self._buf += data
 
