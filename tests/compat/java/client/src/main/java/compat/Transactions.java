@@ -4,6 +4,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import org.apache.rocketmq.client.producer.LocalTransactionState;
+import org.apache.rocketmq.client.producer.SendStatus;
 import org.apache.rocketmq.client.producer.TransactionListener;
 import org.apache.rocketmq.client.producer.TransactionMQProducer;
 import org.apache.rocketmq.client.producer.TransactionSendResult;
@@ -39,7 +40,9 @@ final class Transactions {
         for (LocalTransactionState state : LocalTransactionState.values()) {
             Message msg = Clients.message(a.topic(), "TagA", "tx-" + state, "tx-" + state);
             TransactionSendResult result = producer.sendMessageInTransaction(msg, state.name());
-            Clients.checkOk(result, "half message " + state);
+            // TransactionSendResult copies status, msgId, queue and offset but not offsetMsgId.
+            Check.equal(SendStatus.SEND_OK, result.getSendStatus(), "half message " + state);
+            Check.that(result.getMsgId() != null, "half message %s: no msgId", state);
             Check.equal(state, result.getLocalTransactionState(), "local state reported for " + state);
         }
         Collector got = new Collector();
