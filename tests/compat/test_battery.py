@@ -48,9 +48,9 @@ def test_default_battery_passes(clients_ready, tmp_path):
     finally:
         target.stop()
     failures = [line for line in run.stdout.splitlines() if line.startswith("FAIL")]
-    assert run.returncode == 0 and not failures, "\n".join(
-        [*failures, run.stdout[-3000:], *(p.describe() for p in target.processes)]
-    )
+    report = "\n".join([*failures, run.stdout[-3000:], *(p.describe() for p in target.processes)])
+    assert not failures, report
+    assert run.returncode == 0, report
     summary = run.stdout.strip().splitlines()[-1]
     assert summary.endswith(" passed, 0 failed")
     assert int(summary.split()[0]) >= 34
