@@ -242,6 +242,19 @@ def dumps(
     ``browser_compatible`` is the namesrv's standard-JSON mode (§3.4 #4): quoted keys, non-ASCII
     escaped, longs beyond ±2^53 written as strings.
     """
+    if not (bare_int_keys or pretty or browser_compatible):
+        # The C encoder writes the same text whenever the value is plain JSON; it refuses
+        # object keys, mixed key types and NaN, and those take the writer below.
+        try:
+            return json.dumps(
+                value,
+                sort_keys=sort_keys,
+                ensure_ascii=False,
+                allow_nan=False,
+                separators=(",", ":"),
+            )
+        except (TypeError, ValueError):
+            pass
     writer = _Writer(
         sort_keys=sort_keys,
         bare_int_keys=bare_int_keys and not browser_compatible,
