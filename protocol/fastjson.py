@@ -35,6 +35,7 @@ __all__ = ["JsonDecodeError", "ObjectKey", "dumps", "dumps_bytes", "loads"]
 MAX_DEPTH = 200
 
 _WS = re.compile(r"[ \t\n\r]*")
+_WS_CHARS = " \t\n\r"
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?")
 _IDENT = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
 _LITERALS = {"true": True, "false": False, "null": None}
@@ -125,10 +126,13 @@ class _Parser:
         self.pos = match.end()
 
     def _peek(self) -> str:
-        self._skip_ws()
-        if self.pos >= len(self.text):
-            raise JsonDecodeError("unexpected end of JSON", self.pos)
-        return self.text[self.pos]
+        text, pos = self.text, self.pos
+        if pos < len(text) and text[pos] in _WS_CHARS:
+            self._skip_ws()
+            pos = self.pos
+        if pos >= len(text):
+            raise JsonDecodeError("unexpected end of JSON", pos)
+        return text[pos]
 
     def _value(self, depth: int) -> Any:
         if depth > MAX_DEPTH:
