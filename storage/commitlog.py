@@ -20,6 +20,7 @@ from storage.mapped_file import MappedFile
 from storage.mapped_file_queue import MappedFileQueue
 
 _BLANK = struct.Struct(">ii")
+_MAGIC = struct.Struct(">i")
 _FIXED = 4 + 4 + 4 + 4 + 4 + 8 + 8 + 4 + 8 + 8 + 4 + 8 + 4  # all but hosts and variable parts
 _STRUCT_CACHE_MAX = 4096
 
@@ -141,14 +142,17 @@ class CommitLog:
                 | (MessageSysFlag.BORNHOST_V6 if r.born_host.is_v6 else 0)
             )
             body = r.body
+            # MAGICCODE is written last, after everything else of the record is in place: a
+            # process killed mid-copy leaves a record with magic 0, which recovery rejects.
             self._struct(sys_flag, len(body), len(r.topic), len(r.properties)).pack_into(
                 mm, pos,
-                size, MESSAGE_MAGIC_CODE, zlib.crc32(body) & 0x7FFFFFFF, r.queue_id, r.flag,
+                size, 0, zlib.crc32(body) & 0x7FFFFFFF, r.queue_id, r.flag,
                 r.queue_offset, base + pos, sys_flag, r.born_timestamp,
                 r.born_host.ip, r.born_host.port, store_timestamp, store.ip, store.port,
                 r.reconsume_times, r.prepared_transaction_offset, len(body), body,
                 len(r.topic), r.topic, len(r.properties), r.properties,
             )  # fmt: skip
+            _MAGIC.pack_into(mm, pos + 4, MESSAGE_MAGIC_CODE)
             pos += size
         mf.wrote_position = pos
         return base + start, total

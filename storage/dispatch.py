@@ -123,7 +123,11 @@ def check_record(
         topic_at = p + 1
         p = topic_at + topic_len
         (props_len,) = _SHORT.unpack_from(mv, p)
-        if props_len < 0 or p + 2 + props_len != end:
+        if props_len < 0 or p + 2 + props_len != end or topic_len == 0:
+            return CORRUPT
+        # the store refuses topics and properties ending in NUL, so a zero last byte means a
+        # tail that was never written (the body CRC does not cover topic and properties)
+        if (mv[end - 1] if props_len else mv[p - 1]) == 0:
             return CORRUPT
         if check_crc and zlib.crc32(mv[body_at : body_at + body_len]) & 0x7FFFFFFF != crc:
             return CORRUPT
