@@ -13,7 +13,7 @@ from actors.broker.config import BrokerConfig
 from actors.namesrv.app import namesrv
 from actors.namesrv.config import NamesrvConfig
 from actors.remoting.client import open_remoting_client
-from storage.config import FlushDiskType, MessageStoreConfig
+from storage.config import MessageStoreConfig
 
 
 def small_store(path, **overrides) -> MessageStoreConfig:
@@ -47,23 +47,26 @@ async def namesrv_addr(nursery, tmp_path) -> str:
     return str(addr)
 
 
-@pytest.fixture
-async def broker_handle(nursery, tmp_path, namesrv_addr) -> BrokerHandle:
+async def start_broker(
+    nursery: trio.Nursery, store_dir, namesrv_addr: str = "", *, store=None, **config
+) -> BrokerHandle:
     handle: BrokerHandle = await nursery.start(
-        lambda task_status: broker(
-            broker_config(namesrv_addr),
-            small_store(tmp_path / "store"),
+        functools.partial(
+            broker,
+            broker_config(namesrv_addr, **config),
+            small_store(store_dir, **(store or {})),
             host="127.0.0.1",
-            task_status=task_status,
         )
     )
     return handle
 
 
 @pytest.fixture
+async def broker_handle(nursery, tmp_path, namesrv_addr) -> BrokerHandle:
+    return await start_broker(nursery, tmp_path / "store", namesrv_addr)
+
+
+@pytest.fixture
 async def client(nursery):
     async with open_remoting_client(name="test-client") as c:
         yield c
-
-
-__all__ = ["FlushDiskType", "trio"]

@@ -1,0 +1,255 @@
+"""SEND_MESSAGE / SEND_MESSAGE_V2 / batches through the remoting client and raw frames (§7.1)."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from protocol.codes import RequestCode, ResponseCode
+from protocol.command import RemotingCommand
+from protocol.message import (
+    BatchEntry,
+    decode_records,
+    encode_batch,
+    properties_to_string,
+    string_to_properties,
+)
+from protocol.msgid import decode_offset_msg_id
+from storage.config import FlushDiskType
+from tests.actors.broker.conftest import start_broker
+from tests.actors.broker.wire import props, pull, raw_call, send_v2
+
+T = 5
+
+
+async def test_v2_send_auto_creates_topic_and_answers_offsets(broker_handle, client):
+    reply = await client.invoke(broker_handle.address, send_v2("NewTopic", queue_id=2), T)
+    assert reply.code == ResponseCode.SUCCESS, reply.remark
+    ext = reply.ext_fields
+    assert ext["MSG_REGION"] == "DefaultRegion"
+    assert ext["TRACE_ON"] == "true"
+    assert (ext["queueId"], ext["queueOffset"]) == ("2", "0")
+    host, offset = decode_offset_msg_id(ext["msgId"])
+    assert host == broker_handle.address
+    assert offset >= 0
+    topic = broker_handle.ctx.topics.get("NewTopic")
+    assert (topic.read_queue_nums, topic.write_queue_nums, topic.perm) == (4, 4, 6)
+    again = await client.invoke(broker_handle.address, send_v2("NewTopic", queue_id=2), T)
+    assert again.ext_fields["queueOffset"] == "1"
+
+
+async def test_stored_properties_drop_wait_and_add_cluster(broker_handle, client):
+    await client.invoke(
+        broker_handle.address, send_v2("PropTopic", b"body", properties=props(k="v")), T
+    )
+    reply = await client.invoke(broker_handle.address, pull("PropTopic"), T)
+    assert reply.code == ResponseCode.SUCCESS
+    [msg] = decode_records(reply.body)
+    assert msg.body == b"body"
+    assert "WAIT" not in msg.properties
+    assert msg.properties["CLUSTER"] == "DefaultCluster"
+    assert msg.properties["k"] == "v"
+    assert msg.born_host.startswith("127.0.0.1:")
+
+
+async def test_cpp_style_frame_with_json_numbers_and_auth_fields(broker_handle):
+    ext = {
+        "AccessKey": "",
+        "OnsChannel": "ALIYUN",
+        "Signature": "N/YT7X6tJe5UfutmW+uNwTTJ7Fc=",
+        "a": "pg",
+        "b": "CppTopic",
+        "c": "TBW102",
+        "d": 4,
+        "e": 0,
+        "f": 0,
+        "g": "1795741096560",
+        "h": 0,
+        "i": properties_to_string(props()),
+        "j": "0",
+        "k": "0",
+        "l": 16,
+        "m": "0",
+    }
+    header = {
+        "code": 310,
+        "extFields": ext,
+        "flag": 0,
+        "language": "CPP",
+        "opaque": 7,
+        "remark": "",
+        "version": 333,
+    }
+    with trio.fail_after(T):
+        reply = await raw_call(broker_handle.address, header, b"x" * 10)
+    assert reply.code == ResponseCode.SUCCESS, reply.remark
+    assert reply.opaque == 7
+    assert reply.ext_fields["queueOffset"] == "0"
+
+
+async def test_batch_as_310_with_m_1(broker_handle, client):
+    entries = [
+        BatchEntry(
+            flag=0,
+            body=f"m{i}".encode(),
+            properties={"UNIQ_KEY": f"K{i}", "TAGS": "TagA", "KEYS": f"k{i}"},
+        )
+        for i in range(3)
+    ]
+    req = send_v2("BatchTopic", encode_batch(entries), properties={"WAIT": "true"}, m="1")
+    reply = await client.invoke(broker_handle.address, req, T)
+    assert reply.code == ResponseCode.SUCCESS, reply.remark
+    ids = reply.ext_fields["msgId"].split(",")
+    assert len(ids) == 3
+    assert reply.ext_fields["queueOffset"] == "0"
+    pulled = await client.invoke(broker_handle.address, pull("BatchTopic"), T)
+    msgs = decode_records(pulled.body)
+    assert [m.body for m in msgs] == [b"m0", b"m1", b"m2"]
+    assert [m.queue_offset for m in msgs] == [0, 1, 2]
+    assert [m.msg_id for m in msgs] == ids
+    assert all(m.properties["CLUSTER"] == "DefaultCluster" for m in msgs)
+    assert [m.properties["KEYS"] for m in msgs] == ["k0", "k1", "k2"]
+
+
+async def test_batch_code_320_and_v1_code_10(broker_handle, client):
+    body = encode_batch([BatchEntry(flag=0, body=b"a", properties={"UNIQ_KEY": "U1"})])
+    v2 = send_v2("CodesTopic", body, m="true")
+    batch = RemotingCommand.request(RequestCode.SEND_BATCH_MESSAGE, v2.ext_fields, body)
+    assert (await client.invoke(broker_handle.address, batch, T)).code == ResponseCode.SUCCESS
+    v1 = RemotingCommand.request(
+        RequestCode.SEND_MESSAGE,
+        {
+            "producerGroup": "pg",
+            "topic": "CodesTopic",
+            "defaultTopic": "TBW102",
+            "defaultTopicQueueNums": "4",
+            "queueId": "0",
+            "sysFlag": "0",
+            "bornTimestamp": "1",
+            "flag": "0",
+            "properties": properties_to_string(props()),
+        },
+        b"b",
+    )
+    reply = await client.invoke(broker_handle.address, v1, T)
+    assert reply.code == ResponseCode.SUCCESS, reply.remark
+    assert reply.ext_fields["queueOffset"] == "1"
+
+
+async def test_batch_with_delay_is_illegal(broker_handle, client):
+    body = encode_batch(
+        [BatchEntry(flag=0, body=b"a", properties={"UNIQ_KEY": "U1", "DELAY": "2"})]
+    )
+    reply = await client.invoke(broker_handle.address, send_v2("DelayBatch", body, m="1"), T)
+    assert reply.code == ResponseCode.MESSAGE_ILLEGAL
+
+
+@pytest.mark.parametrize(
+    ("topic", "code"),
+    [
+        ("bad topic", ResponseCode.SYSTEM_ERROR),
+        ("x" * 128, ResponseCode.SYSTEM_ERROR),
+        ("SCHEDULE_TOPIC_XXXX", ResponseCode.NO_PERMISSION),
+        ("RMQ_SYS_TRANS_HALF_TOPIC", ResponseCode.NO_PERMISSION),
+    ],
+)
+async def test_topic_checks(broker_handle, client, topic, code):
+    reply = await client.invoke(broker_handle.address, send_v2(topic), T)
+    assert reply.code == code
+    assert reply.ext_fields["MSG_REGION"] == "DefaultRegion"
+
+
+async def test_illegal_queue_id(broker_handle, client):
+    await client.invoke(broker_handle.address, send_v2("QTopic"), T)
+    reply = await client.invoke(broker_handle.address, send_v2("QTopic", queue_id=4), T)
+    assert reply.code == ResponseCode.SYSTEM_ERROR
+    assert "queueId[4] is illegal" in reply.remark
+
+
+async def test_negative_queue_id_picks_a_queue(broker_handle, client):
+    reply = await client.invoke(broker_handle.address, send_v2("AnyQueue", queue_id=-1), T)
+    assert reply.code == ResponseCode.SUCCESS
+    assert 0 <= int(reply.ext_fields["queueId"]) < 4
+
+
+async def test_oversized_body_is_illegal(broker_handle, client):
+    size = broker_handle.ctx.store_config.maxMessageSize + 1
+    reply = await client.invoke(broker_handle.address, send_v2("Big", b"x" * size), T)
+    assert reply.code == ResponseCode.MESSAGE_ILLEGAL
+
+
+async def test_delay_level_parks_message_in_schedule_topic(broker_handle, client):
+    reply = await client.invoke(
+        broker_handle.address, send_v2("Later", properties=props(DELAY="2"), queue_id=1), T
+    )
+    assert reply.code == ResponseCode.SUCCESS
+    store = broker_handle.ctx.store
+    assert store.max_offset_in_queue("SCHEDULE_TOPIC_XXXX", 1) == 1
+    assert store.max_offset_in_queue("Later", 1) == 0
+    _, offset = decode_offset_msg_id(reply.ext_fields["msgId"])
+    msg = store.look_message_by_offset(offset)
+    assert (msg.properties["REAL_TOPIC"], msg.properties["REAL_QID"]) == ("Later", "1")
+
+
+async def test_full_disk_refuses_with_service_not_available(broker_handle, client):
+    broker_handle.ctx.store.flags.disk_full = True
+    reply = await client.invoke(broker_handle.address, send_v2("Full"), T)
+    assert reply.code == ResponseCode.SERVICE_NOT_AVAILABLE
+    broker_handle.ctx.store.flags.disk_full = False
+    reply = await client.invoke(broker_handle.address, send_v2("Full"), T)
+    assert reply.code == ResponseCode.SUCCESS
+    assert reply.ext_fields["queueOffset"] == "0"
+
+
+async def test_send_waiting_too_long_in_queue_gets_system_busy(broker_handle, client):
+    gate = broker_handle.ctx.send_gate
+    holders = [object() for _ in range(int(gate.total_tokens))]
+    for holder in holders:
+        gate.acquire_on_behalf_of_nowait(holder)
+    async with trio.open_nursery() as nursery:
+        replies = []
+
+        async def send() -> None:
+            replies.append(await client.invoke(broker_handle.address, send_v2("Busy"), T))
+
+        nursery.start_soon(send)
+        await trio.sleep(0.3)  # longer than waitTimeMillsInSendQueue (200 ms)
+        for holder in holders:
+            gate.release_on_behalf_of(holder)
+    [reply] = replies
+    assert reply.code == ResponseCode.SYSTEM_BUSY
+    assert reply.remark.startswith("[TIMEOUT_CLEAN_QUEUE]")
+
+
+async def test_stored_message_round_trips_properties(broker_handle, client):
+    p = props(tags="TagZ", keys="a b")
+    await client.invoke(broker_handle.address, send_v2("RT", b"\x00\x01binary", properties=p), T)
+    [msg] = decode_records((await client.invoke(broker_handle.address, pull("RT"), T)).body)
+    assert msg.body == b"\x00\x01binary"
+    stored = string_to_properties(properties_to_string(msg.properties))
+    assert stored["TAGS"] == "TagZ"
+    assert stored["UNIQ_KEY"] == p["UNIQ_KEY"]
+
+
+async def test_sync_flush_send_waits_for_the_flush(nursery, tmp_path, client):
+    handle = await start_broker(
+        nursery, tmp_path / "sync", store={"flushDiskType": FlushDiskType.SYNC_FLUSH}
+    )
+    async with trio.open_nursery() as senders:
+        replies = []
+
+        async def send(i: int) -> None:
+            replies.append(await client.invoke(handle.address, send_v2("Sync", str(i).encode()), T))
+
+        for i in range(20):
+            senders.start_soon(send, i)
+    assert sorted(int(r.ext_fields["queueOffset"]) for r in replies) == list(range(20))
+    assert all(r.code == ResponseCode.SUCCESS for r in replies)
+    assert handle.ctx.store.flushed_offset >= handle.ctx.store.max_phy_offset
+
+
+async def test_auto_create_disabled_gives_topic_not_exist(nursery, tmp_path, client):
+    handle = await start_broker(nursery, tmp_path / "noauto", autoCreateTopicEnable=False)
+    reply = await client.invoke(handle.address, send_v2("Nope"), T)
+    assert reply.code == ResponseCode.TOPIC_NOT_EXIST
+    assert "TBW102" not in handle.ctx.topics.all()
