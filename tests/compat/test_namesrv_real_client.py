@@ -34,6 +34,7 @@ from protocol.command import RemotingCommand
 from protocol.convert import encode_header
 from protocol.frame import FrameDecoder
 from protocol.headers.namesrv import RegisterBrokerRequestHeader
+from tests.compat.jvm import Jvm
 
 pytestmark = pytest.mark.compat
 
@@ -213,3 +214,77 @@ async def test_client_follows_our_route_to_the_broker(
     send = next(c for c in seen if c.code == RequestCode.SEND_MESSAGE_V2)
     assert send.ext_fields["b"] == "RoutedTopic"
     assert int(send.ext_fields["e"]) in range(4)
+
+
+async def _mqadmin(jvm: Jvm, work_dir: Path, *args: str) -> str:
+    """One mqadmin command (Apache's 4.9.8 tools) in its own JVM; stdout and stderr."""
+    await trio.Path(work_dir).mkdir(parents=True)
+    cmd = jvm.command(
+        "org.apache.rocketmq.tools.command.MQAdminStartup",
+        args,
+        server=False,
+        work_dir=work_dir,
+        heap="128m",
+        extra_flags=("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"),
+    )
+    done = await trio.run_process(
+        cmd, env=jvm.env(), cwd=work_dir, capture_stdout=True, capture_stderr=True, check=False
+    )
+    return (done.stdout + done.stderr).decode(errors="replace")
+
+
+async def test_java_mqadmin_namesrv_commands(jvm: Jvm, namesrv_port: int, tmp_path: Path) -> None:
+    """The name server commands of the real Java admin tool, end to end."""
+    namesrv = f"127.0.0.1:{namesrv_port}"
+    ns = ("-n", namesrv)
+    work = tmp_path / "mqadmin"
+    body = encode_register_broker_body(
+        RegisterBrokerBody(
+            topic_config_serialize_wrapper=TopicConfigSerializeWrapper(
+                topic_config_table={
+                    "AdminTopic": TopicConfig(
+                        topic_name="AdminTopic", read_queue_nums=4, write_queue_nums=4
+                    )
+                }
+            )
+        )
+    )
+    header = RegisterBrokerRequestHeader(
+        broker_name="broker-x",
+        broker_addr="127.0.0.1:1",
+        cluster_name="AdminCluster",
+        ha_server_addr="127.0.0.1:2",
+        broker_id=0,
+        body_crc32=body_crc32(body),
+    )
+    with trio.fail_after(180):
+        async with open_remoting_client(name="fake-broker") as registrar:
+            reply = await registrar.invoke(
+                namesrv,
+                RemotingCommand.request(RequestCode.REGISTER_BROKER, encode_header(header), body),
+                5.0,
+            )
+            assert reply.code == ResponseCode.SUCCESS
+
+            # Independent commands in parallel JVMs: JVM start-up dominates their cost.
+            outs: dict[str, str] = {}
+
+            async def admin(name: str, *args: str) -> None:
+                outs[name] = await _mqadmin(jvm, work / name, *args, *ns)
+
+            async with trio.open_nursery() as jvms:
+                jvms.start_soon(admin, "route", "topicRoute", "-t", "AdminTopic")
+                jvms.start_soon(admin, "no-route", "topicRoute", "-t", "NoSuchTopic")
+                jvms.start_soon(admin, "wipe", "wipeWritePerm", "-b", "broker-x")
+                jvms.start_soon(admin, "kv", "updateKvConfig", "-s", "NS", "-k", "k", "-v", "v")
+                jvms.start_soon(
+                    admin, "update", "updateNamesrvConfig", "-k", "orderMessageEnable", "-v", "true"
+                )
+            assert '"brokerName":"broker-x"' in outs["route"], outs["route"]
+            assert '"127.0.0.1:1"' in outs["route"], outs["route"]
+            assert "CODE: 17" in outs["no-route"], outs["no-route"]
+            assert f"in name server[{namesrv}] OK, 1" in outs["wipe"], outs["wipe"]
+            assert "success" in outs["kv"], outs["kv"]
+            assert "update name server config success" in outs["update"], outs["update"]
+            out = await _mqadmin(jvm, work / "get", "getNamesrvConfig", *ns)
+        assert re.search(r"orderMessageEnable\s+=\s+true", out), out
