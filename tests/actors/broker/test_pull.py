@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import trio
+import trio.testing
 
 from protocol.codes import ResponseCode
 from protocol.message import decode_records
@@ -109,8 +110,8 @@ async def test_held_pull_answered_when_a_message_arrives(broker_handle, client):
     with trio.fail_after(T):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(long_poll)
-            while len(broker_handle.ctx.holds) == 0:
-                await trio.sleep(0.01)
+            await trio.testing.wait_all_tasks_blocked(0.05)
+            assert len(broker_handle.ctx.holds) == 1
             await trio.sleep(0.2)
             assert "reply" not in result
             await _send(client, addr, "P6", 1)
@@ -127,8 +128,8 @@ async def test_held_pull_ignores_other_tags_and_times_out(broker_handle, client)
         async with trio.open_nursery() as nursery:
 
             async def unrelated() -> None:
-                while len(broker_handle.ctx.holds) == 0:
-                    await trio.sleep(0.01)
+                await trio.testing.wait_all_tasks_blocked(0.05)
+                assert len(broker_handle.ctx.holds) == 1
                 await _send(client, addr, "P7", 1, tags="TagA")
 
             nursery.start_soon(unrelated)
@@ -166,8 +167,8 @@ async def test_stop_answers_held_pulls(nursery, tmp_path, client):
                 )
 
             inner.start_soon(long_poll)
-            while len(handle.ctx.holds) == 0:
-                await trio.sleep(0.01)
+            await trio.testing.wait_all_tasks_blocked(0.05)
+            assert len(handle.ctx.holds) == 1
             handle.stop()
             await handle.stopped.wait()
     assert replies[0].code == ResponseCode.PULL_NOT_FOUND
