@@ -25,6 +25,7 @@ import trio
 
 from actors.broker.config import BrokerConfig, resolve_defaults
 from actors.broker.context import BrokerContext
+from actors.broker.delivery import ArrivalTee, DelayedDelivery
 from actors.broker.handlers.admin import AdminHandlers
 from actors.broker.handlers.client_manage import ClientHandlers, channel_closed
 from actors.broker.handlers.lock import LockHandlers
@@ -156,6 +157,7 @@ async def broker(
     stopped = trio.Event()
     try:
         ctx = BrokerContext.create(config, store_config, store, **extra)
+        ctx.delivery = DelayedDelivery.for_broker(ctx)
         await _serve(ctx, host, stopped, task_status)
     finally:
         with trio.move_on_after(30, shield=True):
@@ -178,7 +180,12 @@ async def _serve(
             )
         )
         await store_layer.start(
-            functools.partial(reput_dispatcher, store, arrivals_send, wake=ctx.reput_wake)
+            functools.partial(
+                reput_dispatcher,
+                store,
+                ArrivalTee(arrivals_send, ctx.delivery),  # type: ignore[arg-type]
+                wake=ctx.reput_wake,
+            )
         )
         pull = PullHandler(ctx)
         router = build_router(ctx, pull)

@@ -89,6 +89,8 @@ class BrokerContext:
     master_addr: str | None = None
     master_ha_addr: str | None = None
     spawn: Callable[..., None] = _ignore_spawn
+    # actors.broker.delivery.DelayedDelivery (schedule + timer services), set by the app
+    delivery: Any = None
     started_ms: int = attrs.field(factory=wall_clock_ms)
     send_gate: trio.CapacityLimiter = attrs.field(factory=lambda: trio.CapacityLimiter(64))
 

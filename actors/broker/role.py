@@ -1,8 +1,8 @@
 """The role scope (anchors §2.5): the actors of the current role run in their own nursery.
 
 Switching roles (a later issue) sets ``ctx.role``; the scope of the old role is cancelled -
-every role actor runs its ``finally`` - and the new role's actors start.  The master scope is
-empty of actors until the delay-delivery and transaction-check issues add theirs.
+every role actor runs its ``finally`` - and the new role's actors start.  The master scope runs
+delayed delivery (delivery.py); the transaction checker is still to join it.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 import trio
 
 from actors.broker.context import BrokerContext
+from actors.broker.delivery import delayed_delivery
 from storage.config import BrokerRole
 
 log = logging.getLogger(__name__)
@@ -23,8 +24,8 @@ log = logging.getLogger(__name__)
 RoleActor = Callable[..., Any]  # async def actor(ctx, *, task_status)
 
 ROLE_ACTORS: dict[BrokerRole, list[RoleActor]] = {
-    BrokerRole.ASYNC_MASTER: [],
-    BrokerRole.SYNC_MASTER: [],
+    BrokerRole.ASYNC_MASTER: [delayed_delivery],
+    BrokerRole.SYNC_MASTER: [delayed_delivery],
     BrokerRole.SLAVE: [],
 }
 

@@ -54,7 +54,9 @@ class ScheduleService:
     now_ms: Callable[[], int]
     # called after every put, so the reput dispatcher makes the delivered message visible
     on_put: Callable[[], None] = lambda: None
-    persist_interval: float = 10.0  # flushDelayOffsetInterval, in seconds
+    # flushDelayOffsetInterval in seconds; None when another task persists the table (the
+    # broker's config persister writes every dirty table, so two writers never race on a file)
+    persist_interval: float | None = 10.0
     idle_poll: float = 1.0  # an empty level re-checks this often without a notification
     running: bool = False
     delivered: int = 0
@@ -74,12 +76,16 @@ class ScheduleService:
             async with trio.open_nursery() as nursery:
                 for level in self.levels.levels():
                     nursery.start_soon(self._level_loop, level, name=f"schedule.level{level}")
-                nursery.start_soon(self._persist_loop, name="schedule.persist")
+                if self.persist_interval is not None:
+                    nursery.start_soon(
+                        self._persist_loop, self.persist_interval, name="schedule.persist"
+                    )
                 task_status.started(self)
         finally:
             self.running = False
-            with trio.move_on_after(PERSIST_TIMEOUT, shield=True):
-                await self.persist()
+            if self.persist_interval is not None:
+                with trio.move_on_after(PERSIST_TIMEOUT, shield=True):
+                    await self.persist()
 
     def notify_arrival(self, topic: str, queue_id: int) -> None:
         """The reput dispatcher made a new schedule unit visible: wake that level."""
@@ -98,9 +104,9 @@ class ScheduleService:
             self.offsets.dirty = True
             raise
 
-    async def _persist_loop(self) -> None:
+    async def _persist_loop(self, interval: float) -> None:
         while True:
-            await trio.sleep(self.persist_interval)
+            await trio.sleep(interval)
             try:
                 await self.persist()
             except OSError as exc:

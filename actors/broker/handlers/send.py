@@ -14,7 +14,7 @@ import random
 import trio
 
 from actors.broker.context import BrokerContext
-from actors.broker.delay import rewrite_on_put
+from actors.broker.delay import DelayRejected, rewrite_on_put
 from actors.remoting.router import RequestContext, RequestError, Router
 from protocol.bodies.common import PermName, TopicFilterType, TopicSysFlag
 from protocol.codes import RequestCode, ResponseCode
@@ -176,7 +176,12 @@ class SendHandler:
                     f"the broker[{ctx.config.brokerIP1}] sending transaction message is forbidden",
                 )
             msg = MessageInner(flag=header.flag, body=req.body, properties=props, **base)  # type: ignore[arg-type]
-            result = ctx.store.put_message(rewrite_on_put(msg, ctx.delay_levels, None, now_ms))
+            timer = ctx.delivery.timer_config if ctx.delivery is not None else None
+            try:
+                parked = rewrite_on_put(msg, ctx.delay_levels, timer, now_ms)
+            except DelayRejected as exc:
+                raise RequestError(ResponseCode.MESSAGE_ILLEGAL, str(exc)) from None
+            result = ctx.store.put_message(parked)
         return await self._finish(result, header.topic, queue_id, wait_store)
 
     def _topic_for_send(self, header: SendMessageRequestHeader, now_ms: int) -> TopicConfig:

@@ -9,12 +9,11 @@ README fact 10); the rules (retry.py) and the delay rewrite (delay.py) do the re
 
 from __future__ import annotations
 
-import functools
 import logging
 import random
 
 from actors.broker.context import BrokerContext
-from actors.broker.delay import DelayLevels, rewrite_on_put
+from actors.broker.delay import rewrite_on_put
 from actors.broker.retry import (
     DLQ_NUMS_PER_GROUP,
     build_send_back,
@@ -29,7 +28,6 @@ from protocol.command import RemotingCommand
 from protocol.convert import decode_header
 from protocol.headers.send import ConsumerSendMsgBackRequestHeader
 from storage.message_store import PutStatus
-from storage.timer_wheel import TimerConfig
 
 log = logging.getLogger(__name__)
 
@@ -37,16 +35,11 @@ RW = int(PermName.PERM_READ | PermName.PERM_WRITE)
 
 
 class SendBackHandler:
-    def __init__(self, ctx: BrokerContext, timer: TimerConfig | None = None) -> None:
+    def __init__(self, ctx: BrokerContext) -> None:
         self.ctx = ctx
-        self.timer = timer
 
     def register(self, router: Router) -> None:
         router.register(RequestCode.CONSUMER_SEND_MSG_BACK, self.handle)
-
-    @functools.cached_property
-    def levels(self) -> DelayLevels:
-        return DelayLevels.parse(self.ctx.store_config.messageDelayLevel)
 
     async def handle(self, rctx: RequestContext, req: RemotingCommand) -> RemotingCommand:
         ctx = self.ctx
@@ -86,7 +79,8 @@ class SendBackHandler:
         )
         if target.dead_letter:
             self._writable_topic(target.topic, DLQ_NUMS_PER_GROUP, 0, now_ms)
-        msg = rewrite_on_put(build_send_back(original, target), self.levels, self.timer, now_ms)
+        timer = ctx.delivery.timer_config if ctx.delivery is not None else None
+        msg = rewrite_on_put(build_send_back(original, target), ctx.delay_levels, timer, now_ms)
         if not ctx.accepting_writes:  # stopping, or no longer master: what the store says then
             raise RequestError(ResponseCode.SYSTEM_ERROR, PutStatus.SERVICE_NOT_AVAILABLE.name)
         result = ctx.store.put_message(msg)

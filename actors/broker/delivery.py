@@ -1,0 +1,98 @@
+"""Delayed delivery in the broker: the master-role actor and the arrival notifications.
+
+``DelayedDelivery`` bundles the schedule service (delay levels, §7.3) and the timer service
+(exact-time delivery) for one broker.  The role supervisor runs ``delayed_delivery`` in the
+master scope; the reput dispatcher's arrivals pass through ``ArrivalTee`` so a level or the
+timer topic wakes as soon as a new parked message is dispatched.  Parked messages are not
+forwarded to long polling: nobody pulls the schedule or timer topics, and their consume-queue
+tags codes (delivery times) would defeat the per-tag coalescing of arrivals.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+import attrs
+import trio
+
+from actors.broker.delay import TIMER_TOPIC
+from actors.broker.schedule import ScheduleService
+from actors.broker.timer import TimerService
+from storage.timer_wheel import TimerConfig, TimerWheel
+from storage.topic_config import SCHEDULE_TOPIC
+
+TIMER_DIR = "timerwheel"
+PARKING_TOPICS = frozenset({SCHEDULE_TOPIC, TIMER_TOPIC})
+
+
+@attrs.define(eq=False)
+class DelayedDelivery:
+    schedule: ScheduleService
+    timer: TimerService | None
+    timer_config: TimerConfig | None  # None: exact-time delivery is off (timer properties ignored)
+
+    @classmethod
+    def for_broker(cls, ctx: Any, timer_config: TimerConfig | None = None) -> DelayedDelivery:
+        """Built on the broker's context (actors.broker.context.BrokerContext)."""
+        if timer_config is None:
+            timer_config = TimerConfig()
+        schedule = ScheduleService(
+            ctx.store,
+            ctx.delay_levels,
+            ctx.delay_offsets,
+            ctx.config_dir,
+            ctx.now_ms,
+            on_put=ctx.reput_wake.set,
+            persist_interval=None,  # the broker's config persister writes delayOffset.json
+        )
+        timer = None
+        if timer_config.timerWheelEnable:
+            wheel = TimerWheel(Path(ctx.store_config.storePathRootDir) / TIMER_DIR, timer_config)
+            timer = TimerService(ctx.store, wheel, ctx.now_ms, on_put=ctx.reput_wake.set)
+        return cls(schedule, timer, timer_config if timer is not None else None)
+
+    def notify_arrival(self, topic: str, queue_id: int) -> None:
+        self.schedule.notify_arrival(topic, queue_id)
+        if self.timer is not None:
+            self.timer.notify_arrival(topic, queue_id)
+
+    async def run(
+        self, *, task_status: trio.TaskStatus[DelayedDelivery] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.schedule.run)
+            if self.timer is not None:
+                await nursery.start(self.timer.run)
+            task_status.started(self)
+
+
+async def delayed_delivery(
+    ctx: Any, *, task_status: trio.TaskStatus[DelayedDelivery] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """The master-role actor (role.py): delivers delayed and timed messages while master."""
+    delivery: DelayedDelivery = ctx.delivery
+    await delivery.run(task_status=task_status)
+
+
+class _Arrival(Protocol):
+    topic: str
+    queue_id: int
+
+
+class _Sink(Protocol):
+    async def send(self, value: Any) -> None: ...
+
+
+@attrs.define(eq=False)
+class ArrivalTee:
+    """Stands in for the reput dispatcher's arrivals channel: notifies, then forwards."""
+
+    downstream: _Sink
+    delivery: DelayedDelivery
+
+    async def send(self, arrival: _Arrival) -> None:
+        if arrival.topic in PARKING_TOPICS:
+            self.delivery.notify_arrival(arrival.topic, arrival.queue_id)
+        else:
+            await self.downstream.send(arrival)
