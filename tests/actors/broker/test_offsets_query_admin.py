@@ -170,7 +170,7 @@ async def test_consume_stats_connections_runtime_and_config(broker_handle, clien
     stats = fastjson.loads(
         (await client.invoke(addr, req(RequestCode.GET_CONSUME_STATS, consumerGroup="SG"), T)).body
     )
-    q0 = [v for k, v in stats["offsetTable"].items() if k.to_dict()["queueId"] == 0][0]
+    q0 = next(v for k, v in stats["offsetTable"].items() if k.to_dict()["queueId"] == 0)
     assert (q0["brokerOffset"], q0["consumerOffset"]) == (3, 1)
     conns = json.loads(
         (
