@@ -1,0 +1,84 @@
+"""The client against the project's own name server and broker (in-process, loopback)."""
+
+from __future__ import annotations
+
+import trio
+
+from actors.client.consume_service import ConsumeStatus
+from actors.client.message import Message, SendStatus, client_msg_id
+from actors.client.producer import Producer
+from actors.client.pull_consumer import LitePullConsumer
+from actors.client.push_consumer import ConsumeFromWhere, PushConsumer
+from tests.actors.client.test_push_consumer import Collector
+
+
+async def test_produce_and_consume_through_our_broker(real_namesrv, real_broker) -> None:
+    with trio.fail_after(30):
+        async with Producer("pg", namesrv=real_namesrv) as producer:
+            results = [
+                await producer.send(Message("E1", f"m{i}".encode(), tags="TagA")) for i in range(20)
+            ]
+            results.append(await producer.send_batch([Message("E1", b"b0"), Message("E1", b"b1")]))
+            await producer.send(Message("E1", b"z" * 10000, tags="TagA"))
+        assert all(r.status is SendStatus.SEND_OK for r in results)
+        collect = Collector(23)
+        consumer = PushConsumer(
+            "cg1",
+            namesrv=real_namesrv,
+            listener=collect,
+            consume_from_where=ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET,
+        )
+        consumer.subscribe("E1")
+        async with consumer:
+            await collect.done.wait()
+    bodies = {m.body for m in collect.got}
+    assert {f"m{i}".encode() for i in range(20)} | {b"b0", b"b1", b"z" * 10000} == bodies
+    ids = {client_msg_id(m) for m in collect.got}
+    assert {r.msg_id for r in results[:20]} <= ids
+
+
+async def test_lite_pull_through_our_broker(real_namesrv, real_broker) -> None:
+    with trio.fail_after(30):
+        async with Producer("pg", namesrv=real_namesrv) as producer:
+            for i in range(10):
+                await producer.send(Message("E2", f"{i}".encode()))
+        async with LitePullConsumer(
+            "cg2",
+            namesrv=real_namesrv,
+            consume_from_where=ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET,
+        ) as consumer:
+            await consumer.subscribe("E2")
+            got: list = []
+            while len(got) < 10:
+                got += await consumer.poll(timeout=1.0)
+    assert sorted(int(m.body) for m in got) == list(range(10))
+
+
+async def test_retry_through_our_broker(real_namesrv, real_broker) -> None:
+    attempts: dict[bytes, int] = {}
+    done = trio.Event()
+
+    async def once_later(msgs, ctx):
+        for m in msgs:
+            attempts[m.body] = attempts.get(m.body, 0) + 1
+        if len(attempts) == 2 and all(v >= 2 for v in attempts.values()):
+            done.set()
+        return (
+            ConsumeStatus.RECONSUME_LATER
+            if msgs[0].reconsume_times == 0
+            else ConsumeStatus.CONSUME_SUCCESS
+        )
+
+    with trio.fail_after(60):
+        async with Producer("pg", namesrv=real_namesrv) as producer:
+            await producer.send(Message("E3", b"a"))
+            await producer.send(Message("E3", b"b"))
+        consumer = PushConsumer(
+            "cg3",
+            namesrv=real_namesrv,
+            listener=once_later,
+            consume_from_where=ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET,
+        )
+        consumer.subscribe("E3")
+        async with consumer:
+            await done.wait()
