@@ -32,8 +32,8 @@ async def commit_log_flusher(
     store: MessageStore,
     config: MessageStoreConfig,
     waiters: OffsetWaiters,
-    *,
     wake: trio_util.RepeatedEvent,
+    *,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """SYNC_FLUSH: one fdatasync per group of puts, then ``waiters.advance(flushed)``.

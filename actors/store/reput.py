@@ -28,8 +28,8 @@ def coalesce(arrived: list[Arrived]) -> list[Arrived]:
 async def reput_dispatcher(
     store: MessageStore,
     arrivals: trio.MemorySendChannel[Arrived] | None,
-    *,
     wake: trio_util.RepeatedEvent,
+    *,
     interval: float = SAFETY_INTERVAL,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:

@@ -1,0 +1,240 @@
+"""Store actors under autojump_clock: reput, flushers (async and group commit), checkpoint, cleaner."""
+
+from __future__ import annotations
+
+import os
+
+import trio
+import trio.testing
+import trio_util
+
+from actors.store import (
+    checkpointer,
+    cleaner,
+    commit_log_flusher,
+    consume_queue_flusher,
+    reput_dispatcher,
+    store_services,
+)
+from actors.store.reput import coalesce
+from actors.waiters import OffsetWaiters
+from storage.config import FlushDiskType
+from storage.message_store import Arrived
+from tests.actors.store.conftest import msg
+
+PAGE = 4096
+
+
+async def test_reput_wakes_on_put_and_on_safety_interval(
+    make_store, autojump_clock, inline_threads
+) -> None:  # type: ignore[no-untyped-def]
+    store = make_store()
+    store.put_message(msg())  # before start: dispatched during the catch-up
+    wake = trio_util.RepeatedEvent()
+    send, recv = trio.open_memory_channel[Arrived](16)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(reput_dispatcher, store, send, wake)
+        assert store.max_offset_in_queue("T", 0) == 1
+        for _ in range(3):
+            store.put_message(msg(queue_id=1))
+        wake.set()
+        first = await recv.receive()
+        assert (first.queue_id, first.max_offset) == (1, 3)  # three arrivals coalesced into one
+        assert trio.current_time() == 0
+        await trio.testing.wait_all_tasks_blocked()
+        store.put_message(msg(queue_id=2))  # nobody fires wake: the safety net picks it up
+        second = await recv.receive()
+        assert (second.queue_id, second.max_offset) == (2, 1)
+        assert trio.current_time() == 1.0
+        nursery.cancel_scope.cancel()
+
+
+def test_coalesce_keeps_one_per_queue_and_tag() -> None:
+    def a(q: int, off: int, tag: int) -> Arrived:
+        return Arrived("T", q, off, 0, tag, {})
+
+    got = coalesce([a(0, 1, 7), a(0, 2, 7), a(0, 3, 8), a(1, 1, 7), a(0, 4, 7)])
+    assert sorted((x.queue_id, x.tags_code, x.max_offset) for x in got) == [
+        (0, 7, 4),
+        (0, 8, 3),
+        (1, 7, 1),
+    ]
+
+
+async def test_sync_flush_group_commit(
+    make_store, autojump_clock, inline_threads, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    store = make_store(flushDiskType=FlushDiskType.SYNC_FLUSH)
+    calls: list[int] = []
+    real = store.flush_commit_log
+
+    def counting(least_pages: int = 0) -> int:
+        calls.append(store.max_phy_offset)
+        return real(least_pages)
+
+    monkeypatch.setattr(store, "flush_commit_log", counting)
+    waiters = OffsetWaiters()
+    wake = trio_util.RepeatedEvent()
+    acked: list[int] = []
+
+    async def sender() -> None:
+        end = store.put_message(msg()).append.end_offset
+        wake.set()
+        assert await waiters.wait_for(end, timeout=5.0)
+        assert store.flushed_offset >= end
+        acked.append(end)
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(commit_log_flusher, store, store.config, waiters, wake)
+        async with trio.open_nursery() as senders:
+            for _ in range(64):
+                senders.start_soon(sender)
+        nursery.cancel_scope.cancel()
+    assert len(acked) == 64
+    assert len(calls) < 64 / 4  # one fdatasync per group, not per message
+    assert calls[-1] == store.max_phy_offset
+
+
+async def test_sync_flush_failure_stops_writes(
+    make_store, autojump_clock, inline_threads, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    import pytest
+
+    store = make_store(flushDiskType=FlushDiskType.SYNC_FLUSH)
+
+    def broken(least_pages: int = 0) -> int:
+        raise OSError(5, "Input/output error")
+
+    real = store.flush_commit_log
+    monkeypatch.setattr(store, "flush_commit_log", broken)
+    wake = trio_util.RepeatedEvent()
+    with pytest.raises(ExceptionGroup) as caught:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(commit_log_flusher, store, store.config, OffsetWaiters(), wake)
+            store.put_message(msg())
+            wake.set()
+    assert caught.group_contains(OSError, match="Input/output")
+    monkeypatch.setattr(store, "flush_commit_log", real)
+    assert not store.flags.writeable
+    assert store.put_message(msg()).status.name == "SERVICE_NOT_AVAILABLE"
+
+
+async def test_async_flush_least_pages_and_thorough(
+    make_store, autojump_clock, inline_threads
+) -> None:  # type: ignore[no-untyped-def]
+    store = make_store()
+    waiters = OffsetWaiters()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            commit_log_flusher, store, store.config, waiters, trio_util.RepeatedEvent()
+        )
+        store.put_message(msg(body=b"x" * 100))
+        await trio.sleep(0.6)
+        assert store.flushed_offset == 0  # under 4 dirty pages: wait
+        while store.max_phy_offset < 4 * PAGE:
+            store.put_message(msg(body=b"x" * 1000))
+        await trio.sleep(0.5)
+        assert store.flushed_offset == store.max_phy_offset == waiters.current
+        store.put_message(msg(body=b"tail"))
+        await trio.sleep(9.0)  # t = 10.1: the thorough flush takes even one byte
+        assert trio.current_time() >= 10.0
+        assert store.flushed_offset == store.max_phy_offset
+        nursery.cancel_scope.cancel()
+
+
+async def test_consume_queue_flusher_and_checkpointer(
+    make_store, autojump_clock, inline_threads, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    store = make_store()
+    flushed: list[tuple[float, int]] = []
+    real = store.flush_consume_queues
+
+    def spy(least_pages: int = 0) -> None:
+        flushed.append((trio.current_time(), least_pages))
+        real(least_pages)
+
+    monkeypatch.setattr(store, "flush_consume_queues", spy)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(consume_queue_flusher, store, store.config)
+        await nursery.start(checkpointer, store, 1.0)
+        r = store.put_message(msg()).append
+        store.reput()
+        store.flush_commit_log()
+        await trio.sleep(60.5)
+        nursery.cancel_scope.cancel()
+    assert flushed[0] == (1.0, 2)
+    assert (60.0, 0) in flushed  # the thorough flush every 60 s
+    with open(store.config.checkpoint_path, "rb") as f:
+        data = f.read()
+    assert len(data) == 4096
+    assert int.from_bytes(data[:8], "big") == r.store_timestamp
+    assert int.from_bytes(data[8:16], "big") == r.store_timestamp
+
+
+async def test_cleaner_schedule(make_store, autojump_clock, inline_threads, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    store = make_store()
+    rounds: list[float] = []
+
+    def spy(now_ms: int, force: bool = False) -> int:
+        rounds.append(trio.current_time())
+        assert now_ms == 42
+        return 0
+
+    monkeypatch.setattr(store, "clean_expired", spy)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(lambda **kw: cleaner(store, store.config, now_ms=lambda: 42, **kw))
+        await trio.sleep(85)
+        nursery.cancel_scope.cancel()
+    assert rounds == [60.0, 70.0, 80.0]
+
+
+async def test_cleaner_deletes_at_delete_when_hour(
+    make_store, autojump_clock, inline_threads, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    import datetime
+
+    store = make_store(mappedFileSizeCommitLog=4096, deleteWhen="04")
+    for _ in range(60):
+        store.put_message(msg(body=b"x" * 300))
+    store.reput()
+    cl_dir = store.config.commit_log_dir
+    before = len(os.listdir(cl_dir))
+    old = datetime.datetime(2026, 11, 20).timestamp()
+    for name in os.listdir(cl_dir):
+        os.utime(os.path.join(cl_dir, name), (old, old))
+    # virtual t=0 is 03:58 local; the first round (t=60 s) is 03:59, the next at 04:00:xx
+    start = int(datetime.datetime(2026, 11, 27, 3, 58).timestamp() * 1000)
+
+    def wall() -> int:
+        return start + int(trio.current_time() * 1000)
+
+    counts: list[tuple[float, int]] = []
+    real = store.clean_expired
+
+    def spy(now_ms: int, force: bool = False) -> int:
+        n = real(now_ms, force)
+        counts.append((trio.current_time(), n))
+        return n
+
+    monkeypatch.setattr(store, "clean_expired", spy)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(lambda **kw: cleaner(store, store.config, now_ms=wall, **kw))
+        await trio.sleep(200)
+        nursery.cancel_scope.cancel()
+    assert counts[0] == (60.0, 0)
+    first_delete = next(t for t, n in counts if n)
+    assert first_delete == 120.0
+    assert sum(n for _, n in counts) == before - 1
+    assert len(os.listdir(cl_dir)) == 1  # the file being written stays
+
+
+async def test_store_services_start_together(make_store, autojump_clock, inline_threads) -> None:  # type: ignore[no-untyped-def]
+    store = make_store()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(store_services, store, store.config)
+        store.put_message(msg())
+        store.reput()
+        store.flush_commit_log()
+        await trio.sleep(1.5)
+        assert os.path.getsize(store.config.checkpoint_path) == 4096
+        nursery.cancel_scope.cancel()
