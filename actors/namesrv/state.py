@@ -200,15 +200,13 @@ class RouteTable:
     def remove_by_channel(self, channel: object, peer: str | None = None) -> str | None:
         """A connection closed: drop the broker that registered over it, if any.
 
-        Falls back to the connection's remote address, as Java does, for a broker whose
-        live entry was replaced by a newer connection.  Returns the address removed.
+        When no live entry uses ``channel``, the connection's remote address is tried as a
+        broker address, as Java does; a client's (or a replaced broker connection's)
+        ephemeral address matches nothing.  Returns the address removed, if any.
         """
-        addr = next((a for a, info in self.live.items() if info.channel is channel), None)
-        if addr is None:
-            if peer is None or peer not in self.live:
-                return None
-            addr = peer
-        self._remove_addr(addr)
+        addr = next((a for a, info in self.live.items() if info.channel is channel), peer)
+        if addr is None or not self._remove_addr(addr):
+            return None
         return addr
 
     def expire(self, now: float, max_idle: float) -> list[Expired]:
@@ -222,23 +220,25 @@ class RouteTable:
             self._remove_addr(e.broker_addr)
         return expired
 
-    def _remove_addr(self, broker_addr: str) -> None:
-        self.live.pop(broker_addr, None)
+    def _remove_addr(self, broker_addr: str) -> bool:
+        """Forget ``broker_addr`` everywhere; whether it was known at all."""
+        known = self.live.pop(broker_addr, None) is not None
         self.filter_servers.pop(broker_addr, None)
         emptied: set[str] = set()
         for name, group in list(self.brokers.items()):
             for broker_id in [i for i, a in group.addrs.items() if a == broker_addr]:
                 del group.addrs[broker_id]
+                known = True
             if not group.addrs:
                 del self.brokers[name]
                 emptied.add(name)
-        if not emptied:
-            return
-        for cluster, names in list(self.clusters.items()):
-            names -= emptied
-            if not names:
-                del self.clusters[cluster]
-        self._drop_queues_of(emptied)
+        if emptied:
+            for cluster, names in list(self.clusters.items()):
+                names -= emptied
+                if not names:
+                    del self.clusters[cluster]
+            self._drop_queues_of(emptied)
+        return known
 
     def _drop_queues_of(self, broker_names: set[str]) -> None:
         for topic, per_broker in list(self.topic_queues.items()):

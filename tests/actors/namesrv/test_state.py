@@ -284,3 +284,12 @@ def test_route_without_broker_data_is_none() -> None:
     # the public methods, but GET_ROUTEINFO must still answer TOPIC_NOT_EXIST).
     del t.brokers["broker-a"]
     assert t.route("T1") is None
+
+
+def test_channel_close_fallback_also_clears_a_member_without_live_entry() -> None:
+    t = RouteTable()
+    register(t, A0, topics=(tq("T1"),), channel=object())
+    del t.live[A0]  # e.g. already expired from the live table by an earlier pass
+    assert t.remove_by_channel(object(), A0) == A0
+    assert t.brokers == {}
+    assert t.route("T1") is None
