@@ -25,6 +25,11 @@ from tests.actors.store.conftest import msg
 PAGE = 4096
 
 
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
 async def test_reput_wakes_on_put_and_on_safety_interval(
     make_store, autojump_clock, inline_threads
 ) -> None:  # type: ignore[no-untyped-def]
@@ -108,11 +113,15 @@ async def test_sync_flush_failure_stops_writes(
     real = store.flush_commit_log
     monkeypatch.setattr(store, "flush_commit_log", broken)
     wake = trio_util.RepeatedEvent()
-    with pytest.raises(ExceptionGroup) as caught:
+
+    async def run() -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(commit_log_flusher, store, store.config, OffsetWaiters(), wake)
             store.put_message(msg())
             wake.set()
+
+    with pytest.raises(ExceptionGroup) as caught:
+        await run()
     assert caught.group_contains(OSError, match="Input/output")
     monkeypatch.setattr(store, "flush_commit_log", real)
     assert not store.flags.writeable
@@ -164,8 +173,7 @@ async def test_consume_queue_flusher_and_checkpointer(
         nursery.cancel_scope.cancel()
     assert flushed[0] == (1.0, 2)
     assert (60.0, 0) in flushed  # the thorough flush every 60 s
-    with open(store.config.checkpoint_path, "rb") as f:
-        data = f.read()
+    data = _read(store.config.checkpoint_path)
     assert len(data) == 4096
     assert int.from_bytes(data[:8], "big") == r.store_timestamp
     assert int.from_bytes(data[8:16], "big") == r.store_timestamp
@@ -236,5 +244,5 @@ async def test_store_services_start_together(make_store, autojump_clock, inline_
         store.reput()
         store.flush_commit_log()
         await trio.sleep(1.5)
-        assert os.path.getsize(store.config.checkpoint_path) == 4096
+        assert len(_read(store.config.checkpoint_path)) == 4096
         nursery.cancel_scope.cancel()
