@@ -24,6 +24,8 @@ _BIN_FIXED = struct.Struct(">hBhiii")  # code, language, version, opaque, flag, 
 _I32 = struct.Struct(">i")
 _I16 = struct.Struct(">h")
 _LANGUAGE_BY_NAME = {lang.name: lang for lang in LanguageCode}
+# A lone surrogate (a peer can send one as a JSON escape) becomes "?", as Java's getBytes does.
+_UNENCODABLE = "replace"
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -120,7 +122,7 @@ def encode_json_header(cmd: RemotingCommand) -> bytes:
         head["remark"] = cmd.remark
     head["serializeTypeCurrentRPC"] = "JSON"
     head["version"] = cmd.version
-    return json.dumps(head, ensure_ascii=False, separators=(",", ":")).encode()
+    return json.dumps(head, ensure_ascii=False, separators=(",", ":")).encode("utf-8", _UNENCODABLE)
 
 
 def _int_field(head: dict[str, Any], key: str) -> int:
@@ -185,13 +187,13 @@ def decode_json_header(data: bytes | memoryview) -> dict[str, Any]:
 
 def encode_binary_header(cmd: RemotingCommand) -> bytes:
     try:
-        remark = cmd.remark.encode() if cmd.remark else b""
+        remark = cmd.remark.encode("utf-8", _UNENCODABLE) if cmd.remark else b""
         ext = bytearray()
         for key, value in cmd.ext_fields.items():
             if key is None or value is None:
                 continue
-            kb = key.encode()
-            vb = value.encode()
+            kb = key.encode("utf-8", _UNENCODABLE)
+            vb = value.encode("utf-8", _UNENCODABLE)
             ext += _I16.pack(len(kb))
             ext += kb
             ext += _I32.pack(len(vb))

@@ -62,11 +62,18 @@ class ObjectKey:
     @classmethod
     def of(cls, mapping: Mapping[Any, Any]) -> ObjectKey:
         # Sorted: two JSON objects with the same members are the same key in any order.
-        items = sorted(mapping.items(), key=lambda kv: (type(kv[0]).__name__, kv[0]))
+        items = sorted(mapping.items(), key=_member_order)
         return cls(tuple((key, _freeze(value)) for key, value in items))
 
     def to_dict(self) -> dict[Any, Any]:
         return {key: _thaw(value) for key, value in self.items}
+
+
+def _member_order(item: tuple[Any, Any]) -> tuple[str, Any]:
+    key = item[0]
+    # Any total order will do; keys of one kind compare natively, others (nested object keys)
+    # by their text.
+    return (type(key).__name__, key if isinstance(key, str | int | float) else repr(key))
 
 
 def _freeze(value: Any) -> Hashable:
@@ -270,7 +277,8 @@ def dumps(
 
 
 def dumps_bytes(value: Any, **options: bool) -> bytes:
-    return dumps(value, **options).encode("utf-8")
+    # A lone surrogate (a peer can send one as a JSON escape) becomes "?", as in Java.
+    return dumps(value, **options).encode("utf-8", "replace")
 
 
 def _key_order(key: Any) -> tuple[int, Any]:

@@ -140,3 +140,10 @@ def test_json_header_is_compact_sorted_json() -> None:
     cmd = RemotingCommand.request(11, {"b": "1", "a": "2"}, remark="r")
     head = json.loads(encode_json_header(cmd))
     assert list(head) == sorted(head)
+
+
+@pytest.mark.parametrize("stype", list(SerializeType))
+def test_lone_surrogates_from_a_peer_can_be_echoed(stype: SerializeType) -> None:
+    cmd = RemotingCommand.request(1, {"a": "\ud800"}, remark="\udfff", serialize_type=stype)
+    back = decode_frame(encode_command(cmd)[4:])
+    assert (back.ext_fields, back.remark) == ({"a": "?"}, "?")

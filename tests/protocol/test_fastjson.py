@@ -154,3 +154,20 @@ def test_quoted_keys_give_standard_json(value: Any, pretty: bool) -> None:
 
 def test_errors_are_protocol_errors() -> None:
     assert issubclass(JsonDecodeError, ProtocolError)
+
+
+@given(st.text(alphabet='{}[]:,"\\0123-.eE+truflsn u\t', max_size=40))
+def test_json_shaped_garbage_only_raises_json_decode_error(blob: str) -> None:
+    try:
+        fastjson.loads(blob)
+    except JsonDecodeError:
+        pass
+
+
+def test_nested_object_keys_are_hashable_and_order_free() -> None:
+    value = fastjson.loads("{{{1:2}:1,{3:4}:2}:5}")
+    assert value == fastjson.loads("{{{3:4}:2,{1:2}:1}:5}")
+
+
+def test_lone_surrogates_are_written_as_question_marks_like_java() -> None:
+    assert fastjson.dumps_bytes(fastjson.loads('{"a":"\\ud800"}')) == b'{"a":"?"}'
