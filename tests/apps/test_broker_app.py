@@ -1,0 +1,129 @@
+"""apps/broker.py as a user runs it: a subprocess started from the repository root."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import trio
+
+from actors.remoting.client import open_remoting_client
+from actors.remoting.errors import RemotingConnectError
+from protocol.codes import RequestCode, ResponseCode
+from protocol.command import RemotingCommand
+from protocol.properties import parse_properties
+from tests.compat.processes import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+TIMEOUT = 20.0
+
+
+def env_for(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("ROCKETMQ_HOME", "NAMESRV_ADDR")}
+    env["HOME"] = str(home)  # the default store is ~/store
+    env.update(extra)
+    return env
+
+
+def run_cli(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "apps/broker.py", *args],
+        cwd=REPO,
+        env=env_for(home, **env),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+
+def test_shipped_conf_prints_with_defaults_under_home(tmp_path: Path) -> None:
+    done = run_cli(tmp_path, "-c", "conf/broker.conf", "-p")
+    assert done.returncode == 0, done.stderr
+    props = parse_properties(done.stdout)
+    assert props["brokerName"] == "broker-a"
+    assert props["listenPort"] == "10911"
+    assert props["flushDiskType"] == "ASYNC_FLUSH"
+    assert props["storePathRootDir"] == str(tmp_path / "store")
+    assert props["defaultTopicQueueNums"] == "8"
+    assert "unknown config key" not in done.stderr
+
+
+def test_mixed_keys_unknown_keys_and_environment(tmp_path: Path) -> None:
+    conf = tmp_path / "b.conf"
+    conf.write_text(
+        "brokerName=bx\nflushDiskTpye=SYNC_FLUSH\nmapedFileSizeCommitLog=65536\n"
+        "deleteWhen=01;13\nfileReservedTime=12\nnamesrvAddr=10.0.0.1:9876\n"
+    )
+    done = run_cli(
+        tmp_path, "-c", str(conf), "-p", "-n", "127.0.0.1:1;127.0.0.1:2", ROCKETMQ_HOME="/opt/rmq"
+    )
+    assert done.returncode == 0, done.stderr
+    props = parse_properties(done.stdout)
+    assert props["brokerName"] == "bx"
+    assert props["mappedFileSizeCommitLog"] == "65536"
+    assert props["deleteWhen"] == "01;13"
+    assert props["fileReservedTime"] == "12"
+    assert props["namesrvAddr"] == "127.0.0.1:1;127.0.0.1:2"
+    assert props["rocketmqHome"] == "/opt/rmq"
+    assert (
+        "unknown config key 'flushDiskTpye' ignored (did you mean 'flushDiskType'?)" in done.stderr
+    )
+
+
+def test_namesrv_addr_from_environment(tmp_path: Path) -> None:
+    done = run_cli(tmp_path, "-p", NAMESRV_ADDR="127.0.0.1:9999")
+    assert parse_properties(done.stdout)["namesrvAddr"] == "127.0.0.1:9999"
+
+
+def test_bad_value_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    done = run_cli(tmp_path, "-p", "--listenPort=abc")
+    assert done.returncode == 1
+    assert "listenPort" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+async def test_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "apps/broker.py",
+            "-c",
+            "conf/broker.conf",
+            f"--listenPort={port}",
+            "--namesrvAddr=",
+            "--mappedFileSizeCommitLog=1048576",
+        ],
+        cwd=REPO,
+        env=env_for(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        with trio.fail_after(TIMEOUT):
+            async with open_remoting_client() as client:
+                while True:
+                    try:
+                        reply = await client.invoke(
+                            f"127.0.0.1:{port}",
+                            RemotingCommand.request(RequestCode.GET_BROKER_RUNTIME_INFO),
+                            2,
+                        )
+                        break
+                    except RemotingConnectError:
+                        await trio.sleep(0.05)
+        assert reply.code == ResponseCode.SUCCESS
+        assert (tmp_path / "store" / "abort").exists()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert not (tmp_path / "store" / "abort").exists()
+    assert (tmp_path / "store" / "config" / "topics.json").exists()
