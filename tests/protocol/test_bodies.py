@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol import bodies
+from protocol import bodies, fastjson
 from protocol.bodies import (
     BrokerData,
     ConsumeFromWhere,
@@ -225,3 +225,27 @@ def test_malformed_bodies_name_the_wire_path(cls: type, blob: bytes, message: st
 def test_body_that_is_not_json_raises_json_decode_error() -> None:
     with pytest.raises(JsonDecodeError):
         decode_body(DataVersion, b"{counter:")
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["topic", "brokerName", "queueId", "offsetTable", "brokerAddrs", "x"]),
+            children,
+            max_size=4,
+        )
+    ),
+    max_leaves=12,
+)
+
+
+@pytest.mark.parametrize("cls", BODY_CLASSES, ids=lambda cls: cls.__name__)
+@settings(max_examples=10)
+@given(value=_json)
+def test_wrong_shapes_only_raise_body_decode_error(cls: type, value: object) -> None:
+    try:
+        decode_body(cls, fastjson.dumps_bytes(value))
+    except BodyDecodeError:
+        pass
