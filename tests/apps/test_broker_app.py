@@ -88,22 +88,20 @@ def test_bad_value_is_one_line_and_exit_1(tmp_path: Path) -> None:
 
 async def test_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "apps/broker.py",
-            "-c",
-            "conf/broker.conf",
-            f"--listenPort={port}",
-            "--namesrvAddr=",
-            "--mappedFileSizeCommitLog=1048576",
-        ],
-        cwd=REPO,
-        env=env_for(tmp_path),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    argv = [
+        sys.executable,
+        "apps/broker.py",
+        "-c",
+        "conf/broker.conf",
+        f"--listenPort={port}",
+        "--namesrvAddr=",
+        "--mappedFileSizeCommitLog=1048576",
+    ]
+    log = tmp_path / "broker.log"
+    with log.open("wb") as out:
+        proc = await trio.lowlevel.open_process(
+            argv, cwd=REPO, env=env_for(tmp_path), stdout=out, stderr=out
+        )
     try:
         with trio.fail_after(TIMEOUT):
             async with open_remoting_client() as client:
@@ -117,13 +115,13 @@ async def test_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
                         break
                     except RemotingConnectError:
                         await trio.sleep(0.05)
-        assert reply.code == ResponseCode.SUCCESS
-        assert (tmp_path / "store" / "abort").exists()
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=TIMEOUT)
+            assert reply.code == ResponseCode.SUCCESS
+            assert (tmp_path / "store" / "abort").exists()
+            proc.send_signal(signal.SIGTERM)
+            await proc.wait()
     finally:
-        if proc.poll() is None:
+        if proc.returncode is None:
             proc.kill()
-    assert proc.returncode == 0, err
+    assert proc.returncode == 0, log.read_text()
     assert not (tmp_path / "store" / "abort").exists()
     assert (tmp_path / "store" / "config" / "topics.json").exists()
