@@ -1,0 +1,798 @@
+"""One fixed sequence of raw requests, and what a server's replies to it look like.
+
+``run_scenario`` drives a namesrv + broker with the project's codec over plain trio streams and
+returns one :class:`Capture` per step: the exact reply (for the golden files a re-implementer
+reads) and an *observation* -- the reply reduced to what must agree between Apache's broker and
+ours: response code, header keys with the kind of each value and the exact value where it is
+deterministic, remark presence, and the shape of the body (JSON key paths with value types,
+decoded message records, or properties keys).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import attrs
+import trio
+
+from protocol import fastjson
+from protocol.codes import RequestCode, ResponseCode
+from protocol.command import RemotingCommand
+from protocol.errors import RemoteProtocolError
+from protocol.fastjson import ObjectKey
+from protocol.message import BatchEntry, MessageExt, decode_records, encode_batch
+from protocol.message import properties_to_string as props
+from protocol.msgid import decode_offset_msg_id
+from protocol.properties import parse_properties
+from tests.compat.raw import RawConnection, connect
+from tests.compat.servers import Target
+
+# Ids we put into UNIQ_KEY ourselves, so they are the same against every server.
+UNIQ = {
+    "v2": "7F000001000000000000000000000001",
+    "v1": "7F000001000000000000000000000002",
+    "b0": "7F000001000000000000000000000003",
+    "b1": "7F000001000000000000000000000004",
+    "b2": "7F000001000000000000000000000005",
+    "wake": "7F000001000000000000000000000006",
+}
+CLIENT_ID = "127.0.0.1@differential"
+OTHER_CLIENT_ID = "127.0.0.1@differential-other"
+
+# Every step in order; the test module parametrizes over these names.
+STEPS = (
+    "ns_route_unknown_topic",
+    "ns_cluster_info",
+    "create_topic",
+    "ns_route",
+    "send_v2",
+    "send_v1",
+    "send_batch",
+    "send_forbidden_topic",
+    "pull_found",
+    "pull_batch",
+    "pull_no_new_message",
+    "pull_offset_overflow",
+    "pull_long_poll_timeout",
+    "pull_long_poll_woken",
+    "query_offset_new_group",
+    "update_offset",
+    "query_offset_after_update",
+    "get_max_offset",
+    "get_min_offset",
+    "earliest_msg_store_time",
+    "search_offset_by_timestamp",
+    "heartbeat",
+    "notify_consumer_ids_changed",
+    "consumer_list",
+    "consumer_list_unknown_group",
+    "lock",
+    "lock_held_by_other",
+    "unlock",
+    "query_by_key",
+    "query_by_uniq_key",
+    "query_by_missing_key",
+    "view_by_id",
+    "topic_stats",
+    "topic_stats_unknown_topic",
+    "consume_stats",
+    "consumer_connections",
+    "producer_connections",
+    "all_topic_config",
+    "all_subscription_groups",
+    "broker_runtime_info",
+    "broker_config",
+    "unknown_request_code",
+    "unregister_client",
+    "ns_all_topics",
+)
+
+# Broker settings both targets get (servers.broker_properties); GET_BROKER_CONFIG must echo them.
+CONFIG_KEYS = (
+    "brokerClusterName",
+    "brokerName",
+    "brokerId",
+    "brokerIP1",
+    "autoCreateTopicEnable",
+    "flushDiskType",
+    "mappedFileSizeCommitLog",
+    "transactionTimeOut",
+    "transactionCheckInterval",
+)
+
+
+@attrs.frozen
+class Capture:
+    step: str
+    request: dict[str, Any]
+    reply: dict[str, Any] | None  # None: the server sent nothing (e.g. a oneway request)
+    observation: dict[str, Any]
+
+
+def _kind(value: str, target: Target) -> str:
+    if value == target.broker_addr:
+        return "<broker-addr>"
+    if re.fullmatch(r"-?\d+", value):
+        return "<int>"
+    if re.fullmatch(r"[0-9A-F]{32}(,[0-9A-F]{32})*", value):
+        hosts = {decode_offset_msg_id(part)[0] for part in value.split(",")}
+        return "<offset-msg-ids@broker>" if hosts == {target.broker_addr} else "<offset-msg-ids>"
+    if value in ("true", "false"):
+        return "<bool>"
+    return "<str>"
+
+
+def _anonymize(value: Any, target: Target) -> Any:
+    """Addresses differ between targets; everything else is compared as is."""
+    if isinstance(value, str):
+        return value.replace(target.broker_addr, "<broker-addr>").replace(
+            target.namesrv_addr, "<namesrv-addr>"
+        )
+    return value
+
+
+def _anonymize_tree(value: Any, target: Target) -> Any:
+    """Addresses and the target's folder (e.g. in ``commitLogDiskRatio_<path>`` keys) neutralised."""
+    folder = str(target.log_dir)
+    if isinstance(value, dict):
+        return {
+            (k.replace(folder, "<work-dir>") if isinstance(k, str) else k): _anonymize_tree(
+                v, target
+            )
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_anonymize_tree(v, target) for v in value]
+    if isinstance(value, str):
+        return _anonymize(value, target).replace(folder, "<work-dir>")
+    return value
+
+
+def json_shape(value: Any, maps: frozenset[str], path: str = "$") -> set[str]:
+    """Every key path of a JSON value with the type found there.
+
+    Objects at a path listed in ``maps`` are maps keyed by data (topic names, queues, broker
+    ids): their keys collapse to ``{}`` so only the shape of their values counts.
+    """
+    out: set[str] = set()
+    if isinstance(value, dict):
+        if path in maps:
+            out.add(f"{path}:map")
+            for key, item in value.items():
+                key_type = "object" if isinstance(key, ObjectKey) else type(key).__name__
+                out.add(f"{path}{{}}:key-{key_type}")
+                out |= json_shape(item, maps, f"{path}{{}}")
+        else:
+            out.add(f"{path}:object")
+            for key, item in value.items():
+                out |= json_shape(item, maps, f"{path}.{key}")
+    elif isinstance(value, list):
+        out.add(f"{path}:list")
+        for item in value:
+            out |= json_shape(item, maps, f"{path}[]")
+    else:
+        out.add(f"{path}:{type(value).__name__}")
+    return out
+
+
+def record_view(msg: MessageExt, target: Target) -> dict[str, Any]:
+    born_ip = msg.born_host.rpartition(":")[0]
+    return {
+        "topic": msg.topic,
+        "queueId": msg.queue_id,
+        "queueOffset": msg.queue_offset,
+        "flag": msg.flag,
+        "sysFlag": msg.sys_flag,
+        "bodyCRC": msg.body_crc,
+        "storeSize": msg.store_size,
+        "body": msg.body.decode(errors="replace"),
+        "reconsumeTimes": msg.reconsume_times,
+        "preparedTransactionOffset": msg.prepared_transaction_offset,
+        "bornHost": f"{born_ip}:<port>",
+        "storeHost": _anonymize(msg.store_host, target),
+        "properties": dict(sorted(msg.properties.items())),
+    }
+
+
+@attrs.define
+class Scenario:
+    """State carried between steps and the captures taken so far."""
+
+    target: Target
+    topic: str
+    group: str
+    captures: list[Capture] = attrs.Factory(list)
+    pulled: list[MessageExt] = attrs.Factory(list)
+
+    @property
+    def producer_group(self) -> str:
+        return f"{self.group}_P"
+
+    def capture(
+        self,
+        step: str,
+        request: RemotingCommand,
+        reply: RemotingCommand | None,
+        *,
+        exact_ext: Iterable[str] = (),
+        exact_remark: bool = False,
+        body: str = "none",
+        maps: Iterable[str] = (),
+        extra: dict[str, Any] | None = None,
+    ) -> Any:
+        """Record one step; returns the decoded body (JSON value, records, or properties).
+
+        ``body`` says how to read the reply body: ``none`` (only its presence), ``json``,
+        ``records`` or ``properties``.
+        """
+        assert step in STEPS, step
+        target = self.target
+        decoded: Any = None
+        observation: dict[str, Any] = {}
+        raw: dict[str, Any] | None = None
+        if reply is not None:
+            exact = set(exact_ext)
+            observation = {
+                "code": reply.code,
+                "flag": reply.flag,
+                "language": reply.language.name,
+                "serializeType": reply.serialize_type.name,
+                "remark": _anonymize(reply.remark, target)
+                if exact_remark
+                else ("<str>" if reply.remark else None),
+                "extFields": {
+                    key: _anonymize(value, target) if key in exact else _kind(value, target)
+                    for key, value in sorted(reply.ext_fields.items())
+                },
+            }
+            raw = {
+                "code": reply.code,
+                "codeName": _code_name(reply.code),
+                "flag": reply.flag,
+                "language": reply.language.name,
+                "version": reply.version,
+                "remark": reply.remark,
+                "extFields": dict(sorted(reply.ext_fields.items())),
+                "serializeType": reply.serialize_type.name,
+                "bodyLength": len(reply.body),
+            }
+            if not reply.body:
+                observation["body"] = None
+            elif body == "json":
+                decoded = fastjson.loads(reply.body)
+                shape = json_shape(_anonymize_tree(decoded, target), frozenset(maps))
+                observation["body"] = sorted(shape)
+                raw["body"] = reply.body.decode()
+            elif body == "records":
+                decoded = decode_records(reply.body)
+                observation["body"] = [record_view(m, target) for m in decoded]
+                raw["body"] = [_record_raw(m) for m in decoded]
+            elif body == "properties":
+                decoded = parse_properties(reply.body.decode())
+                observation["body"] = {
+                    key: _anonymize(decoded.get(key), target) for key in CONFIG_KEYS
+                }
+                raw["body"] = reply.body.decode()
+            else:
+                observation["body"] = "<bytes>"
+        else:
+            observation = {"reply": None}
+        if extra:
+            observation.update(extra)
+        self.captures.append(
+            Capture(step=step, request=_request_raw(request), reply=raw, observation=observation)
+        )
+        return decoded
+
+
+def _code_name(code: int) -> str:
+    try:
+        return ResponseCode(code).name
+    except ValueError:
+        return str(code)
+
+
+def _request_raw(request: RemotingCommand) -> dict[str, Any]:
+    try:
+        name = RequestCode(request.code).name
+    except ValueError:
+        name = str(request.code)
+    return {
+        "code": request.code,
+        "codeName": name,
+        "flag": request.flag,
+        "extFields": dict(request.ext_fields),
+        "body": request.body.decode(errors="replace") if request.body else None,
+    }
+
+
+def _record_raw(msg: MessageExt) -> dict[str, Any]:
+    return {
+        "topic": msg.topic,
+        "queueId": msg.queue_id,
+        "queueOffset": msg.queue_offset,
+        "commitLogOffset": msg.commit_log_offset,
+        "sysFlag": msg.sys_flag,
+        "bornHost": msg.born_host,
+        "storeHost": msg.store_host,
+        "bornTimestamp": msg.born_timestamp,
+        "storeTimestamp": msg.store_timestamp,
+        "storeSize": msg.store_size,
+        "body": msg.body.decode(errors="replace"),
+        "properties": msg.properties,
+        "offsetMsgId": msg.msg_id,
+    }
+
+
+def req(code: RequestCode, ext: dict[str, Any] | None = None, body: bytes = b"") -> RemotingCommand:
+    return RemotingCommand.request(
+        code,
+        {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in (ext or {}).items()},
+        body,
+    )
+
+
+def body_json(value: Any) -> bytes:
+    return fastjson.dumps_bytes(value)
+
+
+# ---------------------------------------------------------------- the scenario
+
+
+def _send_v2(
+    s: Scenario,
+    queue_id: int,
+    properties: dict[str, str],
+    body: bytes,
+    *,
+    topic: str | None = None,
+    code: RequestCode = RequestCode.SEND_MESSAGE_V2,
+    batch: bool = False,
+) -> RemotingCommand:
+    return req(
+        code,
+        {
+            "a": s.producer_group,
+            "b": topic or s.topic,
+            "c": "TBW102",
+            "d": 4,
+            "e": queue_id,
+            "f": 0,
+            "g": int(time.time() * 1000),
+            "h": 0,
+            "i": props(properties),
+            "j": 0,
+            "k": False,
+            "m": batch,
+        },
+        body,
+    )
+
+
+def _pull(s: Scenario, queue_id: int, offset: int, *, suspend_ms: int = 0) -> RemotingCommand:
+    sys_flag = 0x4 | (0x2 if suspend_ms else 0)  # SUBSCRIPTION (+ SUSPEND)
+    return req(
+        RequestCode.PULL_MESSAGE,
+        {
+            "consumerGroup": s.group,
+            "topic": s.topic,
+            "queueId": queue_id,
+            "queueOffset": offset,
+            "maxMsgNums": 32,
+            "sysFlag": sys_flag,
+            "commitOffset": 0,
+            "suspendTimeoutMillis": suspend_ms,
+            "subscription": "*",
+            "subVersion": 0,
+            "expressionType": "TAG",
+        },
+    )
+
+
+PULL_EXACT = ("nextBeginOffset", "minOffset", "maxOffset", "suggestWhichBrokerId")
+SEND_EXACT = ("queueId", "queueOffset", "MSG_REGION", "TRACE_ON")
+
+
+async def _retry_until(
+    call: Callable[[], Awaitable[RemotingCommand]],
+    done: Callable[[RemotingCommand], bool],
+    seconds: float,
+) -> RemotingCommand:
+    """Index and registration work is asynchronous on both servers: ask again for a while."""
+    deadline = trio.current_time() + seconds
+    while True:
+        reply = await call()
+        if done(reply) or trio.current_time() > deadline:
+            return reply
+        await trio.sleep(0.2)
+
+
+async def _namesrv_steps_before(s: Scenario, ns: RawConnection) -> None:
+    r = req(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": f"{s.topic}_NONE"})
+    s.capture("ns_route_unknown_topic", r, await ns.call(r))
+    r = req(RequestCode.GET_BROKER_CLUSTER_INFO)
+    s.capture(
+        "ns_cluster_info",
+        r,
+        await ns.call(r),
+        body="json",
+        maps=("$.brokerAddrTable", "$.clusterAddrTable", "$.brokerAddrTable{}.brokerAddrs"),
+    )
+
+
+async def _send_steps(s: Scenario, ns: RawConnection, conn: RawConnection) -> None:
+    r = req(
+        RequestCode.UPDATE_AND_CREATE_TOPIC,
+        {
+            "topic": s.topic,
+            "defaultTopic": "TBW102",
+            "readQueueNums": 4,
+            "writeQueueNums": 4,
+            "perm": 6,
+            "topicFilterType": "SINGLE_TAG",
+            "topicSysFlag": 0,
+            "order": False,
+        },
+    )
+    s.capture("create_topic", r, await conn.call(r))
+    r = req(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": s.topic})
+    route = await _retry_until(lambda: ns.call(r), lambda x: x.code == 0, 10)
+    decoded = s.capture(
+        "ns_route",
+        r,
+        route,
+        body="json",
+        maps=("$.brokerDatas[].brokerAddrs", "$.filterServerTable"),
+    )
+    if isinstance(decoded, dict):
+        s.captures[-1].observation["queueDatas"] = decoded.get("queueDatas")
+
+    base = {"KEYS": "k1", "TAGS": "TagA", "WAIT": "true"}
+    r = _send_v2(s, 0, {**base, "UNIQ_KEY": UNIQ["v2"]}, b"hello v2")
+    s.capture("send_v2", r, await conn.call(r), exact_ext=SEND_EXACT)
+    r = req(
+        RequestCode.SEND_MESSAGE,
+        {
+            "producerGroup": s.producer_group,
+            "topic": s.topic,
+            "defaultTopic": "TBW102",
+            "defaultTopicQueueNums": 4,
+            "queueId": 1,
+            "sysFlag": 0,
+            "bornTimestamp": int(time.time() * 1000),
+            "flag": 7,
+            "properties": props({"KEYS": "k2 k3", "TAGS": "TagB", "UNIQ_KEY": UNIQ["v1"]}),
+            "reconsumeTimes": 0,
+            "unitMode": False,
+            "batch": False,
+        },
+        b"hello v1",
+    )
+    s.capture("send_v1", r, await conn.call(r), exact_ext=SEND_EXACT)
+    entries = [
+        BatchEntry(
+            body=f"batch {i}".encode(),
+            properties={"KEYS": f"bk{i}", "TAGS": "TagC", "UNIQ_KEY": UNIQ[f"b{i}"]},
+        )
+        for i in range(3)
+    ]
+    r = _send_v2(
+        s,
+        2,
+        {"WAIT": "true"},
+        encode_batch(entries),
+        code=RequestCode.SEND_BATCH_MESSAGE,
+        batch=True,
+    )
+    reply = await conn.call(r)
+    s.capture(
+        "send_batch",
+        r,
+        reply,
+        exact_ext=SEND_EXACT,
+        extra={"batchIds": len(reply.ext_fields.get("msgId", "").split(","))},
+    )
+    r = _send_v2(s, 0, {"UNIQ_KEY": UNIQ["v2"]}, b"x", topic="SCHEDULE_TOPIC_XXXX")
+    s.capture(
+        "send_forbidden_topic", r, await conn.call(r), exact_ext=SEND_EXACT, exact_remark=True
+    )
+
+
+async def _pull_steps(s: Scenario, conn: RawConnection) -> None:
+    r = _pull(s, 0, 0)
+    found = s.capture(
+        "pull_found", r, await conn.call(r), exact_ext=PULL_EXACT, exact_remark=True, body="records"
+    )
+    if found:
+        s.pulled.extend(found)
+    r = _pull(s, 2, 0)
+    s.capture(
+        "pull_batch", r, await conn.call(r), exact_ext=PULL_EXACT, exact_remark=True, body="records"
+    )
+    r = _pull(s, 0, 1)
+    s.capture("pull_no_new_message", r, await conn.call(r), exact_ext=PULL_EXACT, exact_remark=True)
+    r = _pull(s, 0, 100)
+    s.capture(
+        "pull_offset_overflow", r, await conn.call(r), exact_ext=PULL_EXACT, exact_remark=True
+    )
+
+    # A parked pull that nothing wakes: answered when its suspend time is up (Apache's hold
+    # service looks every 5 s, so up to 5 s late) with PULL_NOT_FOUND.
+    r = _pull(s, 3, 0, suspend_ms=1000)
+    started = trio.current_time()
+    reply = await conn.call(r, timeout=15)
+    waited = trio.current_time() - started
+    s.capture(
+        "pull_long_poll_timeout",
+        r,
+        reply,
+        exact_ext=PULL_EXACT,
+        exact_remark=True,
+        extra={"heldAtLeastSuspendTime": waited >= 0.9},
+    )
+
+    # A parked pull that a send to its queue wakes well before the suspend time.
+    async with connect(s.target.broker_addr) as sender:
+        r = _pull(s, 3, 0, suspend_ms=20000)
+        result: dict[str, Any] = {}
+
+        async def parked() -> None:
+            started = trio.current_time()
+            result["reply"] = await conn.call(r, timeout=25)
+            result["waited"] = trio.current_time() - started
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(parked)
+            await trio.sleep(0.5)
+            await sender.call(
+                _send_v2(s, 3, {"TAGS": "TagA", "UNIQ_KEY": UNIQ["wake"]}, b"wake up")
+            )
+        s.capture(
+            "pull_long_poll_woken",
+            r,
+            result["reply"],
+            exact_ext=PULL_EXACT,
+            exact_remark=True,
+            body="records",
+            extra={"wokenWithinSeconds": result["waited"] < 3.0},
+        )
+
+
+async def _offset_steps(s: Scenario, conn: RawConnection) -> None:
+    key = {"consumerGroup": f"{s.group}_NEW", "topic": s.topic, "queueId": 0}
+    r = req(RequestCode.QUERY_CONSUMER_OFFSET, key)
+    s.capture(
+        "query_offset_new_group", r, await conn.call(r), exact_ext=("offset",), exact_remark=True
+    )
+    r = req(RequestCode.UPDATE_CONSUMER_OFFSET, {**key, "commitOffset": 1})
+    s.capture("update_offset", r, await conn.call(r))
+    r = req(RequestCode.QUERY_CONSUMER_OFFSET, key)
+    s.capture("query_offset_after_update", r, await conn.call(r), exact_ext=("offset",))
+    r = req(RequestCode.GET_MAX_OFFSET, {"topic": s.topic, "queueId": 2})
+    s.capture("get_max_offset", r, await conn.call(r), exact_ext=("offset",))
+    r = req(RequestCode.GET_MIN_OFFSET, {"topic": s.topic, "queueId": 2})
+    s.capture("get_min_offset", r, await conn.call(r), exact_ext=("offset",))
+    r = req(RequestCode.GET_EARLIEST_MSG_STORETIME, {"topic": s.topic, "queueId": 2})
+    s.capture("earliest_msg_store_time", r, await conn.call(r))
+    r = req(
+        RequestCode.SEARCH_OFFSET_BY_TIMESTAMP,
+        {"topic": s.topic, "queueId": 2, "timestamp": int(time.time() * 1000) + 3_600_000},
+    )
+    s.capture("search_offset_by_timestamp", r, await conn.call(r), exact_ext=("offset",))
+
+
+def _heartbeat_body(s: Scenario) -> bytes:
+    return body_json(
+        {
+            "clientID": CLIENT_ID,
+            "consumerDataSet": [
+                {
+                    "consumeFromWhere": "CONSUME_FROM_LAST_OFFSET",
+                    "consumeType": "CONSUME_PASSIVELY",
+                    "groupName": s.group,
+                    "messageModel": "CLUSTERING",
+                    "subscriptionDataSet": [
+                        {
+                            "classFilterMode": False,
+                            "codeSet": [],
+                            "expressionType": "TAG",
+                            "subString": "*",
+                            "subVersion": 1,
+                            "tagsSet": [],
+                            "topic": s.topic,
+                        }
+                    ],
+                    "unitMode": False,
+                }
+            ],
+            "producerDataSet": [{"groupName": s.producer_group}],
+        }
+    )
+
+
+def _mq_set(s: Scenario, *queue_ids: int) -> list[dict[str, Any]]:
+    return [{"brokerName": s.target.broker_name, "queueId": q, "topic": s.topic} for q in queue_ids]
+
+
+async def _client_steps(s: Scenario, conn: RawConnection) -> None:
+    heartbeat = req(RequestCode.HEART_BEAT, body=_heartbeat_body(s))
+    s.capture("heartbeat", heartbeat, await conn.call(heartbeat))
+    # The broker tells every member of a group whose membership changed (oneway, code 40).
+    await trio.sleep(0.5)
+    r = req(RequestCode.GET_CONSUMER_LIST_BY_GROUP, {"consumerGroup": s.group})
+    reply = await conn.call(r)
+    seen = sorted(
+        {(c.code, c.ext_fields.get("consumerGroup") == s.group) for c in conn.server_requests}
+    )
+    s.capture(
+        "notify_consumer_ids_changed",
+        heartbeat,
+        None,
+        extra={"serverRequests": [list(x) for x in seen]},
+    )
+    s.capture(
+        "consumer_list",
+        r,
+        reply,
+        body="json",
+        extra={"consumerIds": _json_of(reply).get("consumerIdList")},
+    )
+    r = req(RequestCode.GET_CONSUMER_LIST_BY_GROUP, {"consumerGroup": f"{s.group}_NOBODY"})
+    s.capture("consumer_list_unknown_group", r, await conn.call(r), exact_remark=True)
+
+    def lock_body(client: str, *queue_ids: int) -> bytes:
+        return body_json(
+            {"clientId": client, "consumerGroup": s.group, "mqSet": _mq_set(s, *queue_ids)}
+        )
+
+    r = req(RequestCode.LOCK_BATCH_MQ, body=lock_body(CLIENT_ID, 0, 1))
+    reply = await conn.call(r)
+    s.capture("lock", r, reply, body="json", extra={"locked": _locked(reply)})
+    r = req(RequestCode.LOCK_BATCH_MQ, body=lock_body(OTHER_CLIENT_ID, 0, 2))
+    reply = await conn.call(r)
+    s.capture("lock_held_by_other", r, reply, body="json", extra={"locked": _locked(reply)})
+    r = req(RequestCode.UNLOCK_BATCH_MQ, body=lock_body(CLIENT_ID, 0, 1))
+    s.capture("unlock", r, await conn.call(r))
+
+
+def _json_of(reply: RemotingCommand) -> dict[str, Any]:
+    try:
+        value = fastjson.loads(reply.body) if reply.body else {}
+    except RemoteProtocolError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _locked(reply: RemotingCommand) -> list[int]:
+    return sorted(mq.get("queueId", -1) for mq in _json_of(reply).get("lockOKMQSet", []))
+
+
+async def _query_steps(s: Scenario, conn: RawConnection) -> None:
+    end = int(time.time() * 1000) + 3_600_000
+
+    def query(key: str, uniq: bool) -> RemotingCommand:
+        ext: dict[str, Any] = {
+            "topic": s.topic,
+            "key": key,
+            "maxNum": 32,
+            "beginTimestamp": 0,
+            "endTimestamp": end,
+        }
+        if uniq:
+            ext["_UNIQUE_KEY_QUERY"] = True
+        return req(RequestCode.QUERY_MESSAGE, ext)
+
+    for step, key, uniq in (
+        ("query_by_key", "k3", False),
+        ("query_by_uniq_key", UNIQ["b1"], True),
+    ):
+        r = query(key, uniq)
+        reply = await _retry_until(lambda r=r: conn.call(r), lambda x: x.code == 0, 10)
+        s.capture(step, r, reply, body="records")
+    r = query("no-such-key", False)
+    s.capture("query_by_missing_key", r, await conn.call(r), exact_remark=True)
+    offset = s.pulled[0].commit_log_offset if s.pulled else 0
+    r = req(RequestCode.VIEW_MESSAGE_BY_ID, {"offset": offset})
+    s.capture("view_by_id", r, await conn.call(r), body="records")
+
+
+async def _admin_steps(s: Scenario, conn: RawConnection) -> None:
+    mq_map = ("$.offsetTable",)
+    r = req(RequestCode.GET_TOPIC_STATS_INFO, {"topic": s.topic})
+    s.capture("topic_stats", r, await conn.call(r), body="json", maps=mq_map)
+    r = req(RequestCode.GET_TOPIC_STATS_INFO, {"topic": f"{s.topic}_NONE"})
+    s.capture("topic_stats_unknown_topic", r, await conn.call(r), exact_remark=True)
+    r = req(RequestCode.GET_CONSUME_STATS, {"consumerGroup": f"{s.group}_NEW", "topic": s.topic})
+    s.capture("consume_stats", r, await conn.call(r), body="json", maps=mq_map)
+    r = req(RequestCode.GET_CONSUMER_CONNECTION_LIST, {"consumerGroup": s.group})
+    s.capture(
+        "consumer_connections", r, await conn.call(r), body="json", maps=("$.subscriptionTable",)
+    )
+    r = req(RequestCode.GET_PRODUCER_CONNECTION_LIST, {"producerGroup": s.producer_group})
+    s.capture("producer_connections", r, await conn.call(r), body="json")
+    r = req(RequestCode.GET_ALL_TOPIC_CONFIG)
+    s.capture("all_topic_config", r, await conn.call(r), body="json", maps=("$.topicConfigTable",))
+    r = req(RequestCode.GET_ALL_SUBSCRIPTIONGROUP_CONFIG)
+    s.capture(
+        "all_subscription_groups",
+        r,
+        await conn.call(r),
+        body="json",
+        maps=("$.subscriptionGroupTable",),
+    )
+    r = req(RequestCode.GET_BROKER_RUNTIME_INFO)
+    s.capture("broker_runtime_info", r, await conn.call(r), body="json")
+    r = req(RequestCode.GET_BROKER_CONFIG)
+    s.capture("broker_config", r, await conn.call(r), body="properties")
+    r = req(9999)  # type: ignore[arg-type]
+    s.capture("unknown_request_code", r, await conn.call(r), exact_remark=True)
+    r = req(
+        RequestCode.UNREGISTER_CLIENT,
+        {"clientID": CLIENT_ID, "producerGroup": s.producer_group, "consumerGroup": s.group},
+    )
+    s.capture("unregister_client", r, await conn.call(r))
+
+
+async def _namesrv_steps_after(s: Scenario, ns: RawConnection) -> None:
+    r = req(RequestCode.GET_ALL_TOPIC_LIST_FROM_NAMESERVER)
+    reply = await ns.call(r)
+    topics = _json_of(reply).get("topicList", [])
+    s.capture("ns_all_topics", r, reply, body="json", extra={"hasTopic": s.topic in topics})
+
+
+async def run_scenario(
+    target: Target, topic: str, group: str
+) -> tuple[list[Capture], BaseException | None]:
+    """Every step in order; stops at the first exception and returns it with what was captured."""
+    s = Scenario(target=target, topic=topic, group=group)
+    try:
+        async with connect(target.namesrv_addr) as ns, connect(target.broker_addr) as conn:
+            await _namesrv_steps_before(s, ns)
+            await _send_steps(s, ns, conn)
+            await _pull_steps(s, conn)
+            await _offset_steps(s, conn)
+            await _client_steps(s, conn)
+            await _query_steps(s, conn)
+            await _admin_steps(s, conn)
+            await _namesrv_steps_after(s, ns)
+    except Exception as exc:  # reported per step by the test, with the servers' logs
+        return s.captures, exc
+    return s.captures, None
+
+
+def differences(expected: Any, actual: Any, path: str = "") -> list[str]:
+    """Readable list of where two observations disagree."""
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        out = []
+        for key in sorted(set(expected) | set(actual), key=str):
+            sub = f"{path}.{key}" if path else str(key)
+            if key not in actual:
+                out.append(f"{sub}: missing (expected {expected[key]!r})")
+            elif key not in expected:
+                out.append(f"{sub}: unexpected {actual[key]!r}")
+            else:
+                out += differences(expected[key], actual[key], sub)
+        return out
+    if (
+        isinstance(expected, list)
+        and isinstance(actual, list)
+        and all(isinstance(x, str) for x in expected + actual)
+        and path.endswith("body")
+    ):
+        # A JSON shape: a set of key paths.
+        missing = sorted(set(expected) - set(actual))
+        extra = sorted(set(actual) - set(expected))
+        return [f"{path}: missing {p}" for p in missing] + [
+            f"{path}: unexpected {p}" for p in extra
+        ]
+    if isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
+        out = []
+        for i, (e, a) in enumerate(zip(expected, actual, strict=True)):
+            out += differences(e, a, f"{path}[{i}]")
+        return out
+    if expected != actual:
+        return [f"{path}: expected {expected!r}, got {actual!r}"]
+    return []
