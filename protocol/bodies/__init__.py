@@ -1,6 +1,7 @@
 """JSON bodies (reference §3.3): attrs classes read and written through ``protocol.convert``."""
 
 from protocol.bodies.admin import (
+    ClusterAclVersionInfo,
     Connection,
     ConsumerConnection,
     ConsumerRunningInfo,
@@ -65,6 +66,7 @@ from protocol.bodies.topic import (
 __all__ = [
     "BrokerData",
     "CheckClientRequestBody",
+    "ClusterAclVersionInfo",
     "ClusterInfo",
     "Connection",
     "ConsumeFromWhere",

@@ -13,6 +13,7 @@ import attrs
 from protocol.bodies.common import (
     ConsumeFromWhere,
     ConsumeType,
+    DataVersion,
     MessageModel,
     MessageQueue,
 )
@@ -107,3 +108,14 @@ class ConsumerRunningInfo:
     mq_table: dict[MessageQueue, dict[str, Any]] = attrs.field(factory=dict)
     status_table: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     jstack: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ClusterAclVersionInfo:
+    """GET_BROKER_CLUSTER_ACL_INFO (code 52); fields read from the 4.9 source, not the reference."""
+
+    broker_name: str | None = None
+    broker_addr: str | None = None
+    cluster_name: str | None = None
+    acl_config_data_version: DataVersion | None = None  # deprecated in 4.9, still written
+    all_acl_config_data_version: dict[str, DataVersion] = attrs.field(factory=dict)
