@@ -20,7 +20,6 @@ from typing import Protocol
 
 import attrs
 import trio
-import trio_util
 
 from actors.client import api
 from actors.client.errors import ClientError, NoRouteError
@@ -321,7 +320,8 @@ async def route_refresher(
     inst: ClientInstance, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
 ) -> None:
     task_status.started()
-    async for _ in trio_util.periodic(inst.config.poll_namesrv_interval):
+    while True:
+        await trio.sleep(inst.config.poll_namesrv_interval)
         for topic in sorted(inst.interesting_topics()):
             try:
                 await inst.update_route(topic)
@@ -333,7 +333,9 @@ async def heartbeat_sender(
     inst: ClientInstance, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
 ) -> None:
     task_status.started()
-    async for _ in trio_util.periodic(inst.config.heartbeat_interval):
+    while True:
+        # Producers and consumers send their first heartbeat themselves when they start.
+        await trio.sleep(inst.config.heartbeat_interval)
         inst.drop_offline_brokers()
         await inst.heartbeat_all()
 
