@@ -1,0 +1,114 @@
+"""Broker lifecycle: config preparation, registration and unregistration, silent clients, restart."""
+
+from __future__ import annotations
+
+import attrs
+import pytest
+import trio
+
+from actors.broker.app import prepare_configs
+from actors.broker.config import BrokerConfig, resolve_defaults
+from actors.broker.handlers.client_manage import expire_silent_channels
+from actors.broker.registration import register_period, register_request
+from protocol.bodies.topic import decode_register_broker_body
+from protocol.codes import RequestCode, ResponseCode
+from protocol.command import RemotingCommand
+from storage.config import BrokerRole, MessageStoreConfig
+from tests.actors.broker.conftest import start_broker
+from tests.actors.broker.wire import heartbeat, send_v2
+
+T = 5
+
+
+def test_defaults_match_reference():
+    config = BrokerConfig()
+    assert (config.brokerClusterName, config.brokerId, config.brokerPermission) == (
+        "DefaultCluster",
+        0,
+        6,
+    )
+    assert (config.defaultTopicQueueNums, config.autoCreateTopicEnable, config.listenPort) == (
+        8,
+        True,
+        10911,
+    )
+    assert (config.flushConsumerOffsetInterval, config.registerNameServerPeriod) == (5000, 30000)
+    resolved = resolve_defaults(config)
+    assert resolved.brokerIP1
+    assert resolved.brokerIP2 == resolved.brokerIP1
+    assert resolved.brokerName
+
+
+def test_prepare_configs_forces_master_id_and_ha_port(tmp_path):
+    config, store = prepare_configs(
+        BrokerConfig(brokerIP1="127.0.0.1", brokerId=3, listenPort=0),
+        MessageStoreConfig(storePathRootDir=str(tmp_path)),
+        "127.0.0.1",
+    )
+    assert config.brokerId == 0
+    assert config.listenPort > 0
+    assert store.haListenPort == config.listenPort + 1
+    with pytest.raises(ValueError, match="brokerId"):
+        prepare_configs(
+            BrokerConfig(brokerIP1="127.0.0.1", brokerId=0),
+            MessageStoreConfig(storePathRootDir=str(tmp_path), brokerRole=BrokerRole.SLAVE),
+            "127.0.0.1",
+        )
+
+
+@pytest.mark.parametrize(("configured", "period"), [(30000, 30), (1000, 10), (600000, 60)])
+def test_register_period_is_clamped(configured, period):
+    assert register_period(configured) == period
+
+
+async def test_register_request_carries_every_topic(broker_handle):
+    ctx = broker_handle.ctx
+    req = register_request(ctx)
+    assert req.ext_fields["brokerAddr"] == broker_handle.address
+    assert req.ext_fields["haServerAddr"] == f"127.0.0.1:{broker_handle.port + 1}"
+    body = decode_register_broker_body(req.body)
+    table = body.topic_config_serialize_wrapper.topic_config_table
+    assert set(table) == set(ctx.topics.all())
+    ctx.config = attrs.evolve(ctx.config, brokerPermission=4)
+    readonly = decode_register_broker_body(register_request(ctx).body)
+    assert {
+        t.perm for t in readonly.topic_config_serialize_wrapper.topic_config_table.values()
+    } == {4}
+
+
+async def test_stop_unregisters_from_the_namesrv(nursery, tmp_path, client, namesrv_addr):
+    handle = await start_broker(nursery, tmp_path / "u", namesrv_addr)
+    route = RemotingCommand.request(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": "TBW102"})
+    assert (await client.invoke(namesrv_addr, route, T)).code == ResponseCode.SUCCESS
+    handle.stop()
+    with trio.fail_after(T):
+        await handle.stopped.wait()
+    assert (await client.invoke(namesrv_addr, route, T)).code == ResponseCode.TOPIC_NOT_EXIST
+
+
+async def test_silent_client_channels_are_closed_and_dropped(broker_handle, client):
+    ctx = broker_handle.ctx
+    await client.invoke(broker_handle.address, heartbeat("c1", "G", ["T"]), T)
+    now = ctx.now_ms()
+    ctx.now_ms = lambda: now + 121_000
+    assert expire_silent_channels(ctx, 120_000) == 1
+    assert ctx.consumers.get("G") is None
+    assert ctx.producers.channels("G") == []
+
+
+async def test_restart_keeps_topics_offsets_and_messages(nursery, tmp_path, client):
+    first = await start_broker(nursery, tmp_path / "r")
+    for i in range(3):
+        await client.invoke(first.address, send_v2("Keep", str(i).encode()), T)
+    commit = RemotingCommand.request(
+        RequestCode.UPDATE_CONSUMER_OFFSET,
+        {"consumerGroup": "g", "topic": "Keep", "queueId": "0", "commitOffset": "2"},
+    )
+    await client.invoke(first.address, commit, T)
+    first.stop()
+    await first.stopped.wait()
+    client.close_channel(first.address)
+    second = await start_broker(nursery, tmp_path / "r")
+    assert second.ctx.topics.get("Keep").write_queue_nums == 4
+    assert second.ctx.offsets.query("g", "Keep", 0) == 2
+    assert second.ctx.store.max_offset_in_queue("Keep", 0) == 3
