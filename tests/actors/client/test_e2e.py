@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import trio
 
-from actors.client.consume_service import ConsumeStatus
+from actors.client.consume_service import ConsumeOrderlyStatus, ConsumeStatus
 from actors.client.message import Message, SendStatus, client_msg_id
 from actors.client.producer import Producer
 from actors.client.pull_consumer import LitePullConsumer
@@ -82,3 +82,48 @@ async def test_retry_through_our_broker(real_namesrv, real_broker) -> None:
         consumer.subscribe("E3")
         async with consumer:
             await done.wait()
+
+
+async def test_orderly_order_survives_a_consumer_restart(real_namesrv, real_broker) -> None:
+    keys = 4
+    per_key = 15
+    with trio.fail_after(60):
+        async with Producer("pg", namesrv=real_namesrv) as producer:
+            for i in range(keys * per_key):
+                key = f"key{i % keys}"
+                body = f"k={key};s={i // keys};".encode()
+                await producer.send_orderly(Message("E4", body), sharding_key=key)
+        seen: dict[str, list[int]] = {}
+
+        def record(msgs) -> None:
+            for m in msgs:
+                fields = dict(part.split("=") for part in m.body.decode().strip(";").split(";"))
+                seen.setdefault(fields["k"], []).append(int(fields["s"]))
+
+        async def run_consumer(stop_after: int) -> None:
+            done = trio.Event()
+            count = 0
+
+            async def listener(msgs, ctx):
+                nonlocal count
+                record(msgs)
+                count += len(msgs)
+                if count >= stop_after:
+                    done.set()
+                return ConsumeOrderlyStatus.SUCCESS
+
+            consumer = PushConsumer(
+                "cg4", namesrv=real_namesrv, listener=listener, orderly=True,
+                consume_from_where=ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET,
+            )
+            consumer.subscribe("E4")
+            async with consumer:
+                await done.wait()
+
+        await run_consumer(stop_after=20)
+        first_part = sum(len(v) for v in seen.values())
+        remaining = keys * per_key - first_part
+        await run_consumer(stop_after=max(remaining, 1))
+    for key, seqs in seen.items():
+        assert seqs == sorted(seqs), f"order went back for {key}: {seqs}"
+        assert set(seqs) == set(range(per_key)), key
