@@ -6,13 +6,11 @@ broker handles V1 only and converts with :meth:`SendMessageRequestHeaderV2.to_v1
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
-from protocol.convert import WIRE_KEY, camel, decode_header, wire
-from protocol.errors import HeaderFieldError
+from protocol.convert import wire
 
 
 @attrs.frozen(kw_only=True)
@@ -57,28 +55,6 @@ class SendMessageRequestHeaderV2:
 
     def to_v1(self) -> SendMessageRequestHeader:
         return SendMessageRequestHeader(**_send_fields(self))
-
-    @staticmethod
-    def decode_as_v1(ext_fields: Mapping[str, str]) -> SendMessageRequestHeader:
-        """V2 extFields straight into the V1 header the broker works with.
-
-        The same as ``decode_header(SendMessageRequestHeaderV2, ext).to_v1()`` but builds one
-        frozen object instead of two (about 3 us less per send); errors name the V2 key.
-        """
-        renamed = {v1: ext_fields[v2] for v2, v1 in _V2_TO_V1.items() if v2 in ext_fields}
-        try:
-            return decode_header(SendMessageRequestHeader, renamed)
-        except HeaderFieldError as exc:
-            raise HeaderFieldError(
-                "SendMessageRequestHeaderV2", _V1_TO_V2.get(exc.field, exc.field), exc.problem
-            ) from None
-
-
-_V2_TO_V1 = {
-    field.metadata[WIRE_KEY]: camel(field.name)
-    for field in attrs.fields(SendMessageRequestHeaderV2)
-}
-_V1_TO_V2 = {v1: v2 for v2, v1 in _V2_TO_V1.items()}
 
 
 def _send_fields(h: SendMessageRequestHeader | SendMessageRequestHeaderV2) -> dict[str, Any]:

@@ -235,27 +235,3 @@ def test_empty_optional_number_is_absent_and_enum_by_ordinal() -> None:
 
 def _frame(header: bytes) -> bytes:
     return len(header).to_bytes(4, "big") + header
-
-
-@given(
-    for_type(SendMessageRequestHeaderV2),
-    st.dictionaries(st.sampled_from(["AccessKey", "topic", "x"]), st.text()),
-)
-def test_decode_as_v1_equals_decode_then_convert(
-    v2: SendMessageRequestHeaderV2, extra: dict[str, str]
-) -> None:
-    ext = {**extra, **encode_header(v2)}
-    assert (
-        SendMessageRequestHeaderV2.decode_as_v1(ext)
-        == decode_header(SendMessageRequestHeaderV2, ext).to_v1()
-    )
-
-
-def test_decode_as_v1_errors_name_the_v2_key() -> None:
-    ext = decode_frame(_frame(golden.SEND_V2_HEADER)).ext_fields
-    del ext["b"]
-    with pytest.raises(HeaderFieldError, match="SendMessageRequestHeaderV2: field 'b' is missing"):
-        SendMessageRequestHeaderV2.decode_as_v1(ext)
-    ext["b"], ext["e"] = "T", "zero"
-    with pytest.raises(HeaderFieldError, match="field 'e' is malformed"):
-        SendMessageRequestHeaderV2.decode_as_v1(ext)
