@@ -156,6 +156,7 @@ class TimerWheel:
         self._wheel_fd = -1
         self._wheel: mmap.mmap | None = None
         self.recovered = False  # True when open() had to rebuild after an unclean stop
+        self._checked: dict[str, object] = {}  # progress last written to the check file
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -236,8 +237,10 @@ class TimerWheel:
         return FlushJob(fds=fds, progress=self._progress())
 
     def checkpoint(self, job: FlushJob | None = None) -> None:
-        """Persist progress (that of a finished flush job, or the current one)."""
-        self._write_check(job.progress if job is not None else self._progress(), clean=False)
+        """Persist progress (that of a finished flush job, or the current one), if it moved."""
+        progress = job.progress if job is not None else self._progress()
+        if progress != self._checked:
+            self._write_check(progress, clean=False)
 
     def _progress(self) -> dict[str, object]:
         return {
@@ -249,6 +252,7 @@ class TimerWheel:
 
     def _write_check(self, progress: dict[str, object], *, clean: bool) -> None:
         save_text(self.dir / CHECK_FILE, json.dumps({**progress, "clean": clean}, sort_keys=True))
+        self._checked = progress
 
     # ------------------------------------------------------------------ segments
 

@@ -133,9 +133,7 @@ def to_schedule(msg: MessageInner, levels: DelayLevels, level: int) -> MessageIn
     props[MessageConst.DELAY] = str(level)
     props[MessageConst.REAL_TOPIC] = msg.topic
     props[MessageConst.REAL_QID] = str(msg.queue_id)
-    return attrs.evolve(
-        msg, topic=SCHEDULE_TOPIC, queue_id=queue_id_for_level(level), properties=props
-    )
+    return _moved(msg, SCHEDULE_TOPIC, queue_id_for_level(level), props)
 
 
 def is_timer_request(properties: dict[str, str]) -> bool:
@@ -173,7 +171,23 @@ def to_timer(msg: MessageInner, timer: TimerConfig, now_ms: int) -> MessageInner
     props[TimerConst.TIMER_OUT_MS] = str(deliver_ms)
     props[MessageConst.REAL_TOPIC] = msg.topic
     props[MessageConst.REAL_QID] = str(msg.queue_id)
-    return attrs.evolve(msg, topic=TIMER_TOPIC, queue_id=0, properties=props)
+    return _moved(msg, TIMER_TOPIC, 0, props)
+
+
+def _moved(msg: MessageInner, topic: str, queue_id: int, props: dict[str, str]) -> MessageInner:
+    # spelled out rather than attrs.evolve: this is on the send path of every parked message
+    return MessageInner(
+        topic=topic,
+        queue_id=queue_id,
+        body=msg.body,
+        properties=props,
+        flag=msg.flag,
+        sys_flag=msg.sys_flag,
+        born_timestamp=msg.born_timestamp,
+        born_host=msg.born_host,
+        reconsume_times=msg.reconsume_times,
+        prepared_transaction_offset=msg.prepared_transaction_offset,
+    )
 
 
 def _real_destination(props: dict[str, str]) -> tuple[str, int] | None:

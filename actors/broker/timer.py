@@ -27,7 +27,7 @@ from actors.broker.delay import TIMER_TOPIC, TimerConst, restore_timed
 from protocol.errors import RemoteProtocolError
 from protocol.message import MessageExt, decode_record
 from storage.message_store import GetResult, GetStatus, MessageInner, PutResult, PutStatus
-from storage.timer_wheel import NO_POS, TimerWheel
+from storage.timer_wheel import NO_POS, TimerWheel, TimerWheelError
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,16 @@ class TimerService:
             return
         self.running = True
         try:
-            await trio.to_thread.run_sync(self.wheel.open, self.now_ms())
+            try:
+                await trio.to_thread.run_sync(self.wheel.open, self.now_ms())
+            except (TimerWheelError, OSError, ValueError):
+                # Delay levels and everything else keep working; timed messages wait in their
+                # topic until the wheel's files are fixed and the service starts again.
+                log.exception(
+                    "timer wheel in %s unusable: exact-time delivery is off", self.wheel.dir
+                )
+                task_status.started(self)
+                return
             try:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._enqueue_loop, name="timer.enqueue")

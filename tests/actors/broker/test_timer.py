@@ -132,3 +132,19 @@ async def test_failed_put_is_retried_without_losing_the_tick(
         await trio.sleep(0.5)
         nursery.cancel_scope.cancel()
     assert sorted(m.properties[MessageConst.KEYS] for m in h.read("T")) == ["0", "1", "2"]
+
+
+async def test_unusable_wheel_files_turn_exact_time_delivery_off_not_the_broker(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    h = StoreHarness(tmp_path)
+    svc = service(h)
+    (svc.wheel.dir / "timerlog").mkdir(parents=True)
+    (svc.wheel.dir / "timerlog" / f"{0:020d}").write_bytes(b"too short")
+    async with trio.open_nursery() as nursery:
+        assert await nursery.start(svc.run) is svc  # starts, logs, and ends
+        h.send("T", deliver_at(T0 + 1_000))
+        await trio.sleep(2)
+    assert not svc.running
+    assert h.read("T") == []  # the timed message waits in its topic
+    assert len(h.read(TIMER_TOPIC)) == 1
