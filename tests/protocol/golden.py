@@ -149,3 +149,30 @@ CPP_LOCK_BATCH = (
     b'{"clientId":"127.0.0.1@16712#DEFAULT","consumerGroup":"CapGO","mqSet":[{"brokerName":'
     b'"broker-a","queueId":0,"topic":"CapO"}]}'
 )
+
+# Replies of an Apache RocketMQ 4.9.7 broker/namesrv, captured by the compat helper's
+# differential run (tests/compat/golden); HashMap-ordered maps make some differ from ours in order.
+APACHE_CONSUMER_CONNECTION = (
+    b'{"connectionSet":[{"clientAddr":"127.0.0.1:33078","clientId":"127.0.0.1@differential",'
+    b'"language":"JAVA","version":409}],"consumeFromWhere":"CONSUME_FROM_LAST_OFFSET",'
+    b'"consumeType":"CONSUME_PASSIVELY","messageModel":"CLUSTERING","subscriptionTable":'
+    b'{"T_differential":{"classFilterMode":false,"codeSet":[],"expressionType":"TAG",'
+    b'"subString":"*","subVersion":1,"tagsSet":[],"topic":"T_differential"}}}'
+)
+APACHE_CLUSTER_INFO = (
+    b'{"brokerAddrTable":{"compat-broker":{"brokerAddrs":{0:"127.0.0.1:37557"},'
+    b'"brokerName":"compat-broker","cluster":"CompatCluster"}},"clusterAddrTable":'
+    b'{"CompatCluster":["compat-broker"]}}'
+)
+APACHE_TOPIC_STATS = (
+    b'{"offsetTable":{{"brokerName":"compat-broker","queueId":1,"topic":"T_differential"}:'
+    b'{"lastUpdateTimestamp":1795747981708,"maxOffset":1,"minOffset":0},'
+    b'{"brokerName":"compat-broker","queueId":0,"topic":"T_differential"}:'
+    b'{"lastUpdateTimestamp":1795747981544,"maxOffset":1,"minOffset":0}}}'
+)
+APACHE_CONSUME_STATS = (
+    b'{"consumeTps":0.0,"offsetTable":{{"brokerName":"compat-broker","queueId":1,'
+    b'"topic":"T_differential"}:{"brokerOffset":1,"consumerOffset":0,"lastTimestamp":0},'
+    b'{"brokerName":"compat-broker","queueId":0,"topic":"T_differential"}:{"brokerOffset":1,'
+    b'"consumerOffset":1,"lastTimestamp":1795747981544}}}'
+)

@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 from protocol import bodies, fastjson
 from protocol.bodies import (
     BrokerData,
+    ClusterInfo,
     ConsumeFromWhere,
+    ConsumerConnection,
     ConsumerOffsetSerializeWrapper,
     ConsumeStats,
     ConsumeType,
@@ -31,10 +33,12 @@ from protocol.bodies import (
     TopicConfig,
     TopicConfigSerializeWrapper,
     TopicRouteData,
+    TopicStatsTable,
     body_crc32,
     decode_register_broker_body,
     encode_register_broker_body,
 )
+from protocol.codes import LanguageCode
 from protocol.convert import BodyDecodeError, decode_body, encode_body
 from protocol.errors import RemoteProtocolError
 from protocol.fastjson import JsonDecodeError
@@ -249,3 +253,24 @@ def test_wrong_shapes_only_raise_body_decode_error(cls: type, value: object) -> 
         decode_body(cls, fastjson.dumps_bytes(value))
     except BodyDecodeError:
         pass
+
+
+def test_apache_replies_decode_and_re_encode() -> None:
+    connection = decode_body(ConsumerConnection, golden.APACHE_CONSUMER_CONNECTION)
+    assert connection.connection_set[0].language is LanguageCode.JAVA
+    assert connection.subscription_table["T_differential"].sub_string == "*"
+    assert encode_body(connection) == golden.APACHE_CONSUMER_CONNECTION
+    cluster = decode_body(ClusterInfo, golden.APACHE_CLUSTER_INFO)
+    assert cluster.cluster_addr_table == {"CompatCluster": ("compat-broker",)}
+    assert encode_body(cluster, bare_int_keys=True) == golden.APACHE_CLUSTER_INFO
+    # Java writes these HashMaps in hash order; we sort, so compare the parsed values.
+    for cls, blob in [
+        (TopicStatsTable, golden.APACHE_TOPIC_STATS),
+        (ConsumeStats, golden.APACHE_CONSUME_STATS),
+    ]:
+        body = decode_body(cls, blob)
+        assert len(body.offset_table) == 2
+        assert fastjson.loads(encode_body(body)) == fastjson.loads(blob)
+    stats = decode_body(TopicStatsTable, golden.APACHE_TOPIC_STATS)
+    mq = MessageQueue(topic="T_differential", broker_name="compat-broker", queue_id=1)
+    assert stats.offset_table[mq].last_update_timestamp == 1795747981708
