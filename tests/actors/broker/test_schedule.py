@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import trio
 import trio.testing
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from actors.broker.schedule import ScheduleService
 from protocol.message import MessageConst, java_hash
@@ -202,3 +205,54 @@ async def test_idle_poll_finds_messages_without_a_notification(
         await trio.sleep(2.5)
         nursery.cancel_scope.cancel()
     assert len(h.read("T")) == 1
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    sends=st.lists(
+        st.tuples(
+            st.integers(min_value=1, max_value=6), st.integers(min_value=0, max_value=90_000)
+        ),
+        min_size=1,
+        max_size=25,
+    ),
+    stop_at=st.integers(min_value=0, max_value=200_000),
+)
+def test_any_mix_of_levels_with_a_restart_is_delivered_once_and_never_early(
+    tmp_path_factory: pytest.TempPathFactory, sends: list[tuple[int, int]], stop_at: int
+) -> None:
+    root = tmp_path_factory.mktemp("schedule")
+
+    async def main() -> tuple[dict[str, int], dict[str, int]]:
+        h = StoreHarness(root)
+        due: dict[str, int] = {}
+        async with trio.open_nursery() as nursery:
+            scope = trio.CancelScope()
+
+            async def run_first() -> None:
+                with scope:
+                    await service(h).run()
+
+            nursery.start_soon(run_first)
+            for i, (level, at_ms) in enumerate(sorted(sends, key=lambda s: s[1])):
+                await trio.sleep(max(0, T0 + at_ms - clock_ms()) / 1000)
+                h.send("T", {MessageConst.DELAY: str(level), MessageConst.KEYS: str(i)})
+                due[str(i)] = clock_ms() + h.levels.delay_ms(level)
+            await trio.sleep(max(0, T0 + stop_at - clock_ms()) / 1000)
+            scope.cancel()
+        h.restart()
+        h.listeners.clear()
+        async with trio.open_nursery() as nursery:
+            await nursery.start(service(h).run)
+            await trio.sleep(400)  # beyond every due time (level 6 = 2 min, sent by 90 s)
+            nursery.cancel_scope.cancel()
+        got = h.read("T")
+        h.store.shutdown()
+        assert sorted(m.properties[MessageConst.KEYS] for m in got) == sorted(due)  # once each
+        return due, {m.properties[MessageConst.KEYS]: m.store_timestamp for m in got}
+
+    due, delivered = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    for key, at in delivered.items():
+        assert at >= due[key]  # never early
+        if due[key] < T0 + stop_at:
+            assert at == due[key]  # and on time while the service ran
