@@ -356,6 +356,16 @@ class _Writer:
         if not mapping:
             parts.append("{}")
             return
+        if (
+            self.bare_int_keys
+            and all(type(key) is int for key in mapping)
+            and all(type(item) is int for item in mapping.values())
+        ):
+            # The leaves of consumerOffset.json and delayOffset.json: one join, not a call per entry.
+            keys = sorted(mapping) if self.sort else mapping
+            closing = "\n" + "\t" * depth + "}" if self.pretty else "}"
+            parts.append("{" + ",".join(f"{key}:{mapping[key]}" for key in keys) + closing)
+            return
         items: Iterable[tuple[Any, Any]] = mapping.items()
         if self.sort:
             items = sorted(items, key=lambda kv: _key_order(kv[0]))
