@@ -175,8 +175,7 @@ class RemotingClient:
         self, addr: str, conn: Connection, *, task_status: trio.TaskStatus[None]
     ) -> None:
         try:
-            async with conn.stream:
-                await conn.run(task_status=task_status)
+            await conn.run(task_status=task_status)
         finally:
             if self._connections.get(addr) is conn:
                 del self._connections[addr]

@@ -83,7 +83,7 @@ class Connection:
     """A live connection; implements the router's ``Channel`` protocol.
 
     Construct, then ``await nursery.start(conn.run)``; ``run`` returns when the
-    connection is over, after failing every pending request.
+    connection is over, after failing every pending request and closing the stream.
     """
 
     stream: trio.abc.Stream
@@ -119,7 +119,13 @@ class Connection:
 
     @property
     def pending_count(self) -> int:
+        """Requests sent on this connection that still wait for their reply."""
         return len(self._pending)
+
+    @property
+    def queued_bytes(self) -> int:
+        """Encoded frames not yet handed to the stream."""
+        return self._outbox_bytes
 
     def close(self, reason: str = "closed by this side") -> None:
         """Close the connection; pending requests fail at once.  Idempotent."""
@@ -208,6 +214,8 @@ class Connection:
         finally:
             self.close("connection task ended")
             self._fail_pending()
+            # The connection owns its stream: closing it is how the peer learns we are gone.
+            await trio.aclose_forcefully(self.stream)
             log.info("%s %s: connection closed (%s)", self.name, self.peer, self.close_reason)
 
     def _fail_pending(self) -> None:
