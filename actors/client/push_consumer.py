@@ -37,7 +37,7 @@ from actors.client.consume_service import (
     Listener,
     OrderlyConsumeService,
 )
-from actors.client.consumer import ConsumerCore, ConsumerSettings
+from actors.client.consumer import AssignedQueue, ConsumerCore, ConsumerSettings
 from actors.client.errors import ClientError
 from actors.client.instance import (
     CLIENT_INNER_PRODUCER_GROUP,
@@ -184,10 +184,8 @@ class PushConsumer:
             nursery = await stack.enter_async_context(trio.open_nursery())
             stack.callback(nursery.cancel_scope.cancel, reason="consumer shutting down")
 
-            def start_pull(aq: object) -> None:
-                nursery.start_soon(
-                    pull_loop, core, aq, service.submit, name=f"pull {getattr(aq, 'mq', aq)}"
-                )
+            def start_pull(aq: AssignedQueue) -> None:
+                nursery.start_soon(pull_loop, core, aq, service.submit, name=f"pull {aq.mq}")
 
             core.start_pull = start_pull
             await nursery.start(service.run)

@@ -113,7 +113,10 @@ async def test_orderly_order_survives_a_consumer_restart(real_namesrv, real_brok
                 return ConsumeOrderlyStatus.SUCCESS
 
             consumer = PushConsumer(
-                "cg4", namesrv=real_namesrv, listener=listener, orderly=True,
+                "cg4",
+                namesrv=real_namesrv,
+                listener=listener,
+                orderly=True,
                 consume_from_where=ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET,
             )
             consumer.subscribe("E4")
