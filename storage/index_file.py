@@ -13,6 +13,7 @@ import struct
 
 from protocol.message import java_hash
 from storage.errors import StoreError
+from storage.mapped_file import create_mapped
 
 HEADER_SIZE = 40
 SLOT_SIZE = 4
@@ -79,15 +80,7 @@ class IndexFile:
         begin_timestamp: int = 0,
         begin_phy_offset: int = 0,
     ) -> IndexFile:
-        size = index_file_size(slot_num, index_num)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            os.posix_fallocate(fd, 0, size)
-            mm = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-        except BaseException:
-            os.close(fd)
-            os.unlink(path)
-            raise
+        fd, mm = create_mapped(path, index_file_size(slot_num, index_num))
         f = cls(path, slot_num, index_num, fd, mm)
         # a successor file starts where its predecessor ended
         f.begin_timestamp = f.end_timestamp = begin_timestamp

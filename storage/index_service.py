@@ -11,6 +11,7 @@ import attrs
 from protocol.message import MessageConst, MessageSysFlag, transaction_type
 from storage.dispatch import DispatchRequest
 from storage.index_file import IndexFile
+from storage.mapped_file import remove_leftovers
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class IndexService:
     def load(self, *, last_exit_ok: bool, checkpoint_index_ts: int) -> None:
         if not os.path.isdir(self.directory):
             return
+        remove_leftovers(self.directory)
         for name in sorted(os.listdir(self.directory)):
             if not (len(name) == 17 and name.isdigit()):
                 continue

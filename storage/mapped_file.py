@@ -29,6 +29,51 @@ def name_to_offset(name: str) -> int | None:
     return int(name)
 
 
+TMP_SUFFIX = ".creating"
+
+
+def create_mapped(path: str, file_size: int) -> tuple[int, mmap.mmap]:
+    """A new preallocated file at ``path``, mapped shared.
+
+    Built under a temporary name and renamed into place, so a crash mid-creation never leaves a
+    short file under a real name (loading refuses files of the wrong size); the directory is
+    synced so the new name is as durable as the data a later fdatasync writes into it.
+    """
+    tmp = path + TMP_SUFFIX
+    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.posix_fallocate(fd, 0, file_size)
+        if os.path.exists(path):
+            raise FileExistsError(path)
+        os.rename(tmp, path)
+        sync_directory(os.path.dirname(path))
+        mm = mmap.mmap(fd, file_size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+    except BaseException:
+        os.close(fd)
+        for leftover in (tmp,):
+            try:
+                os.unlink(leftover)
+            except FileNotFoundError:
+                pass
+        raise
+    return fd, mm
+
+
+def sync_directory(directory: str) -> None:
+    fd = os.open(directory or ".", os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_leftovers(directory: str) -> None:
+    """Delete half-created files a crash left behind."""
+    for name in os.listdir(directory):
+        if name.endswith(TMP_SUFFIX):
+            os.unlink(os.path.join(directory, name))
+
+
 class MappedFile:
     """A mapped file with a write position (owner thread) and a flushed position (flusher)."""
 
@@ -59,14 +104,7 @@ class MappedFile:
     @classmethod
     def create(cls, path: str, file_size: int, *, warm: bool = False) -> MappedFile:
         """Create and preallocate; OSError (e.g. ENOSPC) here instead of SIGBUS on a later write."""
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            os.posix_fallocate(fd, 0, file_size)
-            mm = mmap.mmap(fd, file_size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-        except BaseException:
-            os.close(fd)
-            os.unlink(path)
-            raise
+        fd, mm = create_mapped(path, file_size)
         mf = cls(path, file_size, fd, mm)
         if warm:
             mf.warm()

@@ -11,7 +11,13 @@ import logging
 import os
 from collections.abc import Callable
 
-from storage.mapped_file import OS_PAGE_SIZE, MappedFile, name_to_offset, offset_to_name
+from storage.mapped_file import (
+    OS_PAGE_SIZE,
+    MappedFile,
+    name_to_offset,
+    offset_to_name,
+    remove_leftovers,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +38,7 @@ class MappedFileQueue:
         """Open every 20-digit-named file in the directory; each must have the configured size."""
         if not os.path.isdir(self.directory):
             return
+        remove_leftovers(self.directory)
         names = sorted(n for n in os.listdir(self.directory) if name_to_offset(n) is not None)
         files = [MappedFile.open(os.path.join(self.directory, n), self.file_size) for n in names]
         for prev, cur in itertools.pairwise(files):
