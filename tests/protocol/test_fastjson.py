@@ -171,3 +171,11 @@ def test_nested_object_keys_are_hashable_and_order_free() -> None:
 
 def test_lone_surrogates_are_written_as_question_marks_like_java() -> None:
     assert fastjson.dumps_bytes(fastjson.loads('{"a":"\\ud800"}')) == b'{"a":"?"}'
+
+
+@pytest.mark.parametrize(
+    "blob", ["{0:" + "1" * 5000 + "}", "[" + "1" * 5000 + "]", "{" + "1" * 5000 + ":1,a:x}"]
+)
+def test_numbers_too_long_for_int_are_json_decode_errors(blob: str) -> None:
+    with pytest.raises(JsonDecodeError, match="unreadable number"):
+        fastjson.loads(blob)
