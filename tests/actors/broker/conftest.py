@@ -18,15 +18,14 @@ from storage.config import MessageStoreConfig
 
 def small_store(path, **overrides) -> MessageStoreConfig:
     # Small files so tests exercise rollover and stay cheap to preallocate.
-    return attrs.evolve(
-        MessageStoreConfig(),
-        storePathRootDir=str(path),
-        mappedFileSizeCommitLog=1024 * 1024,
-        mappedFileSizeConsumeQueue=1000 * 20,
-        maxHashSlotNum=1000,
-        maxIndexNum=4000,
-        **overrides,
-    )
+    settings = {
+        "storePathRootDir": str(path),
+        "mappedFileSizeCommitLog": 1024 * 1024,
+        "mappedFileSizeConsumeQueue": 1000 * 20,
+        "maxHashSlotNum": 1000,
+        "maxIndexNum": 4000,
+    }
+    return attrs.evolve(MessageStoreConfig(), **{**settings, **overrides})
 
 
 def broker_config(namesrv_addr: str = "", **overrides) -> BrokerConfig:
