@@ -85,6 +85,10 @@ STEPS = (
     "all_subscription_groups",
     "broker_runtime_info",
     "broker_config",
+    "query_topic_consume_by_who",
+    "update_subscription_group",
+    "delete_topic_in_broker",
+    "delete_topic_in_namesrv",
     "unknown_request_code",
     "unregister_client",
     "ns_all_topics",
@@ -727,6 +731,33 @@ async def _admin_steps(s: Scenario, conn: RawConnection) -> None:
     s.capture("broker_runtime_info", r, await conn.call(r), body="json")
     r = req(RequestCode.GET_BROKER_CONFIG)
     s.capture("broker_config", r, await conn.call(r), body="properties")
+    r = req(RequestCode.QUERY_TOPIC_CONSUME_BY_WHO, {"topic": s.topic})
+    reply = await conn.call(r)
+    s.capture(
+        "query_topic_consume_by_who",
+        r,
+        reply,
+        body="json",
+        extra={"groups": sorted(_json_of(reply).get("groupList", []))},
+    )
+    group_config = {
+        "brokerId": 0,
+        "consumeBroadcastEnable": True,
+        "consumeEnable": True,
+        "consumeFromMinEnable": True,
+        "groupName": f"{s.group}_SUB",
+        "notifyConsumerIdsChangedEnable": True,
+        "retryMaxTimes": 5,
+        "retryQueueNums": 1,
+        "whichBrokerWhenConsumeSlowly": 1,
+    }
+    r = req(RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, body=body_json(group_config))
+    s.capture("update_subscription_group", r, await conn.call(r))
+    r = req(RequestCode.DELETE_TOPIC_IN_BROKER, {"topic": s.topic})
+    s.capture("delete_topic_in_broker", r, await conn.call(r))
+    async with connect(s.target.namesrv_addr) as ns:
+        r = req(RequestCode.DELETE_TOPIC_IN_NAMESRV, {"topic": s.topic})
+        s.capture("delete_topic_in_namesrv", r, await ns.call(r))
     r = req(9999)  # type: ignore[arg-type]
     s.capture("unknown_request_code", r, await conn.call(r), exact_remark=True)
     r = req(
@@ -740,7 +771,7 @@ async def _namesrv_steps_after(s: Scenario, ns: RawConnection) -> None:
     r = req(RequestCode.GET_ALL_TOPIC_LIST_FROM_NAMESERVER)
     reply = await ns.call(r)
     topics = _json_of(reply).get("topicList", [])
-    s.capture("ns_all_topics", r, reply, body="json", extra={"hasTopic": s.topic in topics})
+    s.capture("ns_all_topics", r, reply, body="json", extra={"hasDeletedTopic": s.topic in topics})
 
 
 async def run_scenario(
