@@ -140,7 +140,8 @@ class ConcurrentConsumeService:
                     self.core.group,
                     len(msgs),
                 )
-        done = [m for m in msgs if m not in retry_here]
+        again = {id(m) for m in retry_here}
+        done = [m for m in msgs if id(m) not in again]
         offset = aq.pq.remove(done, self.core.now_ms())
         if offset >= 0 and not aq.pq.dropped:
             self.core.offset_store.update(aq.mq, offset, increase_only=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import trio
 
 from actors.client.allocate import AllocateAveragely
-from actors.client.consume_service import ConsumeStatus
+from actors.client.consume_service import ConsumeOrderlyStatus, ConsumeStatus
 from actors.client.message import Message, MessageQueue, client_msg_id
 from actors.client.producer import Producer
 from actors.client.push_consumer import ConsumeFromWhere, MessageModel, PushConsumer
@@ -125,3 +125,54 @@ async def test_broadcasting_every_member_sees_everything(
         assert seen[m.name] == sent
         m.stop.set()
     assert seen["b0"] <= sent
+
+
+async def test_notification_rebalances_at_once(autojump_clock, nursery) -> None:
+    ns, [broker] = await start_fake_cluster(nursery)
+    broker.ensure_topic(TOPIC, 4)
+    seen: dict[str, set[str]] = {}
+    a = Member("a", ns.addr, seen, MessageModel.CLUSTERING)
+    b = Member("b", ns.addr, seen, MessageModel.CLUSTERING)
+    await nursery.start(a.run)
+    assert len(a.held()) == 4
+    await trio.sleep(1)
+    await nursery.start(b.run)
+    t0 = trio.current_time()
+    await trio.sleep(1)  # far less than the 20 s rebalance period
+    assert len(a.held()) == 2
+    assert len(b.held()) == 2
+    assert trio.current_time() - t0 < 20
+    a.stop.set()
+    await a.stopped.wait()
+    await trio.sleep(1)  # unregistering notifies the survivor
+    assert len(b.held()) == 4
+    b.stop.set()
+
+
+async def test_orderly_queue_locked_elsewhere_is_taken_when_the_lock_expires(
+    autojump_clock, nursery
+) -> None:
+    ns, [broker] = await start_fake_cluster(nursery)
+    broker.ensure_topic(TOPIC, 2)
+    now = trio.current_time()
+    for qid in range(2):
+        mq = MessageQueue(topic=TOPIC, broker_name="broker-a", queue_id=qid)
+        broker.locks[("og", mq)] = ("someone-else", now)
+    sent = await produce(ns.addr, 6, 0)
+    got: list[str] = []
+    done = trio.Event()
+
+    async def listener(msgs, ctx):
+        got.extend(client_msg_id(m) for m in msgs)
+        if len(got) >= 6:
+            done.set()
+        return ConsumeOrderlyStatus.SUCCESS
+
+    consumer = PushConsumer("og", namesrv=ns.addr, listener=listener, orderly=True)
+    consumer.subscribe(TOPIC)
+    async with consumer:
+        assert {mq for mq in consumer.assigned_queues() if mq.topic == TOPIC} == set()
+        await done.wait()
+        # Not before the other holder's 60 s lock ran out, and within one more rebalance.
+        assert 60 <= trio.current_time() - now <= 60 + 20 + 5
+    assert set(got) == sent
