@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from protocol import headers
 from protocol.bodies import TopicFilterType
-from protocol.convert import decode_header, encode_header
+from protocol.convert import WIRE_KEY, camel, decode_header, encode_header
 from protocol.errors import HeaderFieldError, RemoteProtocolError
 from protocol.frame import decode_frame
 from protocol.headers import (
@@ -235,3 +235,20 @@ def test_empty_optional_number_is_absent_and_enum_by_ordinal() -> None:
 
 def _frame(header: bytes) -> bytes:
     return len(header).to_bytes(4, "big") + header
+
+
+_ext_values = st.one_of(
+    st.text(max_size=6), st.integers().map(str), st.sampled_from(["true", "", "1" * 5000])
+)
+
+
+@pytest.mark.parametrize("cls", HEADER_CLASSES, ids=lambda cls: cls.__name__)
+@settings(max_examples=10)
+@given(data=st.data())
+def test_arbitrary_ext_fields_only_raise_header_field_error(cls: type, data: st.DataObject) -> None:
+    keys = [field.metadata.get(WIRE_KEY, camel(field.name)) for field in attrs.fields(cls)]
+    ext = data.draw(st.dictionaries(st.sampled_from(keys), _ext_values))
+    try:
+        decode_header(cls, ext)
+    except HeaderFieldError:
+        pass
