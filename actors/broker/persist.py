@@ -12,6 +12,7 @@ import functools
 import logging
 import operator
 from pathlib import Path
+from typing import Protocol
 
 import trio
 
@@ -25,19 +26,25 @@ from storage.topic_config import FILE_NAME as TOPICS_FILE
 log = logging.getLogger(__name__)
 
 
+class PersistedTable(Protocol):
+    dirty: bool
+
+    def to_json(self, *, pretty: bool = True) -> str: ...
+
+
 def dirty_snapshots(ctx: BrokerContext, *, everything: bool = False) -> list[tuple[Path, str]]:
     """(path, text) of every table that changed since its last write; marks them clean."""
     out = []
-    tables: list[tuple[str, object]] = [
+    tables: list[tuple[str, PersistedTable]] = [
         (TOPICS_FILE, ctx.topics),
         (GROUPS_FILE, ctx.groups),
         (OFFSETS_FILE, ctx.offsets),
         (DELAY_FILE, ctx.delay_offsets),
     ]
     for name, table in tables:
-        if everything or table.dirty:  # type: ignore[attr-defined]
-            out.append((ctx.config_dir / name, table.to_json()))  # type: ignore[attr-defined]
-            table.dirty = False  # type: ignore[attr-defined]
+        if everything or table.dirty:
+            out.append((ctx.config_dir / name, table.to_json()))
+            table.dirty = False
     return out
 
 

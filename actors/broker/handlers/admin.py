@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import logging
 
-import attrs
-
+from actors.broker.clients import ClientChannelInfo
 from actors.broker.config import effective_properties
 from actors.broker.context import BrokerContext
 from actors.remoting.router import RequestContext, RequestError, Router
@@ -29,7 +28,7 @@ from protocol.bodies.common import (
     MessageModel,
     MessageQueue,
 )
-from protocol.bodies.config import ConsumerOffsetSerializeWrapper, SubscriptionGroupConfig
+from protocol.bodies.config import SubscriptionGroupConfig
 from protocol.bodies.heartbeat import SubscriptionData
 from protocol.bodies.topic import TopicConfig
 from protocol.codes import CURRENT_VERSION, LanguageCode, RequestCode, ResponseCode
@@ -272,18 +271,15 @@ class AdminHandlers:
         return MessageQueue(topic=topic, broker_name=self.ctx.config.brokerName, queue_id=queue_id)
 
 
-def _connection(info: object) -> Connection:
+def _connection(info: ClientChannelInfo) -> Connection:
     return Connection(
-        client_id=info.client_id,  # type: ignore[attr-defined]
-        client_addr=getattr(info.channel, "peer", ""),  # type: ignore[attr-defined]
-        language=LanguageCode[info.language],  # type: ignore[attr-defined]
-        version=info.version,  # type: ignore[attr-defined]
+        client_id=info.client_id,
+        client_addr=getattr(info.channel, "peer", ""),
+        language=LanguageCode[info.language],
+        version=info.version,
     )
 
 
 def _runtime(ms: int) -> str:
     seconds = ms // 1000
     return f"[ {seconds // 86400} days, {seconds // 3600 % 24} hours, {seconds // 60 % 60} minutes, {seconds % 60} seconds ]"
-
-
-__all__ = ["AdminHandlers", "ConsumerOffsetSerializeWrapper", "attrs"]

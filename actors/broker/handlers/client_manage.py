@@ -38,10 +38,11 @@ class ClientHandlers:
         self.ctx = ctx
 
     def register(self, router: Router) -> None:
-        router.register(RequestCode.HEART_BEAT, self.heartbeat)
-        router.register(RequestCode.UNREGISTER_CLIENT, self.unregister_client)
-        router.register(RequestCode.CHECK_CLIENT_CONFIG, self.check_client_config)
-        router.register(RequestCode.GET_CONSUMER_LIST_BY_GROUP, self.consumer_list)
+        # These never await: the connection's reader runs them itself, no task per request.
+        router.register(RequestCode.HEART_BEAT, self.heartbeat, inline=True)
+        router.register(RequestCode.UNREGISTER_CLIENT, self.unregister_client, inline=True)
+        router.register(RequestCode.CHECK_CLIENT_CONFIG, self.check_client_config, inline=True)
+        router.register(RequestCode.GET_CONSUMER_LIST_BY_GROUP, self.consumer_list, inline=True)
 
     async def heartbeat(self, rctx: RequestContext, req: RemotingCommand) -> RemotingCommand:
         ctx = self.ctx

@@ -19,8 +19,9 @@ class LockHandlers:
         self.ctx = ctx
 
     def register(self, router: Router) -> None:
-        router.register(RequestCode.LOCK_BATCH_MQ, self.lock_batch)
-        router.register(RequestCode.UNLOCK_BATCH_MQ, self.unlock_batch)
+        # These never await: the connection's reader runs them itself, no task per request.
+        router.register(RequestCode.LOCK_BATCH_MQ, self.lock_batch, inline=True)
+        router.register(RequestCode.UNLOCK_BATCH_MQ, self.unlock_batch, inline=True)
 
     async def lock_batch(self, _: RequestContext, req: RemotingCommand) -> RemotingCommand:
         body = decode_body(LockBatchRequestBody, req.body)

@@ -49,12 +49,15 @@ class OffsetHandlers:
         self.ctx = ctx
 
     def register(self, router: Router) -> None:
-        router.register(RequestCode.QUERY_CONSUMER_OFFSET, self.query_consumer_offset)
-        router.register(RequestCode.UPDATE_CONSUMER_OFFSET, self.update_consumer_offset)
-        router.register(RequestCode.GET_MAX_OFFSET, self.get_max_offset)
-        router.register(RequestCode.GET_MIN_OFFSET, self.get_min_offset)
-        router.register(RequestCode.SEARCH_OFFSET_BY_TIMESTAMP, self.search_offset)
-        router.register(RequestCode.GET_EARLIEST_MSG_STORETIME, self.earliest_time)
+        # These never await: the connection's reader runs them itself, no task per request.
+        router.register(RequestCode.QUERY_CONSUMER_OFFSET, self.query_consumer_offset, inline=True)
+        router.register(
+            RequestCode.UPDATE_CONSUMER_OFFSET, self.update_consumer_offset, inline=True
+        )
+        router.register(RequestCode.GET_MAX_OFFSET, self.get_max_offset, inline=True)
+        router.register(RequestCode.GET_MIN_OFFSET, self.get_min_offset, inline=True)
+        router.register(RequestCode.SEARCH_OFFSET_BY_TIMESTAMP, self.search_offset, inline=True)
+        router.register(RequestCode.GET_EARLIEST_MSG_STORETIME, self.earliest_time, inline=True)
 
     async def query_consumer_offset(
         self, _: RequestContext, req: RemotingCommand

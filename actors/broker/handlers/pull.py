@@ -50,12 +50,9 @@ class PullHandler:
         self.ctx = ctx
 
     def register(self, router: Router) -> None:
-        router.register(
-            RequestCode.PULL_MESSAGE,
-            self.handle,
-            limit=100_000,
-            max_waiting=self.ctx.config.pullThreadPoolQueueCapacity,
-        )
+        # A pull never awaits (a store read, or parking in the hold table): the connection's
+        # reader runs it itself, no task per request.
+        router.register(RequestCode.PULL_MESSAGE, self.handle, inline=True)
 
     async def handle(self, rctx: RequestContext, req: RemotingCommand) -> RemotingCommand | None:
         return self.process(rctx.channel, req, allow_suspend=True)
