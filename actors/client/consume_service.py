@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 
@@ -71,17 +72,36 @@ def _succeeded(status: object) -> bool:
 
 
 async def _call_listener(
-    listener: Listener, msgs: list[MessageExt], ctx: ConsumeContext, group: str
+    listener: Listener,
+    msgs: list[MessageExt],
+    ctx: ConsumeContext,
+    group: str,
+    timeout: float = math.inf,
 ) -> bool:
+    """The listener's verdict; an exception or running past ``timeout`` is a failure.
+
+    Java leaves a stuck listener thread running and sends its messages back after
+    consumeTimeout; here the call itself is cancelled at the deadline.
+    """
     now = str(int(time.time() * 1000))
     for msg in msgs:
         restore_retry_topic(msg, group)
         msg.properties[MessageConst.CONSUME_START_TIME] = now
     try:
-        return _succeeded(await listener(msgs, ctx))
+        with trio.move_on_after(timeout) as scope:
+            return _succeeded(await listener(msgs, ctx))
     except Exception:
         log.exception("%s: listener failed on %d messages of %s", group, len(msgs), ctx.mq)
         return False
+    if scope.cancelled_caught:
+        log.warning(
+            "%s: listener took longer than %gs on %d messages of %s",
+            group,
+            timeout,
+            len(msgs),
+            ctx.mq,
+        )
+    return False
 
 
 @attrs.define(eq=False)
@@ -124,7 +144,9 @@ class ConcurrentConsumeService:
     async def _consume(self, req: _Request) -> None:
         aq, msgs = req.aq, req.msgs
         ctx = ConsumeContext(aq.mq)
-        ok = await _call_listener(self.listener, msgs, ctx, self.core.group)
+        ok = await _call_listener(
+            self.listener, msgs, ctx, self.core.group, self.core.settings.consume_timeout
+        )
         if aq.pq.dropped:
             return  # the queue moved to another consumer; it re-delivers from the committed offset
         retry_here: list[MessageExt] = []

@@ -109,6 +109,7 @@ class ConsumerSettings:
     pull_delay_on_exception: float = 3.0
     pull_delay_on_flow_control: float = 0.05
     send_back_timeout: float = 5.0
+    consume_timeout: float = 15 * 60.0  # concurrent: a longer listener call counts as failed
     local_retry_delay: float = 5.0
 
 

@@ -7,8 +7,14 @@ import trio
 from actors.client.consume_service import ConsumeOrderlyStatus, ConsumeStatus
 from actors.client.message import Message, client_msg_id
 from actors.client.producer import Producer
-from actors.client.push_consumer import ConsumeFromWhere, MessageModel, PushConsumer
+from actors.client.push_consumer import (
+    ConsumeFromWhere,
+    ConsumerSettings,
+    MessageModel,
+    PushConsumer,
+)
 from protocol.codes import RequestCode
+from protocol.message import MessageExt
 from tests.actors.client.fake_cluster import start_fake_cluster
 
 
@@ -184,3 +190,51 @@ async def test_orderly_consumer_keeps_queue_order(nursery) -> None:
     assert sorted(s for seqs in per_queue.values() for s in seqs) == list(range(40))
     assert RequestCode.LOCK_BATCH_MQ in broker.requests
     assert RequestCode.UNLOCK_BATCH_MQ in broker.requests
+
+
+async def test_a_listener_past_the_consume_timeout_counts_as_failed(nursery) -> None:
+    ns, [broker] = await start_fake_cluster(nursery)
+    calls: list[int] = []
+    done = trio.Event()
+
+    async def slow_first(msgs, ctx):
+        calls.append(msgs[0].reconsume_times)
+        if msgs[0].reconsume_times == 0:
+            await trio.sleep_forever()
+        done.set()
+        return ConsumeStatus.CONSUME_SUCCESS
+
+    settings = ConsumerSettings(consume_timeout=0.3)
+    with trio.fail_after(20):
+        await produce(ns.addr, "C7", 1)
+        consumer = PushConsumer("g7", namesrv=ns.addr, listener=slow_first, settings=settings)
+        consumer.subscribe("C7")
+        async with consumer:
+            await done.wait()
+    assert calls == [0, 1]
+    assert len(broker.send_backs) == 1
+
+
+async def test_consume_from_timestamp(nursery) -> None:
+    ns, [broker] = await start_fake_cluster(nursery)
+    broker.ensure_topic("C8", 1)
+    for i in range(6):
+        broker.put(MessageExt(topic="C8", body=f"{i}".encode()))
+    for i, msg in enumerate(broker.queue("C8", 0)):
+        # three from 2020, three from 2024 (epoch ms)
+        msg.store_timestamp = 1_577_836_800_000 + i if i < 3 else 1_704_067_200_000 + i
+    collect = Collector(3)
+    consumer = PushConsumer(
+        "g8",
+        namesrv=ns.addr,
+        listener=collect,
+        consume_from_where=ConsumeFromWhere.CONSUME_FROM_TIMESTAMP,
+        consume_timestamp="20220101000000",
+    )
+    broker.query_not_found = True
+    consumer.subscribe("C8")
+    with trio.fail_after(20):
+        async with consumer:
+            await collect.done.wait()
+            await trio.sleep(0.2)
+    assert sorted(m.body for m in collect.got) == [b"3", b"4", b"5"]
