@@ -22,6 +22,7 @@ import argparse
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import trio
@@ -61,7 +62,11 @@ def make_store(root: Path) -> MessageStore:
 
 
 def schedule_all(
-    store: MessageStore, levels: DelayLevels, timer: TimerConfig, props_of, count: int
+    store: MessageStore,
+    levels: DelayLevels,
+    timer: TimerConfig,
+    props_of: Callable[[int], dict[str, str]],
+    count: int,
 ) -> float:
     body = b"x" * 100
     started = time.perf_counter()
