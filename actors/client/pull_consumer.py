@@ -254,8 +254,10 @@ class LitePullConsumer:
         if not lo <= offset <= hi:
             raise ClientError(f"seek offset {offset} is out of range [{lo}, {hi}] of {mq}")
         core.drop(aq)
-        core.offset_store.update(mq, offset, increase_only=False)
         self._consumed.pop(mq, None)
+        if self.auto_commit:
+            core.offset_store.update(mq, offset, increase_only=False)
+        # Without auto commit a seek alone commits nothing; the next commit() after a poll does.
         core.assign(mq, offset)
 
     async def seek_to_begin(self, mq: MessageQueue) -> None:
