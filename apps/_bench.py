@@ -1,0 +1,603 @@
+"""What apps/bench_producer.py and apps/bench_consumer.py share.
+
+* ``Histogram``: latencies in integer microseconds, log-linear buckets (64 per power of two,
+  under 1.6 % error), so a long run costs a fixed 2,048 counters instead of a list of floats
+  that would inflate the bench's own peak RSS.
+* ``Meter``: counts and latencies of one run, a per-second window (RocketMQ's benchmark
+  lines) and the whole-run totals.
+* ``Proc`` and ``placement_lines``: CPU time, last CPU, affinity and peak RSS of a process from
+  /proc (psutil-free), because on a 2-core machine where each process runs moves latency a lot.
+* ``Ticker``: the once-a-second line, a rich live status line on a terminal.
+* ``LocalCluster``: our namesrv + broker as child processes (free ports, temp store, optional
+  CPU pinning), for runs that are not pointed at a name server with ``-n``.
+* ``ensure_topic``: create the bench topic on every master the name server knows and wait for
+  its route, so our broker and Apache's are set up the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import trio
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+
+from actors.remoting.client import RemotingClient, open_remoting_client
+from actors.remoting.errors import RemotingError
+from apps.demo import free_port, stop, wait_listening
+from protocol.bodies.common import TopicFilterType
+from protocol.bodies.route import ClusterInfo, TopicRouteData
+from protocol.codes import RequestCode, ResponseCode
+from protocol.command import RemotingCommand
+from protocol.convert import decode_body, encode_header
+from protocol.errors import ProtocolError
+from protocol.headers.admin import CreateTopicRequestHeader
+from protocol.headers.namesrv import GetRouteInfoRequestHeader
+
+ROOT = Path(__file__).resolve().parent.parent
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+# ---------------------------------------------------------------- latency statistics
+
+_SUB_BITS = 6
+_EXACT = 1 << (_SUB_BITS + 1)  # values below this get a bucket each
+_BUCKETS = 2048  # up to 2^31 us (~36 min): far beyond any timeout
+
+
+def _bucket(us: int) -> int:
+    if us < _EXACT:
+        return us if us > 0 else 0
+    shift = us.bit_length() - (_SUB_BITS + 1)
+    index = (shift << _SUB_BITS) + (us >> shift)
+    return index if index < _BUCKETS else _BUCKETS - 1
+
+
+def _bucket_value(index: int) -> float:
+    """The middle of bucket ``index``, in microseconds."""
+    if index < _EXACT:
+        return float(index)
+    shift = (index >> _SUB_BITS) - 1
+    low = (index - (shift << _SUB_BITS)) << shift
+    return low + ((1 << shift) - 1) / 2
+
+
+class Histogram:
+    """Latency counts in microseconds; percentiles within 1.6 %, exact below 128 us."""
+
+    __slots__ = ("count", "counts", "max_us", "total_us")
+
+    def __init__(self) -> None:
+        self.counts = [0] * _BUCKETS
+        self.count = 0
+        self.total_us = 0
+        self.max_us = 0
+
+    def record(self, us: int, n: int = 1) -> None:
+        """``n`` observations of ``us`` microseconds (a batch send counts each message)."""
+        self.counts[_bucket(us)] += n
+        self.count += n
+        self.total_us += us * n
+        if us > self.max_us:
+            self.max_us = us
+
+    def merge(self, other: Histogram) -> None:
+        counts = self.counts
+        for i, c in enumerate(other.counts):
+            if c:
+                counts[i] += c
+        self.count += other.count
+        self.total_us += other.total_us
+        self.max_us = max(self.max_us, other.max_us)
+
+    def percentile(self, q: float) -> float:
+        """The ``q``-th percentile (0-100) in microseconds; 0 when empty."""
+        if not self.count:
+            return 0.0
+        rank = max(1, round(q / 100 * self.count))
+        seen = 0
+        for i, c in enumerate(self.counts):
+            seen += c
+            if seen >= rank:
+                return min(_bucket_value(i), float(self.max_us))
+        return float(self.max_us)
+
+    @property
+    def mean_us(self) -> float:
+        return self.total_us / self.count if self.count else 0.0
+
+
+@attrs.define(eq=False)
+class Window:
+    """One reporting interval's counts (RocketMQ's benchmark prints one per second)."""
+
+    started: float
+    ok: int = 0
+    failed: int = 0
+    response_failed: int = 0
+    latency: Histogram = attrs.Factory(Histogram)
+
+
+@attrs.define(eq=False)
+class Meter:
+    """Counts of one run: ``ok`` messages with their latencies, failures by kind."""
+
+    window: Window = attrs.Factory(lambda: Window(time.perf_counter()))
+    total: Histogram = attrs.Factory(Histogram)
+    ok: int = 0
+    failed: int = 0  # the request never got an answer (timeout, connection)
+    response_failed: int = 0  # the broker answered with an error code
+    measuring: bool = True
+
+    def success(self, seconds: float, n: int = 1) -> None:
+        if not self.measuring:
+            return
+        us = int(seconds * 1_000_000)
+        self.window.ok += n
+        self.window.latency.record(us, n)
+        self.ok += n
+        self.total.record(us, n)
+
+    def failure(self, n: int = 1, *, response: bool = False) -> None:
+        if not self.measuring:
+            return
+        if response:
+            self.window.response_failed += n
+            self.response_failed += n
+        else:
+            self.window.failed += n
+            self.failed += n
+
+    def roll(self) -> tuple[Window, float]:
+        """Close the current window; (the window, its length in seconds)."""
+        now = time.perf_counter()
+        window, self.window = self.window, Window(now)
+        return window, now - window.started
+
+
+def window_line(window: Window, seconds: float, verb: str = "Send") -> str:
+    """A line shaped like RocketMQ's benchmark output, plus p50/p99."""
+    lat = window.latency
+    tps = window.ok / seconds if seconds > 0 else 0.0
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    return (
+        f"Current Time: {stamp} | {verb} TPS: {tps:,.0f} | Max RT(ms): {lat.max_us / 1000:.3f}"
+        f" | Average RT(ms): {lat.mean_us / 1000:.3f} | {verb} Failed: {window.failed}"
+        f" | Response Failed: {window.response_failed}"
+        f" | p50(ms): {lat.percentile(50) / 1000:.3f} | p99(ms): {lat.percentile(99) / 1000:.3f}"
+    )
+
+
+# ---------------------------------------------------------------- processes
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="ascii", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+@attrs.frozen
+class ProcSample:
+    cpu_seconds: float  # user + system, all threads
+    last_cpu: int  # the CPU it last ran on
+
+
+@attrs.frozen
+class Proc:
+    """A process we report on, by pid (ours, a child, or one named with --broker-pid)."""
+
+    name: str
+    pid: int
+
+    def sample(self) -> ProcSample | None:
+        text = _read(f"/proc/{self.pid}/stat")
+        if text is None:
+            return None
+        # Fields after the command name, which may itself hold spaces or parentheses.
+        rest = text[text.rindex(")") + 2 :].split()
+        utime, stime = int(rest[11]), int(rest[12])
+        return ProcSample((utime + stime) / CLOCK_TICKS, int(rest[36]))
+
+    def peak_rss_mib(self) -> float | None:
+        text = _read(f"/proc/{self.pid}/status")
+        for line in (text or "").splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return None
+
+    def affinity(self) -> str:
+        try:
+            return cpu_list(os.sched_getaffinity(self.pid))
+        except OSError:
+            return "?"
+
+
+def cpu_list(cpus: Iterable[int]) -> str:
+    return ",".join(str(c) for c in sorted(cpus))
+
+
+def parse_cpus(text: str | None) -> set[int] | None:
+    """ "0", "1", "0,1" or "0-1" -> a CPU set; None/"" -> no pinning."""
+    if not text:
+        return None
+    cpus: set[int] = set()
+    for part in text.split(","):
+        low, _, high = part.partition("-")
+        cpus.update(range(int(low), int(high or low) + 1))
+    return cpus
+
+
+@attrs.define(eq=False)
+class CpuWatch:
+    """CPU seconds each process used between ``start`` and ``stop``."""
+
+    procs: Sequence[Proc]
+    _before: dict[int, ProcSample] = attrs.Factory(dict)
+    used: dict[int, float] = attrs.Factory(dict)
+    last_cpu: dict[int, int] = attrs.Factory(dict)
+    wall: float = 0.0
+    _t0: float = 0.0
+
+    def start(self) -> None:
+        self._t0 = time.perf_counter()
+        self._before = {p.pid: s for p in self.procs if (s := p.sample()) is not None}
+
+    def stop(self) -> None:
+        self.wall = time.perf_counter() - self._t0
+        for p in self.procs:
+            after = p.sample()
+            before = self._before.get(p.pid)
+            if after is not None and before is not None:
+                self.used[p.pid] = after.cpu_seconds - before.cpu_seconds
+                self.last_cpu[p.pid] = after.last_cpu
+
+
+def placement_lines(watch: CpuWatch) -> list[str]:
+    """Where each process ran and how busy it was: placement moves latency a lot on 2 cores."""
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    lines = [f"CPUs: {os.cpu_count()} online, load average {load}"]
+    for p in watch.procs:
+        used = watch.used.get(p.pid)
+        busy = f"{used:.2f} s CPU ({100 * used / watch.wall:.0f}% of one core)" if used else "n/a"
+        rss = p.peak_rss_mib()
+        lines.append(
+            f"  {p.name:<8} pid {p.pid:<7} affinity {p.affinity():<5} last on CPU "
+            f"{watch.last_cpu.get(p.pid, '?')}  {busy}, peak RSS "
+            + (f"{rss:.0f} MiB" if rss is not None else "n/a")
+        )
+    return lines
+
+
+# ---------------------------------------------------------------- output
+
+
+class Ticker:
+    """Prints a line per interval; on a terminal a rich status line shows live progress."""
+
+    def __init__(self, title: str, *, quiet: bool = False) -> None:
+        self.title = title
+        self.quiet = quiet
+        self.console = Console(stderr=False, highlight=False)
+        self._live: Live | None = None
+
+    def __enter__(self) -> Ticker:
+        if self.console.is_terminal and not self.quiet:
+            self._live = Live(Text(self.title), console=self.console, refresh_per_second=4)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.__exit__(None, None, None)
+            self._live = None
+
+    def line(self, text: str) -> None:
+        if self.quiet:
+            return
+        if self._live is not None:
+            self._live.console.print(text, markup=False)
+        else:
+            print(text, flush=True)
+
+    def status(self, text: str) -> None:
+        if self._live is not None:
+            self._live.update(Text(f"{self.title}: {text}", style="bold"))
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def emit_json(obj: dict[str, Any]) -> None:
+    """The final machine-readable line (one line, last on stdout)."""
+    print(json.dumps(obj, separators=(",", ":"), sort_keys=False), flush=True)
+
+
+def median_of(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Per-key median over repeated runs (numbers only; other values from the last run)."""
+    if len(results) == 1:
+        return dict(results[0])
+    merged = dict(results[-1])
+    for key, value in results[-1].items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            values = [r[key] for r in results if isinstance(r.get(key), int | float)]
+            med = statistics.median(values)
+            merged[key] = round(med, 3) if isinstance(med, float) else med
+    merged["runs"] = len(results)
+    return merged
+
+
+def add_common_options(parser: argparse.ArgumentParser) -> None:
+    """Options both tools take (RocketMQ's names where RocketMQ has one)."""
+    parser.add_argument("-n", "--namesrv", help="name server(s) to use; default: start ours")
+    parser.add_argument("-t", "--topic", default="BenchTopic")
+    parser.add_argument("-s", "--size", type=int, default=1024, help="message body bytes")
+    parser.add_argument("--label", help="name of the target in the output (default: ours/target)")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds to measure")
+    parser.add_argument("--count", type=int, help="messages to measure (instead of --duration)")
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds not measured first")
+    parser.add_argument("--queues", type=int, default=8, help="queues of the bench topic")
+    parser.add_argument("--json", action="store_true", help="end with a one-line JSON summary")
+    parser.add_argument("--quiet", action="store_true", help="no per-second lines")
+    parser.add_argument("--broker-pid", type=int, help="report this broker's CPU and RSS (-n)")
+    parser.add_argument(
+        "--flush", choices=("ASYNC_FLUSH", "SYNC_FLUSH"), default="ASYNC_FLUSH", help="our broker"
+    )
+    parser.add_argument(
+        "--broker-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra broker.conf key for the broker we start (repeatable)",
+    )
+    parser.add_argument("--bench-cpus", help="pin this process, e.g. 0")
+    parser.add_argument("--server-cpus", help="pin the servers we start, e.g. 1")
+    parser.add_argument("--dir", help="parent folder of the store we create (default: temp)")
+
+
+# ---------------------------------------------------------------- servers we start
+
+NAMESRV_CONF = {"listenPort": "{namesrv_port}", "kvConfigPath": "{home}/namesrv/kvConfig.json"}
+BROKER_CONF = {
+    "brokerClusterName": "DefaultCluster",
+    "brokerName": "broker-a",
+    "brokerId": "0",
+    "brokerRole": "ASYNC_MASTER",
+    "brokerIP1": "127.0.0.1",
+    "listenPort": "{broker_port}",
+    "namesrvAddr": "127.0.0.1:{namesrv_port}",
+    "autoCreateTopicEnable": "true",
+    "storePathRootDir": "{home}/store",
+}
+
+
+@attrs.define(eq=False)
+class LocalCluster:
+    namesrv_addr: str
+    procs: list[Proc]
+    home: Path
+
+    @property
+    def broker(self) -> Proc | None:
+        return next((p for p in self.procs if p.name == "broker"), None)
+
+
+def _write_conf(path: Path, values: dict[str, str]) -> Path:
+    path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    return path
+
+
+async def _spawn(cmd: list[str], cpus: set[int] | None, log: Path) -> trio.Process:
+    with open(log, "wb") as out:  # noqa: ASYNC230 - opening a log file, once per run
+        proc = await trio.lowlevel.open_process(cmd, stdout=out, stderr=out, cwd=ROOT)
+    if cpus is not None:
+        os.sched_setaffinity(proc.pid, cpus)
+    return proc
+
+
+@contextlib.asynccontextmanager
+async def local_cluster(
+    *,
+    flush: str = "ASYNC_FLUSH",
+    broker_set: Sequence[str] = (),
+    cpus: set[int] | None = None,
+    parent_dir: str | None = None,
+) -> AsyncIterator[LocalCluster]:
+    """Our namesrv + broker as child processes, stopped (SIGTERM) on exit.
+
+    Their logs are in the store folder, which is removed afterwards.
+    """
+    home = Path(tempfile.mkdtemp(prefix="bench-", dir=parent_dir))
+    namesrv_port, broker_port = free_port(), free_port()
+    values = {"namesrv_port": namesrv_port, "broker_port": broker_port, "home": home}
+    broker_conf = {k: v.format(**values) for k, v in BROKER_CONF.items()}
+    broker_conf["flushDiskType"] = flush
+    for item in broker_set:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise SystemExit(f"--broker-set wants KEY=VALUE, got {item!r}")
+        broker_conf[key] = value
+    ns_conf = {k: v.format(**values) for k, v in NAMESRV_CONF.items()}
+    python = sys.executable
+    started: list[tuple[str, trio.Process]] = []
+    try:
+        ns = await _spawn(
+            [python, "apps/namesrv.py", "-c", str(_write_conf(home / "namesrv.conf", ns_conf))],
+            cpus,
+            home / "namesrv.log",
+        )
+        started.append(("namesrv", ns))
+        await wait_listening(namesrv_port, ns, "namesrv")
+        broker = await _spawn(
+            [python, "apps/broker.py", "-c", str(_write_conf(home / "broker.conf", broker_conf))],
+            cpus,
+            home / "broker.log",
+        )
+        started.append(("broker", broker))
+        await wait_listening(broker_port, broker, "broker")
+    except BaseException:
+        for name, _ in started:
+            tail = (home / f"{name}.log").read_text(errors="replace").splitlines()[-15:]
+            sys.stderr.write(f"--- {name} log (last lines)\n" + "\n".join(tail) + "\n")
+        with trio.CancelScope(shield=True):
+            for name, proc in reversed(started):
+                await stop_quietly(proc, name)
+        shutil.rmtree(home, ignore_errors=True)
+        raise
+    try:
+        yield LocalCluster(
+            f"127.0.0.1:{namesrv_port}", [Proc(name, p.pid) for name, p in started], home
+        )
+    finally:
+        with trio.CancelScope(shield=True):
+            for name, proc in reversed(started):
+                await stop_quietly(proc, name)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@contextlib.asynccontextmanager
+async def floor_process(
+    *, cpus: set[int] | None = None, parent_dir: str | None = None
+) -> AsyncIterator[tuple[str, Proc]]:
+    """apps/bench_floor.py as a child process: (its address, the process)."""
+    home = Path(tempfile.mkdtemp(prefix="bench-floor-", dir=parent_dir))
+    port = free_port()
+    cmd = [sys.executable, "-m", "apps.bench_floor", "--port", str(port), "--dir", str(home)]
+    proc = await _spawn(cmd, cpus, home / "floor.log")
+    try:
+        await wait_listening(port, proc, "floor")
+        yield f"127.0.0.1:{port}", Proc("floor", proc.pid)
+    finally:
+        with trio.CancelScope(shield=True):
+            await stop_quietly(proc, "floor")
+        shutil.rmtree(home, ignore_errors=True)
+
+
+async def stop_quietly(proc: trio.Process, name: str) -> None:
+    with contextlib.redirect_stdout(sys.stderr):
+        await stop(proc, name)
+
+
+# ---------------------------------------------------------------- topic set-up
+
+
+async def _call(
+    client: RemotingClient, addr: str, code: int, header: Any = None, timeout: float = 5.0
+) -> RemotingCommand:
+    ext = encode_header(header) if header is not None else {}
+    return await client.invoke(addr, RemotingCommand.request(code, ext), timeout)
+
+
+async def ensure_topic(namesrv: str, topic: str, queues: int, *, timeout: float = 30.0) -> str:
+    """Create ``topic`` on every master the name server knows; wait for its route.
+
+    Returns the first master's address.  Works against our broker, Apache's and the floor.
+    """
+    ns = namesrv.split(";")[0]
+    async with open_remoting_client(name="bench-admin") as client:
+        with trio.fail_after(timeout):
+            while True:
+                try:
+                    reply = await _call(client, ns, RequestCode.GET_BROKER_CLUSTER_INFO)
+                    if reply.code == ResponseCode.SUCCESS:
+                        info = decode_body(ClusterInfo, reply.body)
+                        masters = [
+                            b.master_addr for b in info.broker_addr_table.values() if b.master_addr
+                        ]
+                        if masters:
+                            break
+                except (RemotingError, ProtocolError):
+                    pass
+                await trio.sleep(0.2)
+            header = CreateTopicRequestHeader(
+                topic=topic,
+                default_topic="TBW102",
+                read_queue_nums=queues,
+                write_queue_nums=queues,
+                perm=6,
+                topic_filter_type=TopicFilterType.SINGLE_TAG,
+                topic_sys_flag=0,
+            )
+            for addr in masters:
+                reply = await _call(client, addr, RequestCode.UPDATE_AND_CREATE_TOPIC, header)
+                if reply.code != ResponseCode.SUCCESS:
+                    raise SystemExit(f"creating {topic} on {addr} failed: {reply.remark}")
+            route_header = GetRouteInfoRequestHeader(topic=topic)
+            while True:
+                reply = await _call(client, ns, RequestCode.GET_ROUTEINFO_BY_TOPIC, route_header)
+                if reply.code == ResponseCode.SUCCESS:
+                    route = decode_body(TopicRouteData, reply.body)
+                    if route.queue_datas:
+                        return sorted(masters)[0]
+                await trio.sleep(0.2)
+
+
+# ---------------------------------------------------------------- run loop helpers
+
+
+async def tick_until(
+    meter: Meter,
+    ticker: Ticker,
+    done: Callable[[], bool],
+    *,
+    verb: str,
+    progress: Callable[[], str],
+    interval: float = 1.0,
+) -> None:
+    """Print a window line every ``interval`` until ``done()``; the last partial one too."""
+    next_tick = time.perf_counter() + interval
+    while not done():
+        with trio.move_on_after(min(0.25, max(0.0, next_tick - time.perf_counter()))):
+            await trio.sleep_forever()
+        ticker.status(progress())
+        if time.perf_counter() >= next_tick:
+            window, seconds = meter.roll()
+            ticker.line(window_line(window, seconds, verb))
+            next_tick += interval
+    window, seconds = meter.roll()
+    if seconds > 0.05 and (window.ok or window.failed or window.response_failed):
+        ticker.line(window_line(window, seconds, verb))
+
+
+def summary_fields(meter: Meter, seconds: float) -> dict[str, Any]:
+    lat = meter.total
+    return {
+        "tps": round(meter.ok / seconds, 1) if seconds > 0 else 0.0,
+        "p50_ms": round(lat.percentile(50) / 1000, 3),
+        "p99_ms": round(lat.percentile(99) / 1000, 3),
+        "p999_ms": round(lat.percentile(99.9) / 1000, 3),
+        "max_ms": round(lat.max_us / 1000, 3),
+        "avg_ms": round(lat.mean_us / 1000, 3),
+        "seconds": round(seconds, 3),
+    }
+
+
+def cpu_fields(watch: CpuWatch, messages: int) -> dict[str, Any]:
+    """CPU seconds per process and, per message, in microseconds."""
+    out: dict[str, Any] = {}
+    for p in watch.procs:
+        used = watch.used.get(p.pid)
+        if used is None:
+            continue
+        out[f"{p.name}_cpu_s"] = round(used, 3)
+        if messages:
+            out[f"{p.name}_cpu_us_per_msg"] = round(used * 1e6 / messages, 2)
+        rss = p.peak_rss_mib()
+        if rss is not None:
+            out[f"{p.name}_peak_rss_mib"] = round(rss, 1)
+    return out
