@@ -187,3 +187,18 @@ async def test_use_outside_async_with_is_an_error() -> None:
     producer = Producer("pg", namesrv="127.0.0.1:1")
     with pytest.raises(Exception, match="not started"):
         await producer.send(Message("T", b"x"))
+
+
+async def test_a_broker_that_went_away_is_skipped(nursery) -> None:
+    ns, [a, b] = await start_fake_cluster(nursery, "broker-a", "broker-b")
+    a.ensure_topic("T13")
+    b.ensure_topic("T13")
+    with trio.fail_after(20):
+        async with Producer("pg", namesrv=ns.addr) as producer:
+            first = [await producer.send(Message("T13", b"x")) for _ in range(4)]
+            assert {r.message_queue.broker_name for r in first} == {"broker-a", "broker-b"}
+            a.server.shutdown(0)
+            await trio.sleep(0.1)
+            after = [await producer.send(Message("T13", b"y")) for _ in range(8)]
+    assert {r.message_queue.broker_name for r in after} == {"broker-b"}
+    assert all(r.status is SendStatus.SEND_OK for r in after)
