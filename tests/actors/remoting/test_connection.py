@@ -153,3 +153,33 @@ async def test_a_peer_that_does_not_read_is_not_buffered_without_bound(
             assert (conn.queued_bytes, sent) == (queued, before)
             assert WRITE_HIGH_WATER < queued <= WRITE_HIGH_WATER + 2 * RECEIVE_SIZE
             nursery.cancel_scope.cancel()
+
+
+async def test_each_request_times_out_at_its_own_deadline(autojump_clock: trio.abc.Clock) -> None:
+    ours, theirs = trio.testing.memory_stream_pair()
+    conn = connection(ours)
+    peer = RawPeer(theirs)  # type: ignore[arg-type]
+    outcomes: dict[str, object] = {}
+
+    async def call(name: str, timeout: float) -> None:
+        try:
+            reply = await conn.invoke(RemotingCommand.request(40, {"name": name}), timeout)
+            outcomes[name] = (reply.remark, trio.current_time())
+        except RemotingTimeoutError:
+            outcomes[name] = ("timeout", trio.current_time())
+
+    with trio.fail_after(1000):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(conn.run)
+            # A later deadline first, then earlier ones: the expirer must re-arm earlier.
+            nursery.start_soon(call, "ten", 10)
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(call, "two", 2)
+            nursery.start_soon(call, "answered", 5)
+            await trio.testing.wait_all_tasks_blocked()
+            requests = [await peer.receive() for _ in range(3)]
+            answered = next(r for r in requests if r and r.ext_fields["name"] == "answered")
+            await trio.sleep(1)
+            await theirs.send_all(encode_command(answered.reply(ResponseCode.SUCCESS, "ok")))
+        conn.close()
+    assert outcomes == {"two": ("timeout", 2), "answered": ("ok", 1), "ten": ("timeout", 10)}

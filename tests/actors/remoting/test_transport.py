@@ -120,7 +120,13 @@ async def test_lost_connection_fails_pending_at_once_then_reconnects(
     closed: list[str] = []
     with trio.fail_after(5):
         async with open_remoting_client() as client:
-            client.on_close.append(closed.append)
+            closed_event = trio.Event()
+
+            def on_close(addr: str) -> None:
+                closed.append(addr)
+                closed_event.set()
+
+            client.on_close.append(on_close)
             await client.invoke(server.address, RemotingCommand.request(ECHO), 2)
             (server_side,) = server.channels
             failures: list[BaseException] = []
@@ -143,6 +149,7 @@ async def test_lost_connection_fails_pending_at_once_then_reconnects(
                 server_side.close("test drops the client")
             assert len(failures) == 3
             assert trio.current_time() - t0 < 2
+            await closed_event.wait()
             assert closed == [server.address]
             # The next request opens a fresh connection.
             reply = await client.invoke(server.address, RemotingCommand.request(ECHO), 2)

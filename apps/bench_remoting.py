@@ -1,0 +1,318 @@
+"""Remoting benchmark: codec cost per message and request/reply round trips over loopback.
+
+    .venv/bin/python -m apps.bench_remoting [--seconds 2] [--inflight 32] [--in-process]
+
+Prints, for a realistic SEND_MESSAGE_V2 request (1 KiB body) and its reply:
+
+1. codec cost per message: encode and decode, JSON and ROCKETMQ header forms;
+2. round trips per second and p50/p99 latency for one client, sequential and pipelined
+   (N in flight), against
+   - raw: a minimal trio echo server over length-prefixed frames, no codec at all (the
+     base of the ratio; its client is raw too),
+   - inline: remoting_server + open_remoting_client, send handler registered inline=True,
+   - spawned: the same handler registered inline=False (one task per request).
+
+The servers run in a child process by default (client and broker are separate processes
+in real use, and each gets a core); ``--in-process`` runs everything on one trio loop.
+Not a test: no assertions, only figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from functools import partial
+
+import trio
+
+from actors.remoting.client import open_remoting_client, split_address
+from actors.remoting.router import RequestContext, Router
+from actors.remoting.server import remoting_server
+from protocol.codes import RequestCode, ResponseCode, SerializeType
+from protocol.command import RemotingCommand
+from protocol.frame import FrameDecoder, decode_frame, encode_command
+
+INLINE_CODE = int(RequestCode.SEND_MESSAGE_V2)
+SPAWN_CODE = 9310  # same handler, registered without inline
+
+
+def send_request(stype: SerializeType = SerializeType.JSON) -> RemotingCommand:
+    """A SEND_MESSAGE_V2 as the C++ clients send it (clients README fact 5), 1 KiB body."""
+    props = "KEYS\u0001order-42\u0002TAGS\u0001TagA\u0002UNIQ_KEY\u00017F0000014A2B18B4AAC27E5E4F3C0000\u0002WAIT\u0001true\u0002"
+    ext = {
+        "a": "bench_producer_group",
+        "b": "BenchTopic",
+        "c": "TBW102",
+        "d": "4",
+        "e": "3",
+        "f": "0",
+        "g": "1795741096560",
+        "h": "0",
+        "i": props,
+        "j": "0",
+        "k": "false",
+        "l": "16",
+        "m": "false",
+        "n": "broker-a",
+    }
+    return RemotingCommand.request(
+        INLINE_CODE, ext, b"x" * 1024, opaque=123456, serialize_type=stype
+    )
+
+
+def send_reply(req: RemotingCommand, queue_offset: int) -> RemotingCommand:
+    return req.reply(
+        ResponseCode.SUCCESS,
+        None,
+        {
+            "msgId": "7F00000100002A9F0000000000%06X" % queue_offset,
+            "queueId": req.ext_fields.get("e", "0"),
+            "queueOffset": str(queue_offset),
+            "MSG_REGION": "DefaultRegion",
+            "TRACE_ON": "true",
+        },
+    )
+
+
+# ---------------------------------------------------------------- codec
+
+
+def per_call_us(fn: Callable[[], object], seconds: float = 0.5) -> float:
+    n, t0 = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - t0) < seconds:
+        for _ in range(200):
+            fn()
+        n += 200
+    return elapsed / n * 1e6
+
+
+def bench_codec() -> None:
+    print("codec, per message (SEND_MESSAGE_V2 with 1 KiB body, and its reply):")
+    print(f"  {'form':<9}{'message':<9}{'bytes':>7}{'encode µs':>12}{'decode µs':>12}")
+    for stype in (SerializeType.JSON, SerializeType.ROCKETMQ):
+        req = send_request(stype)
+        for label, cmd in (("request", req), ("reply", send_reply(req, 4711))):
+            frame = encode_command(cmd)
+            enc = per_call_us(lambda cmd=cmd: encode_command(cmd))
+            dec = per_call_us(lambda frame=frame: decode_frame(memoryview(frame)[4:]))
+            print(f"  {stype.name:<9}{label:<9}{len(frame):>7}{enc:>12.2f}{dec:>12.2f}")
+    # The decoder as the reader uses it: feed one read holding 64 requests, take them out.
+    batch = encode_command(send_request()) * 64
+    decoder = FrameDecoder()
+
+    def feed_and_take() -> None:
+        decoder.feed(batch)
+        decoder.commands()
+
+    print(f"  FrameDecoder, 64 JSON requests per feed: {per_call_us(feed_and_take) / 64:.2f} µs each")
+
+
+# ---------------------------------------------------------------- servers
+
+
+async def raw_echo_server(task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+    """Length-prefixed frames in, one canned reply frame out per frame; no codec."""
+    reply = encode_command(send_reply(send_request(), 1))
+
+    async def handle(stream: trio.SocketStream) -> None:
+        buf = bytearray()
+        while data := await stream.receive_some(65536):
+            buf += data
+            pos, out = 0, []
+            while len(buf) - pos >= 4:
+                (length,) = struct.unpack_from(">i", buf, pos)
+                if len(buf) - pos - 4 < length:
+                    break
+                pos += 4 + length
+                out.append(reply)
+            del buf[:pos]
+            if out:
+                await stream.send_all(b"".join(out))
+
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    task_status.started(listeners[0].socket.getsockname()[1])
+    await trio.serve_listeners(handle, listeners)
+
+
+def bench_router() -> Router:
+    log = bytearray()  # stands in for the commit log: the handler appends the body
+
+    async def send_handler(ctx: RequestContext, req: RemotingCommand) -> RemotingCommand:
+        ext = req.ext_fields
+        _topic, _queue = ext["b"], int(ext["e"])
+        offset = len(log)
+        log.extend(req.body)
+        if len(log) > 64 * 1024 * 1024:
+            log.clear()
+        return send_reply(req, offset)
+
+    router = Router("bench")
+    router.register(INLINE_CODE, send_handler, inline=True)
+    router.register(SPAWN_CODE, send_handler, inline=False, limit=1024)
+    return router
+
+
+async def start_servers(nursery: trio.Nursery) -> tuple[int, int]:
+    raw_port = await nursery.start(raw_echo_server)
+    handle = await nursery.start(
+        partial(remoting_server, host="127.0.0.1", port=0, name="bench", idle_timeout=None),
+        bench_router(),
+    )
+    return raw_port, handle.port
+
+
+async def serve_forever() -> None:
+    async with trio.open_nursery() as nursery:
+        raw_port, port = await start_servers(nursery)
+        print(f"PORTS {raw_port} {port}", flush=True)
+        # Exit when the parent closes our stdin (or kills us).
+        await trio.to_thread.run_sync(sys.stdin.read)
+        nursery.cancel_scope.cancel(reason="parent done")
+
+
+# ---------------------------------------------------------------- clients
+
+
+def summarize(name: str, latencies: list[float], elapsed: float, base: float | None) -> float:
+    rate = len(latencies) / elapsed
+    q = statistics.quantiles(latencies, n=100)
+    ratio = f"{rate / base:6.2f}x" if base else "   base"
+    print(
+        f"  {name:<22}{rate:>10.0f}/s {ratio}   p50 {q[49] * 1e6:7.0f} µs   p99 {q[98] * 1e6:7.0f} µs"
+    )
+    return rate
+
+
+async def run_clients(
+    inflight: int, seconds: float, call: Callable[[], Awaitable[object]]
+) -> tuple[list[float], float]:
+    latencies: list[float] = []
+    stop_at = trio.current_time() + seconds
+
+    async def loop() -> None:
+        while trio.current_time() < stop_at:
+            t0 = time.perf_counter()
+            await call()
+            latencies.append(time.perf_counter() - t0)
+
+    t0 = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        for _ in range(inflight):
+            nursery.start_soon(loop)
+    return latencies, time.perf_counter() - t0
+
+
+async def raw_pipelined(port: int, inflight: int, seconds: float) -> tuple[list[float], float]:
+    """One raw connection, ``inflight`` frames outstanding, replies matched in order."""
+    frame = encode_command(send_request())
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    sent_at: list[float] = []
+    latencies: list[float] = []
+    window = trio.Semaphore(inflight)
+    stop_at = trio.current_time() + seconds
+    done = trio.Event()
+
+    async def sender() -> None:
+        while trio.current_time() < stop_at:
+            await window.acquire()
+            batch = 1
+            # Take every free slot at once, like a pipelining client writes what it has.
+            while window.statistics().tasks_waiting == 0 and window.value > 0:
+                window.acquire_nowait()
+                batch += 1
+            now = time.perf_counter()
+            sent_at.extend([now] * batch)
+            await stream.send_all(frame * batch)
+        done.set()
+
+    async def receiver() -> None:
+        buf = bytearray()
+        received = 0
+        while not (done.is_set() and received == len(sent_at)):
+            data = await stream.receive_some(65536)
+            buf += data
+            pos = 0
+            while len(buf) - pos >= 4:
+                (length,) = struct.unpack_from(">i", buf, pos)
+                if len(buf) - pos - 4 < length:
+                    break
+                pos += 4 + length
+                latencies.append(time.perf_counter() - sent_at[received])
+                received += 1
+                window.release()
+            del buf[:pos]
+
+    t0 = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(sender)
+        nursery.start_soon(receiver)
+    elapsed = time.perf_counter() - t0
+    await stream.aclose()
+    return latencies, elapsed
+
+
+async def bench_round_trips(raw_port: int, port: int, seconds: float, inflight: int) -> None:
+    addr = f"127.0.0.1:{port}"
+    split_address(addr)
+    for n in (1, inflight):
+        label = "sequential" if n == 1 else f"pipelined, {n} in flight"
+        print(f"round trips, one client, {label}:")
+        lat, el = await raw_pipelined(raw_port, n, seconds)
+        base = summarize("raw echo (no codec)", lat, el, None)
+        async with open_remoting_client(idle_timeout=None) as client:
+            for name, code in (("remoting inline", INLINE_CODE), ("remoting spawned", SPAWN_CODE)):
+                req = RemotingCommand.request(code, send_request().ext_fields, b"x" * 1024)
+                lat, el = await run_clients(n, seconds, partial(client.invoke, addr, req, 5.0))
+                summarize(name, lat, el, base)
+
+
+async def main(args: argparse.Namespace) -> None:
+    print(f"python {sys.version.split()[0]}, trio {trio.__version__}, pid {os.getpid()}")
+    bench_codec()
+    if args.in_process:
+        async with trio.open_nursery() as nursery:
+            raw_port, port = await start_servers(nursery)
+            print("servers: in this process")
+            await bench_round_trips(raw_port, port, args.seconds, args.inflight)
+            nursery.cancel_scope.cancel()
+        return
+    child = subprocess.Popen(
+        [sys.executable, "-m", "apps.bench_remoting", "--serve"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        line = await trio.to_thread.run_sync(child.stdout.readline)
+        _, raw_port, port = line.split()
+        print(f"servers: child process {child.pid}")
+        await bench_round_trips(int(raw_port), int(port), args.seconds, args.inflight)
+    finally:
+        if child.stdin is not None:
+            child.stdin.close()
+        try:
+            child.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def cli() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=2.0, help="per measurement")
+    parser.add_argument("--inflight", type=int, default=32, help="requests in flight when pipelined")
+    parser.add_argument("--in-process", action="store_true", help="servers on the same trio loop")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    trio.run(serve_forever if args.serve else partial(main, args))
+
+
+if __name__ == "__main__":
+    cli()
