@@ -122,3 +122,26 @@ async def test_lock_batch_grants_free_queues_only(broker_handle, client):
     unlock = await client.invoke(addr, lock("a", [1], RequestCode.UNLOCK_BATCH_MQ), T)
     assert unlock.code == ResponseCode.SUCCESS
     assert granted(await client.invoke(addr, lock("b", [1]), T)) == [1]
+
+
+async def test_check_client_config(broker_handle, client):
+    def check(expression_type: str) -> RemotingCommand:
+        body = {
+            "clientId": "c",
+            "group": "g",
+            "subscriptionData": {
+                "topic": "T",
+                "subString": "a > 1",
+                "expressionType": expression_type,
+            },
+        }
+        return RemotingCommand.request(
+            RequestCode.CHECK_CLIENT_CONFIG, {}, json.dumps(body).encode()
+        )
+
+    assert (
+        await client.invoke(broker_handle.address, check("TAG"), T)
+    ).code == ResponseCode.SUCCESS
+    sql = await client.invoke(broker_handle.address, check("SQL92"), T)
+    assert sql.code == ResponseCode.SYSTEM_ERROR
+    assert "SQL92" in sql.remark

@@ -14,6 +14,7 @@ from protocol.bodies.topic import decode_register_broker_body
 from protocol.codes import RequestCode, ResponseCode
 from protocol.command import RemotingCommand
 from storage.config import BrokerRole, MessageStoreConfig
+from storage.errors import StoreLockedError
 from tests.actors.broker.conftest import start_broker
 from tests.actors.broker.wire import heartbeat, send_v2
 
@@ -112,3 +113,10 @@ async def test_restart_keeps_topics_offsets_and_messages(nursery, tmp_path, clie
     assert second.ctx.topics.get("Keep").write_queue_nums == 4
     assert second.ctx.offsets.query("g", "Keep", 0) == 2
     assert second.ctx.store.max_offset_in_queue("Keep", 0) == 3
+
+
+async def test_second_broker_on_the_same_store_is_refused(nursery, tmp_path):
+    await start_broker(nursery, tmp_path / "locked")
+    with pytest.RaisesGroup(pytest.RaisesExc(StoreLockedError, match="already started")):
+        async with trio.open_nursery() as inner:
+            await start_broker(inner, tmp_path / "locked")
