@@ -1,16 +1,12 @@
-"""One fixed sequence of raw requests, and what a server's replies to it look like.
+"""One fixed sequence of raw requests to a namesrv and broker (issue 9, differential test).
 
-``run_scenario`` drives a namesrv + broker with the project's codec over plain trio streams and
-returns one :class:`Capture` per step: the exact reply (for the golden files a re-implementer
-reads) and an *observation* -- the reply reduced to what must agree between Apache's broker and
-ours: response code, header keys with the kind of each value and the exact value where it is
-deterministic, remark presence, and the shape of the body (JSON key paths with value types,
-decoded message records, or properties keys).
+``run_scenario`` drives the servers with the project's codec over plain trio streams and returns
+one :class:`~tests.compat.observe.Capture` per step in ``STEPS``: the exact reply (golden files)
+and its observation (what Apache's and ours must agree on).
 """
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -19,14 +15,12 @@ import attrs
 import trio
 
 from protocol import fastjson
-from protocol.codes import RequestCode, ResponseCode
+from protocol.codes import RequestCode
 from protocol.command import RemotingCommand
 from protocol.errors import RemoteProtocolError
-from protocol.fastjson import ObjectKey
-from protocol.message import BatchEntry, MessageExt, decode_records, encode_batch
+from protocol.message import BatchEntry, MessageExt, encode_batch
 from protocol.message import properties_to_string as props
-from protocol.msgid import decode_offset_msg_id
-from protocol.properties import parse_properties
+from tests.compat.observe import BodyKind, Capture, observe
 from tests.compat.raw import RawConnection, connect
 from tests.compat.servers import Target
 
@@ -108,99 +102,6 @@ CONFIG_KEYS = (
 )
 
 
-@attrs.frozen
-class Capture:
-    step: str
-    request: dict[str, Any]
-    reply: dict[str, Any] | None  # None: the server sent nothing (e.g. a oneway request)
-    observation: dict[str, Any]
-
-
-def _kind(value: str, target: Target) -> str:
-    if value == target.broker_addr:
-        return "<broker-addr>"
-    if re.fullmatch(r"-?\d+", value):
-        return "<int>"
-    if re.fullmatch(r"[0-9A-F]{32}(,[0-9A-F]{32})*", value):
-        hosts = {decode_offset_msg_id(part)[0] for part in value.split(",")}
-        return "<offset-msg-ids@broker>" if hosts == {target.broker_addr} else "<offset-msg-ids>"
-    if value in ("true", "false"):
-        return "<bool>"
-    return "<str>"
-
-
-def _anonymize(value: Any, target: Target) -> Any:
-    """Addresses differ between targets; everything else is compared as is."""
-    if isinstance(value, str):
-        return value.replace(target.broker_addr, "<broker-addr>").replace(
-            target.namesrv_addr, "<namesrv-addr>"
-        )
-    return value
-
-
-def _anonymize_tree(value: Any, target: Target) -> Any:
-    """Addresses and the target's folder (e.g. in ``commitLogDiskRatio_<path>`` keys) neutralised."""
-    folder = str(target.log_dir)
-    if isinstance(value, dict):
-        return {
-            (k.replace(folder, "<work-dir>") if isinstance(k, str) else k): _anonymize_tree(
-                v, target
-            )
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [_anonymize_tree(v, target) for v in value]
-    if isinstance(value, str):
-        return _anonymize(value, target).replace(folder, "<work-dir>")
-    return value
-
-
-def json_shape(value: Any, maps: frozenset[str], path: str = "$") -> set[str]:
-    """Every key path of a JSON value with the type found there.
-
-    Objects at a path listed in ``maps`` are maps keyed by data (topic names, queues, broker
-    ids): their keys collapse to ``{}`` so only the shape of their values counts.
-    """
-    out: set[str] = set()
-    if isinstance(value, dict):
-        if path in maps:
-            out.add(f"{path}:map")
-            for key, item in value.items():
-                key_type = "object" if isinstance(key, ObjectKey) else type(key).__name__
-                out.add(f"{path}{{}}:key-{key_type}")
-                out |= json_shape(item, maps, f"{path}{{}}")
-        else:
-            out.add(f"{path}:object")
-            for key, item in value.items():
-                out |= json_shape(item, maps, f"{path}.{key}")
-    elif isinstance(value, list):
-        out.add(f"{path}:list")
-        for item in value:
-            out |= json_shape(item, maps, f"{path}[]")
-    else:
-        out.add(f"{path}:{type(value).__name__}")
-    return out
-
-
-def record_view(msg: MessageExt, target: Target) -> dict[str, Any]:
-    born_ip = msg.born_host.rpartition(":")[0]
-    return {
-        "topic": msg.topic,
-        "queueId": msg.queue_id,
-        "queueOffset": msg.queue_offset,
-        "flag": msg.flag,
-        "sysFlag": msg.sys_flag,
-        "bodyCRC": msg.body_crc,
-        "storeSize": msg.store_size,
-        "body": msg.body.decode(errors="replace"),
-        "reconsumeTimes": msg.reconsume_times,
-        "preparedTransactionOffset": msg.prepared_transaction_offset,
-        "bornHost": f"{born_ip}:<port>",
-        "storeHost": _anonymize(msg.store_host, target),
-        "properties": dict(sorted(msg.properties.items())),
-    }
-
-
 @attrs.define
 class Scenario:
     """State carried between steps and the captures taken so far."""
@@ -223,112 +124,29 @@ class Scenario:
         *,
         exact_ext: Iterable[str] = (),
         exact_remark: bool = False,
-        body: str = "none",
+        body: BodyKind = "none",
         maps: Iterable[str] = (),
+        ignore: str | None = None,
         extra: dict[str, Any] | None = None,
     ) -> Any:
-        """Record one step; returns the decoded body (JSON value, records, or properties).
-
-        ``body`` says how to read the reply body: ``none`` (only its presence), ``json``,
-        ``records`` or ``properties``.
-        """
+        """Record one step (see observe.observe); returns the decoded body."""
         assert step in STEPS, step
-        target = self.target
-        decoded: Any = None
-        observation: dict[str, Any] = {}
-        raw: dict[str, Any] | None = None
-        if reply is not None:
-            exact = set(exact_ext)
-            observation = {
-                "code": reply.code,
-                "flag": reply.flag,
-                "language": reply.language.name,
-                "serializeType": reply.serialize_type.name,
-                "remark": _anonymize(reply.remark, target)
-                if exact_remark
-                else ("<str>" if reply.remark else None),
-                "extFields": {
-                    key: _anonymize(value, target) if key in exact else _kind(value, target)
-                    for key, value in sorted(reply.ext_fields.items())
-                },
-            }
-            raw = {
-                "code": reply.code,
-                "codeName": _code_name(reply.code),
-                "flag": reply.flag,
-                "language": reply.language.name,
-                "version": reply.version,
-                "remark": reply.remark,
-                "extFields": dict(sorted(reply.ext_fields.items())),
-                "serializeType": reply.serialize_type.name,
-                "bodyLength": len(reply.body),
-            }
-            if not reply.body:
-                observation["body"] = None
-            elif body == "json":
-                decoded = fastjson.loads(reply.body)
-                shape = json_shape(_anonymize_tree(decoded, target), frozenset(maps))
-                observation["body"] = sorted(shape)
-                raw["body"] = reply.body.decode()
-            elif body == "records":
-                decoded = decode_records(reply.body)
-                observation["body"] = [record_view(m, target) for m in decoded]
-                raw["body"] = [_record_raw(m) for m in decoded]
-            elif body == "properties":
-                decoded = parse_properties(reply.body.decode())
-                observation["body"] = {
-                    key: _anonymize(decoded.get(key), target) for key in CONFIG_KEYS
-                }
-                raw["body"] = reply.body.decode()
-            else:
-                observation["body"] = "<bytes>"
-        else:
-            observation = {"reply": None}
-        if extra:
-            observation.update(extra)
+        observation, raw_request, raw_reply, decoded = observe(
+            request,
+            reply,
+            self.target,
+            exact_ext=exact_ext,
+            exact_remark=exact_remark,
+            body=body,
+            maps=maps,
+            ignore=ignore,
+            property_keys=CONFIG_KEYS,
+        )
+        observation.update(extra or {})
         self.captures.append(
-            Capture(step=step, request=_request_raw(request), reply=raw, observation=observation)
+            Capture(step=step, request=raw_request, reply=raw_reply, observation=observation)
         )
         return decoded
-
-
-def _code_name(code: int) -> str:
-    try:
-        return ResponseCode(code).name
-    except ValueError:
-        return str(code)
-
-
-def _request_raw(request: RemotingCommand) -> dict[str, Any]:
-    try:
-        name = RequestCode(request.code).name
-    except ValueError:
-        name = str(request.code)
-    return {
-        "code": request.code,
-        "codeName": name,
-        "flag": request.flag,
-        "extFields": dict(request.ext_fields),
-        "body": request.body.decode(errors="replace") if request.body else None,
-    }
-
-
-def _record_raw(msg: MessageExt) -> dict[str, Any]:
-    return {
-        "topic": msg.topic,
-        "queueId": msg.queue_id,
-        "queueOffset": msg.queue_offset,
-        "commitLogOffset": msg.commit_log_offset,
-        "sysFlag": msg.sys_flag,
-        "bornHost": msg.born_host,
-        "storeHost": msg.store_host,
-        "bornTimestamp": msg.born_timestamp,
-        "storeTimestamp": msg.store_timestamp,
-        "storeSize": msg.store_size,
-        "body": msg.body.decode(errors="replace"),
-        "properties": msg.properties,
-        "offsetMsgId": msg.msg_id,
-    }
 
 
 def req(code: RequestCode, ext: dict[str, Any] | None = None, body: bytes = b"") -> RemotingCommand:
@@ -728,7 +546,14 @@ async def _admin_steps(s: Scenario, conn: RawConnection) -> None:
         maps=("$.subscriptionGroupTable",),
     )
     r = req(RequestCode.GET_BROKER_RUNTIME_INFO)
-    s.capture("broker_runtime_info", r, await conn.call(r), body="json")
+    # One scheduleMessageOffset_<level> entry per delay level used so far on that broker.
+    s.capture(
+        "broker_runtime_info",
+        r,
+        await conn.call(r),
+        body="json",
+        ignore=r"scheduleMessageOffset_\d+",
+    )
     r = req(RequestCode.GET_BROKER_CONFIG)
     s.capture("broker_config", r, await conn.call(r), body="properties")
     r = req(RequestCode.QUERY_TOPIC_CONSUME_BY_WHO, {"topic": s.topic})
@@ -792,38 +617,3 @@ async def run_scenario(
     except Exception as exc:  # reported per step by the test, with the servers' logs
         return s.captures, exc
     return s.captures, None
-
-
-def differences(expected: Any, actual: Any, path: str = "") -> list[str]:
-    """Readable list of where two observations disagree."""
-    if isinstance(expected, dict) and isinstance(actual, dict):
-        out = []
-        for key in sorted(set(expected) | set(actual), key=str):
-            sub = f"{path}.{key}" if path else str(key)
-            if key not in actual:
-                out.append(f"{sub}: missing (expected {expected[key]!r})")
-            elif key not in expected:
-                out.append(f"{sub}: unexpected {actual[key]!r}")
-            else:
-                out += differences(expected[key], actual[key], sub)
-        return out
-    if (
-        isinstance(expected, list)
-        and isinstance(actual, list)
-        and all(isinstance(x, str) for x in expected + actual)
-        and path.endswith("body")
-    ):
-        # A JSON shape: a set of key paths.
-        missing = sorted(set(expected) - set(actual))
-        extra = sorted(set(actual) - set(expected))
-        return [f"{path}: missing {p}" for p in missing] + [
-            f"{path}: unexpected {p}" for p in extra
-        ]
-    if isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
-        out = []
-        for i, (e, a) in enumerate(zip(expected, actual, strict=True)):
-            out += differences(e, a, f"{path}[{i}]")
-        return out
-    if expected != actual:
-        return [f"{path}: expected {expected!r}, got {actual!r}"]
-    return []

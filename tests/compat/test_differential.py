@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from tests.compat.differential import STEPS, Capture, differences, run_scenario
+from tests.compat.differential import STEPS, run_scenario
+from tests.compat.observe import Capture, differences
 from tests.compat.servers import Target
 
 pytestmark = [pytest.mark.compat, pytest.mark.java]
