@@ -1,0 +1,219 @@
+"""Smoke tests of the bench tools: they run, talk to real servers and print their JSON line.
+
+No timing assertions: figures depend on the machine.  The statistics and the floor server
+are checked for what they compute, not for speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import trio
+from hypothesis import given
+from hypothesis import strategies as st
+
+from actors.client.message import Message, SendStatus
+from actors.client.producer import Producer
+from apps import _bench, bench_producer
+from apps._bench import Histogram, Meter, Proc, _bucket, _bucket_value, parse_cpus
+from apps.bench_floor import floor_server
+
+REPO = Path(__file__).resolve().parents[2]
+SMALL_STORE = "mappedFileSizeCommitLog=16777216"
+
+
+# ---------------------------------------------------------------- statistics
+
+
+@given(st.integers(min_value=0, max_value=1 << 30))
+def test_bucket_holds_its_value_within_1_6_percent(us: int) -> None:
+    mid = _bucket_value(_bucket(us))
+    assert abs(mid - us) <= max(0.5, us / 64)
+
+
+@given(st.integers(min_value=0, max_value=1 << 30), st.integers(min_value=0, max_value=1 << 20))
+def test_buckets_are_ordered(a: int, b: int) -> None:
+    assert _bucket(a) <= _bucket(a + b)
+
+
+def test_percentiles_of_a_known_spread() -> None:
+    h = Histogram()
+    for us in range(1, 10_001):  # 1 us .. 10 ms, uniform
+        h.record(us)
+    assert h.count == 10_000
+    assert h.max_us == 10_000
+    assert h.mean_us == pytest.approx(5000.5)
+    assert h.percentile(50) == pytest.approx(5000, rel=0.016)
+    assert h.percentile(99) == pytest.approx(9900, rel=0.016)
+    assert h.percentile(100) <= 10_000
+    assert Histogram().percentile(99) == 0.0
+
+
+def test_batch_observations_and_merge() -> None:
+    a, b = Histogram(), Histogram()
+    a.record(100, n=32)
+    b.record(3000)
+    a.merge(b)
+    assert a.count == 33
+    assert a.percentile(50) == 100
+    assert a.max_us == 3000
+
+
+def test_meter_counts_only_while_measuring() -> None:
+    meter = Meter(measuring=False)
+    meter.success(0.001)
+    meter.failure()
+    meter.measuring = True
+    meter.success(0.002, n=4)
+    meter.failure(response=True)
+    window, _ = meter.roll()
+    assert (meter.ok, meter.failed, meter.response_failed) == (4, 0, 1)
+    assert (window.ok, window.response_failed) == (4, 1)
+    line = _bench.window_line(window, 1.0)
+    for part in ("Send TPS: 4", "Max RT(ms): 2.000", "Response Failed: 1", "p99(ms)"):
+        assert part in line
+    assert meter.window.ok == 0
+
+
+def test_proc_reads_cpu_rss_and_affinity_of_this_process() -> None:
+    me = Proc("bench", os.getpid())
+    sample = me.sample()
+    assert sample is not None
+    assert sample.cpu_seconds >= 0
+    assert sample.last_cpu in os.sched_getaffinity(0)
+    assert (me.peak_rss_mib() or 0) > 1
+    assert me.affinity() == _bench.cpu_list(os.sched_getaffinity(0))
+    assert Proc("gone", 2**22 + 7).sample() is None
+    assert parse_cpus("0-2,5") == {0, 1, 2, 5}
+    assert parse_cpus("") is None
+
+
+def test_median_of_runs() -> None:
+    runs = [{"tps": 10.0, "sent": 5, "label": "x"}, {"tps": 30.0, "sent": 7, "label": "x"}]
+    runs.append({"tps": 20.0, "sent": 6, "label": "x"})
+    assert _bench.median_of(runs) == {"tps": 20.0, "sent": 6, "label": "x", "runs": 3}
+
+
+# ---------------------------------------------------------------- floor + producer modes
+
+
+async def test_floor_serves_an_unchanged_producer(tmp_path: Path) -> None:
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(
+            lambda task_status: floor_server(
+                str(tmp_path / "floor.data"), queues=4, task_status=task_status
+            )
+        )
+        addr = f"127.0.0.1:{port}"
+        with trio.fail_after(20):
+            await _bench.ensure_topic(addr, "FloorTopic", 4)
+            async with Producer("pg", namesrv=addr) as producer:
+                one = await producer.send(Message("FloorTopic", b"x" * 100))
+                batch = await producer.send_batch([Message("FloorTopic", b"y")] * 5)
+        assert one.status is SendStatus.SEND_OK
+        assert batch.status is SendStatus.SEND_OK
+        assert len(batch.offset_msg_id.split(",")) == 5
+        assert (tmp_path / "floor.data").stat().st_size == 1 << 30
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("mode", ["sync", "async", "oneway", "batch"])
+async def test_each_mode_runs_against_the_floor(tmp_path: Path, mode: str) -> None:
+    args = bench_producer.build_parser().parse_args(
+        [
+            "--mode",
+            mode,
+            "-w",
+            "4",
+            "--count",
+            "200",
+            "--warmup",
+            "0.1",
+            "-k",
+            "-c",
+            "3",
+            "--batch-size",
+            "8",
+            "--quiet",
+        ]
+    )
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(
+            lambda task_status: floor_server(str(tmp_path / "f.data"), task_status=task_status)
+        )
+        with trio.fail_after(30):
+            result = await bench_producer.run_target(
+                "floor", f"127.0.0.1:{port}", args, [Proc("me", os.getpid())]
+            )
+        nursery.cancel_scope.cancel()
+    assert result["sent"] >= 200
+    assert result["failed"] == 0
+    assert result["tps"] > 0
+    assert 0 < result["p50_ms"] <= result["p99_ms"] <= result["max_ms"]
+    assert "me_cpu_s" in result
+
+
+# ---------------------------------------------------------------- the tools as users run them
+
+
+def _run_tool(module: str, *args: str, timeout: float = 120) -> dict[str, object]:
+    done = subprocess.run(
+        [sys.executable, "-m", module, *args, "--json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    last = done.stdout.strip().splitlines()[-1]
+    result = json.loads(last)
+    assert isinstance(result, dict)
+    assert "CPUs: 2 online" in done.stdout or "CPUs:" in done.stdout
+    return result
+
+
+@pytest.mark.slow
+def test_bench_producer_against_our_servers_and_the_floor(tmp_path: Path) -> None:
+    result = _run_tool(
+        "apps.bench_producer",
+        "--count", "300", "--warmup", "0.2", "-w", "4", "--floor",
+        "--dir", str(tmp_path), "--broker-set", SMALL_STORE,
+    )  # fmt: skip
+    for key in ("tps", "p50_ms", "p99_ms", "sent", "failed", "broker_cpu_us_per_msg"):
+        assert key in result
+    assert result["sent"] >= 300
+    assert result["failed"] == 0
+    assert isinstance(result["floor"], dict)
+    assert result["floor"]["sent"] >= 300
+    assert result["ratio_tps"] is not None
+    assert result["broker_peak_rss_mib"] > 0
+
+
+@pytest.mark.slow
+def test_bench_consumer_drains_a_backlog(tmp_path: Path) -> None:
+    result = _run_tool(
+        "apps.bench_consumer",
+        "--backlog", "500", "--dir", str(tmp_path), "--broker-set", SMALL_STORE,
+    )  # fmt: skip
+    assert result["received"] >= 500
+    assert result["prefill_tps"] > 0
+    assert result["tps"] > 0
+    assert result["p99_ms"] >= result["p50_ms"]
+
+
+def test_parsers_take_rocketmq_option_names() -> None:
+    args = bench_producer.build_parser().parse_args(
+        ["-n", "a:1", "-t", "T", "-w", "3", "-s", "10", "-k", "-c", "2", "--label", "apache"]
+    )
+    assert (args.namesrv, args.topic, args.threads, args.size) == ("a:1", "T", 3, 10)
+    assert args.keys
+    assert args.tag_count == 2
+    assert args.label == "apache"
+    assert isinstance(args, argparse.Namespace)
