@@ -57,64 +57,76 @@ async def _pull_addr(core: ConsumerCore, aq: AssignedQueue, suggested: int) -> s
     return await core.instance.find_broker_addr(aq.mq.broker_name, aq.mq.topic, only_master=False)
 
 
+async def _ready(core: ConsumerCore, aq: AssignedQueue) -> float:
+    """0 if the queue may be pulled now, else how long to wait (flow control, lock)."""
+    s = core.settings
+    if aq.pq.throttle(s.flow, orderly=core.orderly) is not None:
+        return s.pull_delay_on_flow_control
+    if core.orderly and core.clustering:
+        if not aq.pq.locked:
+            return s.pull_delay_on_exception
+        if not aq.previously_locked:
+            # The first pull after taking the lock starts from the committed offset.
+            offset = await core.compute_pull_from_where(aq.mq)
+            if offset < 0:
+                return s.pull_delay_on_exception
+            aq.next_offset = offset
+            aq.previously_locked = True
+    if aq.mq.topic not in core.subscriptions:
+        return s.pull_delay_on_exception
+    return 0.0
+
+
+async def _header(
+    core: ConsumerCore, aq: AssignedQueue, *, lite: bool, suggested: int
+) -> PullMessageRequestHeader:
+    mq = aq.mq
+    sub = core.subscriptions[mq.topic]
+    sys_flag = PullSysFlag.SUSPEND
+    commit_offset = 0
+    if lite:
+        sys_flag |= PullSysFlag.SUBSCRIPTION | PullSysFlag.LITE_PULL
+    elif core.clustering and suggested == 0:
+        # Piggy-back the commit; a slave would not store it (§8.4).
+        commit_offset = max(await core.offset_store.read(mq, ReadFrom.MEMORY), 0)
+        if commit_offset > 0:
+            sys_flag |= PullSysFlag.COMMIT_OFFSET
+    return PullMessageRequestHeader(
+        consumer_group=core.group,
+        topic=mq.topic,
+        queue_id=mq.queue_id,
+        queue_offset=aq.next_offset,
+        max_msg_nums=core.settings.pull_batch_size,
+        sys_flag=int(sys_flag),
+        commit_offset=commit_offset,
+        suspend_timeout_millis=core.settings.broker_suspend_ms,
+        sub_version=sub.sub_version,
+        subscription=sub.sub_string if lite else None,
+        expression_type=sub.expression_type,
+        bname=mq.broker_name,
+    )
+
+
 async def pull_loop(
     core: ConsumerCore, aq: AssignedQueue, sink: Sink, *, lite: bool = False
 ) -> None:
     s = core.settings
-    pq = aq.pq
-    mq = aq.mq
     suggested = 0
     with aq.scope:
-        while not pq.dropped:
-            pq.last_pull_ms = core.now_ms()
-            if pq.throttle(s.flow, orderly=core.orderly) is not None:
-                await trio.sleep(s.pull_delay_on_flow_control)
+        while not aq.pq.dropped:
+            aq.pq.last_pull_ms = core.now_ms()
+            delay = await _ready(core, aq)
+            if delay > 0:
+                await trio.sleep(delay)
                 continue
-            if core.orderly and core.clustering:
-                if not pq.locked:
-                    await trio.sleep(s.pull_delay_on_exception)
-                    continue
-                if not aq.previously_locked:
-                    # The first pull after taking the lock starts from the committed offset.
-                    offset = await core.compute_pull_from_where(mq)
-                    if offset < 0:
-                        await trio.sleep(s.pull_delay_on_exception)
-                        continue
-                    aq.next_offset = offset
-                    aq.previously_locked = True
-            sub = core.subscriptions.get(mq.topic)
-            if sub is None:
-                await trio.sleep(s.pull_delay_on_exception)
-                continue
-            sys_flag = PullSysFlag.SUSPEND
-            commit_offset = 0
-            if lite:
-                sys_flag |= PullSysFlag.SUBSCRIPTION | PullSysFlag.LITE_PULL
-            elif core.clustering and suggested == 0:
-                commit_offset = await core.offset_store.read(mq, ReadFrom.MEMORY)
-                if commit_offset > 0:
-                    sys_flag |= PullSysFlag.COMMIT_OFFSET
-            header = PullMessageRequestHeader(
-                consumer_group=core.group,
-                topic=mq.topic,
-                queue_id=mq.queue_id,
-                queue_offset=aq.next_offset,
-                max_msg_nums=s.pull_batch_size,
-                sys_flag=int(sys_flag),
-                commit_offset=max(commit_offset, 0),
-                suspend_timeout_millis=s.broker_suspend_ms,
-                sub_version=sub.sub_version,
-                subscription=sub.sub_string if lite else None,
-                expression_type=sub.expression_type,
-                bname=mq.broker_name,
-            )
+            header = await _header(core, aq, lite=lite, suggested=suggested)
             try:
                 addr = await _pull_addr(core, aq, suggested)
                 result = await api.pull_message(
                     core.instance.remoting, addr, header, s.pull_timeout
                 )
             except ClientError as exc:
-                log.info("%s: pull of %s failed: %s", core.group, mq, exc)
+                log.info("%s: pull of %s failed: %s", core.group, aq.mq, exc)
                 await trio.sleep(s.pull_delay_on_exception)
                 continue
             suggested = result.suggest_which_broker_id
@@ -122,17 +134,14 @@ async def pull_loop(
                 await _offset_illegal(core, aq, result)
                 return
             aq.next_offset = result.next_begin_offset
-            if result.status is api.PullStatus.FOUND:
-                msgs = prepare_messages(core, aq, result)
-                if msgs:
-                    dispatch = pq.put(msgs)
-                    await sink(aq, msgs, dispatch)
-                    if s.pull_interval > 0:
-                        await trio.sleep(s.pull_interval)
-                    continue
-            # Nothing (matching) was found: with an empty cache the offset may move on.
-            if pq.msg_count == 0 and not lite:
-                core.offset_store.update(mq, result.next_begin_offset, increase_only=True)
+            msgs = prepare_messages(core, aq, result)
+            if msgs:
+                await sink(aq, msgs, aq.pq.put(msgs))
+                if s.pull_interval > 0:
+                    await trio.sleep(s.pull_interval)
+            elif aq.pq.msg_count == 0 and not lite:
+                # Nothing (matching) arrived and nothing is cached: the offset may move on.
+                core.offset_store.update(aq.mq, result.next_begin_offset, increase_only=True)
 
 
 async def _offset_illegal(core: ConsumerCore, aq: AssignedQueue, result: api.PullResult) -> None:
