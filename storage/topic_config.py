@@ -207,6 +207,18 @@ class TopicConfigTable:
         self.put(config, now_ms)
         return config, True
 
+    def update_order_topics(self, order_topics: set[str], now_ms: int) -> bool:
+        """Adopt the name servers' ORDER_TOPIC_CONFIG: listed topics are ordered, others not."""
+        changed = False
+        for name, config in self._table.items():
+            order = name in order_topics
+            if config.order != order:
+                self._table[name] = attrs.evolve(config, order=order)
+                changed = True
+        if changed:
+            self._changed(now_ms)
+        return changed
+
     def seal_auto_create(self, auto_create_topic_enable: bool, now_ms: int) -> None:
         """With auto-creation off, a TBW102 left in topics.json must not let topics inherit."""
         template = self._table.get(AUTO_CREATE_TOPIC_KEY_TOPIC)

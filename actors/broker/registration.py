@@ -16,6 +16,7 @@ import trio
 
 from actors.broker.context import BrokerContext
 from actors.remoting.client import RemotingClient
+from protocol.bodies.common import KVTable
 from protocol.bodies.topic import (
     RegisterBrokerBody,
     TopicConfigSerializeWrapper,
@@ -24,7 +25,7 @@ from protocol.bodies.topic import (
 )
 from protocol.codes import RequestCode, ResponseCode
 from protocol.command import RemotingCommand
-from protocol.convert import decode_header, encode_header
+from protocol.convert import decode_body, decode_header, encode_header
 from protocol.headers.namesrv import (
     RegisterBrokerRequestHeader,
     RegisterBrokerResponseHeader,
@@ -83,6 +84,11 @@ async def register_once(ctx: BrokerContext, client: RemotingClient, addr: str) -
     answer = decode_header(RegisterBrokerResponseHeader, reply.ext_fields)
     ctx.master_addr = answer.master_addr
     ctx.master_ha_addr = answer.ha_server_addr
+    if reply.body:
+        # Only name servers with orderMessageEnable send their ORDER_TOPIC_CONFIG (§7.10).
+        order_topics = decode_body(KVTable, reply.body).table
+        if ctx.topics.update_order_topics(set(order_topics), ctx.now_ms()):
+            ctx.config_table_changed()
     return True
 
 

@@ -188,3 +188,17 @@ def test_topic_validation(topic, problem):
         assert result is None
     else:
         assert problem in result
+
+
+def test_order_topics_from_the_name_servers():
+    table = TopicConfigTable.with_system_topics(SETTINGS)
+    table.create_in_send("A", AUTO_CREATE_TOPIC_KEY_TOPIC, 4, 0, 1)
+    table.create_in_send("B", AUTO_CREATE_TOPIC_KEY_TOPIC, 4, 0, 1)
+    version = table.data_version
+    assert table.update_order_topics({"A", "Unknown"}, 2)
+    assert table.get("A").order
+    assert not table.get("B").order
+    assert table.data_version.counter == version.counter + 1
+    assert not table.update_order_topics({"A"}, 3)
+    assert table.update_order_topics(set(), 4)
+    assert not table.get("A").order

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import attrs
 import pytest
 import trio
@@ -9,7 +11,9 @@ import trio
 from actors.broker.app import prepare_configs
 from actors.broker.config import BrokerConfig, resolve_defaults
 from actors.broker.handlers.client_manage import expire_silent_channels
-from actors.broker.registration import register_period, register_request
+from actors.broker.registration import register_all, register_period, register_request
+from actors.namesrv.app import namesrv
+from actors.namesrv.config import NamesrvConfig
 from protocol.bodies.topic import decode_register_broker_body
 from protocol.codes import RequestCode, ResponseCode
 from protocol.command import RemotingCommand
@@ -120,3 +124,19 @@ async def test_second_broker_on_the_same_store_is_refused(nursery, tmp_path):
     with pytest.RaisesGroup(pytest.RaisesExc(StoreLockedError, match="already started")):
         async with trio.open_nursery() as inner:
             await start_broker(inner, tmp_path / "locked")
+
+
+async def test_order_topic_config_from_the_namesrv(nursery, tmp_path, client):
+    ns_config = attrs.evolve(NamesrvConfig.in_dir(tmp_path / "ns2"), orderMessageEnable=True)
+    ns_addr = await nursery.start(functools.partial(namesrv, ns_config, host="127.0.0.1"))
+    put = RemotingCommand.request(
+        RequestCode.PUT_KV_CONFIG,
+        {"namespace": "ORDER_TOPIC_CONFIG", "key": "Ordered", "value": "broker-a:4"},
+    )
+    assert (await client.invoke(ns_addr, put, T)).code == ResponseCode.SUCCESS
+    handle = await start_broker(nursery, tmp_path / "o", ns_addr)
+    await client.invoke(handle.address, send_v2("Ordered"), T)
+    await client.invoke(handle.address, send_v2("Plain"), T)
+    await register_all(handle.ctx, client, [ns_addr])
+    assert handle.ctx.topics.get("Ordered").order
+    assert not handle.ctx.topics.get("Plain").order
