@@ -7,7 +7,7 @@ mutator returns what changed so the caller decides whom to notify.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Iterable
 
 import attrs
 
@@ -70,7 +70,7 @@ def build_subscription(
 
 @attrs.define(eq=False)
 class ClientChannelInfo:
-    channel: Hashable
+    channel: object
     client_id: str
     language: str
     version: int
@@ -83,7 +83,7 @@ class ConsumerGroupInfo:
     consume_type: str
     message_model: str
     consume_from_where: str
-    channels: dict[Hashable, ClientChannelInfo] = attrs.Factory(dict)
+    channels: dict[object, ClientChannelInfo] = attrs.Factory(dict)
     subscriptions: dict[str, Subscription] = attrs.Factory(dict)
     last_update_ms: int = 0
 
@@ -144,7 +144,7 @@ class ConsumerManager:
         new_topics = entry.update_subscriptions(subscriptions)
         return new_member or new_topics
 
-    def unregister(self, group: str, channel: Hashable) -> bool:
+    def unregister(self, group: str, channel: object) -> bool:
         """Drop one channel from a group; True when it was a member."""
         entry = self.groups.get(group)
         if entry is None or entry.channels.pop(channel, None) is None:
@@ -153,14 +153,14 @@ class ConsumerManager:
             del self.groups[group]
         return True
 
-    def channel_closed(self, channel: Hashable) -> list[str]:
+    def channel_closed(self, channel: object) -> list[str]:
         """Drop a closed connection everywhere; the groups it left (to notify)."""
         left = [group for group, entry in self.groups.items() if channel in entry.channels]
         for group in left:
             self.unregister(group, channel)
         return left
 
-    def expired_channels(self, now_ms: int, timeout_ms: int) -> set[Hashable]:
+    def expired_channels(self, now_ms: int, timeout_ms: int) -> set[object]:
         return {
             channel
             for entry in self.groups.values()
@@ -178,23 +178,23 @@ class ConsumerManager:
 
 class ProducerManager:
     def __init__(self) -> None:
-        self.groups: dict[str, dict[Hashable, ClientChannelInfo]] = {}
+        self.groups: dict[str, dict[object, ClientChannelInfo]] = {}
 
     def register(self, group: str, info: ClientChannelInfo) -> None:
         self.groups.setdefault(group, {})[info.channel] = info
 
-    def unregister(self, group: str, channel: Hashable) -> None:
+    def unregister(self, group: str, channel: object) -> None:
         members = self.groups.get(group)
         if members is not None:
             members.pop(channel, None)
             if not members:
                 del self.groups[group]
 
-    def channel_closed(self, channel: Hashable) -> None:
+    def channel_closed(self, channel: object) -> None:
         for group in [g for g, members in self.groups.items() if channel in members]:
             self.unregister(group, channel)
 
-    def expired_channels(self, now_ms: int, timeout_ms: int) -> set[Hashable]:
+    def expired_channels(self, now_ms: int, timeout_ms: int) -> set[object]:
         return {
             channel
             for members in self.groups.values()

@@ -41,7 +41,7 @@ def first_message_in_memory(ctx: BrokerContext, topic: str, queue_id: int) -> bo
     if phys < 0:
         return True
     window = _physical_memory() * ctx.store_config.accessMessageInMemoryMaxRatio // 100
-    return store.max_phy_offset - phys <= window
+    return bool(store.max_phy_offset - phys <= window)
 
 
 class OffsetHandlers:

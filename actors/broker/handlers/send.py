@@ -17,6 +17,7 @@ from actors.broker.context import BrokerContext
 from actors.broker.delay import DelayRejected, rewrite_on_put
 from actors.remoting.router import RequestContext, RequestError, Router
 from protocol.bodies.common import PermName, TopicFilterType, TopicSysFlag
+from protocol.bodies.topic import TopicConfig
 from protocol.codes import RequestCode, ResponseCode
 from protocol.command import RemotingCommand
 from protocol.convert import decode_header
@@ -34,7 +35,6 @@ from storage.topic_config import (
     AUTO_CREATE_TOPIC_KEY_TOPIC,
     NOT_ALLOWED_SEND_TOPICS,
     RETRY_GROUP_TOPIC_PREFIX,
-    TopicConfig,
     dlq_topic,
     topic_problem,
 )
