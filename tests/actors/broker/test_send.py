@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import attrs
 import pytest
 import trio
 
-from protocol.codes import RequestCode, ResponseCode
+from protocol.codes import RequestCode, ResponseCode, SerializeType
 from protocol.command import RemotingCommand
 from protocol.message import (
     BatchEntry,
@@ -253,3 +254,11 @@ async def test_auto_create_disabled_gives_topic_not_exist(nursery, tmp_path, cli
     reply = await client.invoke(handle.address, send_v2("Nope"), T)
     assert reply.code == ResponseCode.TOPIC_NOT_EXIST
     assert "TBW102" not in handle.ctx.topics.all()
+
+
+async def test_rocketmq_binary_header_is_answered_in_kind(broker_handle, client):
+    req = attrs.evolve(send_v2("BinTopic"), serialize_type=SerializeType.ROCKETMQ)
+    reply = await client.invoke(broker_handle.address, req, T)
+    assert reply.code == ResponseCode.SUCCESS
+    assert reply.serialize_type is SerializeType.ROCKETMQ
+    assert reply.ext_fields["queueOffset"] == "0"
