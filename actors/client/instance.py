@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 AUTO_CREATE_TOPIC = "TBW102"
 DEFAULT_TOPIC_QUEUE_NUMS = 4
 CLIENT_INNER_PRODUCER_GROUP = "CLIENT_INNER_PRODUCER"
+FIRST_HEARTBEAT_DELAY = 1.0
+FIRST_PERSIST_DELAY = 10.0
 LOOP_POLICY = RestartPolicy(max_restarts=10, within_seconds=60, backoff_initial=0.5, backoff_max=5)
 
 
@@ -333,21 +335,23 @@ async def heartbeat_sender(
     inst: ClientInstance, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
 ) -> None:
     task_status.started()
+    # First after 1 s (§8.1): by then a producer has usually looked up its first route.
+    await trio.sleep(FIRST_HEARTBEAT_DELAY)
     while True:
-        # Producers and consumers send their first heartbeat themselves when they start.
-        await trio.sleep(inst.config.heartbeat_interval)
         inst.drop_offline_brokers()
         await inst.heartbeat_all()
+        await trio.sleep(inst.config.heartbeat_interval)
 
 
 async def offset_persister(
     inst: ClientInstance, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
 ) -> None:
     task_status.started()
+    await trio.sleep(FIRST_PERSIST_DELAY)
     while True:
-        await trio.sleep(inst.config.persist_offset_interval)
         for consumer in list(inst.consumers.values()):
             await consumer.persist_offsets()
+        await trio.sleep(inst.config.persist_offset_interval)
 
 
 @asynccontextmanager

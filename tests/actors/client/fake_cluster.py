@@ -339,6 +339,7 @@ class FakeBroker:
 class FakeNamesrv:
     brokers: list[FakeBroker]
     addr: str = ""
+    route_requests: list[str] = attrs.Factory(list)
 
     def route(self, topic: str) -> TopicRouteData | None:
         holders = [b for b in self.brokers if topic in b.topics]
@@ -367,6 +368,7 @@ class FakeNamesrv:
 
         async def on_route(ctx: RequestContext, req: RemotingCommand) -> RemotingCommand:
             h = decode_header(GetRouteInfoRequestHeader, req.ext_fields)
+            self.route_requests.append(h.topic)
             route = self.route(h.topic)
             if route is None:
                 return req.reply(
