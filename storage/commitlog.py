@@ -25,16 +25,27 @@ _FIXED = 4 + 4 + 4 + 4 + 4 + 8 + 8 + 4 + 8 + 8 + 4 + 8 + 4  # all but hosts and 
 _STRUCT_CACHE_MAX = 4096
 
 
-@attrs.frozen
 class Host:
-    """A host address pre-parsed for the append path."""
+    """A host address pre-parsed for the append path (address bytes, port, layout bits)."""
 
-    ip: bytes
-    port: int
+    __slots__ = ("born_bit", "ip", "is_v6", "port", "size", "store_bit")
 
-    @property
-    def is_v6(self) -> bool:
-        return len(self.ip) == 16
+    def __init__(self, ip: bytes, port: int) -> None:
+        self.ip = ip
+        self.port = port
+        self.is_v6 = len(ip) == 16
+        self.size = 20 if self.is_v6 else 8  # bytes in the record
+        self.born_bit = MessageSysFlag.BORNHOST_V6 if self.is_v6 else 0
+        self.store_bit = MessageSysFlag.STOREHOST_V6 if self.is_v6 else 0
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Host) and (self.ip, self.port) == (other.ip, other.port)
+
+    def __hash__(self) -> int:
+        return hash((self.ip, self.port))
+
+    def __repr__(self) -> str:
+        return f"Host({self.ip!r}, {self.port})"
 
 
 @attrs.define(slots=True)
@@ -56,18 +67,13 @@ class Pending:
     def size(self, store_v6: bool) -> int:
         return (
             _FIXED
-            + (20 if self.born_host.is_v6 else 8)
+            + self.born_host.size
             + (20 if store_v6 else 8)
-            + 1
-            + 2
+            + 3
             + len(self.body)
             + len(self.topic)
             + len(self.properties)
         )
-
-
-class NeedsNewFile(Exception):
-    """A new mapped file could not be created (e.g. ENOSPC); carries the OSError."""
 
 
 class CommitLog:
@@ -122,6 +128,54 @@ class CommitLog:
             mf = self.queue.file_for_write()
         return mf
 
+    def append_one(
+        self,
+        topic: bytes,
+        queue_id: int,
+        flag: int,
+        body: bytes,
+        properties: bytes,
+        sys_flag: int,
+        born_timestamp: int,
+        born: Host,
+        reconsume_times: int,
+        prepared_transaction_offset: int,
+        queue_offset: int,
+        store_timestamp: int,
+    ) -> tuple[int, int]:
+        """Append one record; (wrote offset, size).  The put hot path: no per-record objects."""
+        store = self.store_host
+        body_len = len(body)
+        topic_len = len(topic)
+        props_len = len(properties)
+        size = _FIXED + 3 + born.size + store.size + body_len + topic_len + props_len
+        files = self.queue.files
+        mf = files[-1] if files else None
+        if mf is None or size + 8 > mf.file_size - mf.wrote_position:
+            if size + 8 > self.file_size:
+                raise ValueError(f"{size} bytes never fit a {self.file_size}-byte commit-log file")
+            mf = self._file_with_room(size)
+        pos = mf.wrote_position
+        base = mf.file_from_offset
+        sys_flag = (sys_flag & ~0x30) | born.born_bit | store.store_bit
+        packer = self._structs.get((sys_flag & 0x30, body_len, topic_len, props_len, 0))
+        if packer is None:
+            packer = self._struct(sys_flag, body_len, topic_len, props_len)
+        mm = mf.mm
+        # MAGICCODE is written last, after everything else of the record is in place: a
+        # process killed mid-copy leaves a record with magic 0, which recovery rejects.
+        packer.pack_into(
+            mm, pos,
+            size, 0, zlib.crc32(body) & 0x7FFFFFFF, queue_id, flag, queue_offset, base + pos,
+            sys_flag, born_timestamp, born.ip, born.port, store_timestamp, store.ip, store.port,
+            reconsume_times, prepared_transaction_offset, body_len, body,
+            topic_len, topic, props_len, properties,
+        )  # fmt: skip
+        _MAGIC.pack_into(mm, pos + 4, MESSAGE_MAGIC_CODE)
+        mf.wrote_position = pos + size
+        self.last_store_timestamp = store_timestamp
+        return base + pos, size
+
     def append(self, records: Sequence[Pending], store_timestamp: int) -> tuple[int, int]:
         """Append records contiguously in one file; (wrote offset, bytes). OSError if no file."""
         store = self.store_host
@@ -136,11 +190,7 @@ class CommitLog:
         start = pos = mf.wrote_position
         store_flag = MessageSysFlag.STOREHOST_V6 if store_v6 else 0
         for r, size in zip(records, sizes, strict=True):
-            sys_flag = (
-                (r.sys_flag & ~0x30)
-                | store_flag
-                | (MessageSysFlag.BORNHOST_V6 if r.born_host.is_v6 else 0)
-            )
+            sys_flag = (r.sys_flag & ~0x30) | store_flag | r.born_host.born_bit
             body = r.body
             # MAGICCODE is written last, after everything else of the record is in place: a
             # process killed mid-copy leaves a record with magic 0, which recovery rejects.
@@ -155,6 +205,7 @@ class CommitLog:
             _MAGIC.pack_into(mm, pos + 4, MESSAGE_MAGIC_CODE)
             pos += size
         mf.wrote_position = pos
+        self.last_store_timestamp = store_timestamp
         return base + start, total
 
     def append_raw(self, offset: int, data: bytes | memoryview) -> None:

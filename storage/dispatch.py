@@ -6,6 +6,7 @@ the index and long polling need is decoded.
 
 from __future__ import annotations
 
+import mmap
 import struct
 import zlib
 from collections.abc import Sequence
@@ -16,7 +17,6 @@ from protocol.message import (
     BLANK_MAGIC_CODE,
     MESSAGE_MAGIC_CODE,
     MessageConst,
-    MessageSysFlag,
     string_to_properties,
     tags_code,
 )
@@ -28,10 +28,17 @@ BLANK = -1  # end-of-file filler: continue in the next file
 END = -2  # zero area: no more data
 CORRUPT = -3  # bad magic, sizes that do not add up, CRC mismatch
 
+Buf = mmap.mmap | bytes | bytearray
+
 _HEAD = struct.Struct(">iiiiiqqiq")  # ... BORNTIMESTAMP; BORNHOST follows at 48
 _PAIR = struct.Struct(">ii")
-_TS = struct.Struct(">q")
-_TAIL = struct.Struct(">iqi")  # RECONSUMETIMES PREPARED_TX_OFFSET BODYLEN
+# from BORNHOST to BODYLEN (skipping both hosts), by (STOREHOST_V6, BORNHOST_V6) bits
+_REST = [
+    struct.Struct(">8xq8xiqi"),
+    struct.Struct(">20xq8xiqi"),
+    struct.Struct(">8xq20xiqi"),
+    struct.Struct(">20xq20xiqi"),
+]
 _SHORT = struct.Struct(">h")
 _MIN_RECORD = 91
 
@@ -74,7 +81,7 @@ def delivery_tags_code(
 
 
 def check_record(
-    buf: object,
+    buf: Buf,
     pos: int,
     limit: int,
     base_offset: int,
@@ -88,58 +95,54 @@ def check_record(
     Returns a DispatchRequest (``decode=False``: its size as an int > 0), or BLANK, END, CORRUPT.
     ``base_offset`` is the global offset of ``buf[0]``; PHYSICALOFFSET must equal base + pos.
     """
-    if limit - pos < 8:
-        return END
-    total, magic = _PAIR.unpack_from(buf, pos)  # type: ignore[arg-type]
-    if magic == BLANK_MAGIC_CODE:
-        return BLANK
-    if magic != MESSAGE_MAGIC_CODE:
+    room = limit - pos
+    if room < _MIN_RECORD:
+        if room < 8:
+            return END
+        total, magic = _PAIR.unpack_from(buf, pos)
+        if magic == BLANK_MAGIC_CODE:
+            return BLANK
         return END if total == 0 and magic == 0 else CORRUPT
-    if total < _MIN_RECORD or total > limit - pos:
-        return CORRUPT
-    (_, _, crc, queue_id, _flag, queue_offset, phys, sys_flag, _born) = _HEAD.unpack_from(
-        buf,  # type: ignore[arg-type]
-        pos,
+    (total, magic, crc, queue_id, _flag, queue_offset, phys, sys_flag, _born) = _HEAD.unpack_from(
+        buf, pos
     )
-    if phys != base_offset + pos:
+    if magic != MESSAGE_MAGIC_CODE:
+        if magic == BLANK_MAGIC_CODE:
+            return BLANK
+        return END if total == 0 and magic == 0 else CORRUPT
+    if total < _MIN_RECORD or total > room or phys != base_offset + pos:
         return CORRUPT
-    p = pos + 48 + (20 if sys_flag & MessageSysFlag.BORNHOST_V6 else 8)
-    (store_ts,) = _TS.unpack_from(buf, p)  # type: ignore[arg-type]
-    p += 8 + (20 if sys_flag & MessageSysFlag.STOREHOST_V6 else 8)
+    rest = _REST[(sys_flag >> 4) & 3]
     end = pos + total
-    if p + 16 + 3 > end:
+    p = pos + 48 + rest.size
+    if p + 3 > end:
         return CORRUPT
-    _reconsume, prepared, body_len = _TAIL.unpack_from(buf, p)  # type: ignore[arg-type]
-    p += 16
+    store_ts, _reconsume, prepared, body_len = rest.unpack_from(buf, pos + 48)
     if body_len < 0 or p + body_len + 3 > end:
         return CORRUPT
     body_at = p
     p += body_len
-    mv = memoryview(buf)  # type: ignore[arg-type]
+    topic_len = buf[p]
+    if topic_len == 0 or p + 1 + topic_len + 2 > end:
+        return CORRUPT
+    topic_at = p + 1
+    p = topic_at + topic_len
+    (props_len,) = _SHORT.unpack_from(buf, p)
+    if props_len < 0 or p + 2 + props_len != end:
+        return CORRUPT
+    # the store refuses topics and properties ending in NUL, so a zero last byte means a tail
+    # that was never written (the body CRC does not cover topic and properties)
+    if (buf[end - 1] if props_len else buf[p - 1]) == 0:
+        return CORRUPT
+    if check_crc and zlib.crc32(buf[body_at : body_at + body_len]) & 0x7FFFFFFF != crc:
+        return CORRUPT
+    if not decode:
+        return int(total)
     try:
-        topic_len = mv[p]
-        if p + 1 + topic_len + 2 > end:
-            return CORRUPT
-        topic_at = p + 1
-        p = topic_at + topic_len
-        (props_len,) = _SHORT.unpack_from(mv, p)
-        if props_len < 0 or p + 2 + props_len != end or topic_len == 0:
-            return CORRUPT
-        # the store refuses topics and properties ending in NUL, so a zero last byte means a
-        # tail that was never written (the body CRC does not cover topic and properties)
-        if (mv[end - 1] if props_len else mv[p - 1]) == 0:
-            return CORRUPT
-        if check_crc and zlib.crc32(mv[body_at : body_at + body_len]) & 0x7FFFFFFF != crc:
-            return CORRUPT
-        if not decode:
-            return int(total)
-        try:
-            topic = str(mv[topic_at : topic_at + topic_len], "utf-8")
-            props = string_to_properties(str(mv[p + 2 : end], "utf-8")) if props_len else {}
-        except UnicodeDecodeError:
-            return CORRUPT
-    finally:
-        mv.release()
+        topic = buf[topic_at:p].decode()
+        props = string_to_properties(buf[p + 2 : end].decode()) if props_len else {}
+    except UnicodeDecodeError:
+        return CORRUPT
     if topic == SCHEDULE_TOPIC:
         code = delivery_tags_code(store_ts, props, delay_levels_ms)
     else:

@@ -344,10 +344,17 @@ class MessageStore:
             h = self._hosts[host] = Host(ip, port)
         return h
 
-    def _topic(self, topic: str) -> bytes:
+    def _topic(self, topic: str) -> bytes | None:
+        """The topic's bytes, or None if no record may carry it."""
         b = self._topic_bytes.get(topic)
         if b is None:
-            b = self._topic_bytes[topic] = topic.encode()
+            b = topic.encode()
+            # a trailing NUL would be indistinguishable from an unwritten tail at recovery
+            if len(b) > MAX_TOPIC_LENGTH or not b or b[-1] == 0:
+                return None
+            if len(self._topic_bytes) > 65536:
+                self._topic_bytes.clear()
+            self._topic_bytes[topic] = b
         return b
 
     def _refusal(self) -> PutStatus | None:
@@ -359,12 +366,10 @@ class MessageStore:
             return PutStatus.SERVICE_NOT_AVAILABLE
         return None
 
-    def _pending(self, msg: MessageInner, queue_offset: int) -> Pending | PutStatus:
+    def _encode(self, msg: MessageInner) -> tuple[bytes, bytes, Host] | PutStatus:
+        """(topic, properties, born host) ready for the record, or why the message is refused."""
         topic = self._topic(msg.topic)
-        # a trailing NUL would be indistinguishable from an unwritten tail at recovery
-        if len(topic) > MAX_TOPIC_LENGTH or not topic or topic[-1] == 0:
-            return PutStatus.MESSAGE_ILLEGAL
-        if len(msg.body) > self.config.maxMessageSize:
+        if topic is None or len(msg.body) > self.config.maxMessageSize:
             return PutStatus.MESSAGE_ILLEGAL
         props = properties_to_string(msg.properties).encode() if msg.properties else b""
         if len(props) > MAX_PROPERTIES_LENGTH:
@@ -375,33 +380,44 @@ class MessageStore:
             born = self._host(msg.born_host)
         except LocalProtocolError:
             return PutStatus.MESSAGE_ILLEGAL
-        return Pending(
-            topic,
-            msg.queue_id,
-            msg.flag,
-            msg.body,
-            props,
-            msg.sys_flag,
-            msg.born_timestamp,
-            born,
-            msg.reconsume_times,
-            msg.prepared_transaction_offset,
-            queue_offset,
-        )
+        return topic, props, born
 
     def put_message(self, msg: MessageInner) -> PutResult:
         refused = self._refusal()
         if refused is not None:
             return PutResult(refused)
+        encoded = self._encode(msg)
+        if isinstance(encoded, PutStatus):
+            return PutResult(encoded)
+        topic, props, born = encoded
         key = (msg.topic, msg.queue_id)
         tx = msg.sys_flag & MessageSysFlag.TRANSACTION_MASK
         # half and rollback messages never reach a consume queue, so they take no queue offset
         counts = tx == 0 or tx == MessageSysFlag.TRANSACTION_COMMIT
         queue_offset = self._next_offsets.get(key, 0) if counts else 0
-        pending = self._pending(msg, queue_offset)
-        if isinstance(pending, PutStatus):
-            return PutResult(pending)
-        return self._append([pending], key, queue_offset, counts)
+        now = self.now_ms()
+        try:
+            offset, size = self.commit_log.append_one(
+                topic, msg.queue_id, msg.flag, msg.body, props, msg.sys_flag,
+                msg.born_timestamp, born, msg.reconsume_times, msg.prepared_transaction_offset,
+                queue_offset, now,
+            )  # fmt: skip
+        except ValueError:
+            return PutResult(PutStatus.MESSAGE_ILLEGAL)
+        except OSError as exc:
+            return PutResult(self._create_failed(exc))
+        if counts:
+            self._next_offsets[key] = queue_offset + 1
+        return PutResult(
+            PutStatus.PUT_OK, AppendResult(offset, size, queue_offset, 1, now, self.store_host)
+        )
+
+    def _create_failed(self, exc: OSError) -> PutStatus:
+        log.error("cannot create a commit-log file: %s", exc)
+        if exc.errno == errno.ENOSPC:
+            self.flags.disk_full = True
+            return PutStatus.DISK_FULL
+        return PutStatus.CREATE_MAPPED_FILE_FAILED
 
     def put_messages(self, msgs: Sequence[MessageInner]) -> PutResult:
         """One batch: same topic and queue, consecutive queue offsets, one contiguous write."""
@@ -418,42 +434,50 @@ class MessageStore:
         first = self._next_offsets.get(key, 0)
         pendings: list[Pending] = []
         for i, m in enumerate(msgs):
-            p = self._pending(m, first + i)
-            if isinstance(p, PutStatus):
-                return PutResult(p)
-            pendings.append(p)
-        return self._append(pendings, key, first, True)
-
-    def _append(
-        self, pendings: list[Pending], key: tuple[str, int], queue_offset: int, counts: bool
-    ) -> PutResult:
+            encoded = self._encode(m)
+            if isinstance(encoded, PutStatus):
+                return PutResult(encoded)
+            topic, props, born = encoded
+            pendings.append(
+                Pending(
+                    topic,
+                    m.queue_id,
+                    m.flag,
+                    m.body,
+                    props,
+                    m.sys_flag,
+                    m.born_timestamp,
+                    born,
+                    m.reconsume_times,
+                    m.prepared_transaction_offset,
+                    first + i,
+                )
+            )
         now = self.now_ms()
         try:
             wrote_offset, wrote_bytes = self.commit_log.append(pendings, now)
         except ValueError:
             return PutResult(PutStatus.MESSAGE_ILLEGAL)
         except OSError as exc:
-            log.error("cannot create a commit-log file: %s", exc)
-            if exc.errno == errno.ENOSPC:
-                self.flags.disk_full = True
-                return PutResult(PutStatus.DISK_FULL)
-            return PutResult(PutStatus.CREATE_MAPPED_FILE_FAILED)
-        n = len(pendings)
-        if counts:
-            self._next_offsets[key] = queue_offset + n
-        offsets: tuple[int, ...] = ()
-        if n > 1:
-            store_v6 = self.commit_log.store_host.is_v6
-            acc = wrote_offset
-            offs = []
-            for p in pendings:
-                offs.append(acc)
-                acc += p.size(store_v6)
-            offsets = tuple(offs)
-        self.commit_log.last_store_timestamp = now
+            return PutResult(self._create_failed(exc))
+        self._next_offsets[key] = first + len(pendings)
+        store_v6 = self.commit_log.store_host.is_v6
+        offsets = []
+        acc = wrote_offset
+        for p in pendings:
+            offsets.append(acc)
+            acc += p.size(store_v6)
         return PutResult(
             PutStatus.PUT_OK,
-            AppendResult(wrote_offset, wrote_bytes, queue_offset, n, now, self.store_host, offsets),
+            AppendResult(
+                wrote_offset,
+                wrote_bytes,
+                first,
+                len(pendings),
+                now,
+                self.store_host,
+                tuple(offsets),
+            ),
         )
 
     # ================================================================ reput / dispatch
