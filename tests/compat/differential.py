@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from functools import partial
 from typing import Any
 
 import attrs
@@ -261,7 +262,7 @@ async def _send_steps(s: Scenario, ns: RawConnection, conn: RawConnection) -> No
     )
     s.capture("create_topic", r, await conn.call(r))
     r = req(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": s.topic})
-    route = await _retry_until(lambda: ns.call(r), lambda x: x.code == 0, 10)
+    route = await _retry_until(partial(ns.call, r), lambda x: x.code == 0, 10)
     decoded = s.capture(
         "ns_route",
         r,
@@ -512,7 +513,7 @@ async def _query_steps(s: Scenario, conn: RawConnection) -> None:
         ("query_by_uniq_key", UNIQ["b1"], True),
     ):
         r = query(key, uniq)
-        reply = await _retry_until(lambda r=r: conn.call(r), lambda x: x.code == 0, 10)
+        reply = await _retry_until(partial(conn.call, r), lambda x: x.code == 0, 10)
         s.capture(step, r, reply, body="records")
     r = query("no-such-key", False)
     s.capture("query_by_missing_key", r, await conn.call(r), exact_remark=True)
