@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import attrs
 import trio
@@ -157,8 +157,6 @@ class ConsumerCore:
     rebalance_wake: Wakeup = attrs.Factory(Wakeup)
     # Set by the owner: starts the pull loop of a newly assigned queue in its nursery.
     start_pull: PullStarter | None = None
-    # Called (awaited) after a queue was dropped, e.g. to let the lite consumer forget it.
-    on_dropped: Callable[[AssignedQueue], Awaitable[None]] | None = None
 
     @property
     def clustering(self) -> bool:

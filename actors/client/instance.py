@@ -221,17 +221,6 @@ class ClientInstance:
             raise ClientError(f"the broker[{broker_name}] not exist")
         return addr
 
-    def any_broker_addr(self, topic: str) -> str | None:
-        """A broker serving the topic (its master if it has one), for group-wide queries."""
-        route = self.routes.get(topic)
-        if route is None:
-            return None
-        for bd in route.broker_datas:
-            addr = pick_addr(dict(bd.broker_addrs), only_master=False)
-            if addr is not None:
-                return addr
-        return None
-
     def interesting_topics(self) -> set[str]:
         topics = set(self.producer_topics)
         for consumer in self.consumers.values():

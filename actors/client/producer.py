@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
 from typing import Any
 
 import attrs
@@ -453,11 +453,3 @@ class Producer:
     async def queues(self, topic: str) -> list[MessageQueue]:
         """The writeable queues of ``topic`` (Java's fetchPublishMessageQueues)."""
         return list((await self.core.instance.publish_info(topic)).queues)
-
-
-@asynccontextmanager
-async def open_producer(
-    group: str, *, namesrv: str | Sequence[str], **kwargs: Any
-) -> AsyncIterator[Producer]:
-    async with Producer(group, namesrv=namesrv, **kwargs) as producer:
-        yield producer

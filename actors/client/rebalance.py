@@ -139,8 +139,6 @@ async def apply_assignment(core: ConsumerCore, topic: str, wanted: set[MessageQu
     for mq, aq in list(core.table.items()):
         if mq.topic == topic and mq not in wanted and await release_queue(core, aq):
             core.drop(aq)
-            if core.on_dropped is not None:
-                await core.on_dropped(aq)
             changed = True
     for mq in sorted(wanted - set(core.table)):
         locked = False
