@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 TOPIC = "CrashTopic"
 QUEUES = 4
 SENDERS = 8
-KILL_AFTER_ACKS = 400
+KILL_AFTER_ACKS = 1000
 
 
 def start(work: Path, port: int) -> ManagedProcess:
@@ -40,7 +40,7 @@ def start(work: Path, port: int) -> ManagedProcess:
             "namesrvAddr": "",
             "storePathRootDir": work / "store",
             "flushDiskType": "SYNC_FLUSH",
-            # small files, so the kill is likely to land near a file boundary at some point
+            # small files, so the run crosses several file boundaries before the kill
             "mappedFileSizeCommitLog": 256 * 1024,
             "mappedFileSizeConsumeQueue": 600 * 20,
         },
@@ -75,7 +75,8 @@ async def test_acknowledged_messages_survive_kill_9(tmp_path):
             async def sender(n: int) -> None:
                 i = 0
                 while not killed.is_set():
-                    body = f"s{n}-{i}".encode()
+                    # ~1 KiB records: the kill lands after several commit-log file rolls
+                    body = f"s{n}-{i}-".encode().ljust(1000, b"x")
                     try:
                         reply = await client.invoke(
                             addr, send_v2(TOPIC, body, queue_id=i % QUEUES), 5
