@@ -17,7 +17,7 @@ import trio
 
 from actors.client import api
 from actors.client.allocate import AllocateAveragely, AllocateStrategy
-from actors.client.errors import ClientError, InvalidMessageError
+from actors.client.errors import ClientError, InvalidSubscriptionError
 from actors.client.instance import ClientInstance
 from actors.client.offset_store import READ_ERROR, OffsetStore, ReadFrom
 from actors.client.process_queue import FlowLimits, ProcessQueue
@@ -49,7 +49,7 @@ def build_subscription(topic: str, expression: str | None, now_ms: int) -> Subsc
         return SubscriptionData(topic=topic, sub_string=SUB_ALL, sub_version=now_ms)
     tags = tuple(t.strip() for t in expr.split("||") if t.strip())
     if not tags:
-        raise InvalidMessageError(f"subscription expression {expression!r} has no tag")
+        raise InvalidSubscriptionError(f"subscription expression {expression!r} has no tag")
     return SubscriptionData(
         topic=topic,
         sub_string=expr,

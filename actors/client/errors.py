@@ -11,6 +11,10 @@ class InvalidMessageError(ClientError, ValueError):
     """The message cannot be sent as it is (bad topic, empty or oversized body, ...)."""
 
 
+class InvalidSubscriptionError(ClientError, ValueError):
+    """A subscription expression that cannot be parsed."""
+
+
 class NoRouteError(ClientError):
     """The name server knows no route for the topic (or no writeable/readable queue)."""
 

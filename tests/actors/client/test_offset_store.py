@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import trio
 
 from actors.client.consumer import ConsumerCore, ConsumerSettings, build_subscription, matches
+from actors.client.errors import InvalidSubscriptionError
 from actors.client.instance import ClientConfig, open_client_instance
 from actors.client.offset_store import (
     NO_OFFSET,
@@ -102,3 +104,8 @@ def test_subscription_expressions() -> None:
     assert not matches(sub, MessageExt(topic="T", body=b"", properties={"TAGS": "TagC"}))
     assert not matches(sub, MessageExt(topic="T", body=b""))
     assert matches(build_subscription("T", "*", 0), tagged)
+
+
+def test_an_expression_without_tags_is_refused() -> None:
+    with pytest.raises(InvalidSubscriptionError):
+        build_subscription("T", " || ", 0)
