@@ -130,3 +130,36 @@ async def test_orderly_order_survives_a_consumer_restart(real_namesrv, real_brok
     for key, seqs in seen.items():
         assert seqs == sorted(seqs), f"order went back for {key}: {seqs}"
         assert set(seqs) == set(range(per_key)), key
+
+
+async def test_rebalance_through_our_broker(real_namesrv, real_broker) -> None:
+    seen: dict[str, set[str]] = {}
+
+    def member(name: str) -> PushConsumer:
+        async def listener(msgs, ctx):
+            seen.setdefault(name, set()).update(client_msg_id(m) for m in msgs)
+            return ConsumeStatus.CONSUME_SUCCESS
+
+        c = PushConsumer(
+            "cg5",
+            namesrv=real_namesrv,
+            listener=listener,
+            instance_name=name,
+            consume_from_where=ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET,
+        )
+        c.subscribe("E5")
+        return c
+
+    with trio.fail_after(60):
+        async with Producer("pg", namesrv=real_namesrv) as producer:
+            sent = {(await producer.send(Message("E5", b"x"))).msg_id for _ in range(20)}
+            async with member("a") as a, member("b") as b:
+                while True:
+                    held_a = {mq for mq in a.assigned_queues() if mq.topic == "E5"}
+                    held_b = {mq for mq in b.assigned_queues() if mq.topic == "E5"}
+                    if len(held_a) == len(held_b) == 2 and not held_a & held_b:
+                        break
+                    await trio.sleep(0.05)  # until the NOTIFY-driven rebalances settle
+                sent |= {(await producer.send(Message("E5", b"y"))).msg_id for _ in range(20)}
+                while set().union(*seen.values()) != sent:  # noqa: ASYNC110 - filled by listeners
+                    await trio.sleep(0.05)
