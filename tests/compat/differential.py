@@ -16,7 +16,7 @@ import attrs
 import trio
 
 from protocol import fastjson
-from protocol.codes import RequestCode
+from protocol.codes import RequestCode, SerializeType
 from protocol.command import RemotingCommand
 from protocol.errors import RemoteProtocolError
 from protocol.message import BatchEntry, MessageExt, encode_batch
@@ -56,7 +56,9 @@ STEPS = (
     "query_offset_new_group",
     "update_offset",
     "query_offset_after_update",
+    "query_offset_after_pull_commit",
     "get_max_offset",
+    "get_max_offset_binary_header",
     "get_min_offset",
     "earliest_msg_store_time",
     "search_offset_by_timestamp",
@@ -195,18 +197,30 @@ def _send_v2(
     )
 
 
-def _pull(s: Scenario, queue_id: int, offset: int, *, suspend_ms: int = 0) -> RemotingCommand:
-    sys_flag = 0x4 | (0x2 if suspend_ms else 0)  # SUBSCRIPTION (+ SUSPEND)
+def _pull(
+    s: Scenario,
+    queue_id: int,
+    offset: int,
+    *,
+    suspend_ms: int = 0,
+    commit_offset: int | None = None,
+    group: str | None = None,
+) -> RemotingCommand:
+    sys_flag = 0x4  # SUBSCRIPTION: the expression rides in the header
+    if suspend_ms:
+        sys_flag |= 0x2  # SUSPEND
+    if commit_offset is not None:
+        sys_flag |= 0x1  # COMMIT_OFFSET
     return req(
         RequestCode.PULL_MESSAGE,
         {
-            "consumerGroup": s.group,
+            "consumerGroup": group or s.group,
             "topic": s.topic,
             "queueId": queue_id,
             "queueOffset": offset,
             "maxMsgNums": 32,
             "sysFlag": sys_flag,
-            "commitOffset": 0,
+            "commitOffset": commit_offset or 0,
             "suspendTimeoutMillis": suspend_ms,
             "subscription": "*",
             "subVersion": 0,
@@ -394,8 +408,19 @@ async def _offset_steps(s: Scenario, conn: RawConnection) -> None:
     s.capture("update_offset", r, await conn.call(r))
     r = req(RequestCode.QUERY_CONSUMER_OFFSET, key)
     s.capture("query_offset_after_update", r, await conn.call(r), exact_ext=("offset",))
+    # The pull's COMMIT_OFFSET flag stores the consumer's offset as a side effect.
+    committing = f"{s.group}_COMMIT"
+    await conn.call(_pull(s, 2, 0, commit_offset=2, group=committing))
+    r = req(
+        RequestCode.QUERY_CONSUMER_OFFSET,
+        {"consumerGroup": committing, "topic": s.topic, "queueId": 2},
+    )
+    s.capture("query_offset_after_pull_commit", r, await conn.call(r), exact_ext=("offset",))
     r = req(RequestCode.GET_MAX_OFFSET, {"topic": s.topic, "queueId": 2})
     s.capture("get_max_offset", r, await conn.call(r), exact_ext=("offset",))
+    # Java clients started with rocketmq.serialize.type=ROCKETMQ: the reply must come back in it.
+    r = attrs.evolve(r, serialize_type=SerializeType.ROCKETMQ)
+    s.capture("get_max_offset_binary_header", r, await conn.call(r), exact_ext=("offset",))
     r = req(RequestCode.GET_MIN_OFFSET, {"topic": s.topic, "queueId": 2})
     s.capture("get_min_offset", r, await conn.call(r), exact_ext=("offset",))
     r = req(RequestCode.GET_EARLIEST_MSG_STORETIME, {"topic": s.topic, "queueId": 2})

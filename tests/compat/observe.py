@@ -215,6 +215,7 @@ def _request_raw(request: RemotingCommand) -> dict[str, Any]:
         "code": request.code,
         "codeName": name,
         "flag": request.flag,
+        "serializeType": request.serialize_type.name,
         "extFields": dict(request.ext_fields),
         "body": request.body.decode(errors="replace") if request.body else None,
     }
