@@ -30,6 +30,7 @@ from actors.broker.stats import BrokerStats
 from actors.waiters import OffsetWaiters
 from protocol.codes import RequestCode
 from protocol.command import RemotingCommand
+from protocol.msgid import offset_msg_id_prefix
 from storage.config import BrokerRole, FlushDiskType, MessageStoreConfig
 from storage.consumer_offsets import ConsumerOffsetTable
 from storage.delay_offsets import DelayOffsetTable
@@ -136,6 +137,14 @@ class BrokerContext:
     @property
     def sync_flush(self) -> bool:
         return self.store_config.flushDiskType is FlushDiskType.SYNC_FLUSH
+
+    @functools.cached_property
+    def msg_id_prefix(self) -> str:
+        """Hex of this broker's address and port: the constant half of its offset msg ids."""
+        return offset_msg_id_prefix(self.broker_addr).hex().upper()
+
+    def offset_msg_id(self, phys_offset: int) -> str:
+        return f"{self.msg_id_prefix}{phys_offset & 0xFFFFFFFFFFFFFFFF:016X}"
 
     @functools.cached_property
     def delay_levels(self) -> DelayLevels:

@@ -327,7 +327,10 @@ class SendHandler:
                     status = PutStatus.FLUSH_DISK_TIMEOUT
         ctx.stats.on_put(topic, append.msg_num, append.wrote_bytes)
         fields = {
-            "msgId": ",".join(append.msg_ids),
+            # The store's own ids would parse the host per message; the prefix is cached.
+            "msgId": ",".join(
+                map(ctx.offset_msg_id, append.record_offsets or (append.wrote_offset,))
+            ),
             "queueId": str(queue_id),
             "queueOffset": str(append.queue_offset),
         }
