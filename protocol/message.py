@@ -105,9 +105,7 @@ def reset_transaction(sys_flag: int, kind: int) -> int:
 
 def properties_to_string(properties: dict[str, str]) -> str:
     """``name\\x01value\\x02...`` without the trailing ``\\x02``; insertion order is kept."""
-    return PROPERTY_SEPARATOR.join(
-        f"{name}{NAME_VALUE_SEPARATOR}{value}" for name, value in properties.items()
-    )
+    return PROPERTY_SEPARATOR.join(map(NAME_VALUE_SEPARATOR.join, properties.items()))
 
 
 def string_to_properties(text: str) -> dict[str, str]:
