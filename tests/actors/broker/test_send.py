@@ -262,3 +262,19 @@ async def test_rocketmq_binary_header_is_answered_in_kind(broker_handle, client)
     assert reply.code == ResponseCode.SUCCESS
     assert reply.serialize_type is SerializeType.ROCKETMQ
     assert reply.ext_fields["queueOffset"] == "0"
+
+
+async def test_resend_to_retry_topic_goes_to_dlq_after_max(broker_handle, client):
+    addr = broker_handle.address
+    below = send_v2("%RETRY%rg", properties=props(), j="2", l="3")
+    reply = await client.invoke(addr, below, T)
+    assert reply.code == ResponseCode.SUCCESS, reply.remark
+    assert broker_handle.ctx.store.max_offset_in_queue("%RETRY%rg", 0) == 1
+    past = send_v2("%RETRY%rg", properties=props(DELAY="3"), j="3", l="3")
+    reply = await client.invoke(addr, past, T)
+    assert reply.code == ResponseCode.SUCCESS, reply.remark
+    dlq = broker_handle.ctx.topics.get("%DLQ%rg")
+    assert (dlq.write_queue_nums, dlq.perm) == (1, 6)
+    store = broker_handle.ctx.store
+    assert store.max_offset_in_queue("%DLQ%rg", 0) == 1
+    assert store.max_offset_in_queue("SCHEDULE_TOPIC_XXXX", 2) == 0  # no delay for a dead letter
