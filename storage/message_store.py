@@ -756,7 +756,7 @@ class MessageStore:
         if offset > hi:
             return GetResult(
                 GetStatus.OFFSET_OVERFLOW_BADLY,
-                self._correct(offset, lo if lo == 0 else hi),
+                self._correct(offset, hi),  # 4.9.8; older releases used min when it was 0
                 lo,
                 hi,
             )

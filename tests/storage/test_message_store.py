@@ -56,7 +56,7 @@ def test_get_message_statuses(open_store) -> None:  # type: ignore[no-untyped-de
     r = store.get_message("g", "TopicTest", 0, 5, 3)
     assert (r.status, r.next_begin_offset) == (GetStatus.OFFSET_OVERFLOW_ONE, 5)
     r = store.get_message("g", "TopicTest", 0, 9, 3)
-    assert (r.status, r.next_begin_offset) == (GetStatus.OFFSET_OVERFLOW_BADLY, 0)
+    assert (r.status, r.next_begin_offset) == (GetStatus.OFFSET_OVERFLOW_BADLY, 5)
 
 
 def test_tag_filter_by_hash_code(open_store) -> None:  # type: ignore[no-untyped-def]
