@@ -142,6 +142,7 @@ class Jvm:
         work_dir: Path,
         timeout: float = 120.0,
         stdin: str | None = None,
+        system_properties: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """One ``compat.Main`` program; it checks itself and exits non-zero on any failure."""
         work_dir.mkdir(parents=True, exist_ok=True)
@@ -155,7 +156,11 @@ class Jvm:
             server=False,
             work_dir=work_dir,
             heap="192m",
-            extra_flags=("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"),
+            extra_flags=(
+                "-XX:TieredStopAtLevel=1",
+                "-XX:+UseSerialGC",
+                *(f"-D{k}={v}" for k, v in (system_properties or {}).items()),
+            ),
         )
         return subprocess.run(
             cmd,

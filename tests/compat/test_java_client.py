@@ -28,11 +28,19 @@ PROGRAMS = {
 }
 
 
-def run_program(jvm: Jvm, target: Target, names: Names, program: str, work_dir: Path) -> None:
+def run_program(
+    jvm: Jvm,
+    target: Target,
+    names: Names,
+    program: str,
+    work_dir: Path,
+    system_properties: dict[str, str] | None = None,
+) -> None:
     done = jvm.run_client(
         program,
         {"namesrv": target.namesrv_addr, "topic": names.topic, "group": names.group},
         work_dir=work_dir,
+        system_properties=system_properties,
     )
     last = done.stdout.strip().splitlines()[-1:] or ["<no output>"]
     assert done.returncode == 0, (
@@ -46,6 +54,15 @@ def run_program(jvm: Jvm, target: Target, names: Names, program: str, work_dir: 
 @pytest.mark.parametrize("program", list(PROGRAMS))
 def test_program(jvm: Jvm, target: Target, names: Names, program: str, client_dir: Path) -> None:
     run_program(jvm, target, names, program, client_dir)
+
+
+@pytest.mark.parametrize("program", ["sync", "orderly"])
+def test_program_with_binary_headers(
+    jvm: Jvm, target: Target, names: Names, program: str, client_dir: Path
+) -> None:
+    """The same client with rocketmq.serialize.type=ROCKETMQ: every request and reply uses the
+    binary header (namesrv and broker must answer in the form they were asked in)."""
+    run_program(jvm, target, names, program, client_dir, {"rocketmq.serialize.type": "ROCKETMQ"})
 
 
 @pytest.mark.parametrize(
