@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import operator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -53,14 +54,26 @@ def write_all(snapshots: list[tuple[Path, str]]) -> None:
         save_text(path, text)
 
 
-async def persist_now(ctx: BrokerContext, *, everything: bool = False) -> None:
+Writer = Callable[[list[tuple[Path, str]]], Awaitable[object]]
+
+
+async def threaded_write(snapshots: list[tuple[Path, str]]) -> None:
+    await trio.to_thread.run_sync(write_all, snapshots)
+
+
+async def persist_now(
+    ctx: BrokerContext, *, everything: bool = False, write: Writer = threaded_write
+) -> None:
     snapshots = dirty_snapshots(ctx, everything=everything)
     if snapshots:
-        await trio.to_thread.run_sync(write_all, snapshots)
+        await write(snapshots)
 
 
 async def config_persister(
-    ctx: BrokerContext, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ctx: BrokerContext,
+    *,
+    write: Writer = threaded_write,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     interval = ctx.config.flushConsumerOffsetInterval / 1000
     task_status.started()
@@ -73,7 +86,7 @@ async def config_persister(
             seen = ctx.config_changes.value
             if trio.current_time() >= next_offsets:
                 next_offsets = trio.current_time() + interval
-            await persist_now(ctx)
+            await persist_now(ctx, write=write)
     finally:
         with trio.move_on_after(10, shield=True):
-            await persist_now(ctx, everything=True)
+            await persist_now(ctx, everything=True, write=write)
