@@ -140,3 +140,16 @@ async def test_order_topic_config_from_the_namesrv(nursery, tmp_path, client):
     await register_all(handle.ctx, client, [ns_addr])
     assert handle.ctx.topics.get("Ordered").order
     assert not handle.ctx.topics.get("Plain").order
+
+
+async def test_registers_with_every_namesrv_even_if_one_is_down(
+    nursery, tmp_path, client, namesrv_addr
+):
+    second = await nursery.start(
+        functools.partial(namesrv, NamesrvConfig.in_dir(tmp_path / "ns3"), host="127.0.0.1")
+    )
+    dead = "127.0.0.1:1"
+    await start_broker(nursery, tmp_path / "m", f"{dead};{namesrv_addr}; {second}")
+    route = RemotingCommand.request(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": "TBW102"})
+    for addr in (namesrv_addr, second):
+        assert (await client.invoke(addr, route, T)).code == ResponseCode.SUCCESS
