@@ -24,9 +24,11 @@ from protocol.bodies.admin import (
 from protocol.bodies.common import (
     ConsumeFromWhere,
     ConsumeType,
+    GroupList,
     KVTable,
     MessageModel,
     MessageQueue,
+    TopicList,
 )
 from protocol.bodies.config import SubscriptionGroupConfig
 from protocol.bodies.heartbeat import SubscriptionData
@@ -42,6 +44,7 @@ from protocol.headers.admin import (
     GetConsumeStatsRequestHeader,
     GetProducerConnectionListRequestHeader,
     GetTopicStatsInfoRequestHeader,
+    QueryTopicConsumeByWhoRequestHeader,
 )
 from protocol.properties import format_properties
 from storage.topic_config import topic_problem
@@ -77,6 +80,8 @@ class AdminHandlers:
             RequestCode.GET_ALL_CONSUMER_OFFSET: self.all_offsets,
             RequestCode.GET_ALL_DELAY_OFFSET: self.all_delay_offsets,
             RequestCode.GET_BROKER_CONFIG: self.broker_config,
+            RequestCode.QUERY_TOPIC_CONSUME_BY_WHO: self.consumed_by,
+            RequestCode.GET_SYSTEM_TOPIC_LIST_FROM_BROKER: self.system_topics,
         }
         for code, handler in table.items():
             router.register(code, handler, limit=4)
@@ -266,6 +271,16 @@ class AdminHandlers:
         text = format_properties(effective_properties(self.ctx.config, self.ctx.store_config))
         version = encode_body(self.ctx.topics.data_version).decode()
         return _ok(req, text.encode(), {"version": version})
+
+    async def consumed_by(self, _: RequestContext, req: RemotingCommand) -> RemotingCommand:
+        h = decode_header(QueryTopicConsumeByWhoRequestHeader, req.ext_fields)
+        groups = set(self.ctx.consumers.groups_of_topic(h.topic))
+        groups |= self.ctx.offsets.groups_of_topic(h.topic)
+        return _ok(req, encode_body(GroupList(group_list=tuple(sorted(groups)))))
+
+    async def system_topics(self, _: RequestContext, req: RemotingCommand) -> RemotingCommand:
+        topics = tuple(sorted(self.ctx.topics.system))
+        return _ok(req, encode_body(TopicList(topic_list=topics)))
 
     def _queue(self, topic: str, queue_id: int) -> MessageQueue:
         return MessageQueue(topic=topic, broker_name=self.ctx.config.brokerName, queue_id=queue_id)

@@ -211,3 +211,22 @@ async def test_consume_stats_connections_runtime_and_config(broker_handle, clien
 async def test_unknown_code_is_not_supported(broker_handle, client):
     reply = await client.invoke(broker_handle.address, req(9999), T)
     assert reply.code == ResponseCode.REQUEST_CODE_NOT_SUPPORTED
+
+
+async def test_who_consumes_a_topic_and_system_topics(broker_handle, client):
+    addr = broker_handle.address
+    await client.invoke(addr, heartbeat("c", "LiveG", ["W"]), T)
+    commit = req(
+        RequestCode.UPDATE_CONSUMER_OFFSET,
+        consumerGroup="OldG",
+        topic="W",
+        queueId=0,
+        commitOffset=1,
+    )
+    await client.invoke(addr, commit, T)
+    who = await client.invoke(addr, req(RequestCode.QUERY_TOPIC_CONSUME_BY_WHO, topic="W"), T)
+    assert json.loads(who.body) == {"groupList": ["LiveG", "OldG"]}
+    system = await client.invoke(addr, req(RequestCode.GET_SYSTEM_TOPIC_LIST_FROM_BROKER), T)
+    assert {"TBW102", "SCHEDULE_TOPIC_XXXX", "broker-a"} <= set(
+        json.loads(system.body)["topicList"]
+    )
