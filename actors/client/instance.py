@@ -189,11 +189,14 @@ class ClientInstance:
         info = self.publish.get(topic)
         if info is None or not info.ok():
             self.producer_topics.add(topic)
-            await self.update_route(topic)
-            info = self.publish.get(topic)
-            if info is None or not info.ok():
-                await self.update_route(topic, use_default=True)
+            try:
+                await self.update_route(topic)
                 info = self.publish.get(topic)
+                if info is None or not info.ok():
+                    await self.update_route(topic, use_default=True)
+                    info = self.publish.get(topic)
+            except ClientError as exc:
+                raise NoRouteError(topic, f"the name servers could not be asked: {exc}") from exc
         if info is None or not info.ok():
             raise NoRouteError(topic, "no writeable queue; is the topic created and a broker up?")
         return info

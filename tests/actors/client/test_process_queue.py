@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actors.client.process_queue import FlowLimits, ProcessQueue, Throttle
@@ -80,6 +80,7 @@ def test_lock_and_pull_expiry() -> None:
     assert pq.pull_expired(121_001)
 
 
+@settings(max_examples=50)
 @given(st.lists(st.integers(0, 200), unique=True, min_size=1), st.data())
 def test_commit_offset_never_skips_an_unconsumed_message(offsets, data) -> None:
     pq = ProcessQueue()

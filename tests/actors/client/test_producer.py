@@ -202,3 +202,13 @@ async def test_a_broker_that_went_away_is_skipped(nursery) -> None:
             after = [await producer.send(Message("T13", b"y")) for _ in range(8)]
     assert {r.message_queue.broker_name for r in after} == {"broker-b"}
     assert all(r.status is SendStatus.SEND_OK for r in after)
+
+
+async def test_unreachable_name_server_is_a_no_route_error() -> None:
+    with trio.socket.socket() as sock:  # a port nobody listens on
+        await sock.bind(("127.0.0.1", 0))
+        addr = f"127.0.0.1:{sock.getsockname()[1]}"
+    with trio.fail_after(10):
+        async with Producer("pg", namesrv=addr) as producer:
+            with pytest.raises(NoRouteError, match="could not be asked"):
+                await producer.send(Message("T14", b"x"))
