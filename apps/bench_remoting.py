@@ -31,7 +31,7 @@ from functools import partial
 
 import trio
 
-from actors.remoting.client import open_remoting_client, split_address
+from actors.remoting.client import open_remoting_client
 from actors.remoting.router import RequestContext, Router
 from actors.remoting.server import remoting_server
 from protocol.codes import RequestCode, ResponseCode, SerializeType
@@ -71,7 +71,7 @@ def send_reply(req: RemotingCommand, queue_offset: int) -> RemotingCommand:
         ResponseCode.SUCCESS,
         None,
         {
-            "msgId": "7F00000100002A9F0000000000%06X" % queue_offset,
+            "msgId": f"7F00000100002A9F0000000000{queue_offset:06X}",
             "queueId": req.ext_fields.get("e", "0"),
             "queueOffset": str(queue_offset),
             "MSG_REGION": "DefaultRegion",
@@ -110,7 +110,9 @@ def bench_codec() -> None:
         decoder.feed(batch)
         decoder.commands()
 
-    print(f"  FrameDecoder, 64 JSON requests per feed: {per_call_us(feed_and_take) / 64:.2f} µs each")
+    print(
+        f"  FrameDecoder, 64 JSON requests per feed: {per_call_us(feed_and_take) / 64:.2f} µs each"
+    )
 
 
 # ---------------------------------------------------------------- servers
@@ -140,6 +142,31 @@ async def raw_echo_server(task_status: trio.TaskStatus[int] = trio.TASK_STATUS_I
     await trio.serve_listeners(handle, listeners)
 
 
+async def minimal_codec_server(
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """What the broker's send path must at least do: decode, append, encode, send."""
+
+    async def handle(stream: trio.SocketStream) -> None:
+        decoder = FrameDecoder()
+        log = bytearray()
+        while data := await stream.receive_some(65536):
+            decoder.feed(data)
+            out = []
+            while (req := decoder.next_command()) is not None:
+                offset = len(log)
+                log.extend(req.body)
+                out.append(encode_command(send_reply(req, offset)))
+            if len(log) > 64 * 1024 * 1024:
+                log.clear()
+            if out:
+                await stream.send_all(b"".join(out))
+
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    task_status.started(listeners[0].socket.getsockname()[1])
+    await trio.serve_listeners(handle, listeners)
+
+
 def bench_router() -> Router:
     log = bytearray()  # stands in for the commit log: the handler appends the body
 
@@ -158,19 +185,20 @@ def bench_router() -> Router:
     return router
 
 
-async def start_servers(nursery: trio.Nursery) -> tuple[int, int]:
+async def start_servers(nursery: trio.Nursery) -> tuple[int, int, int]:
     raw_port = await nursery.start(raw_echo_server)
+    minimal_port = await nursery.start(minimal_codec_server)
     handle = await nursery.start(
         partial(remoting_server, host="127.0.0.1", port=0, name="bench", idle_timeout=None),
         bench_router(),
     )
-    return raw_port, handle.port
+    return raw_port, minimal_port, handle.port
 
 
 async def serve_forever() -> None:
     async with trio.open_nursery() as nursery:
-        raw_port, port = await start_servers(nursery)
-        print(f"PORTS {raw_port} {port}", flush=True)
+        ports = await start_servers(nursery)
+        print("PORTS", *ports, flush=True)
         # Exit when the parent closes our stdin (or kills us).
         await trio.to_thread.run_sync(sys.stdin.read)
         nursery.cancel_scope.cancel(reason="parent done")
@@ -208,9 +236,16 @@ async def run_clients(
     return latencies, time.perf_counter() - t0
 
 
-async def raw_pipelined(port: int, inflight: int, seconds: float) -> tuple[list[float], float]:
-    """One raw connection, ``inflight`` frames outstanding, replies matched in order."""
-    frame = encode_command(send_request())
+async def raw_pipelined(
+    port: int, inflight: int, seconds: float, code: int = INLINE_CODE
+) -> tuple[list[float], float]:
+    """One raw connection, ``inflight`` frames outstanding, replies matched in order.
+
+    The client does no decoding at all, so it measures the server alone.
+    """
+    frame = encode_command(
+        RemotingCommand.request(code, send_request().ext_fields, b"x" * 1024, opaque=1)
+    )
     stream = await trio.open_tcp_stream("127.0.0.1", port)
     sent_at: list[float] = []
     latencies: list[float] = []
@@ -236,6 +271,8 @@ async def raw_pipelined(port: int, inflight: int, seconds: float) -> tuple[list[
         received = 0
         while not (done.is_set() and received == len(sent_at)):
             data = await stream.receive_some(65536)
+            if not data:
+                raise RuntimeError(f"server closed after {received} replies")
             buf += data
             pos = 0
             while len(buf) - pos >= 4:
@@ -249,26 +286,42 @@ async def raw_pipelined(port: int, inflight: int, seconds: float) -> tuple[list[
             del buf[:pos]
 
     t0 = time.perf_counter()
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(sender)
-        nursery.start_soon(receiver)
+    with trio.move_on_after(seconds * 10 + 30) as guard:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(sender)
+            nursery.start_soon(receiver)
     elapsed = time.perf_counter() - t0
+    if guard.cancelled_caught:
+        print(
+            f"  (stalled: sent {len(sent_at)}, received {len(latencies)}, done {done.is_set()},"
+            f" window {window.value})",
+            file=sys.stderr,
+        )
     await stream.aclose()
     return latencies, elapsed
 
 
-async def bench_round_trips(raw_port: int, port: int, seconds: float, inflight: int) -> None:
+async def bench_round_trips(ports: tuple[int, int, int], seconds: float, inflight: int) -> None:
+    raw_port, minimal_port, port = ports
     addr = f"127.0.0.1:{port}"
-    split_address(addr)
+    limit = seconds * 10 + 30  # a hang must not freeze the benchmark
     for n in (1, inflight):
         label = "sequential" if n == 1 else f"pipelined, {n} in flight"
         print(f"round trips, one client, {label}:")
         lat, el = await raw_pipelined(raw_port, n, seconds)
-        base = summarize("raw echo (no codec)", lat, el, None)
+        base = summarize("raw client, raw echo", lat, el, None)
+        for name, server_port, code in (
+            ("raw client, minimal", minimal_port, INLINE_CODE),
+            ("raw client, inline", port, INLINE_CODE),
+            ("raw client, spawned", port, SPAWN_CODE),
+        ):
+            lat, el = await raw_pipelined(server_port, n, seconds, code)
+            summarize(name, lat, el, base)
         async with open_remoting_client(idle_timeout=None) as client:
-            for name, code in (("remoting inline", INLINE_CODE), ("remoting spawned", SPAWN_CODE)):
+            for name, code in (("client, inline", INLINE_CODE), ("client, spawned", SPAWN_CODE)):
                 req = RemotingCommand.request(code, send_request().ext_fields, b"x" * 1024)
-                lat, el = await run_clients(n, seconds, partial(client.invoke, addr, req, 5.0))
+                with trio.fail_after(limit):
+                    lat, el = await run_clients(n, seconds, partial(client.invoke, addr, req, 5.0))
                 summarize(name, lat, el, base)
 
 
@@ -277,37 +330,50 @@ async def main(args: argparse.Namespace) -> None:
     bench_codec()
     if args.in_process:
         async with trio.open_nursery() as nursery:
-            raw_port, port = await start_servers(nursery)
+            ports = await start_servers(nursery)
             print("servers: in this process")
-            await bench_round_trips(raw_port, port, args.seconds, args.inflight)
+            await bench_round_trips(ports, args.seconds, args.inflight)
             nursery.cancel_scope.cancel()
         return
-    child = subprocess.Popen(
+    child = await trio.lowlevel.open_process(
         [sys.executable, "-m", "apps.bench_remoting", "--serve"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        text=True,
     )
     try:
         assert child.stdout is not None
-        line = await trio.to_thread.run_sync(child.stdout.readline)
-        _, raw_port, port = line.split()
-        print(f"servers: child process {child.pid}")
-        await bench_round_trips(int(raw_port), int(port), args.seconds, args.inflight)
+        line = b""
+        with trio.fail_after(30):
+            while not line.endswith(b"\n"):
+                chunk = await child.stdout.receive_some()
+                if not chunk:
+                    raise RuntimeError("benchmark server process exited early")
+                line += chunk
+        _, raw_port, minimal_port, port = line.split()
+        print(
+            f"servers: child process {child.pid}; {os.cpu_count()} cpus,"
+            f" load {os.getloadavg()[0]:.1f}"
+        )
+        await bench_round_trips(
+            (int(raw_port), int(minimal_port), int(port)), args.seconds, args.inflight
+        )
     finally:
-        if child.stdin is not None:
-            child.stdin.close()
-        try:
-            child.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+        with trio.move_on_after(5, shield=True):
+            if child.stdin is not None:
+                await child.stdin.aclose()
+            await child.wait()
+        if child.returncode is None:
+            child.kill()  # only the process this benchmark started
+            with trio.CancelScope(shield=True):
+                await child.wait()
 
 
 def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="per measurement")
-    parser.add_argument("--inflight", type=int, default=32, help="requests in flight when pipelined")
+    parser.add_argument(
+        "--inflight", type=int, default=32, help="requests in flight when pipelined"
+    )
     parser.add_argument("--in-process", action="store_true", help="servers on the same trio loop")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
