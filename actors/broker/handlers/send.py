@@ -92,10 +92,18 @@ class SendHandler:
         self.ctx = ctx
 
     def register(self, router: Router) -> None:
-        # Our own gate below does the queueing, so the router only bounds the backlog.
-        limit = 100_000
+        # Under ASYNC_FLUSH a send never awaits (the gate is taken without waiting when free),
+        # so the connection's reader runs it itself: no task per message.  Under SYNC_FLUSH
+        # each send waits for its group commit and must not hold up the requests behind it.
+        # Our own gate does the queueing, so the router only bounds the backlog.
         capacity = self.ctx.config.sendThreadPoolQueueCapacity
-        router.register(RequestCode.SEND_MESSAGE, self.handle, limit=limit, max_waiting=capacity)
+        router.register(
+            RequestCode.SEND_MESSAGE,
+            self.handle,
+            limit=100_000,
+            max_waiting=capacity,
+            inline=not self.ctx.sync_flush,
+        )
         for code in (RequestCode.SEND_MESSAGE_V2, RequestCode.SEND_BATCH_MESSAGE):
             router.share(code, RequestCode.SEND_MESSAGE, self.handle)
 
@@ -168,7 +176,8 @@ class SendHandler:
         if queue_id < 0:
             queue_id = random.randrange(1 << 30) % topic_config.write_queue_nums
         props = string_to_properties(header.properties or "")
-        wait_store = props.pop(MessageConst.WAIT, "true") != "false"
+        wait = props.pop(MessageConst.WAIT, None)
+        wait_store = wait != "false"
         props[MessageConst.CLUSTER] = ctx.config.brokerClusterName
         sys_flag = header.sys_flag
         if topic_config.topic_filter_type == TopicFilterType.MULTI_TAG:
@@ -197,7 +206,7 @@ class SendHandler:
             msg = MessageInner(flag=header.flag, body=req.body, properties=props, **base)  # type: ignore[arg-type]
             timer = ctx.delivery.timer_config if ctx.delivery is not None else None
             try:
-                parked = rewrite_on_put(msg, ctx.delay_levels, timer, now_ms)
+                parked = rewrite_on_put(msg, ctx.delay_levels, timer, now_ms, wait=wait)
             except DelayRejected as exc:
                 raise RequestError(ResponseCode.MESSAGE_ILLEGAL, str(exc)) from None
             result = ctx.store.put_message(parked)

@@ -61,8 +61,8 @@ async def test_offset_statuses(broker_handle, client):
     assert (at_end.code, at_end.remark) == (ResponseCode.PULL_NOT_FOUND, "OFFSET_OVERFLOW_ONE")
     beyond = await client.invoke(addr, pull("P3", offset=9), T)
     assert (beyond.code, beyond.remark) == (ResponseCode.PULL_OFFSET_MOVED, "OFFSET_OVERFLOW_BADLY")
-    # Java corrects to the min offset while the queue still starts at 0 (else to the max).
-    assert beyond.ext_fields["nextBeginOffset"] == "0"
+    # 4.9.8 corrects the client to the queue's max offset (reference §6.7).
+    assert beyond.ext_fields["nextBeginOffset"] == "2"
     empty = await client.invoke(addr, pull("P3", queue_id=1), T)
     assert (empty.code, empty.remark) == (ResponseCode.PULL_NOT_FOUND, "NO_MESSAGE_IN_QUEUE")
     moved = await client.invoke(addr, pull("P3", queue_id=1, offset=3), T)
