@@ -184,7 +184,10 @@ def observe(
         observation["body"] = None
     elif body == "json":
         decoded = fastjson.loads(reply.body)
-        observation["body"] = sorted(json_shape(_anonymize_tree(decoded, target), frozenset(maps)))
+        tree = _anonymize_tree(decoded, target)
+        if ignore is not None:
+            tree = _drop_keys(tree, re.compile(ignore))
+        observation["body"] = sorted(json_shape(tree, frozenset(maps)))
         raw["body"] = reply.body.decode()
     elif body == "records":
         decoded = decode_records(reply.body)

@@ -86,3 +86,12 @@ def test_differences_name_missing_and_unexpected_keys() -> None:
         "d: unexpected 4",
     ]
     assert differences({"x": [1, 2]}, {"x": [1, 2, 3]}) == ["x: expected [1, 2], got [1, 2, 3]"]
+
+
+def test_ignored_keys_leave_the_shape() -> None:
+    request = RemotingCommand.request(RequestCode.GET_BROKER_RUNTIME_INFO)
+    reply = request.reply(0, body=b'{"table":{"scheduleMessageOffset_2":"1,1","putTps":"0"}}')
+    observation = observe(request, reply, TARGET, body="json", ignore=r"scheduleMessageOffset_\d+")[
+        0
+    ]
+    assert observation["body"] == ["$.table.putTps:str", "$.table:object", "$:object"]
