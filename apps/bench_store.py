@@ -51,7 +51,8 @@ def _message(size: int) -> MessageInner:
     )
 
 
-async def bench_async(root: str, seconds: float, size: int) -> float:
+async def bench_async(root: str, seconds: float, size: int) -> tuple[float, float]:
+    """(appends/s wall clock, appends per CPU-second of the event-loop thread)."""
     store = MessageStore(
         _config(root, FlushDiskType.ASYNC_FLUSH, GIB), store_host="127.0.0.1:10911"
     )
@@ -65,6 +66,7 @@ async def bench_async(root: str, seconds: float, size: int) -> float:
                 commit_log_flusher, store, store.config, OffsetWaiters(), trio_util.RepeatedEvent()
             )
             start = time.perf_counter()
+            cpu_start = time.thread_time()
             deadline = start + seconds
             while time.perf_counter() < deadline:
                 for _ in range(1000):
@@ -72,14 +74,17 @@ async def bench_async(root: str, seconds: float, size: int) -> float:
                 n += 1000
                 await trio.lowlevel.checkpoint()
             elapsed = time.perf_counter() - start
+            cpu = time.thread_time() - cpu_start
             nursery.cancel_scope.cancel()
     finally:
         store.shutdown()
-    return n / elapsed
+    return n / elapsed, n / cpu
 
 
-async def bench_sync(root: str, seconds: float, size: int, writers: int) -> tuple[float, float]:
-    """(acknowledged appends/s, mean group size per fdatasync)."""
+async def bench_sync(
+    root: str, seconds: float, size: int, writers: int
+) -> tuple[float, float, float]:
+    """(acknowledged appends/s, mean group size per fdatasync, event-loop CPU µs per append)."""
     store = MessageStore(_config(root, FlushDiskType.SYNC_FLUSH, GIB), store_host="127.0.0.1:10911")
     store.load()
     msg = _message(size)
@@ -109,14 +114,16 @@ async def bench_sync(root: str, seconds: float, size: int, writers: int) -> tupl
         async with trio.open_nursery() as nursery:
             await nursery.start(commit_log_flusher, store, store.config, waiters, wake)
             start = time.perf_counter()
+            cpu_start = time.thread_time()
             async with trio.open_nursery() as group:
                 for _ in range(writers):
                     group.start_soon(writer, start + seconds)
             elapsed = time.perf_counter() - start
+            cpu = time.thread_time() - cpu_start
             nursery.cancel_scope.cancel()
     finally:
         store.shutdown()
-    return acked / elapsed, acked / max(syncs, 1)
+    return acked / elapsed, acked / max(syncs, 1), cpu / max(acked, 1) * 1e6
 
 
 def raw_fdatasync(root: str, seconds: float, size: int, group: int) -> float:
@@ -194,18 +201,33 @@ def main() -> None:
         raw64 = raw_fdatasync(base, args.seconds, args.size, 64)
         print(f"raw disk limit, append + fdatasync per record  : {raw1:>10,.0f} records/s")
         print(f"raw disk limit, 64 records per fdatasync        : {raw64:>10,.0f} records/s")
-        rate = trio.run(bench_async, fresh("async"), args.seconds, args.size)
-        print(f"ASYNC_FLUSH, 1 writer                           : {rate:>10,.0f} appends/s")
+        print(
+            f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs;"
+            " CPU figures are for the event-loop thread)"
+        )
+        rate, per_cpu = trio.run(bench_async, fresh("async"), args.seconds, args.size)
+        print(
+            f"ASYNC_FLUSH, 1 writer                           : {rate:>10,.0f} appends/s"
+            f"  ({per_cpu:,.0f} per CPU-second)"
+        )
         for writers in (1, 16, 64):
-            rate, group = trio.run(
+            rate, group, cpu_us = trio.run(
                 bench_sync, fresh(f"sync{writers}"), args.seconds, args.size, writers
             )
             limit = raw1 if writers == 1 else raw64
             print(
                 f"SYNC_FLUSH, {writers:>2} writers                         : {rate:>10,.0f} appends/s"
                 f"  ({rate / limit:.2f}x raw {'1' if writers == 1 else '64'}-per-sync,"
-                f" {group:.1f} per fdatasync)"
+                f" {group:.1f} per fdatasync, {cpu_us:.0f} µs CPU per append)"
             )
+        loop_start = time.thread_time()
+        x = 0
+        for i in range(10_000_000):
+            x += i
+        print(
+            f"calibration: a 10M-iteration Python loop takes {time.thread_time() - loop_start:.2f}"
+            " CPU-s here"
+        )
         if not args.no_recovery:
             n, fill, normal, abnormal = bench_recovery(fresh("recovery"), args.size)
             print(f"1 GiB commit log ({n:,} records, filled in {fill:.1f} s = {n / fill:,.0f}/s):")

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import attrs
 
 from protocol.message import BLANK_MAGIC_CODE, MESSAGE_MAGIC_CODE, MessageSysFlag
-from storage.dispatch import BLANK, END, DispatchRequest, check_record
+from storage.dispatch import BLANK, END, DispatchRequest, check_record, record_key
 from storage.mapped_file import MappedFile
 from storage.mapped_file_queue import MappedFileQueue
 
@@ -283,6 +283,22 @@ class CommitLog:
         if got == BLANK:
             return BLANK, self.roll_next_file(offset)
         return got, offset
+
+    def next_key(self, offset: int) -> tuple[tuple[str, int, int, int] | None, int]:
+        """Light parse for replay: ((topic, queue, queue offset, sysFlag) | None, next offset).
+
+        None means "not a plain whole record here" (blank, end, corrupt): use next_dispatch.
+        """
+        mf = self.queue.find(offset)
+        if mf is None:
+            return None, offset
+        pos = offset - mf.file_from_offset
+        size = check_record(
+            mf.mm, pos, mf.wrote_position, mf.file_from_offset, check_crc=False, decode=False
+        )
+        if not isinstance(size, int) or size <= 0:
+            return None, offset
+        return record_key(mf.mm, pos), offset + size
 
     def destroy(self) -> None:
         self.queue.destroy()

@@ -159,3 +159,16 @@ def check_record(
         prepared_transaction_offset=prepared,
         properties=props,
     )
+
+
+_KEY = struct.Struct(">12xi4xq8xi")  # QUEUEID @12, QUEUEOFFSET @20, SYSFLAG @36
+
+
+def record_key(buf: Buf, pos: int) -> tuple[str, int, int, int]:
+    """(topic, queue id, queue offset, sysFlag) of a record ``check_record`` has validated."""
+    queue_id, queue_offset, sys_flag = _KEY.unpack_from(buf, pos)
+    rest = _REST[(sys_flag >> 4) & 3]
+    body_len = rest.unpack_from(buf, pos + 48)[3]
+    topic_at = pos + 48 + rest.size + body_len + 1
+    topic = buf[topic_at : topic_at + buf[topic_at - 1]].decode()
+    return topic, queue_id, queue_offset, sys_flag
