@@ -235,7 +235,8 @@ class MessageStore:
                     checkpoint_index_ts=self.checkpoint.index_msg_timestamp,
                 )
             self._recover()
-            while self.reput(CATCH_UP_STEP):  # bounded: the arrivals lists are dropped
+            while self.dispatch_behind_bytes() > 0:
+                self.reput(CATCH_UP_STEP)  # bounded steps: the arrivals lists are dropped
                 pass
             self._rebuild_topic_queue_table()
             create_abort(cfg.abort_path)
@@ -304,7 +305,8 @@ class MessageStore:
             return
         self._loaded = False
         try:
-            while self.reput(CATCH_UP_STEP):  # bounded: the arrivals lists are dropped
+            while self.dispatch_behind_bytes() > 0:
+                self.reput(CATCH_UP_STEP)  # bounded steps: the arrivals lists are dropped
                 pass
             self.flush_commit_log()
             self.flush_consume_queues()

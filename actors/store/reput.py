@@ -37,7 +37,8 @@ async def reput_dispatcher(
 
     Reports started only once dispatch has caught up with the commit log.
     """
-    while store.reput(STEP_BYTES):
+    while store.dispatch_behind_bytes() > 0:
+        store.reput(STEP_BYTES)
         await trio.lowlevel.checkpoint()
     task_status.started()
     while True:
