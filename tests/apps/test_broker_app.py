@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import trio
 
 from actors.remoting.client import open_remoting_client
@@ -86,7 +87,8 @@ def test_bad_value_is_one_line_and_exit_1(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
-async def test_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_serves_and_stops_cleanly_on_signal(tmp_path: Path, signum: int) -> None:
     port = free_port()
     argv = [
         sys.executable,
@@ -117,7 +119,7 @@ async def test_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
                         await trio.sleep(0.05)
             assert reply.code == ResponseCode.SUCCESS
             assert (tmp_path / "store" / "abort").exists()
-            proc.send_signal(signal.SIGTERM)
+            proc.send_signal(signum)
             await proc.wait()
     finally:
         if proc.returncode is None:
