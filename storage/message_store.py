@@ -676,6 +676,10 @@ class MessageStore:
     # ================================================================ read
 
     @property
+    def running_flags(self) -> RunningFlags:
+        return self.flags
+
+    @property
     def max_phy_offset(self) -> int:
         return self.commit_log.max_offset
 

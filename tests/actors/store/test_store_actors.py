@@ -246,3 +246,27 @@ async def test_store_services_start_together(make_store, autojump_clock, inline_
         await trio.sleep(1.5)
         assert len(_read(store.config.checkpoint_path)) == 4096
         nursery.cancel_scope.cancel()
+
+
+async def test_slow_disk_gives_flush_timeout(make_store, autojump_clock, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A sender waits syncFlushTimeout for its group commit, then gives up (FLUSH_DISK_TIMEOUT);
+    the flush itself still completes later and releases whoever still waits."""
+    store = make_store(flushDiskType=FlushDiskType.SYNC_FLUSH)
+
+    async def slow_thread(fn, *args, **_):  # type: ignore[no-untyped-def]
+        await trio.sleep(7.0)  # a disk that takes 7 s per fdatasync
+        return fn(*args)
+
+    monkeypatch.setattr(trio.to_thread, "run_sync", slow_thread)
+    waiters = OffsetWaiters()
+    wake = trio_util.RepeatedEvent()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(commit_log_flusher, store, store.config, waiters, wake)
+        end = store.put_message(msg()).append.end_offset
+        wake.set()
+        timeout = store.config.syncFlushTimeout / 1000
+        assert not await waiters.wait_for(end, timeout=timeout)
+        assert trio.current_time() == timeout
+        assert await waiters.wait_for(end, timeout=timeout)
+        assert trio.current_time() == 7.0
+        nursery.cancel_scope.cancel()
