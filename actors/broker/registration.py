@@ -26,6 +26,7 @@ from protocol.bodies.topic import (
 from protocol.codes import RequestCode, ResponseCode
 from protocol.command import RemotingCommand
 from protocol.convert import decode_body, decode_header, encode_header
+from protocol.errors import ProtocolError
 from protocol.headers.namesrv import (
     RegisterBrokerRequestHeader,
     RegisterBrokerResponseHeader,
@@ -81,14 +82,18 @@ async def register_once(ctx: BrokerContext, client: RemotingClient, addr: str) -
     if reply.code != ResponseCode.SUCCESS:
         log.warning("namesrv %s refused registration: %s %s", addr, reply.code, reply.remark)
         return False
-    answer = decode_header(RegisterBrokerResponseHeader, reply.ext_fields)
+    try:
+        answer = decode_header(RegisterBrokerResponseHeader, reply.ext_fields)
+        # Only name servers with orderMessageEnable send their ORDER_TOPIC_CONFIG (§7.10).
+        order_topics = decode_body(KVTable, reply.body).table if reply.body else None
+    except ProtocolError as exc:
+        # A garbled answer must not take the broker down; the registration itself went through.
+        log.warning("namesrv %s answered registration with a malformed reply: %s", addr, exc)
+        return True
     ctx.master_addr = answer.master_addr
     ctx.master_ha_addr = answer.ha_server_addr
-    if reply.body:
-        # Only name servers with orderMessageEnable send their ORDER_TOPIC_CONFIG (§7.10).
-        order_topics = decode_body(KVTable, reply.body).table
-        if ctx.topics.update_order_topics(set(order_topics), ctx.now_ms()):
-            ctx.config_table_changed()
+    if order_topics is not None and ctx.topics.update_order_topics(set(order_topics), ctx.now_ms()):
+        ctx.config_table_changed()
     return True
 
 

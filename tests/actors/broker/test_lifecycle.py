@@ -11,9 +11,17 @@ import trio
 from actors.broker.app import prepare_configs
 from actors.broker.config import BrokerConfig, resolve_defaults
 from actors.broker.handlers.client_manage import expire_silent_channels
-from actors.broker.registration import register_all, register_period, register_request
+from actors.broker.registration import (
+    register_all,
+    register_once,
+    register_period,
+    register_request,
+)
 from actors.namesrv.app import namesrv
 from actors.namesrv.config import NamesrvConfig
+from actors.remoting.client import open_remoting_client
+from actors.remoting.router import Router
+from actors.remoting.server import remoting_server
 from protocol.bodies.topic import decode_register_broker_body
 from protocol.codes import RequestCode, ResponseCode
 from protocol.command import RemotingCommand
@@ -153,3 +161,14 @@ async def test_registers_with_every_namesrv_even_if_one_is_down(
     route = RemotingCommand.request(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": "TBW102"})
     for addr in (namesrv_addr, second):
         assert (await client.invoke(addr, route, T)).code == ResponseCode.SUCCESS
+
+
+async def test_malformed_registration_reply_is_survived(broker_handle, nursery):
+    async def garbage(_ctx, req):
+        return req.reply(ResponseCode.SUCCESS, None, {}, b"{not json")
+
+    router = Router("fake-namesrv")
+    router.register(RequestCode.REGISTER_BROKER, garbage)
+    server = await nursery.start(functools.partial(remoting_server, router, host="127.0.0.1"))
+    async with open_remoting_client() as client:
+        assert await register_once(broker_handle.ctx, client, server.address)
