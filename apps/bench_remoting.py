@@ -251,9 +251,8 @@ async def raw_pipelined(
     latencies: list[float] = []
     window = trio.Semaphore(inflight)
     stop_at = trio.current_time() + seconds
-    done = trio.Event()
 
-    async def sender() -> None:
+    async def sender(receiver_scope: trio.CancelScope) -> None:
         while trio.current_time() < stop_at:
             await window.acquire()
             batch = 1
@@ -264,12 +263,15 @@ async def raw_pipelined(
             now = time.perf_counter()
             sent_at.extend([now] * batch)
             await stream.send_all(frame * batch)
-        done.set()
+        # Every outstanding reply gives back its slot: holding all slots means all arrived.
+        for _ in range(inflight):
+            await window.acquire()
+        receiver_scope.cancel(reason="all replies received")
 
     async def receiver() -> None:
         buf = bytearray()
         received = 0
-        while not (done.is_set() and received == len(sent_at)):
+        while True:
             data = await stream.receive_some(65536)
             if not data:
                 raise RuntimeError(f"server closed after {received} replies")
@@ -288,13 +290,12 @@ async def raw_pipelined(
     t0 = time.perf_counter()
     with trio.move_on_after(seconds * 10 + 30) as guard:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(sender)
+            nursery.start_soon(sender, nursery.cancel_scope)
             nursery.start_soon(receiver)
     elapsed = time.perf_counter() - t0
     if guard.cancelled_caught:
         print(
-            f"  (stalled: sent {len(sent_at)}, received {len(latencies)}, done {done.is_set()},"
-            f" window {window.value})",
+            f"  (stalled: sent {len(sent_at)}, received {len(latencies)}, window {window.value})",
             file=sys.stderr,
         )
     await stream.aclose()
