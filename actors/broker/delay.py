@@ -109,22 +109,34 @@ def _delayable(msg: MessageInner) -> bool:
 
 
 def rewrite_on_put(
-    msg: MessageInner, levels: DelayLevels, timer: TimerConfig | None, now_ms: int
+    msg: MessageInner,
+    levels: DelayLevels,
+    timer: TimerConfig | None,
+    now_ms: int,
+    *,
+    wait: str | None = None,
 ) -> MessageInner:
     """The message as it must be stored: parked in the schedule or timer topic, or unchanged.
 
     A delay level wins over timer properties (which are then dropped, as RocketMQ 5 does).
     ``timer`` None means this broker does not offer exact-time delivery: timer properties are
-    left alone and the message is delivered at once, as a 4.9 broker does.
+    left alone and the message is delivered at once, as a 4.9 broker does.  ``wait`` is the
+    producer's ``WAIT`` property, which the send path keeps out of stored messages; Java's store
+    re-serialises a parked message's properties with it, so a parked message (and the copy
+    delivered later) carries it, checked against Apache 4.9.7.
     """
     if not _delayable(msg) or msg.topic in (SCHEDULE_TOPIC, TIMER_TOPIC):
         return msg
     level = delay_level(msg.properties)
     if level > 0:
-        return to_schedule(msg, levels, level)
-    if timer is not None and is_timer_request(msg.properties):
-        return to_timer(msg, timer, now_ms)
-    return msg
+        parked = to_schedule(msg, levels, level)
+    elif timer is not None and is_timer_request(msg.properties):
+        parked = to_timer(msg, timer, now_ms)
+    else:
+        return msg
+    if wait is not None and parked is not msg:
+        parked.properties.setdefault(MessageConst.WAIT, wait)
+    return parked
 
 
 def to_schedule(msg: MessageInner, levels: DelayLevels, level: int) -> MessageInner:
@@ -219,17 +231,16 @@ def _rebuild(ext: MessageExt, topic: str, queue_id: int, props: dict[str, str]) 
 def restore_delayed(ext: MessageExt) -> MessageInner | None:
     """4.9's ``messageTimeup``: the due schedule message as put into its real topic.
 
-    Properties come back minus ``DELAY`` (and ``WAIT``: nobody waits for this put);
-    ``REAL_TOPIC``/``REAL_QID`` stay, as in 4.9.  None when the record names no usable real
-    topic (it is skipped, as 4.9 does).
+    The properties are stored exactly as parked, ``DELAY``, ``REAL_TOPIC`` and ``REAL_QID``
+    included: 4.9 serialises them before it clears ``DELAY`` from its map (reference §7.3 says
+    "minus DELAY"; Apache 4.9.7 keeps it, see tests/compat/test_send_back_differential.py).
+    Nobody waits for this put.  None when the record names no usable real topic (it is
+    skipped, as 4.9 does).
     """
     dest = _real_destination(ext.properties)
     if dest is None:
         return None
-    props = {
-        k: v for k, v in ext.properties.items() if k not in (MessageConst.DELAY, MessageConst.WAIT)
-    }
-    return _rebuild(ext, dest[0], dest[1], props)
+    return _rebuild(ext, dest[0], dest[1], dict(ext.properties))
 
 
 def restore_timed(ext: MessageExt, now_ms: int) -> MessageInner | None:
@@ -241,7 +252,7 @@ def restore_timed(ext: MessageExt, now_ms: int) -> MessageInner | None:
     props = {
         k: v
         for k, v in ext.properties.items()
-        if k not in (MessageConst.REAL_TOPIC, MessageConst.REAL_QID, MessageConst.WAIT)
+        if k not in (MessageConst.REAL_TOPIC, MessageConst.REAL_QID)
     }
     props[TimerConst.TIMER_ENQUEUE_MS] = str(ext.store_timestamp)
     props[TimerConst.TIMER_DEQUEUE_MS] = str(now_ms)

@@ -60,6 +60,9 @@ class TimerService:
     delivered: int = 0
     dropped: int = 0
     _arrived: trio.Event = attrs.Factory(trio.Event)
+    # set once the enqueue loop has filed everything parked before the start: until then the
+    # dequeue loop would pass over ticks whose timers are not in the wheel yet
+    _caught_up: trio.Event = attrs.Factory(trio.Event)
 
     async def run(
         self, *, task_status: trio.TaskStatus[TimerService] = trio.TASK_STATUS_IGNORED
@@ -68,6 +71,7 @@ class TimerService:
             task_status.started(self)  # a second start does nothing
             return
         self.running = True
+        self._caught_up = trio.Event()
         try:
             try:
                 await trio.to_thread.run_sync(self.wheel.open, self.now_ms())
@@ -103,11 +107,13 @@ class TimerService:
             if self.enqueue_step():
                 await trio.lowlevel.checkpoint()
             else:
+                self._caught_up.set()
                 with trio.move_on_after(self.idle_poll):
                     await self._arrived.wait()
 
     async def _dequeue_loop(self) -> None:
         cursor: int | None = None  # where the current tick's chain continues
+        await self._caught_up.wait()
         while True:
             tick = self.wheel.dequeue_tick
             wait_ms = tick - self.now_ms()

@@ -80,6 +80,13 @@ def test_delayed_message_is_parked_in_the_schedule_queue_of_its_level() -> None:
     assert msg.topic == "T"  # the caller's message is not modified
 
 
+def test_parked_message_keeps_the_producers_wait_property() -> None:
+    parked = rewrite_on_put(inner({MessageConst.DELAY: "1"}), LEVELS, TIMER, NOW, wait="false")
+    assert parked.properties[MessageConst.WAIT] == "false"
+    plain = rewrite_on_put(inner({}), LEVELS, TIMER, NOW, wait="true")
+    assert MessageConst.WAIT not in plain.properties  # a normal send is stored without it
+
+
 def test_level_beyond_the_table_is_clamped_and_zero_means_no_delay() -> None:
     out = rewrite_on_put(inner({MessageConst.DELAY: "40"}), LEVELS, TIMER, NOW)
     assert (out.queue_id, out.properties[MessageConst.DELAY]) == (17, "18")
@@ -130,15 +137,19 @@ def test_due_message_is_rebuilt_for_its_real_topic() -> None:
         LEVELS,
         TIMER,
         NOW,
+        wait="true",
     )
     back = restore_delayed(stored(parked))
     assert back is not None
     assert (back.topic, back.queue_id) == ("T", 3)
+    # 4.9 stores the parked properties unchanged (Apache 4.9.7, checked by the differential test)
     assert back.properties == {
         MessageConst.KEYS: "k1",
         MessageConst.UNIQ_KEY: "U1",
-        MessageConst.REAL_TOPIC: "T",  # 4.9 leaves both in place
+        MessageConst.DELAY: "2",
+        MessageConst.REAL_TOPIC: "T",
         MessageConst.REAL_QID: "3",
+        MessageConst.WAIT: "true",
     }
     assert (back.body, back.flag, back.sys_flag) == (b"payload", 7, 0)
     assert (back.born_timestamp, back.born_host, back.reconsume_times) == (
