@@ -175,7 +175,8 @@ class SendHandler:
             )
         if queue_id < 0:
             queue_id = random.randrange(1 << 30) % topic_config.write_queue_nums
-        props = string_to_properties(header.properties or "")
+        header_props = string_to_properties(header.properties or "")
+        props = dict(header_props)
         wait = props.pop(MessageConst.WAIT, None)
         wait_store = wait != "false"
         props[MessageConst.CLUSTER] = ctx.config.brokerClusterName
@@ -195,7 +196,9 @@ class SendHandler:
             reconsume_times=reconsume_times,
         )
         if batch:
-            msgs = self._batch_messages(req, header, props, base)
+            # Java appends the batch's properties string as sent, WAIT included (§4.8).
+            header_props[MessageConst.CLUSTER] = ctx.config.brokerClusterName
+            msgs = self._batch_messages(req, header, header_props, base)
             result = ctx.store.put_messages(msgs)
         else:
             if props.get(MessageConst.TRAN_MSG) == "true" and ctx.config.rejectTransactionMessage:
@@ -314,7 +317,6 @@ class SendHandler:
                     ResponseCode.MESSAGE_ILLEGAL,
                     "batch message does not support delay or transaction",
                 )
-            merged.pop(MessageConst.WAIT, None)
             merged.update(props)
             out.append(MessageInner(flag=entry.flag, body=entry.body, properties=merged, **base))  # type: ignore[arg-type]
         return out

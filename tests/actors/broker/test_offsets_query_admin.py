@@ -197,6 +197,10 @@ async def test_consume_stats_connections_runtime_and_config(broker_handle, clien
         (await client.invoke(addr, req(RequestCode.GET_BROKER_RUNTIME_INFO), T)).body
     )["table"]
     assert runtime["msgPutTotalTodayNow"] == "3"
+    assert runtime["putMessageTimesTotal"] == "3"
+    assert runtime["commitLogDirCapacity"].startswith("Total : ")
+    assert int(runtime["earliestMessageTimeStamp"]) > 1_600_000_000_000
+    assert len(runtime["putTps"].split()) == 3
     config = await client.invoke(addr, req(RequestCode.GET_BROKER_CONFIG), T)
     props_text = parse_properties(config.body.decode())
     assert props_text["brokerName"] == "broker-a"

@@ -109,6 +109,8 @@ async def test_batch_as_310_with_m_1(broker_handle, client):
     assert [m.queue_offset for m in msgs] == [0, 1, 2]
     assert [m.msg_id for m in msgs] == ids
     assert all(m.properties["CLUSTER"] == "DefaultCluster" for m in msgs)
+    # Unlike a single send, a batch keeps its properties string as sent, WAIT included (§4.8).
+    assert all(m.properties["WAIT"] == "true" for m in msgs)
     assert [m.properties["KEYS"] for m in msgs] == ["k0", "k1", "k2"]
 
 
