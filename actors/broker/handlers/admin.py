@@ -116,7 +116,8 @@ class AdminHandlers:
         )
         ctx.topics.put(config, ctx.now_ms())
         ctx.topic_table_changed()
-        return _ok(req)
+        # Apache's processor leaves its placeholder remark on this success; we answer the same.
+        return req.reply(ResponseCode.SUCCESS, "not set any response code")
 
     async def delete_topic(self, _: RequestContext, req: RemotingCommand) -> RemotingCommand:
         ctx = self.ctx
