@@ -73,7 +73,8 @@ class RestartTracker:
             return None
         self._recent.append(now)
         streak = len(self._recent)
-        return min(self.policy.backoff_initial * 2 ** (streak - 1), self.policy.backoff_max)
+        delay: float = self.policy.backoff_initial * 2.0 ** (streak - 1)
+        return min(delay, self.policy.backoff_max)
 
     @property
     def recent(self) -> int:

@@ -172,7 +172,7 @@ class RemotingClient:
         return conn
 
     async def _run_connection(
-        self, addr: str, conn: Connection, *, task_status: trio.TaskStatus[None]
+        self, addr: str, conn: Connection, *, task_status: trio.TaskStatus[Connection]
     ) -> None:
         try:
             await conn.run(task_status=task_status)

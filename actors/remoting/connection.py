@@ -117,7 +117,9 @@ class Connection:
     _closed: bool = attrs.field(default=False, init=False)
     close_reason: str | None = attrs.field(default=None, init=False)
     # Invariant: every key is an opaque we sent a request with and whose waiter has neither
-    # been resolved nor given up; whoever removes an entry is the one who resolves it.
+    # been resolved nor given up; whoever removes an entry resolves it (the reader with
+    # the reply, the expirer with a timeout, _fail_pending with the loss) - except abort,
+    # which removes it because the waiter is being cancelled anyway.
     _pending: dict[int, _Resolve] = attrs.field(factory=dict, init=False)
     _outbox: list[bytes] = attrs.field(factory=list, init=False)
     _outbox_bytes: int = attrs.field(default=0, init=False)
@@ -173,6 +175,9 @@ class Connection:
         """
         if not cmd.is_response:
             cmd = _with_opaque(cmd, next_opaque())
+        # A checkpoint even when there is room: a loop answering many held requests must
+        # not starve the other tasks (and must be cancellable).
+        await trio.lowlevel.checkpoint()
         await self._wait_room()
         if self._closed:
             log.debug("%s %s: closed, dropping frame code=%d", self.name, self.peer, cmd.code)
@@ -182,6 +187,7 @@ class Connection:
     async def send_oneway(self, cmd: RemotingCommand) -> None:
         """Send a request with the oneway bit and a fresh opaque; raise if closed."""
         cmd = attrs.evolve(cmd, opaque=next_opaque(), flag=(cmd.flag | FLAG_ONEWAY) & ~1)
+        await trio.lowlevel.checkpoint()
         await self._wait_room()
         if self._closed:
             raise RemotingSendRequestError(self.peer, self.close_reason or "closed")

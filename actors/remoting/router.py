@@ -140,16 +140,21 @@ class Router:
             )
         if entry.inline:
             return await self._call(entry.handler, ctx, req)
-        if entry.waiting >= entry.max_waiting:
-            return req.reply(
-                ResponseCode.SYSTEM_BUSY,
-                "[OVERLOAD]system busy, start flow control for a while",
-            )
-        entry.waiting += 1
         try:
-            await entry.limiter.acquire()
-        finally:
-            entry.waiting -= 1
+            # Only requests that find every slot taken count as waiting; acquire() would
+            # count them during its checkpoint too and refuse requests that had a slot.
+            entry.limiter.acquire_nowait()
+        except trio.WouldBlock:
+            if entry.waiting >= entry.max_waiting:
+                return req.reply(
+                    ResponseCode.SYSTEM_BUSY,
+                    "[OVERLOAD]system busy, start flow control for a while",
+                )
+            entry.waiting += 1
+            try:
+                await entry.limiter.acquire()
+            finally:
+                entry.waiting -= 1
         try:
             return await self._call(entry.handler, ctx, req)
         finally:
