@@ -93,6 +93,9 @@ class BrokerContext:
     # actors.broker.delivery.DelayedDelivery (schedule + timer services), set by the app
     delivery: Any = None
     started_ms: int = attrs.field(factory=wall_clock_ms)
+    # Sends in progress at once (Java's send executor).  Only SYNC_FLUSH sends hold a place
+    # across an await; one that waits for a place longer than waitTimeMillsInSendQueue is
+    # answered SYSTEM_BUSY instead of piling up behind a slow disk.
     send_gate: trio.CapacityLimiter = attrs.field(factory=lambda: trio.CapacityLimiter(64))
 
     def __attrs_post_init__(self) -> None:
