@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import struct
+from functools import partial
 
 import pytest
 import trio
@@ -325,3 +326,102 @@ async def test_stop_accepting_keeps_live_connections(server: ServerHandle) -> No
             async with open_remoting_client(connect_timeout=1) as other:
                 with pytest.raises(RemotingConnectError):
                     await other.invoke(server.address, RemotingCommand.request(ECHO), 1)
+
+
+async def test_held_request_answered_later_through_the_channel() -> None:
+    """The long-polling pattern: the handler returns None and replies later."""
+    from actors.remoting.server import remoting_server
+
+    held: list[tuple[RequestContext, RemotingCommand]] = []
+    arrived = trio.Event()
+
+    async def hold(ctx: RequestContext, req: RemotingCommand) -> None:
+        held.append((ctx, req))
+        arrived.set()
+
+    router = Router()
+    router.register(11, hold, inline=True)
+    result: list[RemotingCommand] = []
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            handle = await nursery.start(partial(remoting_server, host="127.0.0.1"), router)
+            async with open_remoting_client() as client:
+
+                async def pull() -> None:
+                    req = RemotingCommand.request(11, {"queueId": "0"})
+                    result.append(await client.invoke(handle.address, req, 3))
+
+                async with trio.open_nursery() as pulls:
+                    pulls.start_soon(pull)
+                    await arrived.wait()
+                    ctx, req = held[0]
+                    await ctx.channel.send(req.reply(ResponseCode.SUCCESS, "FOUND", body=b"msgs"))
+            nursery.cancel_scope.cancel()
+    assert (result[0].remark, result[0].body) == ("FOUND", b"msgs")
+
+
+async def test_close_channel_fails_pending_at_once(server: ServerHandle) -> None:
+    with trio.fail_after(5):
+        async with open_remoting_client() as client:
+            await client.invoke(server.address, RemotingCommand.request(ECHO), 2)
+            errors: list[Exception] = []
+
+            async def waiting() -> None:
+                req = RemotingCommand.request(SLOW_ECHO, {"delay": "10"})
+                try:
+                    await client.invoke(server.address, req, 10)
+                except RemotingSendRequestError as exc:
+                    errors.append(exc)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(waiting)
+                await trio.testing.wait_all_tasks_blocked()
+                client.close_channel(server.address)
+            assert len(errors) == 1
+            assert "closed by client" in str(errors[0])
+
+
+async def test_shutdown_gives_in_flight_requests_a_grace_period() -> None:
+    from actors.remoting.server import remoting_server
+
+    both_arrived = trio.Semaphore(0)
+
+    async def sleepy(ctx: RequestContext, req: RemotingCommand) -> RemotingCommand:
+        both_arrived.release()
+        await trio.sleep(float(req.ext_fields["delay"]))
+        return req.reply(ResponseCode.SUCCESS)
+
+    router = Router()
+    router.register(SLOW_ECHO, sleepy)
+    outcomes: dict[str, RemotingCommand | Exception] = {}
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            handle = await nursery.start(partial(remoting_server, host="127.0.0.1"), router)
+            async with open_remoting_client() as client:
+
+                async def call(delay: str) -> None:
+                    req = RemotingCommand.request(SLOW_ECHO, {"delay": delay})
+                    try:
+                        outcomes[delay] = await client.invoke(handle.address, req, 5)
+                    except RemotingSendRequestError as exc:
+                        outcomes[delay] = exc
+
+                async with trio.open_nursery() as calls:
+                    calls.start_soon(call, "0.1")
+                    calls.start_soon(call, "3")
+                    await both_arrived.acquire()
+                    await both_arrived.acquire()
+                    t0 = trio.current_time()
+                    handle.shutdown(grace=0.5)
+            # remoting_server returns by itself once its last connection is gone.
+    quick, slow = outcomes["0.1"], outcomes["3"]
+    assert isinstance(quick, RemotingCommand)
+    assert quick.code == ResponseCode.SUCCESS  # finished inside the grace period
+    assert isinstance(slow, RemotingSendRequestError)  # cut when the grace ran out
+    assert trio.current_time() - t0 < 1.5
+    assert not handle.channels
+
+
+def test_wildcard_address_is_reached_through_loopback() -> None:
+    assert ServerHandle(host="0.0.0.0", port=9876).address == "127.0.0.1:9876"
+    assert ServerHandle(host="10.1.2.3", port=10911).address == "10.1.2.3:10911"
