@@ -229,7 +229,10 @@ class CommitLog:
         pos = offset - mf.file_from_offset
         if pos + size > mf.wrote_position:
             return None
-        return mf.mm[pos : pos + size]
+        try:
+            return mf.mm[pos : pos + size]
+        except ValueError:  # unmapped by the cleaner meanwhile: the file is being removed
+            return None
 
     def read_record(self, offset: int) -> bytes | None:
         """The whole record starting at ``offset`` (its TOTALSIZE read first)."""
@@ -239,10 +242,13 @@ class CommitLog:
         pos = offset - mf.file_from_offset
         if pos + 8 > mf.wrote_position:
             return None
-        size, magic = _BLANK.unpack_from(mf.mm, pos)
-        if magic != MESSAGE_MAGIC_CODE or size <= 0 or pos + size > mf.wrote_position:
+        try:
+            size, magic = _BLANK.unpack_from(mf.mm, pos)
+            if magic != MESSAGE_MAGIC_CODE or size <= 0 or pos + size > mf.wrote_position:
+                return None
+            return mf.mm[pos : pos + size]
+        except ValueError:  # unmapped by the cleaner meanwhile
             return None
-        return mf.mm[pos : pos + size]
 
     def read_range(self, offset: int, max_bytes: int) -> bytes:
         """Raw bytes from ``offset`` up to the end of its file's data (HA transfer)."""
@@ -251,7 +257,10 @@ class CommitLog:
             return b""
         pos = offset - mf.file_from_offset
         end = min(mf.wrote_position, pos + max_bytes)
-        return mf.mm[pos:end] if end > pos else b""
+        try:
+            return mf.mm[pos:end] if end > pos else b""
+        except ValueError:  # unmapped by the cleaner meanwhile
+            return b""
 
     def store_timestamp_at(self, offset: int, size: int) -> int:
         """STORETIMESTAMP of the record at ``offset`` (0 if unreadable)."""

@@ -145,7 +145,10 @@ class ConsumeQueue:
         rel = pos - mf.file_from_offset
         if rel + UNIT_SIZE > mf.wrote_position:
             return None
-        phys, size, tags = UNIT.unpack_from(mf.mm, rel)
+        try:
+            phys, size, tags = UNIT.unpack_from(mf.mm, rel)
+        except ValueError:  # unmapped by the cleaner meanwhile
+            return None
         return int(phys), int(size), int(tags)
 
     def units_from(self, cq_offset: int, max_units: int) -> bytes | None:
@@ -160,7 +163,10 @@ class ConsumeQueue:
         end = min(mf.wrote_position, rel + max_units * UNIT_SIZE)
         if end <= rel:
             return None
-        return mf.mm[rel:end]
+        try:
+            return mf.mm[rel:end]
+        except ValueError:  # unmapped by the cleaner meanwhile
+            return None
 
     def iter_units(self, cq_offset: int, max_units: int) -> Iterator[tuple[int, int, int, int]]:
         """(cq offset, phys, size, tags) for up to ``max_units`` units in one file."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import mmap
 import os
 import struct
+import threading
 
 from protocol.message import java_hash
 from storage.errors import StoreError
@@ -37,6 +38,7 @@ def key_hash(key: str) -> int:
 class IndexFile:
     __slots__ = (
         "_fd",
+        "_io_lock",
         "begin_phy_offset",
         "begin_timestamp",
         "end_phy_offset",
@@ -59,6 +61,7 @@ class IndexFile:
         self.index_num = index_num
         self._fd = fd
         self.mm = mm
+        self._io_lock = threading.Lock()  # flusher thread vs cleaner thread (see MappedFile)
         (
             self.begin_timestamp,
             self.end_timestamp,
@@ -171,16 +174,19 @@ class IndexFile:
         return out
 
     def flush(self) -> None:
-        os.fdatasync(self._fd)
+        with self._io_lock:
+            if self._fd >= 0:
+                os.fdatasync(self._fd)
 
     def close(self) -> bool:
-        try:
-            self.mm.close()
-        except BufferError:
-            return False
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        with self._io_lock:
+            try:
+                self.mm.close()
+            except BufferError:
+                return False
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
         return True
 
     def destroy(self) -> None:

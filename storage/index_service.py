@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import threading
 
 import attrs
 
@@ -35,6 +36,8 @@ class IndexService:
         self.slot_num = slot_num
         self.index_num = index_num
         self.files: list[IndexFile] = []
+        # reput appends files on the event loop while a cleaner thread drops old ones
+        self._mutate = threading.Lock()
         # after a crash: the commit-log offset from which dropped index files must be rebuilt
         self.rebuild_from: int | None = None
 
@@ -78,7 +81,8 @@ class IndexService:
             begin_timestamp=begin_ts,
             begin_phy_offset=begin_phy,
         )
-        self.files.append(f)
+        with self._mutate:
+            self.files = [*self.files, f]
         return f
 
     def build(self, req: DispatchRequest, now_ms: int) -> IndexFile | None:
@@ -117,15 +121,19 @@ class IndexService:
             if len(offsets) >= max_num:
                 break
             if f.overlaps(begin, end):
-                offsets.extend(f.select(full_key, max_num - len(offsets), begin, end))
+                try:
+                    offsets.extend(f.select(full_key, max_num - len(offsets), begin, end))
+                except ValueError:  # unmapped by the cleaner meanwhile
+                    continue
         return IndexQueryResult(offsets, last_ts, last_phy)
 
     def delete_expired(self, phy_min_offset: int) -> int:
         """Delete files (never the last) whose entries all point below the commit log's start."""
-        doomed = [f for f in self.files[:-1] if f.end_phy_offset < phy_min_offset]
+        with self._mutate:
+            doomed = [f for f in self.files[:-1] if f.end_phy_offset < phy_min_offset]
+            self.files = [f for f in self.files if f not in doomed]
         for f in doomed:
             f.destroy()
-        self.files = [f for f in self.files if f not in doomed]
         return len(doomed)
 
     def flush(self) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import mmap
 import os
+import threading
 
 from storage.errors import StoreError
 
@@ -79,6 +80,7 @@ class MappedFile:
 
     __slots__ = (
         "_fd",
+        "_io_lock",
         "deleted",
         "file_from_offset",
         "file_size",
@@ -100,6 +102,8 @@ class MappedFile:
         self.wrote_position = 0
         self.flushed_position = 0
         self.deleted = False
+        # a flusher thread must never fdatasync a descriptor a cleaner thread has just closed
+        self._io_lock = threading.Lock()
 
     @classmethod
     def create(cls, path: str, file_size: int, *, warm: bool = False) -> MappedFile:
@@ -167,8 +171,9 @@ class MappedFile:
             or target >= self.file_size
         ):
             return self.flushed_position
-        if not self.deleted:
-            os.fdatasync(self._fd)
+        with self._io_lock:
+            if self._fd >= 0 and not self.deleted:
+                os.fdatasync(self._fd)
         self.flushed_position = max(self.flushed_position, target)
         return self.flushed_position
 
@@ -177,13 +182,14 @@ class MappedFile:
 
     def close(self) -> bool:
         """Unmap and close; False while readers still hold views of the mapping (retry later)."""
-        try:
-            self.mm.close()
-        except BufferError:
-            return False
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        with self._io_lock:
+            try:
+                self.mm.close()
+            except BufferError:
+                return False
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
         return True
 
     def destroy(self) -> bool:

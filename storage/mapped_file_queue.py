@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import threading
 from collections.abc import Callable
 
 from storage.mapped_file import (
@@ -28,6 +29,8 @@ class MappedFileQueue:
         self.file_size = file_size
         self.warm = warm
         self._files: list[MappedFile] = []
+        # serialises list changes: the event loop adds files, a cleaner thread drops old ones
+        self._mutate = threading.Lock()
         self.flushed_where = 0
         # files unlinked while readers still held views of them; closed on a later sweep
         self._zombies: list[MappedFile] = []
@@ -62,7 +65,8 @@ class MappedFileQueue:
         os.makedirs(self.directory, exist_ok=True)
         path = os.path.join(self.directory, offset_to_name(start_offset))
         mf = MappedFile.create(path, self.file_size, warm=self.warm)
-        self._files = [*self._files, mf]
+        with self._mutate:
+            self._files = [*self._files, mf]
         return mf
 
     def file_for_write(self, start_offset: int = 0) -> MappedFile:
@@ -134,7 +138,8 @@ class MappedFileQueue:
                 keep.append(mf)
             else:
                 self._destroy(mf)
-        self._files = keep
+        with self._mutate:
+            self._files = keep
         self.flushed_where = min(self.flushed_where, offset) if keep else 0
 
     def set_positions(self, offset: int) -> None:
@@ -157,7 +162,9 @@ class MappedFileQueue:
                 break
             deleted.append(mf)
         if deleted:
-            self._files = files[len(deleted) :]
+            with self._mutate:
+                # files are only ever added at the end, so the front is still what we examined
+                self._files = self._files[len(deleted) :]
             for mf in deleted:
                 self._destroy(mf)
         self.sweep()

@@ -177,3 +177,30 @@ class CommitLogMachine(RuleBasedStateMachine):
 
 TestCommitLogMachine = CommitLogMachine.TestCase
 TestCommitLogMachine.settings = settings(max_examples=30, stateful_step_count=25, deadline=None)
+
+
+def test_cleaner_thread_never_loses_a_file_the_writer_just_added(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The event loop rolls to new files while a cleaner thread drops old ones."""
+    import threading
+
+    q = MappedFileQueue(str(tmp_path / "q"), FILE)
+    stop = threading.Event()
+
+    def cleaner() -> None:
+        while not stop.is_set():
+            q.delete_first_files(lambda mf: True, max_files=10)
+            for mf in q.files:  # a flusher would do this concurrently too
+                mf.flush()
+
+    t = threading.Thread(target=cleaner)
+    t.start()
+    try:
+        for _ in range(300):
+            q.file_for_write().append(b"w" * FILE)
+    finally:
+        stop.set()
+        t.join()
+    on_disk = sorted(int(n) for n in os.listdir(tmp_path / "q"))
+    assert on_disk == [mf.file_from_offset for mf in q.files]
+    assert on_disk[-1] == 299 * FILE
+    q.close()
