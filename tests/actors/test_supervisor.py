@@ -7,6 +7,8 @@ from functools import partial
 
 import pytest
 import trio
+from hypothesis import given
+from hypothesis import strategies as st
 
 from actors.supervisor import (
     ActorFailed,
@@ -204,3 +206,25 @@ async def test_escalation_stops_siblings_in_order_then_propagates(
             await trio.sleep_forever()
     assert stopped == ["b", "a"]
     assert trio.current_time() == 3  # crash at 1, restart at 2, crash at 3 -> escalate
+
+
+@given(
+    gaps=st.lists(st.floats(min_value=0, max_value=50, allow_nan=False), max_size=30),
+    max_restarts=st.integers(min_value=0, max_value=5),
+)
+def test_tracker_matches_the_sliding_window_model(gaps: list[float], max_restarts: int) -> None:
+    policy = RestartPolicy(
+        max_restarts=max_restarts, within_seconds=20, backoff_initial=0.5, backoff_max=4
+    )
+    tracker = RestartTracker(policy)
+    restarts: list[float] = []  # model: times of crashes that were restarted
+    now = 0.0
+    for gap in gaps:
+        now += gap
+        recent = [t for t in restarts if t > now - 20]
+        delay = tracker.crashed(now)
+        if len(recent) >= max_restarts:
+            assert delay is None
+            return  # escalated: supervision ends here
+        assert delay == min(0.5 * 2 ** len(recent), 4)
+        restarts.append(now)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import trio
+import trio.testing
+from hypothesis import given
+from hypothesis import strategies as st
 
 from actors.waiters import OffsetWaiters
 
@@ -68,3 +71,46 @@ async def test_cancelled_waiter_leaves_no_live_entry(autojump_clock: trio.abc.Cl
     waiters.advance(10)
     assert len(waiters) == 0
     assert await waiters.wait_for(10, timeout=0)
+
+
+_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("wait"), st.integers(0, 50), st.integers(0, 5)),
+        st.tuples(st.just("advance"), st.integers(0, 50), st.just(0)),
+    ),
+    max_size=25,
+)
+
+
+@given(ops=_ops)
+def test_waiters_match_a_model(ops: list[tuple[str, int, int]]) -> None:
+    """Op i happens at virtual time i; a waiter's timeout is n + 0.5 s to avoid ties."""
+    clock = trio.testing.MockClock(autojump_threshold=0)
+    results: dict[int, bool] = {}
+
+    async def scenario() -> None:
+        waiters = OffsetWaiters()
+
+        async def wait(i: int, offset: int, timeout: float) -> None:
+            results[i] = await waiters.wait_for(offset, timeout)
+
+        async with trio.open_nursery() as nursery:
+            for i, (op, value, timeout) in enumerate(ops):
+                if op == "wait":
+                    nursery.start_soon(wait, i, value, timeout + 0.5)
+                else:
+                    waiters.advance(value)
+                await trio.sleep(1)
+
+    trio.run(scenario, clock=clock)  # a fresh run and clock per example
+    level, history = 0, []  # history[i] = current after op i
+    for op, value, _ in ops:
+        if op == "advance":
+            level = max(level, value)
+        history.append(level)
+    for i, (op, offset, timeout) in enumerate(ops):
+        if op != "wait":
+            continue
+        # Ops i .. i+timeout happen before the deadline i + timeout + 0.5.
+        reached = [history[j] for j in range(i, min(i + timeout + 1, len(ops)))]
+        assert results[i] == (max(reached) >= offset), (i, ops)

@@ -211,3 +211,29 @@ async def test_concurrent_invokes_leave_in_one_send_all(autojump_clock: trio.abc
             await theirs.send_all(b"".join(encode_command(a) for a in answers))
         conn.close()
     assert sorted(replies, key=int) == [str(i) for i in range(20)]
+
+
+async def test_garbage_from_the_peer_fails_pending_with_the_reason(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    ours, theirs = trio.testing.memory_stream_pair()
+    conn = connection(ours)
+    errors: list[Exception] = []
+
+    async def call() -> None:
+        try:
+            await conn.invoke(RemotingCommand.request(40), timeout=60)
+        except RemotingSendRequestError as exc:
+            errors.append(exc)
+
+    with trio.fail_after(1000):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(conn.run)
+            nursery.start_soon(call)
+            await trio.testing.wait_all_tasks_blocked()
+            await theirs.send_all(b"\x00\x00\x00\x08\x00\x00\xff\xff1234")
+    assert trio.current_time() == 0
+    assert len(errors) == 1
+    assert "bad frame" in str(errors[0])
+    assert conn.close_reason is not None
+    assert conn.close_reason.startswith("bad frame")
