@@ -209,8 +209,15 @@ class CommitLog:
         return base + start, total
 
     def append_raw(self, offset: int, data: bytes | memoryview) -> None:
-        """HA slave: append master bytes verbatim at ``offset`` (must be the current max)."""
-        if offset != self.max_offset:
+        """HA slave: append master bytes verbatim at ``offset``.
+
+        ``offset`` must be the current end; an empty log may start at any file boundary (a new
+        slave is fed from the start of the master's last file, §6.5).
+        """
+        empty = self.queue.last() is None
+        if empty and offset % self.file_size:
+            raise ValueError(f"an empty commit log must start at a file boundary, not {offset}")
+        if not empty and offset != self.max_offset:
             raise ValueError(f"append at {offset} but the commit log ends at {self.max_offset}")
         view = memoryview(data)
         while view:

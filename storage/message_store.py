@@ -860,6 +860,8 @@ class MessageStore:
 
     def append_replicated(self, offset: int, data: bytes | memoryview) -> None:
         """Slave: append master commit-log bytes at ``offset`` (reput builds the rest)."""
+        if self.commit_log.queue.last() is None:
+            self.reput_from = offset
         self.commit_log.append_raw(offset, data)
 
     def read_replication(self, offset: int, max_bytes: int) -> bytes:
