@@ -280,3 +280,32 @@ async def test_resend_to_retry_topic_goes_to_dlq_after_max(broker_handle, client
     store = broker_handle.ctx.store
     assert store.max_offset_in_queue("%DLQ%rg", 0) == 1
     assert store.max_offset_in_queue("SCHEDULE_TOPIC_XXXX", 2) == 0  # no delay for a dead letter
+
+
+async def test_batch_as_code_10_with_batch_true(broker_handle, client):
+    body = encode_batch(
+        [
+            BatchEntry(flag=0, body=f"b{i}".encode(), properties={"UNIQ_KEY": f"V{i}"})
+            for i in range(2)
+        ]
+    )
+    v1 = RemotingCommand.request(
+        RequestCode.SEND_MESSAGE,
+        {
+            "producerGroup": "pg",
+            "topic": "V1Batch",
+            "defaultTopic": "TBW102",
+            "defaultTopicQueueNums": "4",
+            "queueId": "1",
+            "sysFlag": "0",
+            "bornTimestamp": "1",
+            "flag": "0",
+            "properties": "WAIT\x01true\x02",
+            "batch": "true",
+        },
+        body,
+    )
+    reply = await client.invoke(broker_handle.address, v1, T)
+    assert reply.code == ResponseCode.SUCCESS, reply.remark
+    assert len(reply.ext_fields["msgId"].split(",")) == 2
+    assert broker_handle.ctx.store.max_offset_in_queue("V1Batch", 1) == 2
