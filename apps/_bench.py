@@ -25,7 +25,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -267,10 +267,28 @@ class CpuWatch:
                 self.last_cpu[p.pid] = after.last_cpu
 
 
+def calibrate(rounds: int = 20_000) -> float:
+    """Microseconds for one fixed piece of Python work (a remoting header's json.dumps).
+
+    On a shared machine the same code runs several times slower when others are busy; this
+    figure, printed and kept in the JSON beside the results, says how slow the interpreter
+    was at the time, so runs made under different loads can be compared.
+    """
+    head = {"code": 310, "extFields": {"a": "g", "b": "BenchTopic", "e": "3"}, "flag": 0}
+    dumps = json.dumps
+    start = time.perf_counter()
+    for _ in range(rounds):
+        dumps(head, separators=(",", ":"))
+    return (time.perf_counter() - start) * 1e6 / rounds
+
+
 def placement_lines(watch: CpuWatch) -> list[str]:
     """Where each process ran and how busy it was: placement moves latency a lot on 2 cores."""
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    lines = [f"CPUs: {os.cpu_count()} online, load average {load}"]
+    lines = [
+        f"CPUs: {os.cpu_count()} online, load average {load}, "
+        f"calibration {calibrate():.2f} us per header json.dumps"
+    ]
     for p in watch.procs:
         used = watch.used.get(p.pid)
         busy = f"{used:.2f} s CPU ({100 * used / watch.wall:.0f}% of one core)" if used else "n/a"
@@ -452,8 +470,7 @@ async def local_cluster(
         await wait_listening(broker_port, broker, "broker")
     except BaseException:
         for name, _ in started:
-            tail = (home / f"{name}.log").read_text(errors="replace").splitlines()[-15:]
-            sys.stderr.write(f"--- {name} log (last lines)\n" + "\n".join(tail) + "\n")
+            _show_log(home / f"{name}.log", name)
         with trio.CancelScope(shield=True):
             for name, proc in reversed(started):
                 await stop_quietly(proc, name)
@@ -466,8 +483,18 @@ async def local_cluster(
     finally:
         with trio.CancelScope(shield=True):
             for name, proc in reversed(started):
-                await stop_quietly(proc, name)
+                if await stop_quietly(proc, name) != 0:
+                    _show_log(home / f"{name}.log", name)
         shutil.rmtree(home, ignore_errors=True)
+
+
+def _show_log(path: Path, name: str, lines: int = 15) -> None:
+    """The end of a server's log on stderr: it failed, and its folder is about to go."""
+    try:
+        tail = path.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return
+    sys.stderr.write(f"--- {name} log (last lines)\n" + "\n".join(tail) + "\n")
 
 
 @contextlib.asynccontextmanager
@@ -488,9 +515,10 @@ async def floor_process(
         shutil.rmtree(home, ignore_errors=True)
 
 
-async def stop_quietly(proc: trio.Process, name: str) -> None:
+async def stop_quietly(proc: trio.Process, name: str) -> int:
+    """SIGTERM, then SIGKILL after 20 s (apps/demo.py's stop); its exit status."""
     with contextlib.redirect_stdout(sys.stderr):
-        await stop(proc, name)
+        return await stop(proc, name)
 
 
 # ---------------------------------------------------------------- topic set-up
@@ -510,7 +538,7 @@ async def ensure_topic(namesrv: str, topic: str, queues: int, *, timeout: float 
     """
     ns = namesrv.split(";")[0]
     async with open_remoting_client(name="bench-admin") as client:
-        with trio.fail_after(timeout):
+        with _deadline(timeout, f"no broker with topic {topic} at name server {ns}"):
             while True:
                 try:
                     reply = await _call(client, ns, RequestCode.GET_BROKER_CLUSTER_INFO)
@@ -545,6 +573,15 @@ async def ensure_topic(namesrv: str, topic: str, queues: int, *, timeout: float 
                     if route.queue_datas:
                         return sorted(masters)[0]
                 await trio.sleep(0.2)
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float, what: str) -> Iterator[None]:
+    try:
+        with trio.fail_after(seconds):
+            yield
+    except trio.TooSlowError:
+        raise SystemExit(f"bench: {what} after {seconds:g} s") from None
 
 
 # ---------------------------------------------------------------- run loop helpers

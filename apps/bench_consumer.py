@@ -264,6 +264,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     summary = _bench.median_of(results)
     summary["bench_peak_rss_mib"] = Proc("bench", os.getpid()).peak_rss_mib()
     summary["loadavg"] = [round(x, 2) for x in os.getloadavg()]
+    summary["calibration_us"] = round(_bench.calibrate(), 2)
     return summary
 
 

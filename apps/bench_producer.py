@@ -25,7 +25,7 @@ import itertools
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import trio
@@ -33,8 +33,10 @@ import trio
 from actors.client.errors import BrokerError, ClientError
 from actors.client.message import Message, SendResult, SendStatus
 from actors.client.producer import Producer, ProducerConfig
+from actors.remoting.client import open_remoting_client
 from apps import _bench
 from apps._bench import CpuWatch, Meter, Proc, Ticker, say
+from apps._rawsend import RawSender
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-c", "--tag-count", type=int, default=0, help="tags TagA0..TagA{c-1}")
     parser.add_argument("--mode", choices=("sync", "async", "oneway", "batch"), default="sync")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument(
+        "--client",
+        choices=("producer", "raw"),
+        default="producer",
+        help="our Producer, or raw frames through the remoting client (apps/_rawsend.py)",
+    )
     parser.add_argument("-g", "--group", default="benchmark_producer")
     parser.add_argument("--floor", action="store_true", help="also run the floor; print ratios")
     parser.add_argument("--repeat", type=int, default=1, help="runs per target (median kept)")
@@ -73,6 +81,13 @@ class Workload:
             tags=f"TagA{i % self.tag_count}" if self.tag_count else None,
             keys=str(i) if self.keys else None,
         )
+
+
+def _fail(meter: Meter) -> Callable[[int, bool], None]:
+    def failure(n: int, response: bool) -> None:
+        meter.failure(n, response=response)
+
+    return failure
 
 
 def _record(meter: Meter, began: float, result: SendResult | Exception, n: int = 1) -> None:
@@ -119,17 +134,37 @@ async def run_target(
     label: str, namesrv: str, args: argparse.Namespace, procs: Sequence[Proc]
 ) -> dict[str, Any]:
     """One measured run against ``namesrv``; the summary fields of that run."""
-    await _bench.ensure_topic(namesrv, args.topic, args.queues)
+    broker_addr = await _bench.ensure_topic(namesrv, args.topic, args.queues)
     wl = Workload(args)
     meter = Meter(measuring=False)
     config = ProducerConfig(max_async_in_flight=args.threads, send_timeout=3.0)
     watch = CpuWatch([Proc("bench", os.getpid()), *procs])
     stop = trio.Event()
     measured = 0.0
-    async with Producer(args.group, namesrv=namesrv, config=config) as producer:
+    async with contextlib.AsyncExitStack() as stack:
+        if args.client == "raw":
+            remoting = await stack.enter_async_context(open_remoting_client(name="bench-raw"))
+            raw = RawSender(
+                remoting,
+                broker_addr,
+                topic=args.topic,
+                queues=args.queues,
+                body=wl.body,
+                keys=args.keys,
+                tag_count=args.tag_count,
+            )
+        else:
+            producer = await stack.enter_async_context(
+                Producer(args.group, namesrv=namesrv, config=config)
+            )
         with Ticker(f"{label} {args.mode}", quiet=args.quiet) as ticker:
             async with trio.open_nursery() as nursery:
-                if args.mode == "async":
+                if args.client == "raw":
+                    for _ in range(args.threads):
+                        nursery.start_soon(
+                            raw.loop, args.mode, args.batch_size, stop, meter.success, _fail(meter)
+                        )
+                elif args.mode == "async":
                     nursery.start_soon(_async_loop, producer, meter, wl, stop)
                 else:
                     for _ in range(args.threads):
@@ -158,6 +193,7 @@ async def run_target(
     result: dict[str, Any] = {
         "label": label,
         "mode": args.mode,
+        "client": args.client,
         **_bench.summary_fields(meter, measured),
         "sent": meter.ok,
         "failed": meter.failed + meter.response_failed,
@@ -236,6 +272,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         )
     summary["bench_peak_rss_mib"] = Proc("bench", os.getpid()).peak_rss_mib()
     summary["loadavg"] = [round(x, 2) for x in os.getloadavg()]
+    summary["calibration_us"] = round(_bench.calibrate(), 2)
     say("=== summary (median of runs)")
     if "floor" in summary:
         say(describe(summary["floor"]))

@@ -123,10 +123,13 @@ async def test_floor_serves_an_unchanged_producer(tmp_path: Path) -> None:
         nursery.cancel_scope.cancel()
 
 
+@pytest.mark.parametrize("client", ["producer", "raw"])
 @pytest.mark.parametrize("mode", ["sync", "async", "oneway", "batch"])
-async def test_each_mode_runs_against_the_floor(tmp_path: Path, mode: str) -> None:
+async def test_each_mode_runs_against_the_floor(tmp_path: Path, mode: str, client: str) -> None:
     args = bench_producer.build_parser().parse_args(
         [
+            "--client",
+            client,
             "--mode",
             mode,
             "-w",
