@@ -24,28 +24,34 @@ from actors.broker.config import BrokerConfig, resolve_defaults
 from actors.shutdown import signal_watcher
 from apps import _cli
 from storage.config import STORE_ALIASES, MessageStoreConfig
+from storage.timer_wheel import TimerConfig
 
 
 def build_config(
     args: argparse.Namespace, props: dict[str, str]
-) -> tuple[BrokerConfig, MessageStoreConfig]:
+) -> tuple[BrokerConfig, MessageStoreConfig, TimerConfig]:
     del args
-    config, store_config = _cli.load_configs(
-        props, BrokerConfig(), MessageStoreConfig(), aliases=STORE_ALIASES
+    config, store_config, timer_config = _cli.load_configs(
+        props, BrokerConfig(), MessageStoreConfig(), TimerConfig(), aliases=STORE_ALIASES
     )
     try:
         store_config.validate()
+        timer_config.validate()
     except ValueError as exc:
         raise _cli.CliError(f"bad config value: {exc}") from None
-    return resolve_defaults(config), store_config
+    return resolve_defaults(config), store_config, timer_config
 
 
-async def serve(config: BrokerConfig, store_config: MessageStoreConfig) -> None:
+async def serve(
+    config: BrokerConfig, store_config: MessageStoreConfig, timer_config: TimerConfig | None = None
+) -> None:
     stop_requested = trio.Event()
     async with trio.open_nursery() as root:
         # Installed first, so a signal during start-up is an orderly stop too.
         await root.start(signal_watcher, lambda reason: stop_requested.set())
-        handle: BrokerHandle = await root.start(broker, config, store_config)
+        handle: BrokerHandle = await root.start(
+            functools.partial(broker, config, store_config, timer_config=timer_config)
+        )
         await stop_requested.wait()
         handle.stop()
         # The broker task returns after its orderly shutdown; the signal watcher never does.
@@ -55,8 +61,8 @@ async def serve(config: BrokerConfig, store_config: MessageStoreConfig) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _cli.make_parser("broker", "RocketMQ 4.9 compatible broker", namesrv_option=True)
-    _, (config, store_config) = _cli.prepare(parser, argv, build_config)
-    return _cli.run(functools.partial(serve, config, store_config), name="broker")
+    _, (config, store_config, timer_config) = _cli.prepare(parser, argv, build_config)
+    return _cli.run(functools.partial(serve, config, store_config, timer_config), name="broker")
 
 
 if __name__ == "__main__":

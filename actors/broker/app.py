@@ -46,6 +46,7 @@ from actors.store import commit_log_flusher, reput_dispatcher, store_services
 from protocol.command import RemotingCommand
 from storage.config import BrokerRole, MessageStoreConfig
 from storage.message_store import MessageStore
+from storage.timer_wheel import TimerConfig
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +148,7 @@ async def broker(
     *,
     host: str = "0.0.0.0",
     now_ms: Any = None,
+    timer_config: TimerConfig | None = None,
     task_status: trio.TaskStatus[BrokerHandle] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run a broker until ``BrokerHandle.stop()`` or cancellation; report a BrokerHandle."""
@@ -156,8 +158,8 @@ async def broker(
     extra = {"now_ms": now_ms} if now_ms is not None else {}
     stopped = trio.Event()
     try:
-        ctx = BrokerContext.create(config, store_config, store, **extra)
-        ctx.delivery = DelayedDelivery.for_broker(ctx)
+        ctx = await BrokerContext.load(config, store_config, store, **extra)
+        ctx.delivery = DelayedDelivery.for_broker(ctx, timer_config)
         await _serve(ctx, host, stopped, task_status)
     finally:
         with trio.move_on_after(30, shield=True):

@@ -30,7 +30,9 @@ PARKING_TOPICS = frozenset({SCHEDULE_TOPIC, TIMER_TOPIC})
 class DelayedDelivery:
     schedule: ScheduleService
     timer: TimerService | None
-    timer_config: TimerConfig | None  # None: exact-time delivery is off (timer properties ignored)
+    # what the send path checks timed messages against; with timerWheelEnable=false they are
+    # refused (MESSAGE_ILLEGAL), as RocketMQ 5 refuses them
+    timer_config: TimerConfig
 
     @classmethod
     def for_broker(cls, ctx: Any, timer_config: TimerConfig | None = None) -> DelayedDelivery:
@@ -50,7 +52,7 @@ class DelayedDelivery:
         if timer_config.timerWheelEnable:
             wheel = TimerWheel(Path(ctx.store_config.storePathRootDir) / TIMER_DIR, timer_config)
             timer = TimerService(ctx.store, wheel, ctx.now_ms, on_put=ctx.reput_wake.set)
-        return cls(schedule, timer, timer_config if timer is not None else None)
+        return cls(schedule, timer, timer_config)
 
     def notify_arrival(self, topic: str, queue_id: int) -> None:
         self.schedule.notify_arrival(topic, queue_id)

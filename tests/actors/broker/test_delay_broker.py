@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import time
 
 import trio
 
-from actors.broker.app import BrokerHandle
+from actors.broker.app import BrokerHandle, broker
 from protocol.codes import RequestCode, ResponseCode
 from protocol.command import RemotingCommand
 from protocol.message import MessageConst, MessageExt, decode_records
 from storage.message_store import GetStatus
-from tests.actors.broker.conftest import start_broker
+from storage.timer_wheel import TimerConfig
+from tests.actors.broker.conftest import broker_config, small_store, start_broker
 from tests.actors.broker.wire import props, send_v2
 
 T = 5.0
@@ -62,3 +64,24 @@ async def test_delay_timer_and_retry_through_the_broker(nursery, tmp_path, clien
         assert retry.reconsume_times == 1
         assert retry.properties[MessageConst.RETRY_TOPIC] == "D"
     assert handle.ctx.delivery.schedule.running
+
+
+async def test_timed_messages_are_refused_when_the_wheel_is_off(nursery, tmp_path, client) -> None:
+    handle: BrokerHandle = await nursery.start(
+        functools.partial(
+            broker,
+            broker_config(),
+            small_store(tmp_path / "store"),
+            host="127.0.0.1",
+            timer_config=TimerConfig(timerWheelEnable=False),
+        )
+    )
+    with trio.fail_after(10):
+        reply = await client.invoke(
+            handle.address, send_v2("D", properties=props(TIMER_DELAY_SEC="5")), T
+        )
+        assert reply.code == ResponseCode.MESSAGE_ILLEGAL
+        assert "not enabled" in (reply.remark or "")
+        reply = await client.invoke(handle.address, send_v2("D", properties=props(DELAY="1")), T)
+        assert reply.code == ResponseCode.SUCCESS  # delay levels do not need the wheel
+    assert handle.ctx.delivery.timer is None
