@@ -145,6 +145,8 @@ class IndexFile:
         self.index_count = n + 1
         self.end_phy_offset = phy_offset
         self.end_timestamp = store_timestamp
+        # kept current on every put: after a crash, load decides from the header which index
+        # files to keep and where replay must rebuild from
         self._write_header()
         return True
 

@@ -11,8 +11,8 @@ from storage.message_store import Arrived, MessageStore
 
 log = logging.getLogger(__name__)
 
-# bytes dispatched per step before yielding to other tasks
-STEP_BYTES = 1 << 20
+# bytes dispatched per step before yielding to other tasks (~256 records of 1 KiB, a few ms)
+STEP_BYTES = 256 << 10
 SAFETY_INTERVAL = 1.0
 
 
