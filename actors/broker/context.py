@@ -57,6 +57,23 @@ def topic_settings(config: BrokerConfig) -> SystemTopicSettings:
     )
 
 
+def load_tables(
+    config: BrokerConfig, store_config: MessageStoreConfig, now_ms: int
+) -> tuple[TopicConfigTable, SubscriptionGroupTable, ConsumerOffsetTable, DelayOffsetTable]:
+    """topics.json (over the system topics), subscriptionGroup.json, consumerOffset.json,
+    delayOffset.json; a damaged file falls back to its .bak, never to an empty table."""
+    config_dir = Path(store_config.storePathRootDir) / "config"
+    topics = TopicConfigTable.with_system_topics(topic_settings(config))
+    topics.load(config_dir)
+    topics.seal_auto_create(config.autoCreateTopicEnable, now_ms)
+    return (
+        topics,
+        SubscriptionGroupTable.load(config_dir),
+        ConsumerOffsetTable.load(config_dir),
+        DelayOffsetTable.load(config_dir),
+    )
+
+
 def _ignore_spawn(fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
     log.debug("no service nursery yet; dropped background %s", getattr(fn, "__name__", fn))
 
@@ -106,22 +123,19 @@ class BrokerContext:
     def create(
         cls, config: BrokerConfig, store_config: MessageStoreConfig, store: Any, **kw: Any
     ) -> BrokerContext:
-        """Load the persisted tables from the store's config directory."""
-        config_dir = Path(store_config.storePathRootDir) / "config"
+        """A context with the persisted tables, read synchronously (tests, tools)."""
         now_ms = kw.get("now_ms", wall_clock_ms)()
-        topics = TopicConfigTable.with_system_topics(topic_settings(config))
-        topics.load(config_dir)
-        topics.seal_auto_create(config.autoCreateTopicEnable, now_ms)
-        return cls(
-            config,
-            store_config,
-            store,
-            topics,
-            SubscriptionGroupTable.load(config_dir),
-            ConsumerOffsetTable.load(config_dir),
-            DelayOffsetTable.load(config_dir),
-            **kw,
-        )
+        return cls(config, store_config, store, *load_tables(config, store_config, now_ms), **kw)
+
+    @classmethod
+    async def load(
+        cls, config: BrokerConfig, store_config: MessageStoreConfig, store: Any, **kw: Any
+    ) -> BrokerContext:
+        """A context with the persisted tables of the store's config directory (read in a
+        worker thread: they are files)."""
+        now_ms = kw.get("now_ms", wall_clock_ms)()
+        tables = await trio.to_thread.run_sync(load_tables, config, store_config, now_ms)
+        return cls(config, store_config, store, *tables, **kw)
 
     # ------------------------------------------------------------ derived facts
 
