@@ -27,7 +27,7 @@ from actors.broker.delay import TIMER_TOPIC, TimerConst, restore_timed
 from protocol.errors import RemoteProtocolError
 from protocol.message import MessageExt, decode_record
 from storage.message_store import GetResult, GetStatus, MessageInner, PutResult, PutStatus
-from storage.timer_wheel import NO_POS, TimerWheel, TimerWheelError
+from storage.timer_wheel import NO_POS, FlushJob, TimerWheel, TimerWheelError
 
 log = logging.getLogger(__name__)
 
@@ -133,9 +133,13 @@ class TimerService:
         while True:
             await trio.sleep(self.flush_interval)
             job = self.wheel.begin_flush()
-            await trio.to_thread.run_sync(job.run)
-            self.wheel.checkpoint(job)
+            await trio.to_thread.run_sync(self._flush, job)
             self.wheel.delete_delivered_segments()
+
+    def _flush(self, job: FlushJob) -> None:
+        # in a worker thread: fsyncs, then the progress file (its own fsyncs and rename)
+        job.run()
+        self.wheel.checkpoint(job)
 
     # ------------------------------------------------------------ steps (synchronous)
 
