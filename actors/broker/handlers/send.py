@@ -8,8 +8,10 @@ delivery is the schedule service's.  Store statuses become response codes here a
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
+from collections.abc import Callable
 
 import trio
 
@@ -187,7 +189,8 @@ class SendHandler:
         reconsume_times = header.reconsume_times or 0
         if topic.startswith(RETRY_GROUP_TOPIC_PREFIX) and not batch:
             topic, queue_id = self._retry_or_dlq(header, req.version, props, queue_id, now_ms)
-        base = dict(
+        inner = functools.partial(
+            MessageInner,
             topic=topic,
             queue_id=queue_id,
             sys_flag=sys_flag,
@@ -198,7 +201,7 @@ class SendHandler:
         if batch:
             # Java appends the batch's properties string as sent, WAIT included (§4.8).
             header_props[MessageConst.CLUSTER] = ctx.config.brokerClusterName
-            msgs = self._batch_messages(req, header, header_props, base)
+            msgs = self._batch_messages(req, header, header_props, inner)
             result = ctx.store.put_messages(msgs)
         else:
             if props.get(MessageConst.TRAN_MSG) == "true" and ctx.config.rejectTransactionMessage:
@@ -206,7 +209,7 @@ class SendHandler:
                     ResponseCode.NO_PERMISSION,
                     f"the broker[{ctx.config.brokerIP1}] sending transaction message is forbidden",
                 )
-            msg = MessageInner(flag=header.flag, body=req.body, properties=props, **base)  # type: ignore[arg-type]
+            msg = inner(flag=header.flag, body=req.body, properties=props)
             timer = ctx.delivery.timer_config if ctx.delivery is not None else None
             try:
                 parked = rewrite_on_put(msg, ctx.delay_levels, timer, now_ms, wait=wait)
@@ -287,7 +290,7 @@ class SendHandler:
         req: RemotingCommand,
         header: SendMessageRequestHeader,
         props: dict[str, str],
-        base: dict[str, object],
+        inner: Callable[..., MessageInner],
     ) -> list[MessageInner]:
         ctx = self.ctx
         if header.topic.startswith(RETRY_GROUP_TOPIC_PREFIX):
@@ -318,7 +321,7 @@ class SendHandler:
                     "batch message does not support delay or transaction",
                 )
             merged.update(props)
-            out.append(MessageInner(flag=entry.flag, body=entry.body, properties=merged, **base))  # type: ignore[arg-type]
+            out.append(inner(flag=entry.flag, body=entry.body, properties=merged))
         return out
 
     async def _finish(
