@@ -1,4 +1,4 @@
-"""BrokerConfig: RocketMQ's broker keys with 4.9.8 defaults (reference §7.13), and broker.conf loading.
+"""BrokerConfig: RocketMQ's broker keys with 4.9.8 defaults (reference §7.13) and startup defaults.
 
 A broker.conf mixes keys of Java's BrokerConfig, NettyServerConfig and MessageStoreConfig in one
 flat properties file; apps/broker.py applies the same dict to BrokerConfig and to the store's
