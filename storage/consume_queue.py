@@ -179,16 +179,18 @@ class ConsumeQueue:
     def offset_by_time(
         self, timestamp_ms: int, store_time: Callable[[int, int], int], phy_min_offset: int
     ) -> int:
-        """The queue offset of the first message stored at or after ``timestamp_ms`` (§7.7-ish).
+        """The queue offset whose message was stored nearest to ``timestamp_ms`` (§7.7).
 
-        Binary search over the unit records whose commit-log entries still exist; like Java,
-        a time before everything gives the min offset and after everything the max offset.
+        Java's binary search: an exact store-time match wins; otherwise the nearer of the two
+        neighbours, so a time after everything gives the last message's offset and a time
+        before everything the first one.  An empty queue gives 0.
         """
         lo = self.min_offset
         hi = self.max_offset - 1
         if hi < lo:
-            return self.max_offset
-        answer = self.max_offset
+            return 0
+        left = right = -1
+        left_ts = right_ts = -1
         while lo <= hi:
             mid = (lo + hi) // 2
             unit = self.unit(mid)
@@ -196,12 +198,19 @@ class ConsumeQueue:
                 lo = mid + 1
                 continue
             ts = store_time(unit[0], unit[1])
-            if ts >= timestamp_ms:
-                answer = mid
+            if ts == timestamp_ms:
+                return mid
+            if ts > timestamp_ms:
+                right, right_ts = mid, ts
                 hi = mid - 1
             else:
+                left, left_ts = mid, ts
                 lo = mid + 1
-        return answer
+        if left < 0:
+            return right if right >= 0 else 0
+        if right < 0:
+            return left
+        return right if abs(timestamp_ms - left_ts) > abs(timestamp_ms - right_ts) else left
 
     # ------------------------------------------------------------ flush / cleanup
 

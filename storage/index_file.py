@@ -117,6 +117,15 @@ class IndexFile:
             self.index_count,
         )
 
+    def plausible(self) -> bool:
+        """Whether the header can describe this file (a torn write after power loss cannot)."""
+        return (
+            1 <= self.index_count <= self.index_num
+            and 0 <= self.hash_slot_count <= min(self.slot_num, self.index_count)
+            and 0 <= self.begin_timestamp <= self.end_timestamp
+            and 0 <= self.begin_phy_offset <= self.end_phy_offset
+        )
+
     @property
     def is_full(self) -> bool:
         return self.index_count >= self.index_num

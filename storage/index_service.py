@@ -38,10 +38,19 @@ class IndexService:
         self.files: list[IndexFile] = []
         # reput appends files on the event loop while a cleaner thread drops old ones
         self._mutate = threading.Lock()
+        # records starting below this commit-log offset are indexed (replay skips them)
+        self.indexed_upto = 0
         # after a crash: the commit-log offset from which dropped index files must be rebuilt
         self.rebuild_from: int | None = None
 
-    def load(self, *, last_exit_ok: bool, checkpoint_index_ts: int) -> None:
+    def load(self, *, last_exit_ok: bool) -> None:
+        """Open the index files; after a crash, drop those whose header is not plausible.
+
+        Java drops every file written after the checkpoint's index timestamp, i.e. nearly always
+        the active one, and loses its keys.  The header is rewritten on every put, so after a
+        process crash it is exact; only a torn header (power loss) is refused, and reput rebuilds
+        that file's range.  Entries for records the recovery cut off are ignored at query time.
+        """
         if not os.path.isdir(self.directory):
             return
         remove_leftovers(self.directory)
@@ -49,13 +58,23 @@ class IndexService:
             if not (len(name) == 17 and name.isdigit()):
                 continue
             f = IndexFile.open(os.path.join(self.directory, name), self.slot_num, self.index_num)
-            if not last_exit_ok and f.end_timestamp > checkpoint_index_ts:
-                # not known to be flushed: rebuilt by reput from the commit log
+            if not last_exit_ok and not f.plausible():
+                log.warning("index file %s has a torn header: rebuilding its range", f.path)
                 if self.rebuild_from is None:
                     self.rebuild_from = f.begin_phy_offset
                 f.destroy()
                 continue
             self.files.append(f)
+        for i, f in enumerate(self.files):
+            # a file's end record is indexed; a successor starts at its predecessor's end
+            if f.index_count > 1 or i > 0:
+                self.indexed_upto = max(self.indexed_upto, f.end_phy_offset + 1)
+
+    def after_recovery(self, commit_log_end: int) -> None:
+        """Records at or after the recovered end will be new ones: index them again."""
+        self.indexed_upto = min(self.indexed_upto, commit_log_end)
+        if self.rebuild_from is not None:
+            self.indexed_upto = min(self.indexed_upto, self.rebuild_from)
 
     @property
     def max_phy_offset(self) -> int:
@@ -89,12 +108,11 @@ class IndexService:
         """Index ``req``'s UNIQ_KEY and KEYS; returns a file that just filled up (to flush)."""
         if transaction_type(req.sys_flag) == MessageSysFlag.TRANSACTION_ROLLBACK:
             return None
-        f = self._writable(now_ms)
         phy = req.commit_log_offset
-        if phy < f.end_phy_offset or (
-            phy == f.end_phy_offset and (f.index_count > 1 or len(self.files) > 1)
-        ):
+        if phy < self.indexed_upto:
             return None  # already indexed (replay after recovery)
+        self.indexed_upto = phy + 1
+        f = self._writable(now_ms)
         keys: list[str] = []
         uniq = req.properties.get(MessageConst.UNIQ_KEY)
         if uniq:

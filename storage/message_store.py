@@ -167,6 +167,14 @@ class RunningFlags:
     index_error: bool = False
 
 
+def _carries_key(raw: bytes, topic: str, key: str) -> bool:
+    try:
+        msg = decode_record(raw)
+    except RemoteProtocolError:
+        return False
+    return msg.topic == topic and (msg.uniq_key == key or key in msg.keys)
+
+
 def _wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -230,10 +238,7 @@ class MessageStore:
             self._load_consume_queues()
             self.checkpoint = StoreCheckpoint.load(cfg.checkpoint_path)
             if cfg.messageIndexEnable:
-                self.index.load(
-                    last_exit_ok=self.last_exit_ok,
-                    checkpoint_index_ts=self.checkpoint.index_msg_timestamp,
-                )
+                self.index.load(last_exit_ok=self.last_exit_ok)
             self._recover()
             while self.dispatch_behind_bytes() > 0:
                 self.reput(CATCH_UP_STEP)  # bounded steps: the arrivals lists are dropped
@@ -284,12 +289,13 @@ class MessageStore:
         start = max(cq_max, self.commit_log.min_offset)
         if abnormal:
             start = min(start, result.scan_from)
-            if self.index.rebuild_from is not None:
-                start = min(start, max(self.index.rebuild_from, self.commit_log.min_offset))
+        if self.config.messageIndexEnable:
+            self.index.after_recovery(end)
+            start = min(start, max(self.index.indexed_upto, self.commit_log.min_offset))
         self.reput_from = min(start, end)
-        # below this, records are re-dispatched after a crash only where something is missing
-        self._replay_until = min(cq_max, end) if abnormal else 0
-        self._index_covered = self.index.max_phy_offset
+        # below this, records are re-dispatched only where something is missing
+        self._replay_until = min(cq_max, end)
+        self._index_covered = self.index.indexed_upto
         self._rebuild_topic_queue_table()
 
     def _rebuild_topic_queue_table(self) -> None:
@@ -762,7 +768,9 @@ class MessageStore:
         records: list[bytes] = []
         for off in found.phy_offsets:
             raw = self.commit_log.read_record(off)
-            if raw is not None:
+            # the index hashes keys, and after a crash may point at offsets reused by newer
+            # records: keep only records that really carry the key
+            if raw is not None and _carries_key(raw, topic, key):
                 records.append(raw)
         return QueryResult(
             records, found.index_last_update_timestamp, found.index_last_update_phyoffset

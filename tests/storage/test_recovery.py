@@ -127,6 +127,10 @@ def test_torn_tail_recovers_to_last_whole_record(
             store.reput()
             q0 = [a for a in survivors if a[3] == 0]
             assert r.append.queue_offset == len(q0)
+            hits = store.query_message("TopicTest", "after", 4, 0, 2**62).records
+            assert [decode_record(h).commit_log_offset for h in hits] == [r.append.wrote_offset]
+            for _o, _s, key, _q in acks[len(survivors) :]:
+                assert store.query_message("TopicTest", key, 4, 0, 2**62).records == []
         finally:
             store.shutdown()
 
