@@ -85,6 +85,9 @@ class RemotingClient:
     ) -> None:
         """Start ``invoke`` in the background; ``callback`` gets the reply or the error.
 
+        The callback is called exactly once, also when the client closes first (with
+        RemotingClosedError).
+
         Raises RemotingTooManyRequestsError when ``max_async`` calls are in flight and
         RemotingClosedError after the client was closed.
         """
@@ -105,8 +108,22 @@ class RemotingClient:
             result = await self.invoke(addr, cmd, timeout)
         except RemotingError as exc:
             result = exc
+        except trio.Cancelled:
+            # The client is closing: the callback still hears about its request, so
+            # nobody waits forever on it.
+            self._call_back(callback, RemotingClosedError(f"{self.name} closed"), cmd, addr)
+            raise
         finally:
             self._async_in_flight -= 1
+        self._call_back(callback, result, cmd, addr)
+
+    def _call_back(
+        self,
+        callback: Callback,
+        result: RemotingCommand | Exception,
+        cmd: RemotingCommand,
+        addr: str,
+    ) -> None:
         try:
             callback(result)
         except Exception:

@@ -11,9 +11,12 @@ import trio
 
 from actors.remoting.client import open_remoting_client
 from actors.remoting.errors import (
+    RemotingClosedError,
     RemotingConnectError,
+    RemotingError,
     RemotingSendRequestError,
     RemotingTimeoutError,
+    RemotingTooManyRequestsError,
 )
 from actors.remoting.router import RequestContext, Router
 from actors.remoting.server import ServerHandle
@@ -425,3 +428,20 @@ async def test_shutdown_gives_in_flight_requests_a_grace_period() -> None:
 def test_wildcard_address_is_reached_through_loopback() -> None:
     assert ServerHandle(host="0.0.0.0", port=9876).address == "127.0.0.1:9876"
     assert ServerHandle(host="10.1.2.3", port=10911).address == "10.1.2.3:10911"
+
+
+async def test_async_requests_are_bounded_and_closed_client_refuses(server: ServerHandle) -> None:
+    results: list[RemotingCommand | Exception] = []
+    with trio.fail_after(5):
+        async with open_remoting_client(max_async=1) as client:
+            slow = RemotingCommand.request(SLOW_ECHO, {"delay": "0.2"})
+            client.invoke_async(server.address, slow, 2, results.append)
+            with pytest.raises(RemotingTooManyRequestsError):
+                client.invoke_async(server.address, slow, 2, results.append)
+        # Leaving the block ended the call in flight; its callback still heard of it.
+        assert len(results) == 1
+        assert isinstance(results[0], RemotingError)
+        with pytest.raises(RemotingClosedError):
+            await client.invoke(server.address, RemotingCommand.request(ECHO), 1)
+        with pytest.raises(RemotingClosedError):
+            client.invoke_async(server.address, slow, 2, results.append)
