@@ -228,3 +228,19 @@ def test_tracker_matches_the_sliding_window_model(gaps: list[float], max_restart
             return  # escalated: supervision ends here
         assert delay == min(0.5 * 2 ** len(recent), 4)
         restarts.append(now)
+
+
+async def test_a_child_that_returns_is_not_restarted(autojump_clock: trio.abc.Clock) -> None:
+    runs = 0
+
+    async def one_shot(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        nonlocal runs
+        runs += 1
+        task_status.started()
+        await trio.sleep(1)
+
+    async with open_supervisor("tree") as sup:
+        await sup.start("once", one_shot, policy=RestartPolicy())
+        await trio.sleep(10)
+        assert sup.children == []
+    assert runs == 1
