@@ -8,14 +8,11 @@ threads.  Nothing per message is kept in memory: per queue there is one counter.
 
 from __future__ import annotations
 
-import enum
 import errno
 import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-
-import attrs
 
 from protocol.errors import LocalProtocolError, RemoteProtocolError
 from protocol.message import (
@@ -27,144 +24,34 @@ from protocol.message import (
     properties_to_string,
     transaction_type,
 )
-from protocol.msgid import create_offset_msg_id, parse_host
+from protocol.msgid import parse_host
 from storage.checkpoint import StoreCheckpoint
 from storage.cleanup import disk_used_ratio, file_expired, is_delete_hour, judge_disk
 from storage.commitlog import CommitLog, Host, Pending
 from storage.config import BrokerRole, MessageStoreConfig
-from storage.consume_queue import INT_MAX, UNIT, UNIT_SIZE, ConsumeQueue
+from storage.consume_queue import INT_MAX, UNIT_SIZE, ConsumeQueue
 from storage.dispatch import CORRUPT, DispatchRequest
 from storage.errors import StoreError
 from storage.index_service import IndexService
 from storage.lock import StoreLock, abort_exists, create_abort, remove_abort
 from storage.mapped_file import MappedFile
+from storage.pull import TransferLimits, select_batch
 from storage.recovery import recover_commit_log
+from storage.results import (
+    AppendResult,
+    Arrived,
+    GetResult,
+    GetStatus,
+    MessageInner,
+    PutResult,
+    PutStatus,
+    QueryResult,
+    RunningFlags,
+)
 
 log = logging.getLogger(__name__)
 
 CATCH_UP_STEP = 8 << 20  # bytes dispatched per reput() call while loading / shutting down
-
-
-class PutStatus(enum.Enum):
-    PUT_OK = "PUT_OK"
-    FLUSH_DISK_TIMEOUT = "FLUSH_DISK_TIMEOUT"
-    FLUSH_SLAVE_TIMEOUT = "FLUSH_SLAVE_TIMEOUT"
-    SLAVE_NOT_AVAILABLE = "SLAVE_NOT_AVAILABLE"
-    SERVICE_NOT_AVAILABLE = "SERVICE_NOT_AVAILABLE"
-    CREATE_MAPPED_FILE_FAILED = "CREATE_MAPPED_FILE_FAILED"
-    MESSAGE_ILLEGAL = "MESSAGE_ILLEGAL"
-    PROPERTIES_SIZE_EXCEEDED = "PROPERTIES_SIZE_EXCEEDED"
-    OS_PAGECACHE_BUSY = "OS_PAGECACHE_BUSY"
-    DISK_FULL = "DISK_FULL"
-    UNKNOWN_ERROR = "UNKNOWN_ERROR"
-
-
-class GetStatus(enum.Enum):
-    FOUND = "FOUND"
-    NO_MATCHED_MESSAGE = "NO_MATCHED_MESSAGE"
-    MESSAGE_WAS_REMOVING = "MESSAGE_WAS_REMOVING"
-    OFFSET_FOUND_NULL = "OFFSET_FOUND_NULL"
-    OFFSET_OVERFLOW_BADLY = "OFFSET_OVERFLOW_BADLY"
-    OFFSET_OVERFLOW_ONE = "OFFSET_OVERFLOW_ONE"
-    OFFSET_TOO_SMALL = "OFFSET_TOO_SMALL"
-    NO_MATCHED_LOGIC_QUEUE = "NO_MATCHED_LOGIC_QUEUE"
-    NO_MESSAGE_IN_QUEUE = "NO_MESSAGE_IN_QUEUE"
-
-
-@attrs.define(slots=True)
-class MessageInner:
-    """A message to store; the store fills queue offset, commit-log offset, store time and host."""
-
-    topic: str
-    queue_id: int
-    body: bytes
-    properties: dict[str, str] = attrs.Factory(dict)
-    flag: int = 0
-    sys_flag: int = 0
-    born_timestamp: int = 0
-    born_host: str = "127.0.0.1:0"
-    reconsume_times: int = 0
-    prepared_transaction_offset: int = 0
-
-
-@attrs.define(slots=True)
-class AppendResult:
-    wrote_offset: int
-    wrote_bytes: int
-    queue_offset: int
-    msg_num: int
-    store_timestamp: int
-    store_host: str
-    record_offsets: tuple[int, ...] = ()  # batches only; a single record is at wrote_offset
-
-    @property
-    def end_offset(self) -> int:
-        return self.wrote_offset + self.wrote_bytes
-
-    @property
-    def msg_ids(self) -> list[str]:
-        offsets = self.record_offsets or (self.wrote_offset,)
-        return [create_offset_msg_id(self.store_host, o) for o in offsets]
-
-    @property
-    def msg_id(self) -> str:
-        """Comma-separated offset msg ids, as the send response's ``msgId``."""
-        return ",".join(self.msg_ids)
-
-
-@attrs.define(slots=True)
-class PutResult:
-    status: PutStatus
-    append: AppendResult | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.status is PutStatus.PUT_OK
-
-
-@attrs.define(slots=True)
-class GetResult:
-    status: GetStatus
-    next_begin_offset: int
-    min_offset: int
-    max_offset: int
-    buffers: list[bytes] = attrs.Factory(list)
-    suggest_pulling_from_slave: bool = False
-
-    @property
-    def message_count(self) -> int:
-        return len(self.buffers)
-
-    @property
-    def buffer_total_size(self) -> int:
-        return sum(len(b) for b in self.buffers)
-
-
-@attrs.frozen
-class QueryResult:
-    records: list[bytes]
-    index_last_update_timestamp: int
-    index_last_update_phyoffset: int
-
-
-@attrs.frozen
-class Arrived:
-    """A message reached its consume queue; long polling wakes on ``max_offset``."""
-
-    topic: str
-    queue_id: int
-    max_offset: int  # queue offset + 1
-    store_timestamp: int
-    tags_code: int
-    properties: dict[str, str]
-
-
-@attrs.define
-class RunningFlags:
-    writeable: bool = True
-    disk_full: bool = False
-    logics_error: bool = False
-    index_error: bool = False
 
 
 def _carries_key(raw: bytes, topic: str, key: str) -> bool:
@@ -219,7 +106,9 @@ class MessageStore:
         self.reput_from = 0
         self.last_exit_ok = True
         self._loaded = False
-        self._memory_limit = _physical_memory() * config.accessMessageInMemoryMaxRatio // 100
+        self._limits = TransferLimits.from_config(
+            config, _physical_memory() * config.accessMessageInMemoryMaxRatio // 100
+        )
         self._logics_ts = 0
         self._replay_until = 0
         self._replay_next = 0
@@ -810,53 +699,17 @@ class MessageStore:
         if units is None:
             next_file = (offset * UNIT_SIZE // cq.file_size + 1) * cq.file_size // UNIT_SIZE
             return GetResult(GetStatus.OFFSET_FOUND_NULL, self._correct(offset, next_file), lo, hi)
-        cfg = self.config
-        cl = self.commit_log
-        max_phy = cl.max_offset
-        status = GetStatus.NO_MATCHED_MESSAGE
-        buffers: list[bytes] = []
-        total = 0
-        skip_below = -1
-        last_phy = 0
-        scanned = 0
-        for phys, size, tags in UNIT.iter_unpack(units):
-            if buffers:
-                in_disk = max_phy - phys > self._memory_limit
-                limit_bytes = (
-                    cfg.maxTransferBytesOnMessageInDisk
-                    if in_disk
-                    else cfg.maxTransferBytesOnMessageInMemory
-                )
-                limit_count = (
-                    cfg.maxTransferCountOnMessageInDisk
-                    if in_disk
-                    else cfg.maxTransferCountOnMessageInMemory
-                )
-                if (
-                    len(buffers) >= max_msg_nums
-                    or total + size > limit_bytes
-                    or len(buffers) >= limit_count
-                    or (max_total_bytes is not None and total + size > max_total_bytes)
-                ):
-                    break
-            scanned += 1
-            if size == INT_MAX or phys < skip_below:
-                continue
-            if tag_codes is not None and tags not in tag_codes:
-                continue
-            raw = cl.read(phys, size)
-            if raw is None:
-                if not buffers:
-                    status = GetStatus.MESSAGE_WAS_REMOVING
-                skip_below = cl.roll_next_file(phys)
-                continue
-            buffers.append(raw)
-            total += size
-            last_phy = phys
-            status = GetStatus.FOUND
-            skip_below = -1
-        suggest = buffers != [] and max_phy - last_phy > self._memory_limit
-        return GetResult(status, offset + scanned, lo, hi, buffers, suggest)
+        batch = select_batch(
+            units, self.commit_log, self._limits, max_msg_nums, tag_codes, max_total_bytes
+        )
+        return GetResult(
+            batch.status,
+            offset + batch.scanned,
+            lo,
+            hi,
+            batch.buffers,
+            batch.suggest_pulling_from_slave,
+        )
 
     def _correct(self, old: int, new: int) -> int:
         """Slaves keep the requested offset unless offsetCheckInSlave (§6.7)."""
