@@ -17,6 +17,7 @@ from actors.broker.context import BrokerContext
 from actors.broker.long_polling import HeldPull
 from actors.remoting.router import RequestContext, RequestError, Router
 from protocol.bodies.common import PermName
+from protocol.bodies.config import SubscriptionGroupConfig
 from protocol.codes import RequestCode, ResponseCode
 from protocol.command import RemotingCommand
 from protocol.convert import decode_header
@@ -80,6 +81,46 @@ class PullHandler:
         ctx = self.ctx
         header = decode_header(PullMessageRequestHeader, req.ext_fields)
         group, topic, queue_id = header.consumer_group, header.topic, header.queue_id
+        group_config = self._check(channel, header)
+        subscription = self._subscription(header, group_config.consume_broadcast_enable)
+        if subscription.expression_type != "TAG" and not ctx.config.enablePropertyFilter:
+            raise RequestError(
+                ResponseCode.SYSTEM_ERROR,
+                "The broker does not support consumer to filter message by SQL92",
+            )
+        result = ctx.store.get_message(
+            group,
+            topic,
+            queue_id,
+            header.queue_offset,
+            header.max_msg_nums,
+            tag_codes=None if subscription.accepts_all else set(subscription.codes),
+        )
+        code = response_code(result.status, header.queue_offset)
+        fields = {
+            "suggestWhichBrokerId": str(self._suggest(result, group_config)),
+            "nextBeginOffset": str(result.next_begin_offset),
+            "minOffset": str(result.min_offset),
+            "maxOffset": str(result.max_offset),
+        }
+        body = b""
+        if ctx.is_slave and not ctx.config.slaveReadEnable:
+            code, fields["suggestWhichBrokerId"] = ResponseCode.PULL_RETRY_IMMEDIATELY, "0"
+        elif code == ResponseCode.SUCCESS:
+            body = b"".join(result.buffers)
+            ctx.stats.on_get(group, topic, result.message_count, len(body))
+        reply: RemotingCommand | None = req.reply(code, result.status.name, fields, body)
+        if code == ResponseCode.PULL_NOT_FOUND and allow_suspend and header.has_suspend:
+            self._hold(channel, req, header, subscription)
+            reply = None
+        if allow_suspend and header.has_commit_offset and not ctx.is_slave:
+            ctx.offsets.commit(group, topic, queue_id, header.commit_offset)
+        return reply
+
+    def _check(self, channel: Any, header: PullMessageRequestHeader) -> SubscriptionGroupConfig:
+        """§7.4's checks in Java's order; the group's settings when the pull may proceed."""
+        ctx = self.ctx
+        group, topic, queue_id = header.consumer_group, header.topic, header.queue_id
         if not ctx.readable:
             raise RequestError(
                 ResponseCode.NO_PERMISSION,
@@ -115,40 +156,7 @@ class PullHandler:
                 f"queueId[{queue_id}] is illegal, topic:[{topic}] "
                 f"topicConfig.readQueueNums:[{topic_config.read_queue_nums}] consumer:[{channel.peer}]",
             )
-        subscription = self._subscription(header, group_config.consume_broadcast_enable)
-        if subscription.expression_type != "TAG" and not ctx.config.enablePropertyFilter:
-            raise RequestError(
-                ResponseCode.SYSTEM_ERROR,
-                "The broker does not support consumer to filter message by SQL92",
-            )
-        result = ctx.store.get_message(
-            group,
-            topic,
-            queue_id,
-            header.queue_offset,
-            header.max_msg_nums,
-            tag_codes=None if subscription.accepts_all else set(subscription.codes),
-        )
-        code = response_code(result.status, header.queue_offset)
-        fields = {
-            "suggestWhichBrokerId": str(self._suggest(result, group_config)),
-            "nextBeginOffset": str(result.next_begin_offset),
-            "minOffset": str(result.min_offset),
-            "maxOffset": str(result.max_offset),
-        }
-        body = b""
-        if ctx.is_slave and not ctx.config.slaveReadEnable:
-            code, fields["suggestWhichBrokerId"] = ResponseCode.PULL_RETRY_IMMEDIATELY, "0"
-        elif code == ResponseCode.SUCCESS:
-            body = b"".join(result.buffers)
-            ctx.stats.on_get(group, topic, result.message_count, len(body))
-        reply: RemotingCommand | None = req.reply(code, result.status.name, fields, body)
-        if code == ResponseCode.PULL_NOT_FOUND and allow_suspend and header.has_suspend:
-            self._hold(channel, req, header, subscription)
-            reply = None
-        if allow_suspend and header.has_commit_offset and not ctx.is_slave:
-            ctx.offsets.commit(group, topic, queue_id, header.commit_offset)
-        return reply
+        return group_config
 
     def _subscription(self, header: PullMessageRequestHeader, broadcast_ok: bool) -> Subscription:
         if header.has_subscription:
