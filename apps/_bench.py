@@ -355,7 +355,10 @@ def median_of(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
         if isinstance(value, int | float) and not isinstance(value, bool):
             values = [r[key] for r in results if isinstance(r.get(key), int | float)]
             med = statistics.median(values)
-            merged[key] = round(med, 3) if isinstance(med, float) else med
+            if all(isinstance(v, int) for v in values):
+                merged[key] = round(med)
+            else:
+                merged[key] = round(med, 3)
     merged["runs"] = len(results)
     return merged
 
