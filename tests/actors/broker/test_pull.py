@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import attrs
 import trio
 import trio.testing
 
 from protocol.codes import ResponseCode
+from protocol.command import RemotingCommand
 from protocol.message import decode_records
 from tests.actors.broker.conftest import start_broker
 from tests.actors.broker.wire import heartbeat, props, pull, send_v2
@@ -172,3 +174,24 @@ async def test_stop_answers_held_pulls(nursery, tmp_path, client):
             handle.stop()
             await handle.stopped.wait()
     assert replies[0].code == ResponseCode.PULL_NOT_FOUND
+
+
+async def test_heartbeat_subscription_version_and_group_checks(broker_handle, client):
+    addr = broker_handle.address
+    await _send(client, addr, "P9", 1)
+    await client.invoke(addr, heartbeat("c1", "cg", ["P9"]), T)  # subVersion 1795741096752
+    newer = pull("P9", sys_flag=0)
+    newer = RemotingCommand.request(newer.code, {**newer.ext_fields, "subVersion": "1795741096753"})
+    assert (await client.invoke(addr, newer, T)).code == ResponseCode.SUBSCRIPTION_NOT_LATEST
+    other_topic = await client.invoke(addr, pull("P9", group="cg2", sys_flag=0), T)
+    assert other_topic.code == ResponseCode.SUBSCRIPTION_NOT_EXIST
+    ctx = broker_handle.ctx
+    ctx.groups.put(attrs.evolve(ctx.groups.get("cg"), consume_enable=False), ctx.now_ms())
+    assert (await client.invoke(addr, pull("P9"), T)).code == ResponseCode.NO_PERMISSION
+
+
+async def test_unknown_group_without_auto_create(nursery, tmp_path, client):
+    handle = await start_broker(nursery, tmp_path / "g", autoCreateSubscriptionGroup=False)
+    await _send(client, handle.address, "P10", 1)
+    reply = await client.invoke(handle.address, pull("P10", group="nobody"), T)
+    assert reply.code == ResponseCode.SUBSCRIPTION_GROUP_NOT_EXIST
