@@ -247,7 +247,9 @@ async def get_cluster_info(
         },
         cluster_addr_table={c: tuple(sorted(names)) for c, names in routes.clusters.items()},
     )
-    return _ok(req, body=encode_body(info))
+    # Apache's namesrv writes brokerAddrs with bare integer keys here whatever the client's
+    # version (only the route reply became strict JSON in 4.9.4); tools parse either form.
+    return _ok(req, body=encode_body(info, bare_int_keys=True))
 
 
 async def get_all_topics(ns: Namesrv, ctx: RequestContext, req: RemotingCommand) -> RemotingCommand:

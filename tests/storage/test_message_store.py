@@ -161,7 +161,11 @@ def test_offsets_times_and_lookups(open_store, clock) -> None:  # type: ignore[n
     assert store.offset_in_queue_by_time("TopicTest", 3, stamps[10]) == 10
     assert store.offset_in_queue_by_time("TopicTest", 3, stamps[10] - 1) == 10
     assert store.offset_in_queue_by_time("TopicTest", 3, 0) == 0
-    assert store.offset_in_queue_by_time("TopicTest", 3, stamps[-1] + 1) == 25
+    # No exact match: the nearer neighbour, as Java's binary search answers (§7.7).
+    assert store.offset_in_queue_by_time("TopicTest", 3, stamps[10] + 400) == 10
+    assert store.offset_in_queue_by_time("TopicTest", 3, stamps[10] + 600) == 11
+    assert store.offset_in_queue_by_time("TopicTest", 3, stamps[-1] + 1) == 24
+    assert store.offset_in_queue_by_time("Nope", 0, stamps[0]) == 0
     phys = store.commit_log_offset_in_queue("TopicTest", 3, 4)
     msg = store.look_message_by_offset(phys)
     assert msg is not None
