@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
-# The whole check: lint, types, import boundaries, then the test suite.
+# The whole check on a fresh machine: set up, lint, types, then the entire test suite
+# (unit, loopback, crash, and compat tests against real C++ and Java RocketMQ clients).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# Real third-party clients for the compat tests (idempotent; ~5 s when already installed).
+if [ -x ../shared/clients/setup_clients.sh ] || [ -f ../shared/clients/setup_clients.sh ]; then
+    bash ../shared/clients/setup_clients.sh
+fi
+# Java 17 + Maven (installed if missing) and the tests/compat/java module, built once into ~/.m2.
+bash scripts/java-setup.sh
 .venv/bin/ruff check .
 .venv/bin/mypy
-.venv/bin/python -m pytest -q -p no:randomly "$@"
+.venv/bin/python -m pytest -q "$@"
