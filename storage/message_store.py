@@ -494,9 +494,11 @@ class MessageStore:
 
     def flush_commit_log(self, least_pages: int = 0) -> int:
         """fdatasync the commit log up to its write position (blocking: run in a thread)."""
+        # read the time before the offset: every record stored by ``ts`` ends below ``target``
         ts = self.commit_log.last_store_timestamp
+        target = self.commit_log.max_offset
         flushed = self.commit_log.queue.flush(least_pages)
-        if ts and flushed >= self.commit_log.max_offset:
+        if ts and flushed >= target:
             self.checkpoint.physic_msg_timestamp = ts
         return flushed
 
