@@ -44,8 +44,8 @@ from protocol.frame import DEFAULT_MAX_FRAME_SIZE, FrameDecoder, encode_command
 
 log = logging.getLogger(__name__)
 
-# 64 KiB: large enough to take dozens of pipelined 1 KiB sends per read; larger sizes made
-# CPython allocate (and mmap) a fresh buffer per recv, which measured slower, not faster.
+# 64 KiB takes dozens of pipelined 1 KiB sends per read; 16 KiB measured slower and
+# 256 KiB no faster (64 requests in flight, apps/bench_remoting.py's send handler).
 RECEIVE_SIZE = 64 * 1024
 # Bytes queued for the writer before producers wait and the reader stops reading.
 WRITE_HIGH_WATER = 4 * 1024 * 1024
