@@ -151,7 +151,7 @@ async def test_a_peer_that_does_not_read_is_not_buffered_without_bound(
             queued, before = conn.queued_bytes, sent
             await trio.sleep(10)
             assert (conn.queued_bytes, sent) == (queued, before)
-            assert WRITE_HIGH_WATER < queued <= WRITE_HIGH_WATER + 2 * RECEIVE_SIZE
+            assert queued <= WRITE_HIGH_WATER + 2 * RECEIVE_SIZE
             assert sent < 10_000  # about 10 MiB at most went anywhere
             nursery.cancel_scope.cancel()
 
