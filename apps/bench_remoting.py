@@ -40,6 +40,7 @@ from protocol.frame import FrameDecoder, decode_frame, encode_command
 
 INLINE_CODE = int(RequestCode.SEND_MESSAGE_V2)
 SPAWN_CODE = 9310  # same handler, registered without inline
+CPU_CODE = 9999  # the server process's CPU seconds so far, in the remark
 
 
 def send_request(stype: SerializeType = SerializeType.JSON) -> RemotingCommand:
@@ -179,7 +180,11 @@ def bench_router() -> Router:
             log.clear()
         return send_reply(req, offset)
 
+    async def cpu_handler(ctx: RequestContext, req: RemotingCommand) -> RemotingCommand:
+        return req.reply(ResponseCode.SUCCESS, repr(time.process_time()))
+
     router = Router("bench")
+    router.register(CPU_CODE, cpu_handler, inline=True)
     router.register(INLINE_CODE, send_handler, inline=True)
     router.register(SPAWN_CODE, send_handler, inline=False, limit=1024)
     return router
@@ -207,12 +212,16 @@ async def serve_forever() -> None:
 # ---------------------------------------------------------------- clients
 
 
-def summarize(name: str, latencies: list[float], elapsed: float, base: float | None) -> float:
+def summarize(
+    name: str, latencies: list[float], elapsed: float, base: float | None, cpu: float | None = None
+) -> float:
     rate = len(latencies) / elapsed
     q = statistics.quantiles(latencies, n=100)
     ratio = f"{rate / base:6.2f}x" if base else "   base"
+    cpu_text = f"{cpu / len(latencies) * 1e6:7.1f}" if cpu is not None else "      -"
     print(
-        f"  {name:<22}{rate:>10.0f}/s {ratio}   p50 {q[49] * 1e6:7.0f} µs   p99 {q[98] * 1e6:7.0f} µs"
+        f"  {name:<22}{rate:>8.0f}/s {ratio}  p50 {q[49] * 1e6:6.0f} µs  p99 {q[98] * 1e6:6.0f} µs"
+        f"  server CPU {cpu_text} µs/req"
     )
     return rate
 
@@ -302,28 +311,49 @@ async def raw_pipelined(
     return latencies, elapsed
 
 
-async def bench_round_trips(ports: tuple[int, int, int], seconds: float, inflight: int) -> None:
+async def bench_round_trips(
+    ports: tuple[int, int, int], seconds: float, inflight: int, *, server_cpu: bool
+) -> None:
+    """Throughput and latency per case; with ``server_cpu`` (servers in a child process)
+    also the server's CPU time per request, which a loaded machine disturbs far less
+    than wall-clock rates."""
     raw_port, minimal_port, port = ports
     addr = f"127.0.0.1:{port}"
     limit = seconds * 10 + 30  # a hang must not freeze the benchmark
-    for n in (1, inflight):
-        label = "sequential" if n == 1 else f"pipelined, {n} in flight"
-        print(f"round trips, one client, {label}:")
-        lat, el = await raw_pipelined(raw_port, n, seconds)
-        base = summarize("raw client, raw echo", lat, el, None)
-        for name, server_port, code in (
-            ("raw client, minimal", minimal_port, INLINE_CODE),
-            ("raw client, inline", port, INLINE_CODE),
-            ("raw client, spawned", port, SPAWN_CODE),
-        ):
-            lat, el = await raw_pipelined(server_port, n, seconds, code)
-            summarize(name, lat, el, base)
-        async with open_remoting_client(idle_timeout=None) as client:
+    async with open_remoting_client(idle_timeout=None, name="bench") as client:
+
+        async def cpu_now() -> float | None:
+            if not server_cpu:
+                return None
+            reply = await client.invoke(addr, RemotingCommand.request(CPU_CODE), 5.0)
+            return float(reply.remark or "nan")
+
+        async def measure(
+            run: Callable[[], Awaitable[tuple[list[float], float]]],
+        ) -> tuple[list[float], float, float | None]:
+            before = await cpu_now()
+            with trio.fail_after(limit):
+                lat, el = await run()
+            after = await cpu_now()
+            return lat, el, (after - before if after is not None and before is not None else None)
+
+        for n in (1, inflight):
+            label = "sequential" if n == 1 else f"pipelined, {n} in flight"
+            print(f"round trips, one client, {label}:")
+            lat, el, cpu = await measure(partial(raw_pipelined, raw_port, n, seconds))
+            base = summarize("raw client, raw echo", lat, el, None, cpu)
+            for name, server_port, code in (
+                ("raw client, minimal", minimal_port, INLINE_CODE),
+                ("raw client, inline", port, INLINE_CODE),
+                ("raw client, spawned", port, SPAWN_CODE),
+            ):
+                lat, el, cpu = await measure(partial(raw_pipelined, server_port, n, seconds, code))
+                summarize(name, lat, el, base, cpu)
             for name, code in (("client, inline", INLINE_CODE), ("client, spawned", SPAWN_CODE)):
                 req = RemotingCommand.request(code, send_request().ext_fields, b"x" * 1024)
-                with trio.fail_after(limit):
-                    lat, el = await run_clients(n, seconds, partial(client.invoke, addr, req, 5.0))
-                summarize(name, lat, el, base)
+                call = partial(client.invoke, addr, req, 5.0)
+                lat, el, cpu = await measure(partial(run_clients, n, seconds, call))
+                summarize(name, lat, el, base, cpu)
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -333,7 +363,7 @@ async def main(args: argparse.Namespace) -> None:
         async with trio.open_nursery() as nursery:
             ports = await start_servers(nursery)
             print("servers: in this process")
-            await bench_round_trips(ports, args.seconds, args.inflight)
+            await bench_round_trips(ports, args.seconds, args.inflight, server_cpu=False)
             nursery.cancel_scope.cancel()
         return
     child = await trio.lowlevel.open_process(
@@ -356,7 +386,10 @@ async def main(args: argparse.Namespace) -> None:
             f" load {os.getloadavg()[0]:.1f}"
         )
         await bench_round_trips(
-            (int(raw_port), int(minimal_port), int(port)), args.seconds, args.inflight
+            (int(raw_port), int(minimal_port), int(port)),
+            args.seconds,
+            args.inflight,
+            server_cpu=True,
         )
     finally:
         with trio.move_on_after(5, shield=True):
