@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import mmap
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -30,7 +31,7 @@ from storage.cleanup import disk_used_ratio, file_expired, is_delete_hour, judge
 from storage.commitlog import CommitLog, Host, Pending
 from storage.config import BrokerRole, MessageStoreConfig
 from storage.consume_queue import INT_MAX, UNIT_SIZE, ConsumeQueue
-from storage.dispatch import CORRUPT, DispatchRequest
+from storage.dispatch import CORRUPT, DispatchRequest, record_key
 from storage.errors import StoreError
 from storage.index_service import IndexService
 from storage.lock import StoreLock, abort_exists, create_abort, remove_abort
@@ -165,6 +166,7 @@ class MessageStore:
             checkpoint=self.checkpoint,
             check_crc=self.config.checkCRCOnRecover,
             index_safe=self.config.messageIndexEnable and self.config.messageIndexSafe,
+            missing=self._not_dispatched if abnormal else None,
         )
         end = result.end_offset
         if not self.commit_log.queue.files:
@@ -176,16 +178,28 @@ class MessageStore:
                 cq.truncate_by_physical(end)
         cq_max = max((cq.max_physic_offset for cq in self._queues.values()), default=0)
         start = max(cq_max, self.commit_log.min_offset)
-        if abnormal:
-            start = min(start, result.scan_from)
+        if abnormal and result.first_missing is not None:
+            start = min(start, result.first_missing)
         if self.config.messageIndexEnable:
             self.index.after_recovery(end)
-            start = min(start, max(self.index.indexed_upto, self.commit_log.min_offset))
+            if self.index.rebuild_from is not None:  # a record boundary: a file's begin offset
+                start = min(start, max(self.index.rebuild_from, self.commit_log.min_offset))
         self.reput_from = min(start, end)
         # below this, records are re-dispatched only where something is missing
         self._replay_until = min(cq_max, end)
         self._index_covered = self.index.indexed_upto
         self._rebuild_topic_queue_table()
+
+    def _not_dispatched(self, mm: mmap.mmap, pos: int, offset: int) -> bool:
+        """Recovery scan: whether a valid record lacks its consume-queue unit or index entry."""
+        if self.config.messageIndexEnable and offset >= self.index.indexed_upto:
+            return True
+        topic, queue_id, queue_offset, sys_flag = record_key(mm, pos)
+        tx = sys_flag & MessageSysFlag.TRANSACTION_MASK
+        if tx == 0 or tx == MessageSysFlag.TRANSACTION_COMMIT:
+            cq = self._queues.get((topic, queue_id))
+            return cq is None or queue_offset >= cq.max_offset
+        return False
 
     def _rebuild_topic_queue_table(self) -> None:
         phy_min = self.commit_log.min_offset

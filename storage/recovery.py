@@ -10,7 +10,9 @@ index entries are then rebuilt by reput from ``dispatch_from``, which is idempot
 from __future__ import annotations
 
 import logging
+import mmap
 import struct
+from collections.abc import Callable
 
 import attrs
 
@@ -26,7 +28,11 @@ log = logging.getLogger(__name__)
 @attrs.frozen
 class CommitLogRecovery:
     end_offset: int  # end of the last whole record
-    scan_from: int  # first offset examined; abnormal recovery re-dispatches from here
+    scan_from: int  # first offset examined
+    # first record the ``missing`` predicate flagged (not in its consume queue / the index);
+    # None when it flagged none.  Abnormal recovery re-dispatches from here, in the same pass
+    # that validates the records instead of a second one.
+    first_missing: int | None = None
 
 
 def _first_record_timestamp(mf: MappedFile) -> int:
@@ -46,18 +52,28 @@ def _abnormal_start(files: list[MappedFile], checkpoint: StoreCheckpoint, use_in
     return 0
 
 
-def scan_valid_end(mf: MappedFile, *, check_crc: bool) -> tuple[int, bool]:
-    """(end of valid data in ``mf``, whether it ended with a BLANK, i.e. continues in the next)."""
+Missing = Callable[[mmap.mmap, int, int], bool]  # (mapping, position, global offset)
+
+
+def scan_valid_end(
+    mf: MappedFile, *, check_crc: bool, missing: Missing | None = None
+) -> tuple[int, bool, int | None]:
+    """(end of valid data in ``mf``, whether it ended with a BLANK, i.e. continues in the next,
+    offset of the first valid record ``missing`` flagged)."""
     pos = 0
     mm = mf.mm
     size = mf.file_size
     base = mf.file_from_offset
+    first_missing = None
     while True:
         got = check_record(mm, pos, size, base, check_crc=check_crc, decode=False)
         if isinstance(got, int) and got > 0:
+            if missing is not None and missing(mm, pos, base + pos):
+                first_missing = base + pos
+                missing = None  # everything after it is re-dispatched anyway
             pos += got
             continue
-        return pos, got == BLANK
+        return pos, got == BLANK, first_missing
 
 
 def recover_commit_log(
@@ -67,6 +83,7 @@ def recover_commit_log(
     checkpoint: StoreCheckpoint,
     check_crc: bool,
     index_safe: bool = False,
+    missing: Missing | None = None,
 ) -> CommitLogRecovery:
     files = commit_log.queue.files
     if not files:
@@ -74,8 +91,12 @@ def recover_commit_log(
     start = _abnormal_start(files, checkpoint, index_safe) if abnormal else max(0, len(files) - 3)
     scan_from = files[start].file_from_offset
     end = scan_from
+    first_missing = None
     for mf in files[start:]:
-        pos, continues = scan_valid_end(mf, check_crc=check_crc)
+        pos, continues, flagged = scan_valid_end(mf, check_crc=check_crc, missing=missing)
+        if flagged is not None and first_missing is None:
+            first_missing = flagged
+            missing = None
         end = mf.file_from_offset + (mf.file_size if continues else pos)
         if not continues:
             break
@@ -83,4 +104,4 @@ def recover_commit_log(
         "commit log (%s recovery): valid data ends at %d", "abnormal" if abnormal else "normal", end
     )
     commit_log.queue.set_positions(end)
-    return CommitLogRecovery(end, scan_from)
+    return CommitLogRecovery(end, scan_from, first_missing)
