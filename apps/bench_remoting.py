@@ -32,6 +32,7 @@ from functools import partial
 import trio
 
 from actors.remoting.client import open_remoting_client
+from actors.remoting.connection import Connection
 from actors.remoting.router import RequestContext, Router
 from actors.remoting.server import remoting_server
 from protocol.codes import RequestCode, ResponseCode, SerializeType
@@ -114,6 +115,75 @@ def bench_codec() -> None:
     print(
         f"  FrameDecoder, 64 JSON requests per feed: {per_call_us(feed_and_take) / 64:.2f} µs each"
     )
+
+
+# ---------------------------------------------------------------- server path, no sockets
+
+
+class CannedStream(trio.abc.Stream):
+    """Hands out the same read ``reads`` times, then EOF; swallows what is sent.
+
+    Both sides checkpoint like a socket that never blocks, so what is timed is the Python
+    work per request (decode, dispatch, encode, write) without the kernel's noise.
+    """
+
+    def __init__(self, chunk: bytes, reads: int) -> None:
+        self.chunk = chunk
+        self.reads = reads
+        self.sent = 0
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        await trio.lowlevel.checkpoint()
+        if self.reads == 0:
+            return b""
+        self.reads -= 1
+        return self.chunk
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await trio.lowlevel.checkpoint()
+        self.sent += len(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def aclose(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+
+async def minimal_loop(stream: trio.abc.Stream) -> None:
+    """The body of minimal_codec_server's connection handler."""
+    decoder = FrameDecoder()
+    log = bytearray()
+    while data := await stream.receive_some(65536):
+        decoder.feed(data)
+        out = []
+        while (req := decoder.next_command()) is not None:
+            offset = len(log)
+            log.extend(req.body)
+            out.append(encode_command(send_reply(req, offset)))
+        if out:
+            await stream.send_all(b"".join(out))
+
+
+async def bench_server_path(per_read: int, requests: int = 20_000) -> None:
+    print(f"server path per request, no sockets ({per_read} requests per read):")
+    reads = requests // per_read
+    for name, code in (("minimal loop", None), ("inline", INLINE_CODE), ("spawned", SPAWN_CODE)):
+        frame = encode_command(
+            RemotingCommand.request(code or INLINE_CODE, send_request().ext_fields, b"x" * 1024)
+        )
+        stream = CannedStream(frame * per_read, reads)
+        t0 = time.process_time()
+        if code is None:
+            await minimal_loop(stream)
+        else:
+            conn = Connection(
+                stream, bench_router(), peer="canned", local="canned", idle_timeout=None
+            )
+            async with trio.open_nursery() as nursery:
+                await nursery.start(conn.run)
+        cpu = time.process_time() - t0
+        print(f"  {name:<14}{cpu / (reads * per_read) * 1e6:8.1f} µs CPU per request")
 
 
 # ---------------------------------------------------------------- servers
@@ -359,6 +429,8 @@ async def bench_round_trips(
 async def main(args: argparse.Namespace) -> None:
     print(f"python {sys.version.split()[0]}, trio {trio.__version__}, pid {os.getpid()}")
     bench_codec()
+    for per_read in (1, 32):
+        await bench_server_path(per_read)
     if args.in_process:
         async with trio.open_nursery() as nursery:
             ports = await start_servers(nursery)
