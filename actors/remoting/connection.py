@@ -326,8 +326,11 @@ class Connection:
             except RemoteProtocolError as exc:
                 log.info("%s %s: closing on a bad frame: %s", self.name, self.peer, exc)
                 return f"bad frame: {exc}"
-            if own_turn and not await self._drain():
-                return self.close_reason or "write failed"
+            if own_turn:
+                if not self._outbox:
+                    self._sending = False  # a read of replies only: nothing to send
+                elif not await self._drain():
+                    return self.close_reason or "write failed"
             if self._outbox_bytes > WRITE_HIGH_WATER:
                 # The peer does not read its replies: stop reading its requests.
                 await self._wait_room()
