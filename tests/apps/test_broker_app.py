@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -16,29 +15,12 @@ from actors.remoting.errors import RemotingConnectError
 from protocol.codes import RequestCode, ResponseCode
 from protocol.command import RemotingCommand
 from protocol.properties import parse_properties
+from tests.apps.app_process import REPO, TIMEOUT, env_for, run_app
 from tests.compat.processes import free_port
-
-REPO = Path(__file__).resolve().parents[2]
-TIMEOUT = 20.0
-
-
-def env_for(home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("ROCKETMQ_HOME", "NAMESRV_ADDR")}
-    env["HOME"] = str(home)  # the default store is ~/store
-    env.update(extra)
-    return env
 
 
 def run_cli(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "apps/broker.py", *args],
-        cwd=REPO,
-        env=env_for(home, **env),
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
+    return run_app("broker", home, *args, **env)
 
 
 def test_shipped_conf_prints_with_defaults_under_home(tmp_path: Path) -> None:

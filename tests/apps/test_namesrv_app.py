@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -16,29 +15,13 @@ from protocol.codes import RequestCode, ResponseCode
 from protocol.command import RemotingCommand
 from protocol.frame import FrameDecoder, encode_command
 from protocol.properties import parse_properties
+from tests.apps.app_process import REPO, TIMEOUT, env_for, run_app
 
-REPO = Path(__file__).resolve().parents[2]
 BOOT = re.compile(r"boot success\. serializeType=JSON, listening on [0-9.]+:(\d+)")
-TIMEOUT = 15.0
-
-
-def env_for(home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "ROCKETMQ_HOME"}
-    env["HOME"] = str(home)  # default kvConfigPath is under ~/namesrv
-    env.update(extra)
-    return env
 
 
 def run_cli(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "apps/namesrv.py", *args],
-        cwd=REPO,
-        env=env_for(home, **env),
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
+    return run_app("namesrv", home, *args, **env)
 
 
 def test_print_config_from_file_and_overrides(tmp_path: Path) -> None:
