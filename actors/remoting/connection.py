@@ -1,4 +1,4 @@
-"""One remoting connection: a reader, a single writer, and the table of pending requests.
+"""One remoting connection: a reader, one sender at a time, and the pending-request table.
 
 Used by both ends: the server runs one ``Connection`` per accepted stream, the client one
 per address.  The connection is the ``Channel`` handlers see (router.py).
