@@ -19,6 +19,8 @@ from protocol.errors import LocalProtocolError, RemoteProtocolError
 from protocol.message import (
     MAX_PROPERTIES_LENGTH,
     MAX_TOPIC_LENGTH,
+    NAME_VALUE_SEPARATOR,
+    PROPERTY_SEPARATOR,
     MessageExt,
     MessageSysFlag,
     decode_record,
@@ -87,6 +89,8 @@ class MessageStore:
         self.config = config
         self.store_host = store_host
         self.now_ms = now_ms
+        self._slave = config.brokerRole is BrokerRole.SLAVE
+        self._max_body = config.maxMessageSize
         self._disk_ratio = disk_ratio
         ip, port = parse_host(store_host)
         self.commit_log = CommitLog(
@@ -302,24 +306,41 @@ class MessageStore:
         return topic, props, born
 
     def put_message(self, msg: MessageInner) -> PutResult:
-        refused = self._refusal()
-        if refused is not None:
-            return PutResult(refused)
-        encoded = self._encode(msg)
-        if isinstance(encoded, PutStatus):
-            return PutResult(encoded)
-        topic, props, born = encoded
+        # The hot path: every check and lookup inline; anything unusual takes _encode/_refusal.
+        flags = self.flags
+        if self._slave or not self._loaded or flags.disk_full or not flags.writeable:
+            return PutResult(self._refusal() or PutStatus.UNKNOWN_ERROR)
+        topic = self._topic_bytes.get(msg.topic)
+        born = self._hosts.get(msg.born_host)
+        properties = msg.properties
+        props = (
+            PROPERTY_SEPARATOR.join(map(NAME_VALUE_SEPARATOR.join, properties.items())).encode()
+            if properties
+            else b""
+        )
+        body = msg.body
+        if (
+            topic is None
+            or born is None
+            or len(body) > self._max_body
+            or len(props) > MAX_PROPERTIES_LENGTH
+            or (props and props[-1] == 0)
+        ):
+            encoded = self._encode(msg)
+            if isinstance(encoded, PutStatus):
+                return PutResult(encoded)
+            topic, props, born = encoded
         key = (msg.topic, msg.queue_id)
-        tx = msg.sys_flag & MessageSysFlag.TRANSACTION_MASK
+        sys_flag = msg.sys_flag
+        tx = sys_flag & 0xC  # MessageSysFlag.TRANSACTION_MASK
         # half and rollback messages never reach a consume queue, so they take no queue offset
-        counts = tx == 0 or tx == MessageSysFlag.TRANSACTION_COMMIT
+        counts = tx == 0 or tx == 0x8  # NOT_TYPE / COMMIT
         queue_offset = self._next_offsets.get(key, 0) if counts else 0
         now = self.now_ms()
         try:
             offset, size = self.commit_log.append_one(
-                topic, msg.queue_id, msg.flag, msg.body, props, msg.sys_flag,
-                msg.born_timestamp, born, msg.reconsume_times, msg.prepared_transaction_offset,
-                queue_offset, now,
+                topic, msg.queue_id, msg.flag, body, props, sys_flag, msg.born_timestamp, born,
+                msg.reconsume_times, msg.prepared_transaction_offset, queue_offset, now,
             )  # fmt: skip
         except ValueError:
             return PutResult(PutStatus.MESSAGE_ILLEGAL)
