@@ -211,13 +211,15 @@ async def run_target(
                 meter.measuring = False
                 watch.stop()
                 stop.set()
+        # Read while the live feeder still exists: its affinity and peak RSS go with it.
+        placement = _bench.placement_lines(watch)
+        result.update(_bench.cpu_fields(watch, meter.ok))
     result.update(_bench.summary_fields(meter, measured))
     result["received"] = meter.ok
     result["failed"] = 0
     result["s2c_avg_ms"] = round(receiver.s2c.mean_us / 1000, 3)
     result["s2c_p99_ms"] = round(receiver.s2c.percentile(99) / 1000, 3)
-    result.update(_bench.cpu_fields(watch, meter.ok))
-    for line in _bench.placement_lines(watch):
+    for line in placement:
         say(line)
     return result
 

@@ -220,3 +220,13 @@ def test_parsers_take_rocketmq_option_names() -> None:
     assert args.tag_count == 2
     assert args.label == "apache"
     assert isinstance(args, argparse.Namespace)
+
+
+@pytest.mark.slow
+def test_bench_consumer_live_fed_by_a_producer_child(tmp_path: Path) -> None:
+    result = _run_tool(
+        "apps.bench_consumer",
+        "--duration", "3", "--warmup", "2", "--dir", str(tmp_path), "--broker-set", SMALL_STORE,
+    )  # fmt: skip
+    assert result["received"] > 0
+    assert "producer_cpu_s" in result
