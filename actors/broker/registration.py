@@ -16,6 +16,7 @@ import trio
 
 from actors.broker.context import BrokerContext
 from actors.remoting.client import RemotingClient
+from actors.remoting.errors import RemotingError
 from protocol.bodies.common import KVTable
 from protocol.bodies.topic import (
     RegisterBrokerBody,
@@ -76,7 +77,7 @@ async def register_once(ctx: BrokerContext, client: RemotingClient, addr: str) -
     timeout = ctx.config.registerBrokerTimeoutMills / 1000
     try:
         reply = await client.invoke(addr, register_request(ctx), timeout)
-    except Exception as exc:  # network trouble: the next round retries
+    except (RemotingError, ValueError) as exc:  # unreachable or not host:port: retried next round
         log.warning("register to namesrv %s failed: %s", addr, exc)
         return False
     if reply.code != ResponseCode.SUCCESS:
@@ -121,7 +122,7 @@ async def unregister_all(ctx: BrokerContext, client: RemotingClient, addrs: list
                 RemotingCommand.request(RequestCode.UNREGISTER_BROKER, header),
                 config.registerBrokerTimeoutMills / 1000,
             )
-        except Exception as exc:
+        except (RemotingError, ValueError) as exc:
             log.warning("unregister from namesrv %s failed: %s", addr, exc)
 
     async with trio.open_nursery() as nursery:
