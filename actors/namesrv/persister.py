@@ -19,7 +19,8 @@ from actors.shutdown import bounded_cleanup
 
 log = logging.getLogger(__name__)
 
-# Bound on the final write at shutdown: a hung disk must not hang the stop.
+# Bound on the final write at shutdown.  It bounds only the wait for a worker thread: trio
+# cannot interrupt a write already running in one.
 FINAL_WRITE_TIMEOUT = 5.0
 
 
@@ -31,7 +32,9 @@ class KvStore:
     table: KvTable
     changed: trio_util.RepeatedEvent = attrs.field(factory=trio_util.RepeatedEvent)
     # (last version the persister finished with, its error or None)
-    done: trio_util.AsyncValue = attrs.field(factory=lambda: trio_util.AsyncValue((0, None)))
+    done: trio_util.AsyncValue[tuple[int, str | None]] = attrs.field(
+        factory=lambda: trio_util.AsyncValue((0, None))
+    )
 
     async def wait_persisted(self) -> str | None:
         """Ask for the current table to be written; wait; return the write's error, if any.
@@ -41,7 +44,7 @@ class KvStore:
         version = self.table.version
         self.changed.set()
         _, error = await self.done.wait_value(lambda done: done[0] >= version)
-        return error  # type: ignore[no-any-return]
+        return error
 
 
 async def kv_persister(
