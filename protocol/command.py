@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import struct
+from json.encoder import encode_basestring as _escape
 from typing import Any
 
 import attrs
@@ -111,18 +112,25 @@ def _ext_value(value: object) -> str | None:
 
 
 def encode_json_header(cmd: RemotingCommand) -> bytes:
-    # fastjson writes bean properties alphabetically and omits nulls.
-    head: dict[str, Any] = {"code": cmd.code}
+    # fastjson writes bean properties alphabetically and omits nulls.  Built by hand around
+    # the C string escaper because json.dumps of a whole dict costs twice as much per reply.
+    parts = ['{"code":', str(int(cmd.code))]
     if cmd.ext_fields:
-        head["extFields"] = cmd.ext_fields
-    head["flag"] = cmd.flag
-    head["language"] = cmd.language.name
-    head["opaque"] = cmd.opaque
+        parts.append(',"extFields":{')
+        parts.append(
+            ",".join(
+                f"{_escape(key)}:{_escape(value)}"
+                for key, value in cmd.ext_fields.items()
+                if value is not None
+            )
+        )
+        parts.append("}")
+    parts += (',"flag":', str(int(cmd.flag)), ',"language":"', cmd.language.name, '","opaque":')
+    parts.append(str(int(cmd.opaque)))
     if cmd.remark is not None:
-        head["remark"] = cmd.remark
-    head["serializeTypeCurrentRPC"] = "JSON"
-    head["version"] = cmd.version
-    return json.dumps(head, ensure_ascii=False, separators=(",", ":")).encode("utf-8", _UNENCODABLE)
+        parts += (',"remark":', _escape(cmd.remark))
+    parts += (',"serializeTypeCurrentRPC":"JSON","version":', str(int(cmd.version)), "}")
+    return "".join(parts).encode("utf-8", _UNENCODABLE)
 
 
 def _int_field(head: dict[str, Any], key: str) -> int:
@@ -152,31 +160,45 @@ def _language(value: object) -> LanguageCode:
     raise RemoteProtocolError(f"JSON header language is not a name or number: {value!r}")
 
 
+def _header_int(head: dict[str, Any], key: str) -> int:
+    value = head.get(key, 0)
+    # The common case (a plain JSON integer in range) without the general checks.
+    if type(value) is int and -(2**31) <= value < 2**31:
+        return value
+    return _int_field(head, key)
+
+
 def decode_json_header(data: bytes | memoryview) -> dict[str, Any]:
     try:
         head = json.loads(bytes(data))
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise RemoteProtocolError(f"JSON header is not valid JSON: {exc}") from None
-    if not isinstance(head, dict):
+    if type(head) is not dict:
         raise RemoteProtocolError("JSON header is not an object")
-    ext_raw = head.get("extFields")
-    ext: dict[str, str] = {}
-    if ext_raw is not None:
-        if not isinstance(ext_raw, dict):
-            raise RemoteProtocolError("JSON header extFields is not an object")
-        for key, value in ext_raw.items():
+    ext = head.get("extFields")
+    if ext is None:
+        ext = {}
+    elif type(ext) is not dict:
+        raise RemoteProtocolError("JSON header extFields is not an object")
+    elif not all(type(value) is str for value in ext.values()):
+        # Numbers, booleans and nulls from the C++ clients: rebuild as strings.
+        converted: dict[str, str] = {}
+        for key, value in ext.items():
             text = _ext_value(value)
             if text is not None:
-                ext[key] = text
+                converted[key] = text
+        ext = converted
     remark = head.get("remark")
-    if remark is not None and not isinstance(remark, str):
+    if remark is not None and type(remark) is not str:
         remark = str(remark)
+    language = head.get("language", "JAVA")
+    lang = _LANGUAGE_BY_NAME.get(language) if type(language) is str else None
     return {
-        "code": _int_field(head, "code"),
-        "language": _language(head.get("language", "JAVA")),
-        "version": _int_field(head, "version"),
-        "opaque": _int_field(head, "opaque"),
-        "flag": _int_field(head, "flag"),
+        "code": _header_int(head, "code"),
+        "language": lang if lang is not None else _language(language),
+        "version": _header_int(head, "version"),
+        "opaque": _header_int(head, "opaque"),
+        "flag": _header_int(head, "flag"),
         "remark": remark,
         "ext_fields": ext,
     }
