@@ -28,6 +28,7 @@ from protocol.headers.offset import (
     QueryConsumerOffsetRequestHeader,
     UpdateConsumerOffsetRequestHeader,
 )
+from storage.json_store import save_text
 
 log = logging.getLogger(__name__)
 
@@ -173,17 +174,9 @@ def read_offsets_file(path: Path) -> dict[MessageQueue, int]:
 
 
 def write_offsets_file(path: Path, offsets: dict[MessageQueue, int]) -> None:
-    """Write ``.tmp``, fsync, keep the old file as ``.bak``, rename into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Replace the file atomically, keeping the previous version as ``.bak``."""
     data = encode_body(OffsetSerializeWrapper(offset_table=offsets), pretty=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    if path.exists():
-        os.replace(path, path.with_name(path.name + ".bak"))
-    os.replace(tmp, path)
+    save_text(path, data.decode())
 
 
 @attrs.define(eq=False)
