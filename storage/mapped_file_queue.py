@@ -31,6 +31,10 @@ class MappedFileQueue:
         self._files: list[MappedFile] = []
         # serialises list changes: the event loop adds files, a cleaner thread drops old ones
         self._mutate = threading.Lock()
+        # a successor file created ahead of need by a worker thread; _creating is held while a
+        # file is being created, so the writer and the preparer never both create one
+        self._ready: MappedFile | None = None
+        self._creating = threading.Lock()
         self.flushed_where = 0
         # files unlinked while readers still held views of them; closed on a later sweep
         self._zombies: list[MappedFile] = []
@@ -62,12 +66,39 @@ class MappedFileQueue:
         return files[-1] if files else None
 
     def create_file(self, start_offset: int) -> MappedFile:
+        with self._creating:
+            ready, self._ready = self._ready, None
+            if ready is not None and ready.file_from_offset == start_offset:
+                mf = ready
+            else:
+                if ready is not None:
+                    self._destroy(ready)
+                mf = self._new_file(start_offset)
+            # still under _creating: a preparer must see this file as the last one
+            with self._mutate:
+                self._files = [*self._files, mf]
+        return mf
+
+    def _new_file(self, start_offset: int) -> MappedFile:
         os.makedirs(self.directory, exist_ok=True)
         path = os.path.join(self.directory, offset_to_name(start_offset))
-        mf = MappedFile.create(path, self.file_size, warm=self.warm)
-        with self._mutate:
-            self._files = [*self._files, mf]
-        return mf
+        return MappedFile.create(path, self.file_size, warm=self.warm)
+
+    def next_file_needed(self, ahead: float = 0.5) -> bool:
+        """Whether the last file is over ``ahead`` full and its successor is not prepared yet."""
+        last = self.last()
+        if last is None or self._ready is not None:
+            return False
+        return last.wrote_position >= last.file_size * ahead
+
+    def prepare_next_file(self) -> None:
+        """Create the successor of the last file ahead of need (run in a worker thread), so
+        the writer never waits for fallocate and a directory fsync (AllocateMappedFileService)."""
+        with self._creating:
+            last = self.last()
+            if last is None or self._ready is not None:
+                return
+            self._ready = self._new_file(last.file_from_offset + self.file_size)
 
     def file_for_write(self, start_offset: int = 0) -> MappedFile:
         """The last file if it has room, else a new one (the first at ``start_offset``'s file)."""
@@ -126,6 +157,7 @@ class MappedFileQueue:
 
     def truncate_dirty(self, offset: int) -> None:
         """Make ``offset`` the end of data: later files go, the file holding it is cut there."""
+        self._drop_ready()
         keep: list[MappedFile] = []
         for mf in self._files:
             end = mf.file_from_offset + self.file_size
@@ -178,7 +210,14 @@ class MappedFileQueue:
         """Close unlinked files whose readers have finished."""
         self._zombies = [mf for mf in self._zombies if not mf.close()]
 
+    def _drop_ready(self) -> None:
+        with self._creating:
+            ready, self._ready = self._ready, None
+        if ready is not None:
+            self._destroy(ready)
+
     def destroy(self) -> None:
+        self._drop_ready()
         for mf in self._files:
             self._destroy(mf)
         self._files = []
@@ -189,6 +228,7 @@ class MappedFileQueue:
             pass
 
     def close(self) -> None:
+        self._drop_ready()  # an empty successor; loading would only delete it again
         for mf in self._files:
             if not mf.close():
                 log.warning("%s still has readers at close", mf.path)

@@ -537,6 +537,18 @@ class MessageStore:
             self.checkpoint.physic_msg_timestamp = ts
         return flushed
 
+    def next_file_needed(self) -> bool:
+        """Whether the commit log's next file should be created ahead of need now."""
+        return self.commit_log.queue.next_file_needed()
+
+    def prepare_next_file(self) -> None:
+        """Create the next commit-log file ahead of need (blocking: run in a thread)."""
+        try:
+            self.commit_log.queue.prepare_next_file()
+        except OSError as exc:
+            # the writer retries when it needs the file and reports DISK_FULL if it must
+            log.warning("cannot create the next commit-log file ahead of need: %s", exc)
+
     def flush_consume_queues(self, least_pages: int = 0) -> None:
         ts = self._logics_ts
         for cq in list(self._queues.values()):

@@ -20,12 +20,17 @@ log = logging.getLogger(__name__)
 
 async def _flush(store: MessageStore, least_pages: int) -> int:
     try:
-        return await trio.to_thread.run_sync(store.flush_commit_log, least_pages)
+        flushed = await trio.to_thread.run_sync(store.flush_commit_log, least_pages)
     except OSError:
         # a failed fdatasync may have lost pages: never acknowledge anything again
         store.flags.writeable = False
         log.exception("commit-log flush failed; the store no longer accepts writes")
         raise
+    if store.next_file_needed():
+        # creating a file (fallocate + directory fsync) is blocking work too: do it here,
+        # ahead of need, rather than on the put path when the current file fills up
+        await trio.to_thread.run_sync(store.prepare_next_file)
+    return flushed
 
 
 async def commit_log_flusher(

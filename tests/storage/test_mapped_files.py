@@ -204,3 +204,41 @@ def test_cleaner_thread_never_loses_a_file_the_writer_just_added(tmp_path) -> No
     assert on_disk == [mf.file_from_offset for mf in q.files]
     assert on_disk[-1] == 299 * FILE
     q.close()
+
+
+def test_next_file_prepared_ahead_is_used_and_never_duplicated(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    q = MappedFileQueue(str(tmp_path / "q"), FILE)
+    mf = q.file_for_write()
+    assert not q.next_file_needed()
+    mf.append(b"a" * (FILE // 2))
+    assert q.next_file_needed()
+    q.prepare_next_file()
+    ready = q._ready
+    assert ready is not None
+    assert ready.file_from_offset == FILE
+    assert not q.next_file_needed()
+    assert q.max_offset == FILE // 2  # a prepared file is not part of the log yet
+    mf.append(b"b" * (FILE // 2))
+    assert q.file_for_write() is ready
+    # a preparer thread racing the writer: every file is created once, in order
+    stop = threading.Event()
+
+    def preparer() -> None:
+        while not stop.is_set():
+            if q.next_file_needed(0.0):
+                q.prepare_next_file()
+
+    t = threading.Thread(target=preparer)
+    t.start()
+    try:
+        for _ in range(100):
+            q.file_for_write().append(b"c" * FILE)
+    finally:
+        stop.set()
+        t.join()
+    offsets = [m.file_from_offset for m in q.files]
+    assert offsets == [i * FILE for i in range(len(offsets))]
+    q.close()
+    assert sorted(int(n) for n in os.listdir(tmp_path / "q")) == offsets  # the spare is gone

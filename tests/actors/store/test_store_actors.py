@@ -270,3 +270,23 @@ async def test_slow_disk_gives_flush_timeout(make_store, autojump_clock, monkeyp
         assert await waiters.wait_for(end, timeout=timeout)
         assert trio.current_time() == 7.0
         nursery.cancel_scope.cancel()
+
+
+async def test_flusher_creates_the_next_file_ahead_of_need(
+    make_store, autojump_clock, inline_threads
+) -> None:  # type: ignore[no-untyped-def]
+    store = make_store(mappedFileSizeCommitLog=16 * 1024)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            commit_log_flusher, store, store.config, OffsetWaiters(), trio_util.RepeatedEvent()
+        )
+        while store.max_phy_offset < 9 * 1024:
+            store.put_message(msg(body=b"x" * 500))
+        await trio.sleep(10.5)  # a thorough flush, then the successor is prepared
+        names = sorted(os.listdir(store.config.commit_log_dir))
+        assert names == [f"{0:020d}", f"{16 * 1024:020d}"]
+        assert len(store.commit_log.queue.files) == 1
+        while store.max_phy_offset < 17 * 1024:
+            store.put_message(msg(body=b"x" * 500))
+        assert [f.file_from_offset for f in store.commit_log.queue.files] == [0, 16 * 1024]
+        nursery.cancel_scope.cancel()
