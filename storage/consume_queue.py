@@ -27,7 +27,10 @@ class ConsumeQueue:
         self.topic = topic
         self.queue_id = queue_id
         self.file_size = file_size
-        self.queue = MappedFileQueue(os.path.join(root, topic, str(queue_id)), file_size)
+        # rebuildable from the commit log, so file creation skips the directory fsync
+        self.queue = MappedFileQueue(
+            os.path.join(root, topic, str(queue_id)), file_size, sync_dir=False
+        )
         self.min_logic_offset = 0  # bytes
         self.max_physic_offset = -1  # end (offset + size) of the last unit's record
         self.last_store_timestamp = 0

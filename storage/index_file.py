@@ -83,7 +83,7 @@ class IndexFile:
         begin_timestamp: int = 0,
         begin_phy_offset: int = 0,
     ) -> IndexFile:
-        fd, mm = create_mapped(path, index_file_size(slot_num, index_num))
+        fd, mm = create_mapped(path, index_file_size(slot_num, index_num), sync_dir=False)
         f = cls(path, slot_num, index_num, fd, mm)
         # a successor file starts where its predecessor ended
         f.begin_timestamp = f.end_timestamp = begin_timestamp

@@ -33,7 +33,7 @@ def name_to_offset(name: str) -> int | None:
 TMP_SUFFIX = ".creating"
 
 
-def create_mapped(path: str, file_size: int) -> tuple[int, mmap.mmap]:
+def create_mapped(path: str, file_size: int, *, sync_dir: bool = True) -> tuple[int, mmap.mmap]:
     """A new preallocated file at ``path``, mapped shared.
 
     Built under a temporary name and renamed into place, so a crash mid-creation never leaves a
@@ -47,7 +47,8 @@ def create_mapped(path: str, file_size: int) -> tuple[int, mmap.mmap]:
         if os.path.exists(path):
             raise FileExistsError(path)
         os.rename(tmp, path)
-        sync_directory(os.path.dirname(path))
+        if sync_dir:
+            sync_directory(os.path.dirname(path))
         mm = mmap.mmap(fd, file_size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
     except BaseException:
         os.close(fd)
@@ -106,9 +107,11 @@ class MappedFile:
         self._io_lock = threading.Lock()
 
     @classmethod
-    def create(cls, path: str, file_size: int, *, warm: bool = False) -> MappedFile:
+    def create(
+        cls, path: str, file_size: int, *, warm: bool = False, sync_dir: bool = True
+    ) -> MappedFile:
         """Create and preallocate; OSError (e.g. ENOSPC) here instead of SIGBUS on a later write."""
-        fd, mm = create_mapped(path, file_size)
+        fd, mm = create_mapped(path, file_size, sync_dir=sync_dir)
         mf = cls(path, file_size, fd, mm)
         if warm:
             mf.warm()

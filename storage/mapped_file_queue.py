@@ -24,10 +24,14 @@ log = logging.getLogger(__name__)
 
 
 class MappedFileQueue:
-    def __init__(self, directory: str, file_size: int, *, warm: bool = False) -> None:
+    def __init__(
+        self, directory: str, file_size: int, *, warm: bool = False, sync_dir: bool = True
+    ) -> None:
         self.directory = directory
         self.file_size = file_size
         self.warm = warm
+        # a new file's name is made durable unless the data is rebuildable (consume queues)
+        self.sync_dir = sync_dir
         self._files: list[MappedFile] = []
         # serialises list changes: the event loop adds files, a cleaner thread drops old ones
         self._mutate = threading.Lock()
@@ -82,7 +86,7 @@ class MappedFileQueue:
     def _new_file(self, start_offset: int) -> MappedFile:
         os.makedirs(self.directory, exist_ok=True)
         path = os.path.join(self.directory, offset_to_name(start_offset))
-        return MappedFile.create(path, self.file_size, warm=self.warm)
+        return MappedFile.create(path, self.file_size, warm=self.warm, sync_dir=self.sync_dir)
 
     def next_file_needed(self, ahead: float = 0.5) -> bool:
         """Whether the last file is over ``ahead`` full and its successor is not prepared yet."""
