@@ -35,7 +35,7 @@ from actors.client.message import Message, MessageExt
 from actors.client.producer import Producer
 from actors.client.pull_consumer import LitePullConsumer
 from actors.client.push_consumer import ConsumeFromWhere, PushConsumer
-from apps import _bench
+from apps import _bench, _bench_servers
 from apps._bench import CpuWatch, Histogram, Meter, Proc, Ticker, say
 
 PREFILL_BATCH = 64
@@ -163,13 +163,13 @@ async def live_feed(namesrv: str, args: argparse.Namespace, seconds: float) -> A
         yield Proc("producer", proc.pid)
     finally:
         with trio.CancelScope(shield=True):
-            await _bench.stop_quietly(proc, "producer")
+            await _bench_servers.stop_quietly(proc, "producer")
 
 
 async def run_target(
     label: str, namesrv: str, args: argparse.Namespace, procs: Sequence[Proc]
 ) -> dict[str, Any]:
-    await _bench.ensure_topic(namesrv, args.topic, args.queues)
+    await _bench_servers.ensure_topic(namesrv, args.topic, args.queues)
     result: dict[str, Any] = {"label": label, "client": args.client}
     if args.backlog:
         rate = await prefill(namesrv, args)
@@ -251,7 +251,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         else:
             label = args.label or "ours"
             cluster = await stack.enter_async_context(
-                _bench.local_cluster(
+                _bench_servers.local_cluster(
                     flush=args.flush,
                     broker_set=args.broker_set,
                     cpus=_bench.parse_cpus(args.server_cpus),

@@ -34,7 +34,7 @@ from actors.client.errors import BrokerError, ClientError
 from actors.client.message import Message, SendResult, SendStatus
 from actors.client.producer import Producer, ProducerConfig
 from actors.remoting.client import open_remoting_client
-from apps import _bench
+from apps import _bench, _bench_servers
 from apps._bench import CpuWatch, Meter, Proc, Ticker, say
 from apps._rawsend import RawSender
 
@@ -134,7 +134,7 @@ async def run_target(
     label: str, namesrv: str, args: argparse.Namespace, procs: Sequence[Proc]
 ) -> dict[str, Any]:
     """One measured run against ``namesrv``; the summary fields of that run."""
-    broker_addr = await _bench.ensure_topic(namesrv, args.topic, args.queues)
+    broker_addr = await _bench_servers.ensure_topic(namesrv, args.topic, args.queues)
     wl = Workload(args)
     meter = Meter(measuring=False)
     config = ProducerConfig(max_async_in_flight=args.threads, send_timeout=3.0)
@@ -243,7 +243,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         else:
             label = args.label or "ours"
             cluster = await stack.enter_async_context(
-                _bench.local_cluster(
+                _bench_servers.local_cluster(
                     flush=args.flush,
                     broker_set=args.broker_set,
                     cpus=_bench.parse_cpus(args.server_cpus),
@@ -255,7 +255,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         floor = None
         if args.floor:
             floor = await stack.enter_async_context(
-                _bench.floor_process(cpus=_bench.parse_cpus(args.server_cpus), parent_dir=args.dir)
+                _bench_servers.floor_process(
+                    cpus=_bench.parse_cpus(args.server_cpus), parent_dir=args.dir
+                )
             )
         for _ in range(args.repeat):
             # Alternate, so drift in the machine's load hits both alike.

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from actors.client.message import Message, SendStatus
 from actors.client.producer import Producer
-from apps import _bench, bench_producer
+from apps import _bench, _bench_servers, bench_producer
 from apps._bench import Histogram, Meter, Proc, _bucket, _bucket_value, parse_cpus
 from apps.bench_floor import floor_server
 
@@ -112,7 +112,7 @@ async def test_floor_serves_an_unchanged_producer(tmp_path: Path) -> None:
         )
         addr = f"127.0.0.1:{port}"
         with trio.fail_after(20):
-            await _bench.ensure_topic(addr, "FloorTopic", 4)
+            await _bench_servers.ensure_topic(addr, "FloorTopic", 4)
             async with Producer("pg", namesrv=addr) as producer:
                 one = await producer.send(Message("FloorTopic", b"x" * 100))
                 batch = await producer.send_batch([Message("FloorTopic", b"y")] * 5)
