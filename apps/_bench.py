@@ -8,6 +8,7 @@
 * ``Proc`` and ``placement_lines``: CPU time, last CPU, affinity and peak RSS of a process from
   /proc (psutil-free), because on a 2-core machine where each process runs moves latency a lot.
 * ``Ticker``: the once-a-second line, a rich live status line on a terminal.
+
 The servers a run starts and the topic set-up are in apps/_bench_servers.py.
 """
 
