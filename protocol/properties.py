@@ -139,10 +139,6 @@ class ConfigLoad:
         return out
 
 
-def config_keys(cls: Any) -> list[str]:
-    return [f.name for f in attrs.fields(cls)]
-
-
 def apply_properties(
     obj: T, props: dict[str, str], *, aliases: dict[str, str] | None = None
 ) -> tuple[T, ConfigLoad]:

@@ -168,10 +168,6 @@ class ConsumerManager:
             if now_ms - info.last_update_ms > timeout_ms
         }
 
-    def find_subscription(self, group: str, topic: str) -> Subscription | None:
-        entry = self.groups.get(group)
-        return entry.subscriptions.get(topic) if entry else None
-
     def groups_of_topic(self, topic: str) -> list[str]:
         return [g for g, entry in self.groups.items() if topic in entry.subscriptions]
 

@@ -85,10 +85,6 @@ def queue_id_for_level(level: int) -> int:
     return level - 1
 
 
-def level_for_queue_id(queue_id: int) -> int:
-    return queue_id + 1
-
-
 def delay_level(properties: dict[str, str]) -> int:
     """The ``DELAY`` property as a level; 0 when absent (Java's ``getDelayTimeLevel``)."""
     text = properties.get(MessageConst.DELAY)

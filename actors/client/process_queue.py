@@ -63,11 +63,6 @@ class ProcessQueue:
     def msg_count(self) -> int:
         return len(self._msgs) + len(self._consuming)
 
-    @property
-    def cached_count(self) -> int:
-        """Messages waiting to be taken (not counting an orderly batch in flight)."""
-        return len(self._msgs)
-
     def put(self, msgs: Iterable[MessageExt]) -> bool:
         """Cache pulled messages; True if an orderly consumer should be woken for this queue."""
         for msg in msgs:
