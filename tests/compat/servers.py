@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import attrs
@@ -11,7 +11,7 @@ import trio
 
 from protocol.codes import RequestCode, ResponseCode
 from protocol.command import RemotingCommand
-from tests.compat.processes import ManagedProcess
+from tests.compat.processes import ManagedProcess, free_port, write_properties
 from tests.compat.raw import connect
 
 CLUSTER = "CompatCluster"
@@ -103,3 +103,45 @@ def wait_ready(namesrv_addr: str, broker_addr: str, processes: Sequence[ManagedP
                 + "\n\n".join(p.describe() for p in processes)
             )
         time.sleep(0.25)
+
+
+def start_pair(
+    name: str, work_dir: Path, spawn_server: Callable[[str, Path], ManagedProcess]
+) -> Target:
+    """Start a namesrv then a broker under ``work_dir`` and wait until they serve.
+
+    ``spawn_server(role, conf)`` starts one server (``role`` is "namesrv" or "broker") from
+    the properties file ``conf``; on any failure the ones already started are stopped.
+    """
+    namesrv_port = free_port()
+    # Apache's broker also listens on listenPort - 2 (VIP channel) and listenPort + 1 (HA).
+    broker_port = free_port(neighbours=(-2, 1))
+    namesrv_addr = f"127.0.0.1:{namesrv_port}"
+    broker_addr = f"127.0.0.1:{broker_port}"
+    confs = {
+        "namesrv": write_properties(work_dir / "namesrv.conf", {"listenPort": namesrv_port}),
+        "broker": write_properties(
+            work_dir / "broker.conf",
+            broker_properties(
+                listen_port=broker_port, namesrv_addr=namesrv_addr, store=work_dir / "store"
+            ),
+        ),
+    }
+    processes: list[ManagedProcess] = []
+    try:
+        for role, conf in confs.items():
+            processes.append(spawn_server(role, conf))
+        wait_ready(namesrv_addr, broker_addr, processes)
+    except BaseException:
+        for proc in reversed(processes):
+            proc.stop()
+        raise
+    return Target(
+        name=name,
+        namesrv_addr=namesrv_addr,
+        broker_addr=broker_addr,
+        cluster=CLUSTER,
+        broker_name=BROKER_NAME,
+        log_dir=work_dir,
+        processes=tuple(processes),
+    )
