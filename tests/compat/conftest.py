@@ -1,4 +1,5 @@
-"""Fixtures for the compat tests: the Maven build, and a namesrv + broker per target.
+"""Fixtures for the compat tests: the real C++-based clients, the Maven build, and a namesrv +
+broker per target.
 
 ``target`` is session-scoped and parametrized over ``apache`` (the reference, run from Maven
 Central jars) and ``ours`` (apps/namesrv.py + apps/broker.py): each pair is started once and
@@ -17,9 +18,16 @@ import pytest
 from tests.compat.apache import start_apache
 from tests.compat.jvm import Jvm, build
 from tests.compat.ours import start_ours
+from tests.compat.real_clients import install_real_clients
 from tests.compat.servers import Names, Target
 
 TARGETS = ("apache", "ours")
+
+
+@pytest.fixture(scope="session")
+def real_clients() -> Path:
+    """The real C++-based clients, installed once per session; the folder of their scripts."""
+    return install_real_clients()
 
 
 @pytest.fixture(scope="session")

@@ -2,8 +2,7 @@
 
 Messages our producer sends are consumed by the real clients, and messages they send are
 consumed by ours: plain, compressed, batched, orderly.  Namesrv and broker run as the
-subprocesses a user starts (apps/namesrv.py, apps/broker.py), as in test_battery.py, whose
-client set-up fixture is reused.
+subprocesses a user starts (apps/namesrv.py, apps/broker.py), as in test_battery.py.
 """
 
 from __future__ import annotations
@@ -21,20 +20,17 @@ from actors.client.message import Message, client_msg_id
 from actors.client.producer import Producer
 from actors.client.push_consumer import PushConsumer
 from tests.compat.ours import start_ours
+from tests.compat.real_clients import CLIENTS, NAMES
 from tests.compat.servers import Target
-from tests.compat.test_battery import clients_ready
 
 pytestmark = pytest.mark.compat
 
 REPO = Path(__file__).resolve().parents[2]
-CLIENTS = REPO.parent / "shared" / "clients"
 SCRIPT_TIMEOUT = 90
-
-__all__ = ["clients_ready"]
 
 
 @pytest.fixture(scope="module")
-def ours(clients_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+def ours(real_clients: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     target = start_ours(tmp_path_factory.mktemp("cross"))
     yield target
     target.stop(grace=10.0)
@@ -48,8 +44,12 @@ def names(kind: str) -> tuple[str, str]:
     return f"cross_{kind}_{os.getpid()}_{n}", f"g_cross_{kind}_{os.getpid()}_{n}"
 
 
-async def run_script(script: str, *args: str) -> str:
-    """Run one of the real-client scripts; its output, failing the test on a bad exit."""
+async def run_script(script: str, **options: object) -> str:
+    """Run one of the real-client scripts; its output, failing the test on a bad exit.
+
+    ``options`` are the script's command line: ``expect_size=256`` is ``--expect-size 256``.
+    """
+    args = [a for k, v in options.items() for a in (f"--{k.replace('_', '-')}", str(v))]
     argv = [sys.executable, str(CLIENTS / script), *args]
     with trio.fail_after(SCRIPT_TIMEOUT + 10):
         proc = await trio.run_process(
@@ -97,7 +97,7 @@ async def consume_with_ours(
     return got
 
 
-@pytest.mark.parametrize("client", ["rocketmqcvs", "official200"])
+@pytest.mark.parametrize("client", NAMES)
 async def test_our_producer_their_consumer(ours: Target, client: str) -> None:
     topic, group = names(f"to_{client}")
     async with Producer("pg_cross", namesrv=ours.namesrv_addr) as producer:
@@ -106,18 +106,12 @@ async def test_our_producer_their_consumer(ours: Target, client: str) -> None:
         await producer.send_batch([Message(topic, cpp_body(20 + i, 256)) for i in range(4)])
     out = await run_script(
         f"{client}_consume.py",
-        "--namesrv",
-        ours.namesrv_addr,
-        "--topic",
-        topic,
-        "--group",
-        group,
-        "--count",
-        "24",
-        "--timeout",
-        "60",
-        "--expect-size",
-        "256",
+        namesrv=ours.namesrv_addr,
+        topic=topic,
+        group=group,
+        count=24,
+        timeout=60,
+        expect_size=256,
     )
     assert "unique=24" in out
 
@@ -129,18 +123,12 @@ async def test_our_compressed_bodies_decompress_in_their_consumer(ours: Target) 
             await producer.send(Message(topic, cpp_body(i, 70_000)))
     await run_script(
         "rocketmqcvs_consume.py",
-        "--namesrv",
-        ours.namesrv_addr,
-        "--topic",
-        topic,
-        "--group",
-        group,
-        "--count",
-        "3",
-        "--timeout",
-        "60",
-        "--expect-size",
-        "70000",
+        namesrv=ours.namesrv_addr,
+        topic=topic,
+        group=group,
+        count=3,
+        timeout=60,
+        expect_size=70000,
     )
 
 
@@ -157,16 +145,11 @@ async def test_their_producer_our_consumer(ours: Target, client: str, mode: str)
     topic, group = names(f"from_{client}_{mode}")
     await run_script(
         f"{client}_produce.py",
-        "--namesrv",
-        ours.namesrv_addr,
-        "--topic",
-        topic,
-        "--count",
-        "20",
-        "--size",
-        "256",
-        "--mode",
-        mode,
+        namesrv=ours.namesrv_addr,
+        topic=topic,
+        count=20,
+        size=256,
+        mode=mode,
     )
     got = await consume_with_ours(ours.namesrv_addr, topic, group, 20)
     assert len({client_msg_id(m) for m in got}) == 20
@@ -184,16 +167,11 @@ async def test_our_orderly_producer_their_orderly_consumer(ours: Target) -> None
             )
     out = await run_script(
         "rocketmqcvs_consume_orderly.py",
-        "--namesrv",
-        ours.namesrv_addr,
-        "--topic",
-        topic,
-        "--group",
-        group,
-        "--count",
-        "40",
-        "--timeout",
-        "60",
+        namesrv=ours.namesrv_addr,
+        topic=topic,
+        group=group,
+        count=40,
+        timeout=60,
     )
     assert "order_errors=0" in out
 
@@ -202,12 +180,9 @@ async def test_their_orderly_producer_our_orderly_consumer(ours: Target) -> None
     topic, group = names("orderly_from")
     await run_script(
         "official200_produce_orderly.py",
-        "--namesrv",
-        ours.namesrv_addr,
-        "--topic",
-        topic,
-        "--count",
-        "40",
+        namesrv=ours.namesrv_addr,
+        topic=topic,
+        count=40,
     )
     got = await consume_with_ours(ours.namesrv_addr, topic, group, 40, orderly=True)
     last: dict[str, int] = {}

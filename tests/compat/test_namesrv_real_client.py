@@ -8,7 +8,6 @@ clients README fact 14) and go to the broker it names.
 from __future__ import annotations
 
 import os
-import platform
 import re
 import signal
 import subprocess
@@ -20,7 +19,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from actors.remoting.client import open_remoting_client
+from actors.remoting.client import RemotingClient, open_remoting_client
 from protocol.bodies.common import DataVersion
 from protocol.bodies.topic import (
     RegisterBrokerBody,
@@ -35,29 +34,12 @@ from protocol.convert import encode_header
 from protocol.frame import FrameDecoder
 from protocol.headers.namesrv import RegisterBrokerRequestHeader
 from tests.compat.jvm import Jvm
+from tests.compat.real_clients import NAMES as CLIENT_NAMES
 
 pytestmark = pytest.mark.compat
 
 REPO = Path(__file__).resolve().parents[2]
-CLIENTS = REPO.parent / "shared" / "clients"
 BOOT = re.compile(r"boot success\. serializeType=JSON, listening on [0-9.]+:(\d+)")
-CLIENT_NAMES = ["rocketmqcvs", "official200"]
-
-
-@pytest.fixture(scope="session")
-def real_clients() -> Path:
-    """Install (or just check) the clients once per session; the scripts' folder."""
-    if (platform.system(), platform.machine()) != ("Linux", "x86_64"):
-        pytest.skip("the real clients' librocketmq.so is built for Linux x86_64 only")
-    done = subprocess.run(
-        [str(CLIENTS / "setup_clients.sh")],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, f"setup_clients.sh failed:\n{done.stdout}\n{done.stderr}"
-    return CLIENTS
 
 
 @pytest.fixture
@@ -92,22 +74,58 @@ def namesrv_port(tmp_path: Path) -> Iterator[int]:
         err.close()
 
 
+def produce_one(clients: Path, client: str, namesrv: str, topic: str) -> list[str]:
+    """The command line of one real client sending one message to ``topic``."""
+    script = clients / f"{client}_produce.py"
+    return [sys.executable, str(script), "--namesrv", namesrv, "--topic", topic, "--count", "1"]
+
+
+async def register_fake_broker(
+    registrar: RemotingClient,
+    namesrv: str,
+    *,
+    topic: str,
+    cluster: str,
+    broker_name: str,
+    broker_addr: str,
+    ha_server_addr: str,
+) -> None:
+    """Register a broker that serves ``topic`` with 4 queues, as a broker's REGISTER_BROKER does.
+
+    The registration's connection must stay open: closing it unregisters the broker.
+    """
+    body = encode_register_broker_body(
+        RegisterBrokerBody(
+            topic_config_serialize_wrapper=TopicConfigSerializeWrapper(
+                topic_config_table={
+                    topic: TopicConfig(topic_name=topic, read_queue_nums=4, write_queue_nums=4)
+                },
+                data_version=DataVersion(timestamp=1700000000000, counter=1),
+            )
+        )
+    )
+    header = RegisterBrokerRequestHeader(
+        broker_name=broker_name,
+        broker_addr=broker_addr,
+        cluster_name=cluster,
+        ha_server_addr=ha_server_addr,
+        broker_id=0,
+        body_crc32=body_crc32(body),
+    )
+    reply = await registrar.invoke(
+        namesrv,
+        RemotingCommand.request(RequestCode.REGISTER_BROKER, encode_header(header), body),
+        5.0,
+    )
+    assert reply.code == ResponseCode.SUCCESS, reply.remark
+
+
 @pytest.mark.parametrize("client", CLIENT_NAMES)
 def test_missing_route_fails_fast(real_clients: Path, namesrv_port: int, client: str) -> None:
+    namesrv = f"127.0.0.1:{namesrv_port}"
     started = time.monotonic()
     done = subprocess.run(
-        [
-            "timeout",
-            "60",
-            sys.executable,
-            str(real_clients / f"{client}_produce.py"),
-            "--namesrv",
-            f"127.0.0.1:{namesrv_port}",
-            "--topic",
-            "NoSuchTopic",
-            "--count",
-            "1",
-        ],
+        ["timeout", "60", *produce_one(real_clients, client, namesrv, "NoSuchTopic")],
         capture_output=True,
         text=True,
         check=False,
@@ -165,46 +183,19 @@ async def test_client_follows_our_route_to_the_broker(
     broker_port = await nursery.start(_fake_broker, seen, got_send)
     broker_addr = f"127.0.0.1:{broker_port}"
     namesrv = f"127.0.0.1:{namesrv_port}"
-    body = encode_register_broker_body(
-        RegisterBrokerBody(
-            topic_config_serialize_wrapper=TopicConfigSerializeWrapper(
-                topic_config_table={
-                    "RoutedTopic": TopicConfig(
-                        topic_name="RoutedTopic", read_queue_nums=4, write_queue_nums=4
-                    )
-                },
-                data_version=DataVersion(timestamp=1700000000000, counter=1),
-            )
-        )
-    )
-    header = RegisterBrokerRequestHeader(
-        broker_name="broker-fake",
-        broker_addr=broker_addr,
-        cluster_name="DefaultCluster",
-        ha_server_addr="127.0.0.1:1",
-        broker_id=0,
-        body_crc32=body_crc32(body),
-    )
     with trio.fail_after(30):
-        # The registration's connection stays open: closing it would unregister the broker.
         async with open_remoting_client(name="fake-broker") as registrar:
-            reply = await registrar.invoke(
+            await register_fake_broker(
+                registrar,
                 namesrv,
-                RemotingCommand.request(RequestCode.REGISTER_BROKER, encode_header(header), body),
-                5.0,
+                topic="RoutedTopic",
+                cluster="DefaultCluster",
+                broker_name="broker-fake",
+                broker_addr=broker_addr,
+                ha_server_addr="127.0.0.1:1",
             )
-            assert reply.code == ResponseCode.SUCCESS
             proc = await trio.lowlevel.open_process(
-                [
-                    sys.executable,
-                    str(real_clients / f"{client}_produce.py"),
-                    "--namesrv",
-                    namesrv,
-                    "--topic",
-                    "RoutedTopic",
-                    "--count",
-                    "1",
-                ],
+                produce_one(real_clients, client, namesrv, "RoutedTopic"),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 env={**os.environ, "RMQ_CLIENT_LOG_LEVEL": "error"},
@@ -238,33 +229,17 @@ async def test_java_mqadmin_namesrv_commands(jvm: Jvm, namesrv_port: int, tmp_pa
     namesrv = f"127.0.0.1:{namesrv_port}"
     ns = ("-n", namesrv)
     work = tmp_path / "mqadmin"
-    body = encode_register_broker_body(
-        RegisterBrokerBody(
-            topic_config_serialize_wrapper=TopicConfigSerializeWrapper(
-                topic_config_table={
-                    "AdminTopic": TopicConfig(
-                        topic_name="AdminTopic", read_queue_nums=4, write_queue_nums=4
-                    )
-                }
-            )
-        )
-    )
-    header = RegisterBrokerRequestHeader(
-        broker_name="broker-x",
-        broker_addr="127.0.0.1:1",
-        cluster_name="AdminCluster",
-        ha_server_addr="127.0.0.1:2",
-        broker_id=0,
-        body_crc32=body_crc32(body),
-    )
     with trio.fail_after(180):
         async with open_remoting_client(name="fake-broker") as registrar:
-            reply = await registrar.invoke(
+            await register_fake_broker(
+                registrar,
                 namesrv,
-                RemotingCommand.request(RequestCode.REGISTER_BROKER, encode_header(header), body),
-                5.0,
+                topic="AdminTopic",
+                cluster="AdminCluster",
+                broker_name="broker-x",
+                broker_addr="127.0.0.1:1",
+                ha_server_addr="127.0.0.1:2",
             )
-            assert reply.code == ResponseCode.SUCCESS
 
             # Independent commands in parallel JVMs: JVM start-up dominates their cost.
             outs: dict[str, str] = {}
