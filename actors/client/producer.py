@@ -117,10 +117,15 @@ class ProducerCore:
     config: ProducerConfig = ProducerConfig()
     fault: LatencyFaultTolerance = attrs.Factory(LatencyFaultTolerance)
     _ids: UniqIdGenerator = attrs.Factory(UniqIdGenerator)
-    _async_limit: trio.Semaphore | None = None
+    _async_limit: trio.Semaphore = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self._async_limit = trio.Semaphore(self.config.max_async_in_flight)
+
+    @property
+    def _attempts(self) -> int:
+        """Attempts of a send that may move to another queue (sync, async, batch)."""
+        return 1 + self.config.retry_times
 
     # ------------------------------------------------------------ preparing
 
@@ -281,7 +286,7 @@ class ProducerCore:
 
     async def send(self, msg: Message, *, timeout: float | None = None) -> SendResult:
         return await self._send_with_retries(
-            self._prepare(msg), timeout, self._round_robin, 1 + self.config.retry_times
+            self._prepare(msg), timeout, self._round_robin, self._attempts
         )
 
     async def send_to_queue(
@@ -298,7 +303,7 @@ class ProducerCore:
         self, msgs: Sequence[Message], *, timeout: float | None = None
     ) -> SendResult:
         return await self._send_with_retries(
-            self._prepare_batch(msgs), timeout, self._round_robin, 1 + self.config.retry_times
+            self._prepare_batch(msgs), timeout, self._round_robin, self._attempts
         )
 
     async def send_orderly(
@@ -344,17 +349,13 @@ class ProducerCore:
         Returns once the send is started; waits while ``max_async_in_flight`` sends run.
         """
         p = self._prepare(msg)  # invalid messages fail here, in the caller
-        assert self._async_limit is not None
         await self._async_limit.acquire()
         self.instance.nursery.start_soon(self._run_async, p, callback, timeout)
 
     async def _run_async(self, p: _Prepared, callback: SendCallback, timeout: float | None) -> None:
-        assert self._async_limit is not None
         outcome: SendResult | Exception
         try:
-            outcome = await self._send_with_retries(
-                p, timeout, self._round_robin, 1 + self.config.retry_times
-            )
+            outcome = await self._send_with_retries(p, timeout, self._round_robin, self._attempts)
         except ClientError as exc:
             outcome = exc
         finally:
