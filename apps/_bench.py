@@ -15,11 +15,16 @@ The servers a run starts and the topic set-up are in apps/_bench_servers.py.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import shutil
+import signal
 import statistics
+import subprocess
+import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -283,6 +288,50 @@ def placement_lines(watch: CpuWatch) -> list[str]:
     return lines
 
 
+def find_py_spy() -> str | None:
+    """py-spy from this environment or PATH; a tool for whoever profiles, not a dependency."""
+    local = Path(sys.executable).with_name("py-spy")
+    return str(local) if local.exists() else shutil.which("py-spy")
+
+
+def profile_target(procs: Sequence[Proc], path: str | None) -> tuple[Proc | None, str | None]:
+    """The server to profile and its output file: ``x.svg`` becomes ``x.broker.svg`` or
+    ``x.floor.svg`` (each target its own file; a later run of the same target overwrites)."""
+    server = next((p for p in procs if p.name in ("broker", "floor")), None)
+    if server is None or path is None:
+        return None, None
+    stem, dot, ext = path.rpartition(".")
+    return server, f"{stem}.{server.name}.{ext}" if dot else f"{path}.{server.name}"
+
+
+@contextlib.asynccontextmanager
+async def profiled(proc: Proc | None, path: str | None) -> AsyncIterator[None]:
+    """Sample ``proc`` with py-spy into ``path`` (flamegraph .svg, else raw stacks) meanwhile.
+
+    ``--nonblocking`` keeps py-spy from pausing the process at each sample.  Note that py-spy
+    counts trio's idle worker threads (a timed lock wait in ``WorkerThread._work``) as busy.
+    """
+    if proc is None or path is None:
+        yield
+        return
+    spy = find_py_spy()
+    if spy is None:
+        raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
+    fmt = "flamegraph" if path.endswith(".svg") else "raw"
+    cmd = [spy, "record", "--nonblocking", "-r", "200", "-f", fmt, "-o", path]
+    cmd += ["-p", str(proc.pid)]
+    spy_proc = await trio.lowlevel.open_process(cmd, stdout=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        spy_proc.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+        with trio.move_on_after(20, shield=True):
+            await spy_proc.wait()
+        if spy_proc.returncode is None:
+            spy_proc.kill()
+        print(f"profile of {proc.name} (pid {proc.pid}) written to {path}", flush=True)
+
+
 # ---------------------------------------------------------------- output
 
 
@@ -371,6 +420,11 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bench-cpus", help="pin this process, e.g. 0")
     parser.add_argument("--server-cpus", help="pin the servers we start, e.g. 1")
     parser.add_argument("--dir", help="parent folder of the store we create (default: temp)")
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="py-spy the broker during the measured window (.svg flamegraph, else raw stacks)",
+    )
 
 
 # ---------------------------------------------------------------- run loop helpers

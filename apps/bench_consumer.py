@@ -206,7 +206,10 @@ async def run_target(
                 def progress() -> str:
                     return f"{meter.ok:,} received, {time.perf_counter() - start:.1f} s"
 
-                await _bench.tick_until(meter, ticker, finished, verb="Consume", progress=progress)
+                async with _bench.profiled(*_bench.profile_target(procs, args.profile)):
+                    await _bench.tick_until(
+                        meter, ticker, finished, verb="Consume", progress=progress
+                    )
                 measured = time.perf_counter() - start
                 meter.measuring = False
                 watch.stop()

@@ -184,7 +184,8 @@ async def run_target(
                 def progress() -> str:
                     return f"{meter.ok:,} sent, {time.perf_counter() - start:.1f} s"
 
-                await _bench.tick_until(meter, ticker, finished, verb="Send", progress=progress)
+                async with _bench.profiled(*_bench.profile_target(procs, args.profile)):
+                    await _bench.tick_until(meter, ticker, finished, verb="Send", progress=progress)
                 measured = time.perf_counter() - start
                 meter.measuring = False
                 watch.stop()

@@ -230,3 +230,14 @@ def test_bench_consumer_live_fed_by_a_producer_child(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result["received"] > 0
     assert "producer_cpu_s" in result
+
+
+def test_profile_files_are_named_per_server() -> None:
+    broker, floor = Proc("broker", 11), Proc("floor", 12)
+    assert _bench.profile_target([Proc("bench", 1), broker], "out/p.svg") == (
+        broker,
+        "out/p.broker.svg",
+    )
+    assert _bench.profile_target([floor], "prof") == (floor, "prof.floor")
+    assert _bench.profile_target([broker], None) == (None, None)
+    assert _bench.profile_target([Proc("bench", 1)], "p.svg") == (None, None)
