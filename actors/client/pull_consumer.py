@@ -69,7 +69,8 @@ class LitePullConsumer:
             raise ClientError("consumer group must not be empty")
         self.group = group
         self.auto_commit = auto_commit
-        self.settings = settings or ConsumerSettings()
+        # A copy: the options below must not leak into a settings object the caller shares.
+        self.settings = attrs.evolve(settings) if settings is not None else ConsumerSettings()
         self.settings.consume_from_where = consume_from_where
         self.settings.pull_batch_size = pull_batch_size
         self.settings.message_model = MessageModel.CLUSTERING

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 
+import attrs
 import trio
 
 from actors.client.allocate import AllocateStrategy
@@ -92,7 +93,8 @@ class PushConsumer:
         self.group = group
         self.listener = listener
         self.orderly = orderly
-        self.settings = settings or ConsumerSettings()
+        # A copy: the options below must not leak into a settings object the caller shares.
+        self.settings = attrs.evolve(settings) if settings is not None else ConsumerSettings()
         self.settings.message_model = message_model
         self.settings.consume_from_where = consume_from_where
         if consume_timestamp is not None:

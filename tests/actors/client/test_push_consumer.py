@@ -7,6 +7,7 @@ import trio
 from actors.client.consume_service import ConsumeOrderlyStatus, ConsumeStatus
 from actors.client.message import Message, client_msg_id
 from actors.client.producer import Producer
+from actors.client.pull_consumer import LitePullConsumer
 from actors.client.push_consumer import (
     ConsumeFromWhere,
     ConsumerSettings,
@@ -238,3 +239,15 @@ async def test_consume_from_timestamp(nursery) -> None:
             await collect.done.wait()
             await trio.sleep(0.2)
     assert sorted(m.body for m in collect.got) == [b"3", b"4", b"5"]
+
+
+def test_a_shared_settings_object_is_not_changed_by_the_consumers_options() -> None:
+    shared = ConsumerSettings(pull_batch_size=7)
+    broadcast = PushConsumer(
+        "g9", namesrv="127.0.0.1:1", settings=shared, message_model=MessageModel.BROADCASTING
+    )
+    lite = LitePullConsumer("g10", namesrv="127.0.0.1:1", settings=shared, pull_batch_size=3)
+    assert broadcast.settings.message_model is MessageModel.BROADCASTING
+    assert (broadcast.settings.pull_batch_size, lite.settings.pull_batch_size) == (7, 3)
+    assert shared.message_model is MessageModel.CLUSTERING
+    assert shared.pull_batch_size == 7
