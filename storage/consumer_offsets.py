@@ -6,6 +6,7 @@ form with bare integer queue-id keys, so a Java broker can take over the store a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,29 +40,22 @@ class ConsumerOffsetTable:
         return dict(self._table.get(self.key(topic, group), {}))
 
     def topics_of_group(self, group: str) -> set[str]:
-        out = set()
-        for key in self._table:
-            topic, _, owner = key.rpartition(TOPIC_GROUP_SEPARATOR)
-            if owner == group:
-                out.add(topic)
-        return out
+        return {topic for topic, owner in map(_split, self._table) if owner == group}
 
     def groups_of_topic(self, topic: str) -> set[str]:
-        out = set()
-        for key in self._table:
-            owner_topic, _, group = key.rpartition(TOPIC_GROUP_SEPARATOR)
-            if owner_topic == topic:
-                out.add(group)
-        return out
+        return {group for owner, group in map(_split, self._table) if owner == topic}
 
     def remove_topic(self, topic: str) -> None:
-        for key in [k for k in self._table if k.rpartition(TOPIC_GROUP_SEPARATOR)[0] == topic]:
-            del self._table[key]
-            self.dirty = True
+        self._remove(lambda owner, _group: owner == topic)
 
     def remove_group(self, group: str) -> None:
-        for key in [k for k in self._table if k.rpartition(TOPIC_GROUP_SEPARATOR)[2] == group]:
+        self._remove(lambda _topic, owner: owner == group)
+
+    def _remove(self, doomed: Callable[[str, str], bool]) -> None:
+        keys = [key for key in self._table if doomed(*_split(key))]
+        for key in keys:
             del self._table[key]
+        if keys:
             self.dirty = True
 
     # ------------------------------------------------------------ JSON
@@ -94,6 +88,12 @@ class ConsumerOffsetTable:
     def persist(self, config_dir: Path | str) -> None:
         save_text(Path(config_dir) / FILE_NAME, self.to_json())
         self.dirty = False
+
+
+def _split(key: str) -> tuple[str, str]:
+    """``"<topic>@<group>"`` -> (topic, group)."""
+    topic, _, group = key.rpartition(TOPIC_GROUP_SEPARATOR)
+    return topic, group
 
 
 def _number(value: Any) -> int:

@@ -1,8 +1,7 @@
 """Delay-level delivery progress: ``config/delayOffset.json`` (reference §5.8, §7.3).
 
 Level (1..18) -> next consume-queue offset to deliver in ``SCHEDULE_TOPIC_XXXX`` queue
-``level - 1``.  Only the schema and its persistence live here; the delivery service that moves
-the offsets belongs to the delay-message issue.
+``level - 1``.  The schedule service (actors/broker/schedule.py) moves the offsets.
 """
 
 from __future__ import annotations

@@ -89,6 +89,22 @@ def test_consumer_offsets_accept_quoted_keys_and_persist(tmp_path):
     assert table.groups_of_topic("T") == {"g"}
 
 
+def test_consumer_offsets_remove_by_topic_and_by_group():
+    table = ConsumerOffsetTable()
+    for topic, group in (("T", "g"), ("T", "h"), ("U", "g"), ("%RETRY%g", "g")):
+        table.commit(group, topic, 0, 1)
+    table.dirty = False  # as after a write
+    table.remove_topic("X")
+    assert not table.dirty
+    table.remove_topic("T")
+    assert table.dirty
+    assert table.groups_of_topic("T") == set()
+    assert table.topics_of_group("g") == {"U", "%RETRY%g"}
+    table.remove_group("g")
+    assert table.topics_of_group("g") == set()
+    assert table.groups_of_topic("U") == set()
+
+
 def test_consumer_offsets_reject_malformed():
     with pytest.raises(ValueError, match="offset"):
         ConsumerOffsetTable.from_json('{"offsetTable":{"T@g":{"0":true}}}')
