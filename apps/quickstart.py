@@ -100,7 +100,9 @@ async def consume(args: argparse.Namespace) -> int:
     seen: set[str] = set()
     done = trio.Event()
 
-    async def listener(msgs: list[MessageExt], ctx: ConsumeContext) -> object:
+    async def listener(
+        msgs: list[MessageExt], ctx: ConsumeContext
+    ) -> ConsumeStatus | ConsumeOrderlyStatus:
         for msg in msgs:
             seen.add(client_msg_id(msg))
             print(
@@ -116,7 +118,7 @@ async def consume(args: argparse.Namespace) -> int:
     consumer = PushConsumer(
         args.group,
         namesrv=args.namesrv,
-        listener=listener,  # type: ignore[arg-type]
+        listener=listener,
         orderly=args.orderly,
         message_model=MessageModel.BROADCASTING if args.broadcast else MessageModel.CLUSTERING,
         consume_from_where=(
