@@ -173,11 +173,13 @@ def _ext_header_structure(cls: type[T], conv: cattrs.Converter) -> Callable[[Any
     )
 
 
-def _ext_header_unstructure(cls: type[Any], conv: cattrs.Converter) -> Callable[[Any], Any]:
+def _unstructure_without_nones(cls: type[Any], conv: cattrs.Converter) -> Callable[[Any], Any]:
+    """Wire names, and no key for a None field: Java leaves null fields out of headers and
+    bodies alike."""
     renames = _renames(cls)
     inner = make_dict_unstructure_fn(cls, conv, **renames)
 
-    def unstructure(obj: Any) -> dict[str, str]:
+    def unstructure(obj: Any) -> dict[str, Any]:
         return {key: value for key, value in inner(obj).items() if value is not None}
 
     return unstructure
@@ -199,7 +201,7 @@ def _make_ext() -> cattrs.Converter:
     conv.register_unstructure_hook(int, str)
     conv.register_unstructure_hook(float, repr)
     conv.register_unstructure_hook_factory(
-        attrs.has, lambda cls: _ext_header_unstructure(cls, conv)
+        attrs.has, lambda cls: _unstructure_without_nones(cls, conv)
     )
     return conv
 
@@ -344,16 +346,6 @@ def _body_structure(cls: type[T], conv: cattrs.Converter) -> Callable[[Any, Any]
     return structure
 
 
-def _body_unstructure(cls: type[Any], conv: cattrs.Converter) -> Callable[[Any], Any]:
-    renames = _renames(cls)
-    inner = make_dict_unstructure_fn(cls, conv, **renames)
-
-    def unstructure(obj: Any) -> dict[str, Any]:
-        return {key: value for key, value in inner(obj).items() if value is not None}
-
-    return unstructure
-
-
 def _make_body() -> cattrs.Converter:
     conv = cattrs.Converter(detailed_validation=True, forbid_extra_keys=False)
     conv.register_structure_hook(int, _body_int)
@@ -362,7 +354,9 @@ def _make_body() -> cattrs.Converter:
     conv.register_structure_hook(str, _body_str)
     _register_enums(conv)
     conv.register_structure_hook_factory(attrs.has, lambda cls: _body_structure(cls, conv))
-    conv.register_unstructure_hook_factory(attrs.has, lambda cls: _body_unstructure(cls, conv))
+    conv.register_unstructure_hook_factory(
+        attrs.has, lambda cls: _unstructure_without_nones(cls, conv)
+    )
     conv.register_structure_hook_factory(
         _object_keyed, lambda tp: _structure_object_keyed(tp, conv)
     )
