@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import trio
 
@@ -66,19 +66,26 @@ async def _consumer_ids(core: ConsumerCore, topic: str) -> list[str] | None:
     return None
 
 
-async def lock_queues(core: ConsumerCore, mqs: Sequence[MessageQueue]) -> set[MessageQueue]:
-    """LOCK_BATCH_MQ per broker (master); the queues granted."""
-    inst = core.instance
+def _per_broker(
+    core: ConsumerCore, mqs: Sequence[MessageQueue]
+) -> Iterator[tuple[str, str, tuple[MessageQueue, ...]]]:
+    """(broker name, its address, its queues sorted) for every broker with a known address."""
     by_broker: dict[str, list[MessageQueue]] = {}
     for mq in mqs:
         by_broker.setdefault(mq.broker_name, []).append(mq)
-    granted: set[MessageQueue] = set()
     for broker, queues in by_broker.items():
-        addr = inst.broker_addr(broker)
-        if addr is None:
-            continue
+        addr = core.instance.broker_addr(broker)
+        if addr is not None:
+            yield broker, addr, tuple(sorted(queues))
+
+
+async def lock_queues(core: ConsumerCore, mqs: Sequence[MessageQueue]) -> set[MessageQueue]:
+    """LOCK_BATCH_MQ per broker (master); the queues granted."""
+    inst = core.instance
+    granted: set[MessageQueue] = set()
+    for broker, addr, queues in _per_broker(core, mqs):
         body = LockBatchRequestBody(
-            consumer_group=core.group, client_id=inst.client_id, mq_set=tuple(sorted(queues))
+            consumer_group=core.group, client_id=inst.client_id, mq_set=queues
         )
         try:
             granted |= await api.lock_batch(inst.remoting, addr, body, inst.timeout)
@@ -91,15 +98,9 @@ async def unlock_queues(
     core: ConsumerCore, mqs: Sequence[MessageQueue], *, wait: bool = False
 ) -> None:
     inst = core.instance
-    by_broker: dict[str, list[MessageQueue]] = {}
-    for mq in mqs:
-        by_broker.setdefault(mq.broker_name, []).append(mq)
-    for broker, queues in by_broker.items():
-        addr = inst.broker_addr(broker)
-        if addr is None:
-            continue
+    for broker, addr, queues in _per_broker(core, mqs):
         body = UnlockBatchRequestBody(
-            consumer_group=core.group, client_id=inst.client_id, mq_set=tuple(sorted(queues))
+            consumer_group=core.group, client_id=inst.client_id, mq_set=queues
         )
         try:
             await api.unlock_batch(inst.remoting, addr, body, inst.timeout if wait else None)
