@@ -9,6 +9,7 @@ membership changes, 60 s queue locks, send-back into ``%RETRY%<group>``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from typing import Any
 
@@ -16,6 +17,7 @@ import attrs
 import trio
 
 from actors.remoting.connection import Connection
+from actors.remoting.errors import RemotingError
 from actors.remoting.router import Channel, RequestContext, Router
 from actors.remoting.server import remoting_server
 from protocol.bodies.common import MessageQueue
@@ -245,10 +247,8 @@ class FakeBroker:
             cmd = RemotingCommand.request(
                 RequestCode.NOTIFY_CONSUMER_IDS_CHANGED, header, oneway=True
             )
-            try:
+            with contextlib.suppress(RemotingError):  # a closing peer: on_close removes it
                 await conn.send_oneway(cmd)
-            except Exception:  # a closing peer: it will be removed by on_close
-                pass
 
     async def on_heartbeat(self, ctx: RequestContext, req: RemotingCommand) -> RemotingCommand:
         hb = decode_body(HeartbeatData, req.body)
