@@ -14,6 +14,7 @@ from json.encoder import encode_basestring as _escape
 from typing import Any
 
 import attrs
+import orjson
 
 from protocol.codes import CURRENT_VERSION, LanguageCode, SerializeType
 from protocol.errors import LocalProtocolError, RemoteProtocolError
@@ -168,9 +169,19 @@ def _header_int(head: dict[str, Any], key: str) -> int:
     return _int_field(head, key)
 
 
+def _loads(data: bytes | memoryview) -> Any:
+    # orjson parses a send header in a third of json.loads' time; what it refuses and the
+    # json module accepts (lone surrogate escapes, NaN, integers past 64 bits) takes the
+    # json path, so the accepted language is exactly the json module's.
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(bytes(data))
+
+
 def decode_json_header(data: bytes | memoryview) -> dict[str, Any]:
     try:
-        head = json.loads(bytes(data))
+        head = _loads(data)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise RemoteProtocolError(f"JSON header is not valid JSON: {exc}") from None
     if type(head) is not dict:
