@@ -10,6 +10,8 @@ import logging
 import os
 from typing import Any
 
+import trio
+
 from actors.broker.clients import ClientChannelInfo
 from actors.broker.config import effective_properties
 from actors.broker.context import BrokerContext
@@ -134,7 +136,9 @@ class AdminHandlers:
     # ------------------------------------------------------------ stats
 
     async def runtime_info(self, _: RequestContext, req: RemotingCommand) -> RemotingCommand:
-        return _ok(req, encode_body(KVTable(table=runtime_table(self.ctx))))
+        # statvfs asks the file system, which may be slow (a network mount): not in the loop.
+        disk = await trio.to_thread.run_sync(_disk_space, self.ctx.store_config.commit_log_dir)
+        return _ok(req, encode_body(KVTable(table=runtime_table(self.ctx, disk))))
 
     async def topic_stats(self, _: RequestContext, req: RemotingCommand) -> RemotingCommand:
         ctx = self.ctx
@@ -278,8 +282,10 @@ def _connection(info: ClientChannelInfo) -> Connection:
     )
 
 
-def runtime_table(ctx: BrokerContext) -> dict[str, str]:
+def runtime_table(ctx: BrokerContext, disk: tuple[int, int]) -> dict[str, str]:
     """GET_BROKER_RUNTIME_INFO's table with the keys Apache 4.9 reports (dashboards read them).
+
+    ``disk`` is (total, free) bytes of the commit log's file system.
 
     Rates are over the last minute, repeated in the three slots Java fills with its 10 s / 1 min /
     10 min windows; figures we do not keep (latency histograms, yesterday's totals) are zero.
@@ -287,7 +293,7 @@ def runtime_table(ctx: BrokerContext) -> dict[str, str]:
     now_ms = ctx.now_ms()
     store, stats, config = ctx.store, ctx.stats, ctx.config
     commit_dir = ctx.store_config.commit_log_dir
-    total, free = _disk_space(commit_dir)
+    total, free = disk
     ratio = f"{(total - free) / total:.2f}" if total else "0.00"
     put_tps = stats.put_nums.per_second(now_ms)
     get_tps = stats.get_nums.per_second(now_ms)
