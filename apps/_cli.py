@@ -169,8 +169,8 @@ def run(main: Callable[[], Awaitable[None]], *, name: str) -> int:
 def prepare(
     parser: argparse.ArgumentParser,
     argv: Sequence[str] | None,
-    build: Callable[[argparse.Namespace, dict[str, str]], T],
-) -> tuple[argparse.Namespace, T]:
+    build: Callable[[dict[str, str]], T],
+) -> T:
     """Parse the command line, set up logging and build the config(s) with ``build``.
 
     Exits (``SystemExit``, like argparse) with status 0 after ``-p`` has printed the
@@ -179,11 +179,11 @@ def prepare(
     args, overrides = parse_args(parser, argv)
     setup_logging(args.log_level)
     try:
-        config = build(args, collect_properties(args, overrides))
+        config = build(collect_properties(args, overrides))
     except CliError as exc:
         sys.stderr.write(f"{parser.prog}: {exc}\n")
         raise SystemExit(1) from None
     if args.printConfigItem:
         print_config(*(config if isinstance(config, tuple) else (config,)))
         raise SystemExit(0)
-    return args, config
+    return config

@@ -12,7 +12,6 @@ trio.run(serve)
 
 from __future__ import annotations
 
-import argparse
 import functools
 import sys
 from collections.abc import Sequence
@@ -27,10 +26,7 @@ from storage.config import STORE_ALIASES, MessageStoreConfig
 from storage.timer_wheel import TimerConfig
 
 
-def build_config(
-    args: argparse.Namespace, props: dict[str, str]
-) -> tuple[BrokerConfig, MessageStoreConfig, TimerConfig]:
-    del args
+def build_config(props: dict[str, str]) -> tuple[BrokerConfig, MessageStoreConfig, TimerConfig]:
     config, store_config, timer_config = _cli.load_configs(
         props, BrokerConfig(), MessageStoreConfig(), TimerConfig(), aliases=STORE_ALIASES
     )
@@ -61,7 +57,7 @@ async def serve(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _cli.make_parser("broker", "RocketMQ 4.9 compatible broker", namesrv_option=True)
-    _, (config, store_config, timer_config) = _cli.prepare(parser, argv, build_config)
+    config, store_config, timer_config = _cli.prepare(parser, argv, build_config)
     return _cli.run(functools.partial(serve, config, store_config, timer_config), name="broker")
 
 

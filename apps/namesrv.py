@@ -10,7 +10,6 @@ trio.run(main)
 
 from __future__ import annotations
 
-import argparse
 import functools
 import sys
 from collections.abc import Sequence
@@ -23,8 +22,7 @@ from actors.shutdown import signal_watcher
 from apps import _cli
 
 
-def build_config(args: argparse.Namespace, props: dict[str, str]) -> NamesrvConfig:
-    del args
+def build_config(props: dict[str, str]) -> NamesrvConfig:
     [config] = _cli.load_configs(props, NamesrvConfig())
     return config  # type: ignore[no-any-return]
 
@@ -37,7 +35,7 @@ async def serve(config: NamesrvConfig) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _cli.make_parser("namesrv", "RocketMQ 4.9 compatible name server")
-    _, config = _cli.prepare(parser, argv, build_config)
+    config = _cli.prepare(parser, argv, build_config)
     return _cli.run(functools.partial(serve, config), name="namesrv")
 
 

@@ -78,7 +78,7 @@ def test_prepare_prints_and_exits(capsys: pytest.CaptureFixture[str]) -> None:
         _cli.prepare(
             parser,
             ["-p", "--listenPort=5"],
-            lambda _a, p: tuple(_cli.load_configs(p, One(), Two())),
+            lambda p: tuple(_cli.load_configs(p, One(), Two())),
         )
     assert exc.value.code == 0
     assert (
