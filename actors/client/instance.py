@@ -161,6 +161,7 @@ class ClientInstance:
             if route is None and use_default:
                 default = await self._route_from_namesrv(AUTO_CREATE_TOPIC)
                 if default is not None:
+                    # Both counts from the read count, as Java's MQClientInstance does.
                     route = attrs.evolve(
                         default,
                         queue_datas=tuple(
