@@ -8,10 +8,13 @@ captures the write position first, so everything below that position is durable 
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import logging
 import mmap
 import os
 import threading
+from collections.abc import Callable
 
 from storage.errors import StoreError
 
@@ -31,6 +34,28 @@ def name_to_offset(name: str) -> int | None:
 
 
 TMP_SUFFIX = ".creating"
+
+# Linux 5.14+; Python 3.11's mmap module lacks the constant
+MADV_POPULATE_READ = 22
+
+
+def _load_madvise() -> Callable[[int, int, int], int] | None:
+    """libc madvise through ctypes, which releases the GIL for the call (``mmap.madvise`` holds
+    it, stalling the event loop for the whole populate); None where libc has none."""
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).madvise
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn  # type: ignore[no-any-return]
+
+
+_madvise = _load_madvise()
+
+
+def prefault_supported() -> bool:
+    return _madvise is not None
 
 
 def create_mapped(path: str, file_size: int, *, sync_dir: bool = True) -> tuple[int, mmap.mmap]:
@@ -88,6 +113,7 @@ class MappedFile:
         "flushed_position",
         "mm",
         "path",
+        "prefaulted_to",
         "wrote_position",
     )
 
@@ -102,6 +128,8 @@ class MappedFile:
         self.mm = mm
         self.wrote_position = 0
         self.flushed_position = 0
+        # pages below this have been populated ahead of the writer (see prefault)
+        self.prefaulted_to = 0
         self.deleted = False
         # a flusher thread must never fdatasync a descriptor a cleaner thread has just closed
         self._io_lock = threading.Lock()
@@ -140,6 +168,49 @@ class MappedFile:
         for pos in range(0, self.file_size, OS_PAGE_SIZE):
             mm[pos] = 0
         os.fdatasync(self._fd)
+
+    def prefault(self, end: int) -> int:
+        """Map the pages from ``prefaulted_to`` up to ``end`` ahead of the writer (run in a
+        worker thread); returns the new ``prefaulted_to``.
+
+        Packing a record into a fresh page is mostly the kernel's fault (allocate and zero a
+        page-cache page, on a VM often a host fault too): 1 KiB records pack at ~0.3M/s into
+        fresh pages, ~2M/s into populated ones; a whole put went from 87k to ~130k per
+        CPU-second.  MADV_POPULATE_READ takes that cost here, off the event loop and without
+        the GIL.  It is chosen over the alternatives because:
+        - POPULATE_WRITE (or touching pages, warmMapedFileEnable) dirties the zero pages, so the
+          next fdatasync writes them and they are written again with data; and every fdatasync
+          write-protects them again anyway, so a write-populate buys nothing a read-populate
+          does not (measured: the same put rate).  POPULATE_READ leaves them clean: the
+          writer's first store takes only a write-protect fault, about a tenth of a fresh one.
+        - MADV_WILLNEED on a file mapping only fills the page cache; the writer still faults.
+        - pwrite on the append path is a syscall per record on the event loop and would need
+          a write buffer that readers see (Java's transientStorePool), a larger change.
+        The file is preallocated, so populating never allocates blocks (no SIGBUS, no ENOSPC).
+        """
+        global _madvise
+        start = max(self.prefaulted_to, self.wrote_position)
+        start -= start % OS_PAGE_SIZE
+        end = min(end, self.file_size)
+        if _madvise is None or end <= start or self.deleted:
+            return self.prefaulted_to
+        try:
+            # the exported buffer pins the mapping: close() refuses (BufferError) until it
+            # is released, so the address stays valid while madvise runs without the GIL
+            pin = (ctypes.c_char * (end - start)).from_buffer(self.mm, start)
+        except ValueError:  # closed meanwhile by the cleaner
+            return self.prefaulted_to
+        try:
+            if _madvise(ctypes.addressof(pin), end - start, MADV_POPULATE_READ) != 0:
+                err = ctypes.get_errno()
+                if err == errno.EINVAL:  # a kernel before 5.14: the writer faults as before
+                    log.info("madvise(MADV_POPULATE_READ) unsupported; no prefaulting")
+                    _madvise = None
+                return self.prefaulted_to
+        finally:
+            del pin
+        self.prefaulted_to = end
+        return end
 
     @property
     def remaining(self) -> int:

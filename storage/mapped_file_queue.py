@@ -17,6 +17,7 @@ from storage.mapped_file import (
     MappedFile,
     name_to_offset,
     offset_to_name,
+    prefault_supported,
     remove_leftovers,
 )
 
@@ -103,6 +104,25 @@ class MappedFileQueue:
             if last is None or self._ready is not None:
                 return
             self._ready = self._new_file(last.file_from_offset + self.file_size)
+
+    def prefault_needed(self, window: int) -> bool:
+        """Whether less than 3/4 of ``window`` bytes past the write position is populated."""
+        if not prefault_supported():
+            return False
+        last = self.last()
+        if last is None or last.prefaulted_to >= last.file_size:
+            return self._ready is not None and self._ready.prefaulted_to == 0
+        return last.prefaulted_to < last.wrote_position + window * 3 // 4
+
+    def prefault(self, window: int) -> None:
+        """Populate ``window`` bytes past the write position, and the first ``window`` bytes
+        of a prepared successor, so the writer rarely meets a fresh page (worker thread)."""
+        last = self.last()
+        if last is not None and last.prefaulted_to < last.wrote_position + window * 3 // 4:
+            last.prefault(last.wrote_position + window)
+        ready = self._ready
+        if ready is not None and ready.prefaulted_to == 0:
+            ready.prefault(window)
 
     def file_for_write(self, start_offset: int = 0) -> MappedFile:
         """The last file if it has room, else a new one (the first at ``start_offset``'s file)."""

@@ -242,3 +242,55 @@ def test_next_file_prepared_ahead_is_used_and_never_duplicated(tmp_path) -> None
     assert offsets == [i * FILE for i in range(len(offsets))]
     q.close()
     assert sorted(int(n) for n in os.listdir(tmp_path / "q")) == offsets  # the spare is gone
+
+
+def _minor_faults_reading(mf: MappedFile, start: int, end: int) -> int:
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
+    for pos in range(start, end, 4096):
+        mf.mm[pos]
+    return resource.getrusage(resource.RUSAGE_THREAD).ru_minflt - before
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "posix_fallocate") or os.uname().sysname != "Linux", reason="Linux madvise"
+)
+def test_prefault_maps_pages_ahead_of_the_writer_and_never_pins_the_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    size = 256 * 4096
+    mf = MappedFile.create(str(tmp_path / f"{0:020d}"), size)
+    mf.append(b"x" * 5000)
+    assert mf.prefault(64 * 4096) == 64 * 4096
+    # populated from the write position's page on: reading them takes no page fault
+    assert _minor_faults_reading(mf, 4096, 64 * 4096) == 0
+    # the control: pages past the window still fault (once per 16 pages: the kernel maps
+    # read faults around the faulting page), so the check above can fail
+    assert _minor_faults_reading(mf, 128 * 4096, 192 * 4096) >= 3
+    assert mf.prefault(10 * size) == size  # clamped to the file
+    assert mf.prefault(size) == size  # nothing left: no call
+    assert mf.close()  # the buffer pinning the mapping during madvise was released
+    assert mf.prefault(size) == size
+
+
+def test_queue_prefaults_the_window_and_a_prepared_successor(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    window = 8 * 4096
+    q = MappedFileQueue(str(tmp_path / "q"), 64 * 4096)
+    assert not q.prefault_needed(window)  # no file yet
+    mf = q.file_for_write()
+    assert q.prefault_needed(window)
+    q.prefault(window)
+    assert mf.prefaulted_to == window
+    assert not q.prefault_needed(window)
+    mf.append(b"a" * (window // 4 + 1))  # less than 3/4 of a window populated ahead now
+    assert q.prefault_needed(window)
+    q.prefault(window)
+    assert mf.prefaulted_to == window // 4 + 1 + window
+    mf.append(b"b" * mf.remaining)
+    q.prepare_next_file()
+    assert q._ready is not None
+    assert q._ready.prefaulted_to == 0
+    assert q.prefault_needed(window)
+    q.prefault(window)
+    assert q._ready.prefaulted_to == window
+    assert q.file_for_write().prefaulted_to == window  # the writer's next file starts populated
+    q.close()

@@ -290,3 +290,19 @@ async def test_flusher_creates_the_next_file_ahead_of_need(
             store.put_message(msg(body=b"x" * 500))
         assert [f.file_from_offset for f in store.commit_log.queue.files] == [0, 16 * 1024]
         nursery.cancel_scope.cancel()
+
+
+async def test_flusher_prefaults_pages_ahead_of_the_writer(
+    make_store, autojump_clock, inline_threads
+) -> None:  # type: ignore[no-untyped-def]
+    store = make_store(mappedFileSizeCommitLog=256 * 1024)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            commit_log_flusher, store, store.config, OffsetWaiters(), trio_util.RepeatedEvent()
+        )
+        store.put_message(msg(body=b"x" * 500))
+        mf = store.commit_log.queue.last()
+        assert mf.prefaulted_to == 0
+        await trio.sleep(0.6)  # the flusher's first tick finds nothing populated ahead
+        assert mf.prefaulted_to == mf.file_size  # the window exceeds this small file
+        nursery.cancel_scope.cancel()
