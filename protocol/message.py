@@ -114,12 +114,11 @@ def string_to_properties(text: str) -> dict[str, str]:
     if not text:
         return result
     for segment in text.split(PROPERTY_SEPARATOR):
-        if len(segment) < 3:
-            continue
-        cut = segment.find(NAME_VALUE_SEPARATOR)
-        if cut <= 0 or cut == len(segment) - 1:
-            continue
-        result[segment[:cut]] = segment[cut + 1 :]
+        # a segment counts when both sides of its first separator are non-empty (then it has
+        # at least 3 characters, Java's other condition); partition is half the cost of find
+        name, _, value = segment.partition(NAME_VALUE_SEPARATOR)
+        if name and value:
+            result[name] = value
     return result
 
 

@@ -116,7 +116,18 @@ class ConsumeQueue:
     ) -> bool:
         """Write unit ``cq_offset``; False if it already exists (replay). OSError if no file."""
         expect = cq_offset * UNIT_SIZE
-        if self.queue.last() is None:
+        last = self.queue.last()
+        # the live case: the unit right after the last one, with room in the last file
+        if (
+            last is not None
+            and expect == last.file_from_offset + last.wrote_position
+            and last.append(UNIT.pack(phys, size, tags_code))
+        ):
+            self.max_physic_offset = phys + size
+            if store_timestamp:
+                self.last_store_timestamp = store_timestamp
+            return True
+        if last is None:
             mf = self.queue.file_for_write(expect)
             if expect > mf.file_from_offset:
                 # the first file of a queue that starts past zero (files deleted, offset reset)

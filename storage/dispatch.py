@@ -65,6 +65,18 @@ class DispatchRequest:
         return self.properties.get(MessageConst.UNIQ_KEY)
 
 
+# tags code by tag string: producers reuse a handful of tags, and hashing one is a Python loop
+_TAGS_CODES: dict[str | None, int] = {}
+_TAGS_CODES_MAX = 4096
+
+
+def _tags_code_cached(tags: str | None) -> int:
+    if len(_TAGS_CODES) >= _TAGS_CODES_MAX:
+        _TAGS_CODES.clear()
+    code = _TAGS_CODES[tags] = tags_code(tags)
+    return code
+
+
 def delivery_tags_code(
     store_timestamp: int, properties: dict[str, str], delay_levels_ms: Sequence[int]
 ) -> int:
@@ -146,7 +158,9 @@ def check_record(
     if topic == SCHEDULE_TOPIC:
         code = delivery_tags_code(store_ts, props, delay_levels_ms)
     else:
-        code = tags_code(props.get(MessageConst.TAGS))
+        tags = props.get(MessageConst.TAGS)
+        cached = _TAGS_CODES.get(tags) if tags else 0
+        code = _tags_code_cached(tags) if cached is None else cached
     return DispatchRequest(
         topic=topic,
         queue_id=queue_id,

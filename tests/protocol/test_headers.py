@@ -24,6 +24,7 @@ from protocol.headers import (
     SendMessageResponseHeader,
     UnregisterClientRequestHeader,
 )
+from protocol.headers.send import decode_send_v2
 from tests.protocol import golden
 from tests.protocol.strategies import for_type
 
@@ -252,3 +253,65 @@ def test_arbitrary_ext_fields_only_raise_header_field_error(cls: type, data: st.
         decode_header(cls, ext)
     except HeaderFieldError:
         pass
+
+
+# ---------------------------------------------------------------- the send hot path's decoder
+
+_V2_VALUES = st.one_of(
+    st.sampled_from(
+        ["", "0", "7", "-1", "+3", "12x", "true", "false", "TRUE", "1", " 1", "\u0661"]
+    ),
+    st.text(max_size=6),
+)
+
+
+def _slow_v2(ext: dict[str, str]) -> object:
+    try:
+        return decode_header(SendMessageRequestHeaderV2, ext).to_v1()
+    except HeaderFieldError as exc:
+        return ("error", str(exc))
+
+
+def _fast_v2(ext: dict[str, str]) -> object:
+    try:
+        return decode_send_v2(ext)
+    except HeaderFieldError as exc:
+        return ("error", str(exc))
+
+
+@settings(max_examples=400)
+@given(st.dictionaries(st.sampled_from("abcdefghijklmnz"), _V2_VALUES))
+def test_decode_send_v2_agrees_with_cattrs(ext: dict[str, str]) -> None:
+    assert _fast_v2(ext) == _slow_v2(ext)
+
+
+@given(for_type(SendMessageRequestHeaderV2))
+def test_decode_send_v2_of_encoded_headers(header: SendMessageRequestHeaderV2) -> None:
+    ext = encode_header(header)
+    assert decode_send_v2(ext) == header.to_v1()
+
+
+def test_decode_send_v2_refuses_what_cattrs_refuses() -> None:
+    ext = encode_header(golden_v2())
+    ext["e"] = "x"
+    with pytest.raises(HeaderFieldError) as info:
+        decode_send_v2(ext)
+    assert info.value.field == "e"
+    del ext["b"]
+    with pytest.raises(HeaderFieldError, match="'b' is missing"):
+        decode_send_v2(ext)
+
+
+def golden_v2() -> SendMessageRequestHeaderV2:
+    return SendMessageRequestHeaderV2(
+        producer_group="pg",
+        topic="T",
+        default_topic="TBW102",
+        default_topic_queue_nums=4,
+        queue_id=1,
+        sys_flag=0,
+        born_timestamp=1700000000000,
+        flag=0,
+        properties="UNIQ_KEY\x01abc",
+        batch=True,
+    )

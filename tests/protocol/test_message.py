@@ -191,6 +191,21 @@ def test_properties_string_rules() -> None:
     assert string_to_properties("x\x01a\x01b") == {"x": "a\x01b"}
 
 
+def _java_string_to_properties(text: str) -> dict[str, str]:
+    # MessageDecoder.string2messageProperties, step by step
+    result: dict[str, str] = {}
+    for segment in text.split("\x02") if text else []:
+        cut = segment.find("\x01")
+        if len(segment) >= 3 and 0 < cut < len(segment) - 1:
+            result[segment[:cut]] = segment[cut + 1 :]
+    return result
+
+
+@given(st.text(alphabet="ab\x01\x02", max_size=24))
+def test_properties_string_parse_matches_java(text: str) -> None:
+    assert string_to_properties(text) == _java_string_to_properties(text)
+
+
 def test_java_hash_known_values() -> None:
     assert java_hash("") == 0
     assert java_hash("TagA") == 2598919

@@ -24,7 +24,7 @@ from protocol.codes import RequestCode, ResponseCode
 from protocol.command import RemotingCommand
 from protocol.convert import decode_header
 from protocol.errors import RemoteProtocolError
-from protocol.headers.send import SendMessageRequestHeader, SendMessageRequestHeaderV2
+from protocol.headers.send import SendMessageRequestHeader, decode_send_v2
 from protocol.message import (
     MessageConst,
     MessageSysFlag,
@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 # The version from which the broker honours the header's maxReconsumeTimes (V3_4_9).
 V3_4_9 = 121
 RW = int(PermName.PERM_READ | PermName.PERM_WRITE)
+_VALID_TOPICS_MAX = 10_000
 
 _STORED = {
     PutStatus.PUT_OK: ResponseCode.SUCCESS,
@@ -83,15 +84,15 @@ def put_failure(status: PutStatus) -> RequestError:
 
 def decode_send_header(req: RemotingCommand) -> SendMessageRequestHeader:
     if req.code in (RequestCode.SEND_MESSAGE_V2, RequestCode.SEND_BATCH_MESSAGE):
-        header = decode_header(SendMessageRequestHeaderV2, req.ext_fields).to_v1()
-    else:
-        header = decode_header(SendMessageRequestHeader, req.ext_fields)
-    return header
+        return decode_send_v2(req.ext_fields)
+    return decode_header(SendMessageRequestHeader, req.ext_fields)
 
 
 class SendHandler:
     def __init__(self, ctx: BrokerContext) -> None:
         self.ctx = ctx
+        # names that passed topic_problem: the regex is a fixed cost on every send otherwise
+        self._valid_topics: set[str] = set()
 
     def register(self, router: Router) -> None:
         # Under ASYNC_FLUSH a send never awaits (the gate is taken without waiting when free),
@@ -113,7 +114,10 @@ class SendHandler:
         ctx = self.ctx
         ext = {"MSG_REGION": ctx.config.regionId, "TRACE_ON": _bool(ctx.config.traceOn)}
         try:
-            await self._enter_gate()
+            try:
+                ctx.send_gate.acquire_nowait()
+            except trio.WouldBlock:
+                await self._enter_gate()
             try:
                 code, fields = await self._send(rctx, req)
             finally:
@@ -125,17 +129,12 @@ class SendHandler:
         return req.reply(code, None, ext)
 
     async def _enter_gate(self) -> None:
-        """Take a place among the sends in progress; refuse one that queued too long (§7.1).
+        """Wait for a place among the sends in progress; refuse one that queued too long (§7.1).
 
-        Only time spent waiting for a place counts: a free place is taken without a
+        Only time spent waiting for a place counts: ``handle`` takes a free place without a
         checkpoint, so a busy event loop alone never turns a send into SYSTEM_BUSY.
         """
         gate = self.ctx.send_gate
-        try:
-            gate.acquire_nowait()
-            return
-        except trio.WouldBlock:
-            pass
         entered = trio.current_time()
         await gate.acquire()
         waited_ms = (trio.current_time() - entered) * 1000
@@ -177,53 +176,67 @@ class SendHandler:
             )
         if queue_id < 0:
             queue_id = random.randrange(1 << 30) % topic_config.write_queue_nums
-        header_props = string_to_properties(header.properties or "")
-        props = dict(header_props)
-        wait = props.pop(MessageConst.WAIT, None)
-        wait_store = wait != "false"
-        props[MessageConst.CLUSTER] = ctx.config.brokerClusterName
         sys_flag = header.sys_flag
         if topic_config.topic_filter_type == TopicFilterType.MULTI_TAG:
             sys_flag |= MessageSysFlag.MULTI_TAGS
+        cluster = ctx.config.brokerClusterName
+        props = string_to_properties(header.properties or "")
+        if batch:
+            wait_store = props.get(MessageConst.WAIT) != "false"
+            # Java appends the batch's properties string as sent, WAIT included (§4.8).
+            props[MessageConst.CLUSTER] = cluster
+            inner = functools.partial(
+                MessageInner,
+                topic=header.topic,
+                queue_id=queue_id,
+                sys_flag=sys_flag,
+                born_timestamp=header.born_timestamp,
+                born_host=rctx.peer,
+                reconsume_times=header.reconsume_times or 0,
+            )
+            msgs = self._batch_messages(req, header, props, inner)
+            result = ctx.store.put_messages(msgs)
+            return await self._finish(result, header.topic, queue_id, wait_store)
+        wait = props.pop(MessageConst.WAIT, None)
+        wait_store = wait != "false"
+        props[MessageConst.CLUSTER] = cluster
         topic = header.topic
-        reconsume_times = header.reconsume_times or 0
-        if topic.startswith(RETRY_GROUP_TOPIC_PREFIX) and not batch:
+        if topic.startswith(RETRY_GROUP_TOPIC_PREFIX):
             topic, queue_id = self._retry_or_dlq(header, req.version, props, queue_id, now_ms)
-        inner = functools.partial(
-            MessageInner,
+        if props.get(MessageConst.TRAN_MSG) == "true" and ctx.config.rejectTransactionMessage:
+            raise RequestError(
+                ResponseCode.NO_PERMISSION,
+                f"the broker[{ctx.config.brokerIP1}] sending transaction message is forbidden",
+            )
+        msg = MessageInner(
             topic=topic,
             queue_id=queue_id,
+            body=req.body,
+            properties=props,
+            flag=header.flag,
             sys_flag=sys_flag,
             born_timestamp=header.born_timestamp,
             born_host=rctx.peer,
-            reconsume_times=reconsume_times,
+            reconsume_times=header.reconsume_times or 0,
         )
-        if batch:
-            # Java appends the batch's properties string as sent, WAIT included (§4.8).
-            header_props[MessageConst.CLUSTER] = ctx.config.brokerClusterName
-            msgs = self._batch_messages(req, header, header_props, inner)
-            result = ctx.store.put_messages(msgs)
-        else:
-            if props.get(MessageConst.TRAN_MSG) == "true" and ctx.config.rejectTransactionMessage:
-                raise RequestError(
-                    ResponseCode.NO_PERMISSION,
-                    f"the broker[{ctx.config.brokerIP1}] sending transaction message is forbidden",
-                )
-            msg = inner(flag=header.flag, body=req.body, properties=props)
-            timer = ctx.delivery.timer_config if ctx.delivery is not None else None
-            try:
-                parked = rewrite_on_put(msg, ctx.delay_levels, timer, now_ms, wait=wait)
-            except DelayRejected as exc:
-                raise RequestError(ResponseCode.MESSAGE_ILLEGAL, str(exc)) from None
-            result = ctx.store.put_message(parked)
+        timer = ctx.delivery.timer_config if ctx.delivery is not None else None
+        try:
+            parked = rewrite_on_put(msg, ctx.delay_levels, timer, now_ms, wait=wait)
+        except DelayRejected as exc:
+            raise RequestError(ResponseCode.MESSAGE_ILLEGAL, str(exc)) from None
+        result = ctx.store.put_message(parked)
         return await self._finish(result, header.topic, queue_id, wait_store)
 
     def _topic_for_send(self, header: SendMessageRequestHeader, now_ms: int) -> TopicConfig:
         ctx = self.ctx
         topic = header.topic
-        problem = topic_problem(topic)
-        if problem is not None:
-            raise RequestError(ResponseCode.SYSTEM_ERROR, problem)
+        if topic not in self._valid_topics:
+            problem = topic_problem(topic)
+            if problem is not None:
+                raise RequestError(ResponseCode.SYSTEM_ERROR, problem)
+            if len(self._valid_topics) >= _VALID_TOPICS_MAX:
+                self._valid_topics.clear()
+            self._valid_topics.add(topic)
         if topic in NOT_ALLOWED_SEND_TOPICS:
             raise RequestError(
                 ResponseCode.NO_PERMISSION, f"Sending message to topic[{topic}] is forbidden."
@@ -348,7 +361,8 @@ class SendHandler:
             "queueId": str(queue_id),
             "queueOffset": str(append.queue_offset),
         }
-        return _STORED[status], fields
+        # identity, not _STORED[status]: hashing an Enum member runs Python code
+        return (ResponseCode.SUCCESS if status is PutStatus.PUT_OK else _STORED[status]), fields
 
 
 def _bool(value: bool) -> str:
