@@ -1,27 +1,36 @@
 """Waiting for a monotonically growing offset: flushed commit-log bytes, slave-acked bytes.
 
-``OffsetWaiters`` is a heap of ``(offset, seq, Event)``.  ``advance(new)`` pops and sets
-every waiter at or below ``new`` - O(k log n) for k woken of n waiting - where an
-``AsyncValue`` predicate per in-flight request would cost O(n) per change (the
-trio-util docstring's own caveat).  One flusher calls ``advance``; many send handlers
-call ``wait_for``.
+One flusher calls ``advance``; many send handlers call ``wait_for``.  A group commit acknowledges
+dozens of sends per ``advance``, so the per-waiter cost is what bounds SYNC_FLUSH throughput on
+the event loop.  Waiters therefore share: everyone who starts waiting between two advances (with
+the same deadline) joins one group, parked on one ``trio.Event``.  An advance seals the open
+groups and wakes each group whose smallest offset it reached, in O(groups); a woken waiter whose
+own offset is still ahead joins a fresh group (rare: the flusher syncs everything written before
+it starts, so a group is usually covered whole).
+
+Timeouts are checked on wake rather than with a cancel scope per waiter: deadlines are rounded up
+to a 1/64 s tick so that a group's members share one, and only the group's first member (its
+keeper) holds a cancel scope, firing the group when the deadline passes.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import math
 
 import attrs
 import trio
 
+# deadlines round up to this (a binary fraction, so whole-second deadlines stay exact)
+TICK = 1 / 64
+
 
 @attrs.define(eq=False, slots=True)
-class _Waiter:
+class _Group:
+    deadline: float
+    # the smallest member offset: the group wakes once ``current`` reaches it
+    first: int
+    members: int = 1
     event: trio.Event = attrs.field(factory=trio.Event)
-    # Set when the waiter gave up (timeout or cancellation): its heap entry is garbage.
-    abandoned: bool = False
 
 
 @attrs.define(eq=False)
@@ -29,30 +38,34 @@ class OffsetWaiters:
     """Waiters for ``current >= offset``; ``current`` only grows."""
 
     current: int = 0
-    # Invariant: every live (not abandoned) waiter in the heap has offset > current.
-    _heap: list[tuple[int, int, _Waiter]] = attrs.field(factory=list, init=False)
-    _seq: itertools.count[int] = attrs.field(factory=itertools.count, init=False)
-    _abandoned: int = attrs.field(default=0, init=False)
+    # groups not woken yet; and those still taking members (by deadline), emptied by advance
+    _groups: list[_Group] = attrs.field(factory=list, init=False)
+    _open: dict[float, _Group] = attrs.field(factory=dict, init=False)
 
     def __len__(self) -> int:
-        """Waiters still in the heap (abandoned ones not yet swept included)."""
-        return len(self._heap)
+        """Waiters in groups not woken yet (a cancelled one counts until its group wakes)."""
+        return sum(g.members for g in self._groups)
 
     def advance(self, offset: int) -> None:
         """Raise ``current`` to ``offset`` (a lower value is ignored) and wake who is due."""
         if offset <= self.current:
             return
         self.current = offset
-        heap = self._heap
-        while heap and heap[0][0] <= offset:
-            _, _, waiter = heapq.heappop(heap)
-            if waiter.abandoned:
-                self._abandoned -= 1
-            else:
-                waiter.event.set()
+        # whoever waits from now on needs a later advance: a new group, not one woken now
+        self._open.clear()
+        groups = self._groups
+        if groups:
+            keep = []
+            for g in groups:
+                if g.first <= offset:
+                    g.event.set()
+                else:
+                    keep.append(g)
+            self._groups = keep
 
     async def wait_for(self, offset: int, timeout: float | None = None) -> bool:
-        """True once ``current >= offset``; False if ``timeout`` seconds pass first.
+        """True once ``current >= offset``; False once ``timeout`` seconds (rounded up to a
+        TICK of the clock) pass first.
 
         Reached already: returns at once without a checkpoint.  This is the hot path of
         every sync-flush send whose group commit finished before it asked, and its caller
@@ -60,23 +73,41 @@ class OffsetWaiters:
         """
         if offset <= self.current:
             return True
-        waiter = _Waiter()
-        heapq.heappush(self._heap, (offset, next(self._seq), waiter))
-        try:
-            with trio.move_on_after(math.inf if timeout is None else timeout):
-                await waiter.event.wait()
-                return True
+        if timeout is None:
+            deadline = math.inf
+        elif timeout <= 0:
             return False
-        finally:
-            if not waiter.event.is_set():
-                waiter.abandoned = True
-                self._abandoned += 1
-                self._sweep()
+        else:
+            deadline = math.ceil((trio.current_time() + timeout) / TICK) * TICK
+        while True:
+            group = self._open.get(deadline)
+            if group is not None:
+                group.members += 1
+                if offset < group.first:
+                    group.first = offset
+                await group.event.wait()
+            else:
+                group = _Group(deadline, offset)
+                self._open[deadline] = group
+                self._groups.append(group)
+                await self._keep(group)
+            if offset <= self.current:
+                return True
+            if trio.current_time() >= deadline:
+                return False
 
-    def _sweep(self) -> None:
-        # Timed-out waiters stay in the heap until advance() reaches them; if advance
-        # stalls (a hung disk) rebuild once garbage dominates, so memory stays bounded.
-        if self._abandoned > 64 and self._abandoned * 2 > len(self._heap):
-            self._heap = [entry for entry in self._heap if not entry[2].abandoned]
-            heapq.heapify(self._heap)
-            self._abandoned = 0
+    async def _keep(self, group: _Group) -> None:
+        """Wait as the group's keeper: on its deadline, or if cancelled, wake the whole group
+        (members re-check; those still waiting form a new group with a new keeper)."""
+        if group.deadline == math.inf:
+            await group.event.wait()
+            return
+        try:
+            with trio.CancelScope(deadline=group.deadline):
+                await group.event.wait()
+        finally:
+            if not group.event.is_set():
+                self._groups.remove(group)
+                if self._open.get(group.deadline) is group:
+                    del self._open[group.deadline]
+                group.event.set()

@@ -73,6 +73,56 @@ async def test_cancelled_waiter_leaves_no_live_entry(autojump_clock: trio.abc.Cl
     assert await waiters.wait_for(10, timeout=0)
 
 
+async def test_cancelled_keeper_hands_its_timer_on(autojump_clock: trio.abc.Clock) -> None:
+    """The first waiter of a group holds the group's timer; cancelling it must not leave the
+    others waiting past their deadline, nor wake them as timed out early."""
+    waiters = OffsetWaiters()
+    results: list[tuple[bool, float]] = []
+
+    async def wait() -> None:
+        results.append((await waiters.wait_for(10, timeout=5), trio.current_time()))
+
+    keeper = trio.CancelScope()
+
+    async def first() -> None:
+        with keeper:
+            await waiters.wait_for(10, timeout=5)
+
+    with trio.fail_after(30):  # without a handed-on timer the others would wait forever
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(first)
+            await trio.testing.wait_all_tasks_blocked()  # first becomes the keeper
+            for _ in range(3):
+                nursery.start_soon(wait)
+            await trio.sleep(1)
+            keeper.cancel()
+    assert results == [(False, 5.0)] * 3
+    assert len(waiters) == 0
+
+
+async def test_one_advance_wakes_a_group_and_leaves_later_offsets_waiting(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    waiters = OffsetWaiters()
+    done: list[int] = []
+
+    async def wait(offset: int) -> None:
+        assert await waiters.wait_for(offset, timeout=60)
+        done.append(offset)
+
+    async with trio.open_nursery() as nursery:
+        for offset in range(1, 65):
+            nursery.start_soon(wait, offset)
+        await trio.sleep(1)
+        assert len(waiters) == 64
+        waiters.advance(32)
+        await trio.sleep(1)
+        assert sorted(done) == list(range(1, 33))
+        assert len(waiters) == 32  # the rest regrouped, still waiting
+        waiters.advance(64)
+    assert sorted(done) == list(range(1, 65))
+
+
 _ops = st.lists(
     st.one_of(
         st.tuples(st.just("wait"), st.integers(0, 50), st.integers(0, 5)),
