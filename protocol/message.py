@@ -440,7 +440,18 @@ def encode_batch(entries: Iterable[BatchEntry]) -> bytes:
 
 
 def decode_batch(body: bytes | bytearray | memoryview) -> list[BatchEntry]:
-    out: list[BatchEntry] = []
+    return [
+        BatchEntry(body=entry_body, flag=flag, properties=props)
+        for flag, entry_body, props in decode_batch_entries(body)
+    ]
+
+
+def decode_batch_entries(
+    body: bytes | bytearray | memoryview,
+) -> list[tuple[int, bytes, dict[str, str]]]:
+    """``decode_batch`` as (flag, body, properties) tuples: the broker's batch path, which
+    builds its own message per entry and need not pay for a BatchEntry each."""
+    out: list[tuple[int, bytes, dict[str, str]]] = []
     pos = 0
     end = len(body)
     while pos < end:
@@ -462,7 +473,7 @@ def decode_batch(body: bytes | bytearray | memoryview) -> list[BatchEntry]:
             props = string_to_properties(bytes(body[p : p + props_len]).decode())
         except UnicodeDecodeError:
             raise RemoteProtocolError(f"batch entry at {pos}: invalid UTF-8") from None
-        out.append(BatchEntry(body=entry_body, flag=flag, properties=props))
+        out.append((flag, entry_body, props))
         pos = p + props_len
     return out
 

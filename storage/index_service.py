@@ -113,20 +113,26 @@ class IndexService:
             return None  # already indexed (replay after recovery)
         self.indexed_upto = phy + 1
         f = self._writable(now_ms)
-        keys: list[str] = []
-        uniq = req.properties.get(MessageConst.UNIQ_KEY)
-        if uniq:
-            keys.append(uniq)
-        text = req.properties.get(MessageConst.KEYS)
+        props = req.properties
+        uniq = props.get(MessageConst.UNIQ_KEY)
+        text = props.get(MessageConst.KEYS)
+        keys: list[str]
         if text:
+            keys = [uniq] if uniq else []
             keys.extend(k for k in text.split(MessageConst.KEY_SEPARATOR) if k)
+        elif uniq:
+            keys = [uniq]  # the common case: a producer's message id only
+        else:
+            return None
         full: IndexFile | None = None
+        topic = req.topic
+        ts = req.store_timestamp
         for key in keys:
-            full_key = f"{req.topic}#{key}"
-            if not f.put(full_key, req.commit_log_offset, req.store_timestamp):
+            full_key = f"{topic}#{key}"
+            if not f.put(full_key, phy, ts):
                 full = f
                 f = self._writable(now_ms)
-                f.put(full_key, req.commit_log_offset, req.store_timestamp)
+                f.put(full_key, phy, ts)
         return full
 
     def query(self, topic: str, key: str, max_num: int, begin: int, end: int) -> IndexQueryResult:

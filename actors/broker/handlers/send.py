@@ -8,10 +8,8 @@ delivery is the schedule service's.  Store statuses become response codes here a
 
 from __future__ import annotations
 
-import functools
 import logging
 import random
-from collections.abc import Callable
 
 import trio
 
@@ -28,7 +26,7 @@ from protocol.headers.send import SendMessageRequestHeader, decode_send_v2
 from protocol.message import (
     MessageConst,
     MessageSysFlag,
-    decode_batch,
+    decode_batch_entries,
     string_to_properties,
     transaction_type,
 )
@@ -185,16 +183,7 @@ class SendHandler:
             wait_store = props.get(MessageConst.WAIT) != "false"
             # Java appends the batch's properties string as sent, WAIT included (§4.8).
             props[MessageConst.CLUSTER] = cluster
-            inner = functools.partial(
-                MessageInner,
-                topic=header.topic,
-                queue_id=queue_id,
-                sys_flag=sys_flag,
-                born_timestamp=header.born_timestamp,
-                born_host=rctx.peer,
-                reconsume_times=header.reconsume_times or 0,
-            )
-            msgs = self._batch_messages(req, header, props, inner)
+            msgs = self._batch_messages(req, header, props, queue_id, sys_flag, rctx.peer)
             result = ctx.store.put_messages(msgs)
             return await self._finish(result, header.topic, queue_id, wait_store)
         wait = props.pop(MessageConst.WAIT, None)
@@ -303,9 +292,12 @@ class SendHandler:
         req: RemotingCommand,
         header: SendMessageRequestHeader,
         props: dict[str, str],
-        inner: Callable[..., MessageInner],
+        queue_id: int,
+        sys_flag: int,
+        born_host: str,
     ) -> list[MessageInner]:
         ctx = self.ctx
+        reconsume_times = header.reconsume_times or 0
         if header.topic.startswith(RETRY_GROUP_TOPIC_PREFIX):
             raise RequestError(
                 ResponseCode.MESSAGE_ILLEGAL, "batch request does not support retry group"
@@ -320,21 +312,33 @@ class SendHandler:
                 ResponseCode.MESSAGE_ILLEGAL, "batch message does not support delay or transaction"
             )
         try:
-            entries = decode_batch(req.body)
+            entries = decode_batch_entries(req.body)
         except RemoteProtocolError as exc:
             raise RequestError(ResponseCode.MESSAGE_ILLEGAL, f"bad batch body: {exc}") from None
         if not entries:
             raise RequestError(ResponseCode.MESSAGE_ILLEGAL, "empty batch")
         out = []
-        for entry in entries:
-            merged = dict(entry.properties)
-            if MessageConst.DELAY in merged or transaction_type(header.sys_flag):
+        for flag, body, merged in entries:
+            # the sys flag's transaction bits were refused above, before the loop
+            if MessageConst.DELAY in merged:
                 raise RequestError(
                     ResponseCode.MESSAGE_ILLEGAL,
                     "batch message does not support delay or transaction",
                 )
             merged.update(props)
-            out.append(inner(flag=entry.flag, body=entry.body, properties=merged))
+            out.append(
+                MessageInner(
+                    topic=header.topic,
+                    queue_id=queue_id,
+                    body=body,
+                    properties=merged,
+                    flag=flag,
+                    sys_flag=sys_flag,
+                    born_timestamp=header.born_timestamp,
+                    born_host=born_host,
+                    reconsume_times=reconsume_times,
+                )
+            )
         return out
 
     async def _finish(
@@ -353,11 +357,16 @@ class SendHandler:
                 if not await ctx.flushed.wait_for(append.end_offset, timeout):
                     status = PutStatus.FLUSH_DISK_TIMEOUT
         ctx.stats.on_put(topic, append.msg_num, append.wrote_bytes)
+        offsets = append.record_offsets
+        if offsets:
+            # ctx.offset_msg_id's format inline: a batch has one id per message
+            prefix = ctx.msg_id_prefix
+            msg_id = ",".join([f"{prefix}{offset:016X}" for offset in offsets])
+        else:
+            msg_id = ctx.offset_msg_id(append.wrote_offset)
         fields = {
             # The store's own ids would parse the host per message; the prefix is cached.
-            "msgId": ",".join(
-                map(ctx.offset_msg_id, append.record_offsets or (append.wrote_offset,))
-            ),
+            "msgId": msg_id,
             "queueId": str(queue_id),
             "queueOffset": str(append.queue_offset),
         }
