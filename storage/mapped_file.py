@@ -174,10 +174,11 @@ class MappedFile:
         worker thread); returns the new ``prefaulted_to``.
 
         Packing a record into a fresh page is mostly the kernel's fault (allocate and zero a
-        page-cache page, on a VM often a host fault too): 1 KiB records pack at ~0.3M/s into
-        fresh pages, ~2M/s into populated ones; a whole put went from 87k to ~130k per
-        CPU-second.  MADV_POPULATE_READ takes that cost here, off the event loop and without
-        the GIL.  It is chosen over the alternatives because:
+        page-cache page; on a VM whose balloon reports free pages to the host, a host fault
+        too): 1 KiB records packed at ~0.3M/s into such fresh pages, ~2M/s into populated
+        ones.  MADV_POPULATE_READ takes that cost here, off the event loop and without the
+        GIL: measured ~10 -> ~8 us of event-loop CPU per put when memory is cold (no gain when
+        the kernel recycles pages still backed by the host).  Chosen over the alternatives:
         - POPULATE_WRITE (or touching pages, warmMapedFileEnable) dirties the zero pages, so the
           next fdatasync writes them and they are written again with data; and every fdatasync
           write-protects them again anyway, so a write-populate buys nothing a read-populate
