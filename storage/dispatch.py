@@ -30,8 +30,8 @@ CORRUPT = -3  # bad magic, sizes that do not add up, CRC mismatch
 
 Buf = mmap.mmap | bytes | bytearray
 
-_HEAD = struct.Struct(">iiiiiqqiq")  # ... BORNTIMESTAMP; BORNHOST follows at 48
 _PAIR = struct.Struct(">ii")
+_HEAD_V4 = struct.Struct(">iiiiiqqiq8xq8xiqi")  # TOTALSIZE .. BODYLEN when both hosts are IPv4
 # from BORNHOST to BODYLEN (skipping both hosts), by (STOREHOST_V6, BORNHOST_V6) bits
 _REST = [
     struct.Struct(">8xq8xiqi"),
@@ -115,21 +115,36 @@ def check_record(
         if magic == BLANK_MAGIC_CODE:
             return BLANK
         return END if total == 0 and magic == 0 else CORRUPT
-    (total, magic, crc, queue_id, _flag, queue_offset, phys, sys_flag, _born) = _HEAD.unpack_from(
-        buf, pos
-    )
+    # both hosts IPv4 is the common layout: one unpack reads up to BODYLEN (room >= 88 here)
+    (
+        total,
+        magic,
+        crc,
+        queue_id,
+        _flag,
+        queue_offset,
+        phys,
+        sys_flag,
+        _born,
+        store_ts,
+        _reconsume,
+        prepared,
+        body_len,
+    ) = _HEAD_V4.unpack_from(buf, pos)
     if magic != MESSAGE_MAGIC_CODE:
         if magic == BLANK_MAGIC_CODE:
             return BLANK
         return END if total == 0 and magic == 0 else CORRUPT
     if total < _MIN_RECORD or total > room or phys != base_offset + pos:
         return CORRUPT
-    rest = _REST[(sys_flag >> 4) & 3]
     end = pos + total
+    hosts = (sys_flag >> 4) & 3
+    rest = _REST[hosts]
     p = pos + 48 + rest.size
     if p + 3 > end:
         return CORRUPT
-    store_ts, _reconsume, prepared, body_len = rest.unpack_from(buf, pos + 48)
+    if hosts:
+        store_ts, _reconsume, prepared, body_len = rest.unpack_from(buf, pos + 48)
     if body_len < 0 or p + body_len + 3 > end:
         return CORRUPT
     body_at = p

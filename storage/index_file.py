@@ -29,6 +29,9 @@ def index_file_size(slots: int, entries: int) -> int:
     return HEADER_SIZE + slots * SLOT_SIZE + entries * ENTRY_SIZE
 
 
+_INT_MIN = -(2**31)
+
+
 def key_hash(key: str) -> int:
     """abs(String.hashCode) with Integer.MIN_VALUE mapped to 0."""
     h = java_hash(key)
@@ -132,23 +135,29 @@ class IndexFile:
 
     def put(self, key: str, phy_offset: int, store_timestamp: int) -> bool:
         """Add ``key``; False when the file is full."""
-        if self.index_count >= self.index_num:
+        n = self.index_count
+        if n >= self.index_num:
             return False
-        h = key_hash(key)
-        slot_pos = HEADER_SIZE + (h % self.slot_num) * SLOT_SIZE
-        (prev,) = _SLOT.unpack_from(self.mm, slot_pos)
-        if prev <= 0 or prev > self.index_count:
+        # key_hash inline: reput calls this for every UNIQ_KEY
+        h = java_hash(key)
+        h = 0 if h == _INT_MIN else abs(h)
+        mm = self.mm
+        slot_num = self.slot_num
+        slot_pos = HEADER_SIZE + (h % slot_num) * SLOT_SIZE
+        (prev,) = _SLOT.unpack_from(mm, slot_pos)
+        if prev <= 0 or prev > n:
             prev = 0
-        if self.index_count <= 1:
+        if n <= 1:
             self.begin_timestamp = store_timestamp
             self.begin_phy_offset = phy_offset
+        begin_ts = self.begin_timestamp
         diff = 0
-        if self.begin_timestamp > 0:
-            diff = min(max((store_timestamp - self.begin_timestamp) // 1000, 0), INT_MAX)
-        n = self.index_count
-        entry_pos = HEADER_SIZE + self.slot_num * SLOT_SIZE + n * ENTRY_SIZE
-        _ENTRY.pack_into(self.mm, entry_pos, h, phy_offset, diff, prev)
-        _SLOT.pack_into(self.mm, slot_pos, n)
+        if begin_ts > 0:
+            diff = min(max((store_timestamp - begin_ts) // 1000, 0), INT_MAX)
+        _ENTRY.pack_into(
+            mm, HEADER_SIZE + slot_num * SLOT_SIZE + n * ENTRY_SIZE, h, phy_offset, diff, prev
+        )
+        _SLOT.pack_into(mm, slot_pos, n)
         if prev == 0:
             self.hash_slot_count += 1
         self.index_count = n + 1
@@ -156,7 +165,16 @@ class IndexFile:
         self.end_timestamp = store_timestamp
         # kept current on every put: after a crash, load decides from the header which index
         # files to keep and where replay must rebuild from
-        self._write_header()
+        _HEADER.pack_into(
+            mm,
+            0,
+            begin_ts,
+            store_timestamp,
+            self.begin_phy_offset,
+            phy_offset,
+            self.hash_slot_count,
+            n + 1,
+        )
         return True
 
     def overlaps(self, begin: int, end: int) -> bool:
