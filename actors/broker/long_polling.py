@@ -56,6 +56,9 @@ class PullHoldTable:
     def __len__(self) -> int:
         return sum(len(pulls) for pulls in self._by_queue.values())
 
+    def __bool__(self) -> bool:
+        return bool(self._by_queue)
+
     def hold(self, pull: HeldPull) -> None:
         self._by_queue.setdefault((pull.topic, pull.queue_id), []).append(pull)
         heapq.heappush(self._deadlines, (pull.deadline, next(self._seq), pull))
@@ -153,10 +156,13 @@ async def long_polling(
                         batch.append(arrivals.receive_nowait())
                     except trio.WouldBlock:
                         break
-                for item in batch:
-                    release(
-                        table.arrived(item.topic, item.queue_id, item.max_offset, item.tags_code)
-                    )
+                if table:  # while producers send and nobody waits, arrivals are dropped here
+                    for item in batch:
+                        release(
+                            table.arrived(
+                                item.topic, item.queue_id, item.max_offset, item.tags_code
+                            )
+                        )
             now = trio.current_time()
             release(table.expired(now))
             if now >= next_check:

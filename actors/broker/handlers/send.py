@@ -46,6 +46,14 @@ V3_4_9 = 121
 RW = int(PermName.PERM_READ | PermName.PERM_WRITE)
 _VALID_TOPICS_MAX = 10_000
 
+# Enum members read once: in Python 3.11 each ``Enum.MEMBER`` lookup on the hot path costs
+# as much as a small dict operation.
+_PUT_OK = PutStatus.PUT_OK
+_SUCCESS = ResponseCode.SUCCESS
+_MULTI_TAG = TopicFilterType.MULTI_TAG
+_SEND_BATCH = int(RequestCode.SEND_BATCH_MESSAGE)
+_V2_CODES = frozenset((int(RequestCode.SEND_MESSAGE_V2), _SEND_BATCH))
+
 _STORED = {
     PutStatus.PUT_OK: ResponseCode.SUCCESS,
     PutStatus.FLUSH_DISK_TIMEOUT: ResponseCode.FLUSH_DISK_TIMEOUT,
@@ -81,7 +89,7 @@ def put_failure(status: PutStatus) -> RequestError:
 
 
 def decode_send_header(req: RemotingCommand) -> SendMessageRequestHeader:
-    if req.code in (RequestCode.SEND_MESSAGE_V2, RequestCode.SEND_BATCH_MESSAGE):
+    if req.code in _V2_CODES:
         return decode_send_v2(req.ext_fields)
     return decode_header(SendMessageRequestHeader, req.ext_fields)
 
@@ -151,7 +159,7 @@ class SendHandler:
     ) -> tuple[ResponseCode, dict[str, str]]:
         ctx = self.ctx
         header = decode_send_header(req)
-        batch = header.batch or req.code == RequestCode.SEND_BATCH_MESSAGE
+        batch = header.batch or req.code == _SEND_BATCH
         now_ms = ctx.now_ms()
         if now_ms < ctx.config.startAcceptSendRequestTimeStamp:
             raise RequestError(
@@ -175,7 +183,7 @@ class SendHandler:
         if queue_id < 0:
             queue_id = random.randrange(1 << 30) % topic_config.write_queue_nums
         sys_flag = header.sys_flag
-        if topic_config.topic_filter_type == TopicFilterType.MULTI_TAG:
+        if topic_config.topic_filter_type == _MULTI_TAG:
             sys_flag |= MessageSysFlag.MULTI_TAGS
         cluster = ctx.config.brokerClusterName
         props = string_to_properties(header.properties or "")
@@ -346,10 +354,10 @@ class SendHandler:
     ) -> tuple[ResponseCode, dict[str, str]]:
         ctx = self.ctx
         append = result.append
-        if result.status is not PutStatus.PUT_OK or append is None:
+        if result.status is not _PUT_OK or append is None:
             raise put_failure(result.status)
         ctx.reput_wake.set()
-        status = PutStatus.PUT_OK
+        status = _PUT_OK
         if ctx.sync_flush:
             ctx.flush_wake.set()
             if wait_store:
@@ -371,7 +379,7 @@ class SendHandler:
             "queueOffset": str(append.queue_offset),
         }
         # identity, not _STORED[status]: hashing an Enum member runs Python code
-        return (ResponseCode.SUCCESS if status is PutStatus.PUT_OK else _STORED[status]), fields
+        return (_SUCCESS if status is _PUT_OK else _STORED[status]), fields
 
 
 def _bool(value: bool) -> str:

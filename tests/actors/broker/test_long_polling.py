@@ -54,6 +54,12 @@ async def test_arrival_releases_matching_pull_at_once(nursery, autojump_clock):
     await send.send(Arrival("T", 0, 5, java_hash("TagB")))
     await trio.testing.wait_all_tasks_blocked()
     assert resumed[1] == (2, tagged)
+    assert not table  # both released: later arrivals skip the table
+    await send.send(Arrival("T", 0, 6, java_hash("TagB")))
+    await trio.testing.wait_all_tasks_blocked()
+    assert len(resumed) == 2
+    table.hold(held(6, 15))
+    assert table
 
 
 async def test_timeout_releases_pull_on_time(nursery, autojump_clock):
