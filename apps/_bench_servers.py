@@ -24,7 +24,7 @@ import trio
 
 from actors.remoting.client import RemotingClient, open_remoting_client
 from actors.remoting.errors import RemotingError
-from apps._bench import ROOT, Proc
+from apps._bench import ROOT, Proc, parse_cpus
 from apps.demo import free_port, stop, wait_listening
 from protocol.bodies.common import TopicFilterType
 from protocol.bodies.route import ClusterInfo, TopicRouteData
@@ -133,6 +133,27 @@ async def local_cluster(
                 if await stop_quietly(proc, name) != 0:
                     _show_log(home / f"{name}.log", name)
         shutil.rmtree(home, ignore_errors=True)
+
+
+async def open_target(stack: contextlib.AsyncExitStack, args: Any) -> tuple[str, str, list[Proc]]:
+    """The target of a bench run: ``-n`` names one, else our own namesrv + broker are started.
+
+    Returns (label, namesrv address, processes whose CPU and RSS are reported); a started
+    cluster lives as long as ``stack``.
+    """
+    if args.namesrv:
+        procs = [Proc("broker", args.broker_pid)] if args.broker_pid else []
+        return args.label or "target", args.namesrv, procs
+    cluster = await stack.enter_async_context(
+        local_cluster(
+            flush=args.flush,
+            broker_set=args.broker_set,
+            cpus=parse_cpus(args.server_cpus),
+            parent_dir=args.dir,
+        )
+    )
+    procs = [p for p in cluster.procs if p.name == "broker"]
+    return args.label or "ours", cluster.namesrv_addr, procs
 
 
 def _show_log(path: Path, name: str, lines: int = 15) -> None:

@@ -248,21 +248,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     )
     results = []
     async with contextlib.AsyncExitStack() as stack:
-        if args.namesrv:
-            label, namesrv = args.label or "target", args.namesrv
-            procs = [Proc("broker", args.broker_pid)] if args.broker_pid else []
-        else:
-            label = args.label or "ours"
-            cluster = await stack.enter_async_context(
-                _bench_servers.local_cluster(
-                    flush=args.flush,
-                    broker_set=args.broker_set,
-                    cpus=_bench.parse_cpus(args.server_cpus),
-                    parent_dir=args.dir,
-                )
-            )
-            namesrv = cluster.namesrv_addr
-            procs = [p for p in cluster.procs if p.name == "broker"]
+        label, namesrv, procs = await _bench_servers.open_target(stack, args)
         say(f"--- {label} (namesrv {namesrv})")
         results.append(await run_target(label, namesrv, args, procs))
         say(describe(results[-1]))
