@@ -1,8 +1,9 @@
 """Incremental frame codec (reference §1.1), sans-IO in the manner of h11's ReceiveBuffer.
 
 ``FrameDecoder.feed()`` appends bytes; ``next_command()`` returns one whole
-``RemotingCommand`` or ``None`` when more bytes are needed.  A length prefix above the
-configured maximum raises ``FrameTooLarge`` before a single byte of that frame is kept.
+``RemotingCommand`` or ``None`` when more bytes are needed.  A frame whose size (length field
+included, as Netty counts it) is above the configured maximum raises ``FrameTooLarge`` from its
+length prefix, before a single byte of that frame is kept.
 """
 
 from __future__ import annotations
@@ -87,8 +88,9 @@ class FrameDecoder:
         (length,) = struct.unpack_from(">i", buf, pos)
         if length < 4:
             raise RemoteProtocolError(f"frame length {length} is smaller than its header mark")
-        if length > self.max_frame_size:
-            raise FrameTooLarge(length, self.max_frame_size)
+        # Netty's decoder counts the 4-byte length field in the frame size; so do we.
+        if length + 4 > self.max_frame_size:
+            raise FrameTooLarge(length + 4, self.max_frame_size)
         end = pos + 4 + length
         if len(buf) < end:
             return None
