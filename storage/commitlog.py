@@ -176,8 +176,12 @@ class CommitLog:
         self.last_store_timestamp = store_timestamp
         return base + pos, size
 
-    def append(self, records: Sequence[Pending], store_timestamp: int) -> tuple[int, int]:
-        """Append records contiguously in one file; (wrote offset, bytes). OSError if no file."""
+    def append(
+        self, records: Sequence[Pending], store_timestamp: int
+    ) -> tuple[int, int, tuple[int, ...]]:
+        """Append records contiguously in one file; (wrote offset, bytes, each record's offset).
+
+        OSError if no file can be had."""
         store = self.store_host
         store_v6 = store.is_v6
         sizes = [r.size(store_v6) for r in records]
@@ -189,12 +193,18 @@ class CommitLog:
         base = mf.file_from_offset
         start = pos = mf.wrote_position
         store_flag = MessageSysFlag.STOREHOST_V6 if store_v6 else 0
+        structs = self._structs
+        offsets = []
         for r, size in zip(records, sizes, strict=True):
             sys_flag = (r.sys_flag & ~0x30) | store_flag | r.born_host.born_bit
             body = r.body
             # MAGICCODE is written last, after everything else of the record is in place: a
             # process killed mid-copy leaves a record with magic 0, which recovery rejects.
-            self._struct(sys_flag, len(body), len(r.topic), len(r.properties)).pack_into(
+            packer = structs.get((sys_flag & 0x30, len(body), len(r.topic), len(r.properties), 0))
+            if packer is None:
+                packer = self._struct(sys_flag, len(body), len(r.topic), len(r.properties))
+            offsets.append(base + pos)
+            packer.pack_into(
                 mm, pos,
                 size, 0, zlib.crc32(body) & 0x7FFFFFFF, r.queue_id, r.flag,
                 r.queue_offset, base + pos, sys_flag, r.born_timestamp,
@@ -206,7 +216,7 @@ class CommitLog:
             pos += size
         mf.wrote_position = pos
         self.last_store_timestamp = store_timestamp
-        return base + start, total
+        return base + start, total, tuple(offsets)
 
     def append_raw(self, offset: int, data: bytes | memoryview) -> None:
         """HA slave: append master bytes verbatim at ``offset``.

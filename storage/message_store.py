@@ -43,6 +43,7 @@ from storage.recovery import recover_commit_log
 from storage.results import (
     AppendResult,
     Arrived,
+    BatchInner,
     GetResult,
     GetStatus,
     MessageInner,
@@ -397,30 +398,58 @@ class MessageStore:
                     first + i,
                 )
             )
+        return self._append_batch(key, pendings, first)
+
+    def put_batch(self, batch: BatchInner) -> PutResult:
+        """A batch whose entries carry their stored properties already encoded (the broker's
+        SEND_BATCH_MESSAGE path): no per-message dictionary, parse or re-encode."""
+        refused = self._refusal()
+        if refused is not None:
+            return PutResult(refused)
+        entries = batch.entries
+        topic = self._topic(batch.topic)
+        if topic is None or not entries or transaction_type(batch.sys_flag):
+            return PutResult(PutStatus.MESSAGE_ILLEGAL)
+        try:
+            born = self._host(batch.born_host)
+        except LocalProtocolError:
+            return PutResult(PutStatus.MESSAGE_ILLEGAL)
+        total_body = 0
+        for _, body, props in entries:
+            total_body += len(body)
+            if len(props) > MAX_PROPERTIES_LENGTH:
+                return PutResult(PutStatus.PROPERTIES_SIZE_EXCEEDED)
+            if props and props[-1] == 0:
+                return PutResult(PutStatus.MESSAGE_ILLEGAL)
+        if total_body > self.config.maxMessageSize:
+            return PutResult(PutStatus.MESSAGE_ILLEGAL)
+        queue_id = batch.queue_id
+        key = (batch.topic, queue_id)
+        first = self._next_offsets.get(key, 0)
+        sys_flag = batch.sys_flag
+        born_ts = batch.born_timestamp
+        times = batch.reconsume_times
+        pendings = [
+            Pending(
+                topic, queue_id, flag, body, props, sys_flag, born_ts, born, times, 0, first + i
+            )
+            for i, (flag, body, props) in enumerate(entries)
+        ]
+        return self._append_batch(key, pendings, first)
+
+    def _append_batch(self, key: tuple[str, int], pendings: list[Pending], first: int) -> PutResult:
         now = self.now_ms()
         try:
-            wrote_offset, wrote_bytes = self.commit_log.append(pendings, now)
+            wrote_offset, wrote_bytes, offsets = self.commit_log.append(pendings, now)
         except ValueError:
             return PutResult(PutStatus.MESSAGE_ILLEGAL)
         except OSError as exc:
             return PutResult(self._create_failed(exc))
         self._next_offsets[key] = first + len(pendings)
-        store_v6 = self.commit_log.store_host.is_v6
-        offsets = []
-        acc = wrote_offset
-        for p in pendings:
-            offsets.append(acc)
-            acc += p.size(store_v6)
         return PutResult(
             PutStatus.PUT_OK,
             AppendResult(
-                wrote_offset,
-                wrote_bytes,
-                first,
-                len(pendings),
-                now,
-                self.store_host,
-                tuple(offsets),
+                wrote_offset, wrote_bytes, first, len(pendings), now, self.store_host, offsets
             ),
         )
 
@@ -793,6 +822,7 @@ class MessageStore:
 __all__ = [
     "AppendResult",
     "Arrived",
+    "BatchInner",
     "GetResult",
     "GetStatus",
     "MessageInner",

@@ -56,6 +56,19 @@ class MessageInner:
 
 
 @attrs.define(slots=True)
+class BatchInner:
+    """A batch to store: common fields once, and per entry (flag, body, encoded properties)."""
+
+    topic: str
+    queue_id: int
+    entries: list[tuple[int, bytes, bytes]]
+    sys_flag: int = 0
+    born_timestamp: int = 0
+    born_host: str = "127.0.0.1:0"
+    reconsume_times: int = 0
+
+
+@attrs.define(slots=True)
 class AppendResult:
     wrote_offset: int
     wrote_bytes: int

@@ -120,7 +120,7 @@ class CommitLogMachine(RuleBasedStateMachine):
                 self.log.append(pendings, 5)
             return
         before = self.log.max_offset
-        offset, wrote = self.log.append(pendings, 5)
+        offset, wrote, _ = self.log.append(pendings, 5)
         assert wrote == total
         if before % FILE and (before % FILE) + total + 8 > FILE:
             assert offset == before + FILE - before % FILE  # moved whole to the next file

@@ -16,6 +16,7 @@ import trio
 from actors.broker.context import BrokerContext
 from actors.broker.delay import DelayRejected, rewrite_on_put
 from actors.remoting.router import RequestContext, RequestError, Router
+from protocol.batch import decode_batch_raw, delayed
 from protocol.bodies.common import PermName, TopicFilterType, TopicSysFlag
 from protocol.bodies.topic import TopicConfig
 from protocol.codes import RequestCode, ResponseCode
@@ -26,11 +27,11 @@ from protocol.headers.send import SendMessageRequestHeader, decode_send_v2
 from protocol.message import (
     MessageConst,
     MessageSysFlag,
-    decode_batch_entries,
+    properties_to_string,
     string_to_properties,
     transaction_type,
 )
-from storage.message_store import MessageInner, PutResult, PutStatus
+from storage.message_store import BatchInner, MessageInner, PutResult, PutStatus
 from storage.topic_config import (
     AUTO_CREATE_TOPIC_KEY_TOPIC,
     NOT_ALLOWED_SEND_TOPICS,
@@ -191,8 +192,8 @@ class SendHandler:
             wait_store = props.get(MessageConst.WAIT) != "false"
             # Java appends the batch's properties string as sent, WAIT included (§4.8).
             props[MessageConst.CLUSTER] = cluster
-            msgs = self._batch_messages(req, header, props, queue_id, sys_flag, rctx.peer)
-            result = ctx.store.put_messages(msgs)
+            batch_inner = self._batch(req, header, props, queue_id, sys_flag, rctx.peer)
+            result = ctx.store.put_batch(batch_inner)
             return await self._finish(result, header.topic, queue_id, wait_store)
         wait = props.pop(MessageConst.WAIT, None)
         wait_store = wait != "false"
@@ -295,7 +296,7 @@ class SendHandler:
         props.pop(MessageConst.DELAY, None)
         return dlq, 0
 
-    def _batch_messages(
+    def _batch(
         self,
         req: RemotingCommand,
         header: SendMessageRequestHeader,
@@ -303,9 +304,8 @@ class SendHandler:
         queue_id: int,
         sys_flag: int,
         born_host: str,
-    ) -> list[MessageInner]:
+    ) -> BatchInner:
         ctx = self.ctx
-        reconsume_times = header.reconsume_times or 0
         if header.topic.startswith(RETRY_GROUP_TOPIC_PREFIX):
             raise RequestError(
                 ResponseCode.MESSAGE_ILLEGAL, "batch request does not support retry group"
@@ -320,34 +320,25 @@ class SendHandler:
                 ResponseCode.MESSAGE_ILLEGAL, "batch message does not support delay or transaction"
             )
         try:
-            entries = decode_batch_entries(req.body)
+            entries = decode_batch_raw(req.body, properties_to_string(props).encode())
         except RemoteProtocolError as exc:
             raise RequestError(ResponseCode.MESSAGE_ILLEGAL, f"bad batch body: {exc}") from None
         if not entries:
             raise RequestError(ResponseCode.MESSAGE_ILLEGAL, "empty batch")
-        out = []
-        for flag, body, merged in entries:
-            # the sys flag's transaction bits were refused above, before the loop
-            if MessageConst.DELAY in merged:
-                raise RequestError(
-                    ResponseCode.MESSAGE_ILLEGAL,
-                    "batch message does not support delay or transaction",
-                )
-            merged.update(props)
-            out.append(
-                MessageInner(
-                    topic=header.topic,
-                    queue_id=queue_id,
-                    body=body,
-                    properties=merged,
-                    flag=flag,
-                    sys_flag=sys_flag,
-                    born_timestamp=header.born_timestamp,
-                    born_host=born_host,
-                    reconsume_times=reconsume_times,
-                )
+        if delayed(entries):
+            raise RequestError(
+                ResponseCode.MESSAGE_ILLEGAL, "batch message does not support delay or transaction"
             )
-        return out
+        # the sys flag's transaction bits were refused above
+        return BatchInner(
+            topic=header.topic,
+            queue_id=queue_id,
+            entries=entries,
+            sys_flag=sys_flag,
+            born_timestamp=header.born_timestamp,
+            born_host=born_host,
+            reconsume_times=header.reconsume_times or 0,
+        )
 
     async def _finish(
         self, result: PutResult, topic: str, queue_id: int, wait_store: bool

@@ -114,6 +114,25 @@ async def test_batch_as_310_with_m_1(broker_handle, client):
     assert [m.properties["KEYS"] for m in msgs] == ["k0", "k1", "k2"]
 
 
+async def test_batch_properties_stored_as_java_concatenates(broker_handle, client):
+    # MessageExtBatchEncoder (4.9.8): the entry's bytes, a separator only where one is missing,
+    # then the batch's properties; a key in both is stored twice, as Apache does.
+    body = encode_batch([BatchEntry(body=b"a", properties={"UNIQ_KEY": "U1", "WAIT": "true"})])
+    body += encode_batch([BatchEntry(body=b"b")])
+    req = send_v2("ConcatBatch", body, properties={"WAIT": "true"}, m="1")
+    reply = await client.invoke(broker_handle.address, req, T)
+    assert reply.code == ResponseCode.SUCCESS, reply.remark
+    store = broker_handle.ctx.store
+    store.reput()
+    raw = [
+        store.select_one_message_by_offset(store.commit_log_offset_in_queue("ConcatBatch", 0, i))
+        for i in range(2)
+    ]
+    batch_props = b"WAIT\x01true\x02CLUSTER\x01DefaultCluster"
+    assert raw[0].endswith(b"UNIQ_KEY\x01U1\x02WAIT\x01true\x02" + batch_props)
+    assert raw[1].endswith(b"\x00" + bytes([len(batch_props)]) + batch_props)
+
+
 async def test_batch_code_320_and_v1_code_10(broker_handle, client):
     body = encode_batch([BatchEntry(flag=0, body=b"a", properties={"UNIQ_KEY": "U1"})])
     v2 = send_v2("CodesTopic", body, m="true")
