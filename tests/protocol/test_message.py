@@ -325,3 +325,64 @@ def _reference_hash(s: str) -> int:
 @given(st.text(max_size=700))
 def test_java_hash_matches_the_definition(s: str) -> None:
     assert java_hash(s) == _reference_hash(s)
+
+
+# ---------------------------------------------------------------- decode_records fast path
+
+ipv6 = st.sampled_from(["::1:10911", "2001:db8::7:51234", "fe80::1:0"])
+
+
+def _one_by_one(buf: bytes) -> list[MessageExt]:
+    """The definition decode_records must agree with: decode_record, record after record."""
+    out = []
+    pos = 0
+    while pos < len(buf):
+        out.append(decode_record(buf, pos))
+        pos += out[-1].store_size
+    return out
+
+
+def _outcome(decode, buf):  # type: ignore[no-untyped-def]
+    try:
+        return decode(buf)
+    except RemoteProtocolError:
+        return RemoteProtocolError
+
+
+@given(st.lists(st.tuples(messages(), ipv4 | ipv6, ipv4 | ipv6), max_size=6))
+def test_decode_records_agrees_with_decode_record(
+    drawn: list[tuple[MessageExt, str, str]],
+) -> None:
+    for msg, born, store in drawn:
+        msg.born_host, msg.store_host = born, store
+    buf = b"".join(encode_record(msg) for msg, _, _ in drawn)
+    expected = _one_by_one(buf)
+    assert decode_records(buf) == expected
+    assert decode_records(memoryview(buf)) == expected
+    assert decode_records(bytearray(buf), check_crc=True) == expected
+
+
+@given(
+    st.lists(messages(), min_size=1, max_size=3),
+    st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), min_size=1, max_size=3),
+    st.integers(0, 10_000),
+)
+def test_decode_records_on_damage_agrees_with_decode_record(
+    msgs: list[MessageExt], flips: list[tuple[int, int]], cut: int
+) -> None:
+    buf = bytearray(b"".join(encode_record(m) for m in msgs))
+    for index, value in flips:
+        buf[index % len(buf)] = value
+    damaged = bytes(buf[: len(buf) - cut % len(buf)] if cut % 3 == 0 else buf)
+    assert _outcome(decode_records, damaged) == _outcome(_one_by_one, damaged)
+
+
+def test_decode_records_refuses_an_overlong_properties_length() -> None:
+    # PROPERTIESLEN is signed: 0x8000 and above is negative, whatever TOTALSIZE says.
+    props = b"k\x01" + b"v" * 0x8000
+    head = bytearray(encode_record(MessageExt(topic="T", body=b"")))
+    head[-2:] = b"\x80\x02"
+    raw = head + props
+    raw[0:4] = struct.pack(">i", len(raw))
+    with pytest.raises(RemoteProtocolError):
+        decode_records(bytes(raw))
