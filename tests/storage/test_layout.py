@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import os
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from protocol.message import java_hash
+from storage.index_file import key_hash
 from storage.message_store import MessageStore
 from tests.storage import layout_reader as lr
 from tests.storage.conftest import message
@@ -90,3 +94,10 @@ def test_lock_file_contents(open_store, store_config) -> None:  # type: ignore[n
     with open(store_config.lock_path, "rb") as f:
         assert f.read() == b"lock"
     assert os.path.exists(store_config.abort_path)
+
+
+@given(st.text(alphabet="ABCDEF0123456789#%_-abc", max_size=60) | st.text(max_size=40))
+def test_index_key_hash_is_java_string_hash(key: str) -> None:
+    # key_hash takes a shortcut through cached prefixes; the reader hashes the plain way
+    assert key_hash(key) == lr.index_key_hash(key)
+    assert key_hash(key) == key_hash(key)  # again, now with the prefix cached
