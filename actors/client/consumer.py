@@ -60,11 +60,17 @@ def build_subscription(topic: str, expression: str | None, now_ms: int) -> Subsc
     )
 
 
+def wanted_tags(sub: SubscriptionData) -> frozenset[str] | None:
+    """The tags a message must carry one of, or None when the subscription takes all."""
+    if not sub.tags_set or sub.sub_string == SUB_ALL:
+        return None
+    return frozenset(sub.tags_set)
+
+
 def matches(sub: SubscriptionData, msg: MessageExt) -> bool:
     """Client-side tag filter (the broker filters by hash code; collisions end here)."""
-    if not sub.tags_set or sub.sub_string == SUB_ALL:
-        return True
-    return msg.tags is not None and msg.tags in sub.tags_set
+    tags = wanted_tags(sub)
+    return tags is None or msg.tags in tags
 
 
 def restore_retry_topic(msg: MessageExt, group: str) -> None:

@@ -35,17 +35,18 @@ class FlowLimits:
     max_span: int = 2000  # consumeConcurrentlyMaxSpan (concurrent consumers only)
 
 
-def _size(msg: MessageExt) -> int:
-    return len(msg.body)
-
-
 @attrs.define(eq=False)
 class ProcessQueue:
-    # Invariant: _offsets is sorted and holds exactly the keys of _msgs; _consuming holds
-    # messages an orderly consumer has taken but not committed (they still block the commit
-    # offset, so a restart re-delivers them).
+    # Invariants: every offset of _msgs appears exactly once in _offsets[_head:], which is
+    # sorted; entries there whose message left _msgs are dead and skipped lazily, so that
+    # putting (offsets mostly arrive in ascending order: an append) and removing cost O(1)
+    # amortized per message instead of an insort and a list deletion each.  _offsets[:_head]
+    # is garbage awaiting compaction.  _consuming holds messages an orderly consumer has
+    # taken but not committed (they still block the commit offset, so a restart
+    # re-delivers them).
     _msgs: dict[int, MessageExt] = attrs.field(factory=dict, alias="_msgs")
     _offsets: list[int] = attrs.field(factory=list, alias="_offsets")
+    _head: int = attrs.field(default=0, alias="_head")
     _consuming: dict[int, MessageExt] = attrs.field(factory=dict, alias="_consuming")
     msg_size: int = 0
     queue_offset_max: int = -1
@@ -65,23 +66,63 @@ class ProcessQueue:
 
     def put(self, msgs: Iterable[MessageExt]) -> bool:
         """Cache pulled messages; True if an orderly consumer should be woken for this queue."""
+        cached, consuming, offsets = self._msgs, self._consuming, self._offsets
+        size = 0
         for msg in msgs:
             offset = msg.queue_offset
-            if offset in self._msgs or offset in self._consuming:
+            if offset in cached or offset in consuming:
                 continue
-            self._msgs[offset] = msg
-            bisect.insort(self._offsets, offset)
-            self.msg_size += _size(msg)
-            self.queue_offset_max = max(self.queue_offset_max, offset)
-        wake = bool(self._msgs) and not self.consuming
+            cached[offset] = msg
+            size += len(msg.body)
+            if len(offsets) > self._head and offset <= offsets[-1]:
+                self._insert(offset)
+            else:
+                offsets.append(offset)
+            if offset > self.queue_offset_max:
+                self.queue_offset_max = offset
+        self.msg_size += size
+        wake = bool(cached) and not self.consuming
         if wake:
             self.consuming = True
         return wake
 
+    def _insert(self, offset: int) -> None:
+        """An offset out of ascending order (a re-pull, an orderly retry): into its place,
+        unless a dead entry of it is still there (then that entry is live again)."""
+        offsets = self._offsets
+        i = bisect.bisect_left(offsets, offset, self._head)
+        if i == len(offsets) or offsets[i] != offset:
+            offsets.insert(i, offset)
+
+    def _first(self) -> int | None:
+        """The lowest cached offset (not counting in-flight orderly messages)."""
+        offsets, cached, head = self._offsets, self._msgs, self._head
+        end = len(offsets)
+        while head < end and offsets[head] not in cached:
+            head += 1
+        if head > 64 and 2 * head > end:
+            del offsets[:head]  # O(live entries), paid once per at least 64 removals
+            head = 0
+        elif end - head > 2 * len(cached) + 64:
+            # Dead entries piled up behind a message that is not consumed yet.
+            offsets[:] = sorted(cached)
+            head = 0
+        self._head = head
+        return offsets[head] if head < len(offsets) else None
+
+    def _last(self) -> int | None:
+        offsets, cached = self._offsets, self._msgs
+        while len(offsets) > self._head and offsets[-1] not in cached:
+            offsets.pop()
+        return offsets[-1] if len(offsets) > self._head else None
+
     def max_span(self) -> int:
-        if not self._offsets:
+        first = self._first()
+        if first is None:
             return 0
-        return self._offsets[-1] - self._offsets[0]
+        last = self._last()
+        assert last is not None
+        return last - first
 
     def throttle(self, limits: FlowLimits, *, orderly: bool) -> Throttle | None:
         if self.msg_count > limits.max_count:
@@ -92,45 +133,50 @@ class ProcessQueue:
             return Throttle.SPAN
         return None
 
-    def _discard(self, offset: int) -> MessageExt | None:
-        msg = self._msgs.pop(offset, None)
-        if msg is not None:
-            del self._offsets[bisect.bisect_left(self._offsets, offset)]
-            self.msg_size -= _size(msg)
-        return msg
-
     # ------------------------------------------------------------ concurrent
 
     def messages(self) -> list[MessageExt]:
-        return [self._msgs[o] for o in self._offsets]
+        cached = self._msgs
+        return [cached[o] for o in self._offsets[self._head :] if o in cached]
 
     def remove(self, msgs: Iterable[MessageExt], now_ms: int) -> int:
         """Forget consumed messages; the offset to commit, or -1 if nothing was cached.
 
         The result is the smallest offset still cached, or one past the highest seen.
         """
-        had_any = bool(self._msgs)
-        self.last_consume_ms = now_ms
-        for msg in msgs:
-            self._discard(msg.queue_offset)
-        if not had_any:
+        cached = self._msgs
+        if not cached:
+            self.last_consume_ms = now_ms
             return -1
-        if self._offsets:
-            return self._offsets[0]
-        return self.queue_offset_max + 1
+        self.last_consume_ms = now_ms
+        pop = cached.pop
+        size = 0
+        for msg in msgs:
+            gone = pop(msg.queue_offset, None)
+            if gone is not None:
+                size += len(gone.body)
+        self.msg_size -= size
+        first = self._first()
+        return self.queue_offset_max + 1 if first is None else first
 
     # ------------------------------------------------------------ orderly
 
     def take(self, batch_size: int, now_ms: int) -> list[MessageExt]:
-        """Move up to ``batch_size`` lowest-offset messages into the in-flight set."""
+        """Move up to ``batch_size`` lowest-offset messages into the in-flight set (they stay
+        counted in msg_size for flow control until committed)."""
         self.last_consume_ms = now_ms
-        taken = []
-        for offset in list(self._offsets[:batch_size]):
-            msg = self._discard(offset)
-            assert msg is not None
-            self._consuming[offset] = msg
-            self.msg_size += _size(msg)  # still cached for flow control until committed
-            taken.append(msg)
+        taken: list[MessageExt] = []
+        if self._first() is not None:
+            offsets, cached, consuming = self._offsets, self._msgs, self._consuming
+            head = self._head
+            while len(taken) < batch_size and head < len(offsets):
+                offset = offsets[head]
+                head += 1
+                msg = cached.pop(offset, None)
+                if msg is not None:
+                    consuming[offset] = msg
+                    taken.append(msg)
+            self._head = head
         if not taken:
             self.consuming = False
         return taken
@@ -141,18 +187,18 @@ class ProcessQueue:
             return -1
         offset = max(self._consuming) + 1
         for msg in self._consuming.values():
-            self.msg_size -= _size(msg)
+            self.msg_size -= len(msg.body)
         self._consuming.clear()
         return offset
 
     def make_consume_again(self, msgs: Iterable[MessageExt]) -> None:
         """Put in-flight messages back at the head of the queue (orderly retry later)."""
         for msg in msgs:
-            if self._consuming.pop(msg.queue_offset, None) is not None:
-                self.msg_size -= _size(msg)
-                self._msgs[msg.queue_offset] = msg
-                bisect.insort(self._offsets, msg.queue_offset)
-                self.msg_size += _size(msg)
+            offset = msg.queue_offset
+            back = self._consuming.pop(offset, None)
+            if back is not None:
+                self._msgs[offset] = back
+                self._insert(offset)
 
     def rollback(self) -> None:
         self.make_consume_again(list(self._consuming.values()))
@@ -160,6 +206,7 @@ class ProcessQueue:
     def clear(self) -> None:
         self._msgs.clear()
         self._offsets.clear()
+        self._head = 0
         self._consuming.clear()
         self.msg_size = 0
         self.queue_offset_max = -1

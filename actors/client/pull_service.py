@@ -15,12 +15,12 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from actors.client import api
-from actors.client.consumer import AssignedQueue, ConsumerCore, matches
+from actors.client.consumer import AssignedQueue, ConsumerCore, wanted_tags
 from actors.client.errors import ClientError
 from actors.client.offset_store import ReadFrom
 from protocol.errors import ProtocolError
 from protocol.headers.pull import PullMessageRequestHeader, PullSysFlag
-from protocol.message import MessageConst, MessageExt, maybe_decompress
+from protocol.message import MessageConst, MessageExt, MessageSysFlag, maybe_decompress
 
 log = logging.getLogger(__name__)
 
@@ -32,20 +32,28 @@ Sink = Callable[[AssignedQueue, list[MessageExt], bool], Awaitable[None]]
 def prepare_messages(
     core: ConsumerCore, aq: AssignedQueue, result: api.PullResult
 ) -> list[MessageExt]:
-    """Decompress, filter by tag, add MIN/MAX_OFFSET, as Java's processPullResult."""
+    """Decompress, filter by tag, add MIN/MAX_OFFSET, as Java's processPullResult.
+
+    Runs for every pulled message: the filter and the offset strings are worked out once
+    per pull, and a message pays only for what applies to it.
+    """
     sub = core.subscriptions.get(aq.mq.topic)
+    tags = wanted_tags(sub) if sub is not None else None
+    min_offset, max_offset = str(result.min_offset), str(result.max_offset)
     out = []
     for msg in result.messages:
-        try:
-            msg.body = maybe_decompress(msg.body, msg.sys_flag)
-        except ProtocolError as exc:
-            log.warning("message %s in %s cannot be decompressed: %s", msg.msg_id, aq.mq, exc)
-        if sub is not None and not matches(sub, msg):
+        if msg.sys_flag & MessageSysFlag.COMPRESSED:
+            try:
+                msg.body = maybe_decompress(msg.body, msg.sys_flag)
+            except ProtocolError as exc:
+                log.warning("message %s in %s cannot be decompressed: %s", msg.msg_id, aq.mq, exc)
+        props = msg.properties
+        if tags is not None and props.get(MessageConst.TAGS) not in tags:
             continue
-        msg.properties[MessageConst.MIN_OFFSET] = str(result.min_offset)
-        msg.properties[MessageConst.MAX_OFFSET] = str(result.max_offset)
-        if msg.properties.get(MessageConst.TRAN_MSG) == "true" and msg.uniq_key:
-            msg.properties[MessageConst.TRANSACTION_ID] = msg.uniq_key
+        props[MessageConst.MIN_OFFSET] = min_offset
+        props[MessageConst.MAX_OFFSET] = max_offset
+        if props.get(MessageConst.TRAN_MSG) == "true" and msg.uniq_key:
+            props[MessageConst.TRANSACTION_ID] = msg.uniq_key
         out.append(msg)
     return out
 

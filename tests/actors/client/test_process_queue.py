@@ -94,3 +94,84 @@ def test_commit_offset_never_skips_an_unconsumed_message(offsets, data) -> None:
         if remaining:
             assert committed == min(remaining)
     assert committed == max(offsets) + 1
+
+
+class _Model:
+    """The process queue's meaning, spelled naively (sorted() on every question)."""
+
+    def __init__(self) -> None:
+        self.cached: dict[int, int] = {}  # offset -> size
+        self.consuming: dict[int, int] = {}
+        self.highest = -1
+
+    def put(self, offsets: list[int]) -> None:
+        for o in offsets:
+            if o not in self.cached and o not in self.consuming:
+                self.cached[o] = o % 7
+                self.highest = max(self.highest, o)
+
+    def remove(self, offsets: list[int]) -> int:
+        if not self.cached:
+            return -1
+        for o in offsets:
+            self.cached.pop(o, None)
+        return min(self.cached) if self.cached else self.highest + 1
+
+    def take(self, n: int) -> list[int]:
+        taken = sorted(self.cached)[:n]
+        for o in taken:
+            self.consuming[o] = self.cached.pop(o)
+        return taken
+
+    def span(self) -> int:
+        return max(self.cached) - min(self.cached) if self.cached else 0
+
+    def size(self) -> int:
+        return sum(self.cached.values()) + sum(self.consuming.values())
+
+
+_ops = st.one_of(
+    st.tuples(st.just("put"), st.lists(st.integers(0, 300), max_size=40)),
+    st.tuples(st.just("put_run"), st.integers(0, 300), st.integers(1, 80)),
+    st.tuples(st.just("remove"), st.lists(st.integers(0, 300), max_size=40)),
+    st.tuples(st.just("remove_lowest"), st.integers(1, 80)),
+    st.tuples(st.just("remove_above_lowest")),  # dead entries pile up behind the lowest
+    st.tuples(st.just("take"), st.integers(1, 40)),
+    st.tuples(st.just("commit")),
+    st.tuples(st.just("again"), st.integers(0, 40)),
+)
+
+
+@settings(max_examples=200)
+@given(st.lists(_ops, max_size=60))
+def test_matches_a_naive_model(ops) -> None:  # type: ignore[no-untyped-def]
+    pq, model = ProcessQueue(), _Model()
+    for op in ops:
+        kind = op[0]
+        if kind in ("put", "put_run"):
+            offsets = op[1] if kind == "put" else list(range(op[1], op[1] + op[2]))
+            pq.put([msg(o, size=o % 7) for o in offsets])
+            model.put(offsets)
+        elif kind in ("remove", "remove_lowest", "remove_above_lowest"):
+            if kind == "remove":
+                offsets = op[1]
+            elif kind == "remove_lowest":
+                offsets = sorted(model.cached)[: op[1]]
+            else:
+                offsets = sorted(model.cached)[1:]
+            assert pq.remove([msg(o) for o in offsets], now_ms=0) == model.remove(offsets)
+        elif kind == "take":
+            assert [m.queue_offset for m in pq.take(op[1], now_ms=0)] == model.take(op[1])
+        elif kind == "commit":
+            expected = max(model.consuming) + 1 if model.consuming else -1
+            model.consuming.clear()
+            assert pq.commit() == expected
+        else:  # put some in-flight messages back
+            back = sorted(model.consuming)[: op[1]]
+            pq.make_consume_again([msg(o) for o in back])
+            for o in back:
+                model.cached[o] = model.consuming.pop(o)
+        assert [m.queue_offset for m in pq.messages()] == sorted(model.cached)
+        assert pq.max_span() == model.span()
+        assert pq.msg_count == len(model.cached) + len(model.consuming)
+        assert pq.msg_size == model.size()
