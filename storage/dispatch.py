@@ -54,15 +54,8 @@ class DispatchRequest:
     queue_offset: int
     sys_flag: int
     prepared_transaction_offset: int
-    properties: dict[str, str]
-
-    @property
-    def keys(self) -> str:
-        return self.properties.get(MessageConst.KEYS, "")
-
-    @property
-    def uniq_key(self) -> str | None:
-        return self.properties.get(MessageConst.UNIQ_KEY)
+    keys: str | None  # the KEYS property: space-separated keys for the index
+    uniq_key: str | None
 
 
 # tags code by tag string: producers reuse a handful of tags, and hashing one is a Python loop
@@ -75,6 +68,74 @@ def _tags_code_cached(tags: str | None) -> int:
         _TAGS_CODES.clear()
     code = _TAGS_CODES[tags] = tags_code(tags)
     return code
+
+
+def request_from_properties(
+    topic: str,
+    queue_id: int,
+    commit_log_offset: int,
+    size: int,
+    store_timestamp: int,
+    queue_offset: int,
+    sys_flag: int,
+    prepared_transaction_offset: int,
+    props: dict[str, str],
+    delay_levels_ms: Sequence[int] = (),
+) -> DispatchRequest:
+    """The dispatch request of a record whose properties are parsed."""
+    if topic == SCHEDULE_TOPIC:
+        code = delivery_tags_code(store_timestamp, props, delay_levels_ms)
+    else:
+        tags = props.get(MessageConst.TAGS)
+        cached = _TAGS_CODES.get(tags) if tags else 0
+        code = _tags_code_cached(tags) if cached is None else cached
+    return DispatchRequest(
+        topic,
+        queue_id,
+        commit_log_offset,
+        size,
+        code,
+        store_timestamp,
+        queue_offset,
+        sys_flag,
+        prepared_transaction_offset,
+        props.get(MessageConst.KEYS),
+        props.get(MessageConst.UNIQ_KEY),
+    )
+
+
+# What the put path keeps of a record so reput need not read it back (not for SCHEDULE_TOPIC,
+# whose tags code comes from DELAY): (offset, size, topic, queue id, queue offset, store time,
+# sysFlag, prepared offset, then TAGS, KEYS, UNIQ_KEY, or None and the properties' bytes).
+Hint = tuple[
+    int, int, str, int, int, int, int, int, str | None, str | None, str | None, bytes | None
+]
+
+
+def request_from_hint(h: Hint) -> DispatchRequest | int:
+    """The dispatch request a hint stands for, or CORRUPT if its properties are not UTF-8."""
+    raw = h[11]
+    if raw is not None:
+        try:
+            props = string_to_properties(raw.decode())
+        except UnicodeDecodeError:
+            return CORRUPT
+        return request_from_properties(h[2], h[3], h[0], h[1], h[5], h[4], h[6], h[7], props)
+    tags = h[8]
+    cached = _TAGS_CODES.get(tags) if tags else 0
+    return DispatchRequest(
+        h[2],
+        h[3],
+        h[0],
+        h[1],
+        _tags_code_cached(tags) if cached is None else cached,
+        h[5],
+        h[4],
+        h[6],
+        h[7],
+        h[9],
+        h[10],
+    )
 
 
 def delivery_tags_code(
@@ -170,24 +231,10 @@ def check_record(
         props = string_to_properties(buf[p + 2 : end].decode()) if props_len else {}
     except UnicodeDecodeError:
         return CORRUPT
-    if topic == SCHEDULE_TOPIC:
-        code = delivery_tags_code(store_ts, props, delay_levels_ms)
-    else:
-        tags = props.get(MessageConst.TAGS)
-        cached = _TAGS_CODES.get(tags) if tags else 0
-        code = _tags_code_cached(tags) if cached is None else cached
-    return DispatchRequest(
-        topic=topic,
-        queue_id=queue_id,
-        commit_log_offset=phys,
-        size=total,
-        tags_code=code,
-        store_timestamp=store_ts,
-        queue_offset=queue_offset,
-        sys_flag=sys_flag,
-        prepared_transaction_offset=prepared,
-        properties=props,
-    )
+    return request_from_properties(
+        topic, queue_id, phys, total, store_ts, queue_offset, sys_flag, prepared, props,
+        delay_levels_ms,
+    )  # fmt: skip
 
 
 _KEY = struct.Struct(">12xi4xq8xi")  # QUEUEID @12, QUEUEOFFSET @20, SYSFLAG @36

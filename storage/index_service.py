@@ -113,9 +113,8 @@ class IndexService:
             return None  # already indexed (replay after recovery)
         self.indexed_upto = phy + 1
         f = self._writable(now_ms)
-        props = req.properties
-        uniq = props.get(MessageConst.UNIQ_KEY)
-        text = props.get(MessageConst.KEYS)
+        uniq = req.uniq_key
+        text = req.keys
         keys: list[str]
         if text:
             keys = [uniq] if uniq else []

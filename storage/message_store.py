@@ -8,6 +8,7 @@ threads.  Nothing per message is kept in memory: per queue there is one counter.
 
 from __future__ import annotations
 
+import collections
 import errno
 import logging
 import mmap
@@ -33,7 +34,14 @@ from storage.cleanup import disk_used_ratio, file_expired, is_delete_hour, judge
 from storage.commitlog import CommitLog, Host, Pending
 from storage.config import BrokerRole, MessageStoreConfig
 from storage.consume_queue import INT_MAX, UNIT_SIZE, ConsumeQueue
-from storage.dispatch import CORRUPT, DispatchRequest, record_key
+from storage.dispatch import (
+    CORRUPT,
+    SCHEDULE_TOPIC,
+    DispatchRequest,
+    Hint,
+    record_key,
+    request_from_hint,
+)
 from storage.errors import StoreError
 from storage.index_service import IndexService
 from storage.lock import StoreLock, abort_exists, create_abort, remove_abort
@@ -60,6 +68,8 @@ CATCH_UP_STEP = 8 << 20  # bytes dispatched per reput() call while loading / shu
 # the flusher checks at least every flushIntervalCommitLog (500 ms), so a writer of up to
 # 384 MB/s (~350k appends/s of 1 KiB, more than one core packs) never meets a fresh page
 PREFAULT_WINDOW = 256 << 20
+# records reput may fall behind by and still take from hints rather than parse (~150 B each)
+HINTS_MAX = 16384
 
 
 def _carries_key(raw: bytes, topic: str, key: str) -> bool:
@@ -123,6 +133,10 @@ class MessageStore:
         self._replay_until = 0
         self._replay_next = 0
         self._index_covered = 0
+        # what puts keep for reput, in commit-log order: dispatching a record we just wrote
+        # need not parse it back (a hint that does not match reput's offset is not used)
+        self._hints: collections.deque[Hint] = collections.deque(maxlen=HINTS_MAX)
+        self._store_bit = self.commit_log.store_host.store_bit
 
     # ================================================================ lifecycle
 
@@ -259,6 +273,7 @@ class MessageStore:
             cq.destroy()
         self._queues.clear()
         self._next_offsets.clear()
+        self._hints.clear()
         self.index.destroy()
 
     # ================================================================ put
@@ -353,6 +368,17 @@ class MessageStore:
             return PutResult(self._create_failed(exc))
         if counts:
             self._next_offsets[key] = queue_offset + 1
+        # The dictionary's TAGS/KEYS/UNIQ_KEY are what parsing the record back gives: properties
+        # come from a parsed string (a value cannot hold \x02, a name neither separator).
+        if msg.topic != SCHEDULE_TOPIC:
+            self._hints.append(
+                (
+                    offset, size, msg.topic, msg.queue_id, queue_offset, now,
+                    (sys_flag & ~0x30) | born.born_bit | self._store_bit,
+                    msg.prepared_transaction_offset, properties.get("TAGS"),
+                    properties.get("KEYS"), properties.get("UNIQ_KEY"), None,
+                )
+            )  # fmt: skip
         return PutResult(
             PutStatus.PUT_OK, AppendResult(offset, size, queue_offset, 1, now, self.store_host)
         )
@@ -446,6 +472,19 @@ class MessageStore:
         except OSError as exc:
             return PutResult(self._create_failed(exc))
         self._next_offsets[key] = first + len(pendings)
+        if key[0] != SCHEDULE_TOPIC:
+            topic, queue_id = key
+            hints = self._hints
+            ends = (*offsets[1:], wrote_offset + wrote_bytes)
+            store_bit = self._store_bit
+            for p, at, end in zip(pendings, offsets, ends, strict=True):
+                hints.append(
+                    (
+                        at, end - at, topic, queue_id, p.queue_offset, now,
+                        (p.sys_flag & ~0x30) | p.born_host.born_bit | store_bit,
+                        p.prepared_transaction_offset, None, None, None, p.properties,
+                    )
+                )  # fmt: skip
         return PutResult(
             PutStatus.PUT_OK,
             AppendResult(
@@ -463,11 +502,26 @@ class MessageStore:
         limit = end if max_bytes is None else min(end, off + max_bytes)
         cl = self.commit_log
         index_on = self.config.messageIndexEnable
+        hints = self._hints
         while off < limit:
             if off < self._replay_until and self._already_dispatched(off, index_on):
                 off = self._replay_next
                 continue
-            got, nxt = cl.next_dispatch(off, delay_levels_ms=self.delay_levels_ms)
+            got: DispatchRequest | int | None = None
+            while hints:
+                at = hints[0][0]
+                if at > off:
+                    break
+                hint = hints.popleft()
+                if at == off:
+                    got = request_from_hint(hint)
+                    if isinstance(got, DispatchRequest):
+                        nxt = off + hint[1]
+                    else:
+                        got = None  # let the parse below say what is there
+                    break
+            if got is None:
+                got, nxt = cl.next_dispatch(off, delay_levels_ms=self.delay_levels_ms)
             if isinstance(got, DispatchRequest):
                 if self._dispatch(got, index_on):
                     arrived.append(
@@ -477,7 +531,6 @@ class MessageStore:
                             got.queue_offset + 1,
                             got.store_timestamp,
                             got.tags_code,
-                            got.properties,
                         )
                     )
             elif nxt == off:

@@ -137,7 +137,6 @@ class Arrived:
     max_offset: int  # queue offset + 1
     store_timestamp: int
     tags_code: int
-    properties: dict[str, str]
 
 
 @attrs.define

@@ -56,7 +56,7 @@ async def test_reput_wakes_on_put_and_on_safety_interval(
 
 def test_coalesce_keeps_one_per_queue_and_tag() -> None:
     def a(q: int, off: int, tag: int) -> Arrived:
-        return Arrived("T", q, off, 0, tag, {})
+        return Arrived("T", q, off, 0, tag)
 
     got = coalesce([a(0, 1, 7), a(0, 2, 7), a(0, 3, 8), a(1, 1, 7), a(0, 4, 7)])
     assert sorted((x.queue_id, x.tags_code, x.max_offset) for x in got) == [
