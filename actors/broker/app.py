@@ -35,7 +35,7 @@ from actors.broker.handlers.query import QueryHandlers
 from actors.broker.handlers.send import SendHandler
 from actors.broker.handlers.send_back import SendBackHandler
 from actors.broker.housekeeping import client_housekeeping
-from actors.broker.long_polling import long_polling
+from actors.broker.long_polling import HeldOnly, long_polling
 from actors.broker.persist import config_persister
 from actors.broker.registration import broker_registrar, namesrv_addresses, unregister_all
 from actors.broker.role import role_supervisor
@@ -185,7 +185,7 @@ async def _serve(
             functools.partial(
                 reput_dispatcher,
                 store,
-                ArrivalTee(arrivals_send, ctx.delivery),  # type: ignore[arg-type]
+                ArrivalTee(HeldOnly(arrivals_send, ctx.holds), ctx.delivery),  # type: ignore[arg-type]
                 wake=ctx.reput_wake,
             )
         )

@@ -9,7 +9,13 @@ import trio
 import trio.testing
 
 from actors.broker.clients import build_subscription
-from actors.broker.long_polling import CHECK_INTERVAL, HeldPull, PullHoldTable, long_polling
+from actors.broker.long_polling import (
+    CHECK_INTERVAL,
+    HeldOnly,
+    HeldPull,
+    PullHoldTable,
+    long_polling,
+)
 from protocol.message import java_hash
 
 
@@ -90,3 +96,16 @@ async def test_actor_ends_when_arrivals_close(nursery, autojump_clock):
     await send.aclose()
     await trio.testing.wait_all_tasks_blocked()
     assert not nursery.child_tasks
+
+
+async def test_held_only_passes_arrivals_for_queues_with_held_pulls():
+    table = PullHoldTable()
+    send, recv = trio.open_memory_channel(16)
+    sink = HeldOnly(send, table)
+    await sink.send(Arrival("T", 0, 5, 0))  # nobody waits: dropped, no channel hop
+    assert recv.statistics().current_buffer_used == 0
+    table.hold(held(4, 10.0))
+    await sink.send(Arrival("T", 1, 5, 0))  # another queue
+    await sink.send(Arrival("T", 0, 5, 0))
+    assert recv.receive_nowait() == Arrival("T", 0, 5, 0)
+    assert recv.statistics().current_buffer_used == 0
