@@ -114,7 +114,7 @@ class IndexFile:
         # a successor file starts where its predecessor ended
         f.begin_timestamp = f.end_timestamp = begin_timestamp
         f.begin_phy_offset = f.end_phy_offset = begin_phy_offset
-        f._write_header()
+        f.write_header()
         return f
 
     @classmethod
@@ -131,7 +131,7 @@ class IndexFile:
             raise
         return cls(path, slot_num, index_num, fd, mm)
 
-    def _write_header(self) -> None:
+    def write_header(self) -> None:
         _HEADER.pack_into(
             self.mm,
             0,
@@ -157,7 +157,7 @@ class IndexFile:
         return self.index_count >= self.index_num
 
     def put(self, key: str, phy_offset: int, store_timestamp: int) -> bool:
-        """Add ``key``; False when the file is full."""
+        """Add ``key``; False when the file is full.  The header is left to ``write_header``."""
         n = self.index_count
         if n >= self.index_num:
             return False
@@ -184,18 +184,6 @@ class IndexFile:
         self.index_count = n + 1
         self.end_phy_offset = phy_offset
         self.end_timestamp = store_timestamp
-        # kept current on every put: after a crash, load decides from the header which index
-        # files to keep and where replay must rebuild from
-        _HEADER.pack_into(
-            mm,
-            0,
-            begin_ts,
-            store_timestamp,
-            self.begin_phy_offset,
-            phy_offset,
-            self.hash_slot_count,
-            n + 1,
-        )
         return True
 
     def overlaps(self, begin: int, end: int) -> bool:
@@ -231,6 +219,8 @@ class IndexFile:
     def close(self) -> bool:
         with self._io_lock:
             try:
+                if not self.mm.closed:
+                    self.write_header()
                 self.mm.close()
             except BufferError:
                 return False

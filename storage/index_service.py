@@ -82,8 +82,10 @@ class IndexService:
 
     def _writable(self, now_ms: int) -> IndexFile:
         last = self.files[-1] if self.files else None
-        if last is not None and not last.is_full:
-            return last
+        if last is not None:
+            if not last.is_full:
+                return last
+            last.write_header()  # its final state, before the next file takes over
         os.makedirs(self.directory, exist_ok=True)
         stamp = now_ms
         while True:
@@ -158,6 +160,17 @@ class IndexService:
         for f in doomed:
             f.destroy()
         return len(doomed)
+
+    def write_header(self) -> None:
+        """Bring the writable file's header up to date (IndexFile.put leaves it to its caller).
+
+        Reput calls this after each step, on the event loop: after a crash, load trusts the
+        header for which entries exist and replays the commit log from its end offset, which
+        re-creates any entries written after it, in the same places.
+        """
+        files = self.files
+        if files:
+            files[-1].write_header()
 
     def flush(self) -> None:
         for f in self.files[-2:]:

@@ -544,6 +544,8 @@ class MessageStore:
                 self.flags.logics_error = True
                 nxt = end
             off = nxt
+        if index_on and off != self.reput_from:
+            self.index.write_header()
         self.reput_from = off
         return arrived
 
