@@ -20,11 +20,12 @@ import attrs
 import trio
 
 from actors.client import api
-from actors.client.consumer import AssignedQueue, ConsumerCore, restore_retry_topic, retry_topic
+from actors.client.consumer import AssignedQueue, ConsumerCore, retry_topic
 from actors.client.errors import ClientError
 from actors.client.message import Message, client_msg_id
 from actors.client.producer import ProducerCore
 from actors.client.rebalance import lock_queues
+from actors.client.work_queue import WorkQueue
 from protocol.bodies.common import MessageQueue
 from protocol.headers.send import ConsumerSendMsgBackRequestHeader
 from protocol.message import MessageConst, MessageExt
@@ -71,84 +72,145 @@ def _succeeded(status: object) -> bool:
     return status in _OK
 
 
-async def _call_listener(
-    listener: Listener,
-    msgs: list[MessageExt],
-    ctx: ConsumeContext,
-    group: str,
-    timeout: float = math.inf,
-) -> bool:
-    """The listener's verdict; an exception or running past ``timeout`` is a failure.
-
-    Java leaves a stuck listener thread running and sends its messages back after
-    consumeTimeout; here the call itself is cancelled at the deadline.
-    """
+def _begin_call(msgs: list[MessageExt], retry: str) -> None:
+    """What the listener sees: the original topic of a retried message (it comes from
+    %RETRY%<group>) and CONSUME_START_TIME, as Java's ConsumeRequest sets them."""
     now = str(int(time.time() * 1000))
     for msg in msgs:
-        restore_retry_topic(msg, group)
-        msg.properties[MessageConst.CONSUME_START_TIME] = now
+        props = msg.properties
+        if msg.topic == retry:
+            original = props.get(MessageConst.RETRY_TOPIC)
+            if original:
+                msg.topic = original
+        props[MessageConst.CONSUME_START_TIME] = now
+
+
+async def _call_listener(
+    listener: Listener, msgs: list[MessageExt], ctx: ConsumeContext, group: str
+) -> bool:
+    """The listener's verdict; an exception is a failure."""
+    _begin_call(msgs, retry_topic(group))
     try:
-        with trio.move_on_after(timeout) as scope:
-            return _succeeded(await listener(msgs, ctx))
+        return _succeeded(await listener(msgs, ctx))
     except Exception:
         log.exception("%s: listener failed on %d messages of %s", group, len(msgs), ctx.mq)
         return False
-    if scope.cancelled_caught:
-        log.warning(
-            "%s: listener took longer than %gs on %d messages of %s",
-            group,
-            timeout,
-            len(msgs),
-            ctx.mq,
-        )
-    return False
+
+
+_Work = tuple[AssignedQueue, list[MessageExt]]
 
 
 @attrs.define(eq=False)
-class _Request:
-    aq: AssignedQueue
-    msgs: list[MessageExt]
+class _Worker:
+    """One concurrent worker, as the consume timeout watchdog sees it."""
+
+    scope: trio.CancelScope = attrs.Factory(trio.CancelScope)
+    started: float = math.inf  # trio time its current listener call began; inf: none
+    current: tuple[AssignedQueue, list[MessageExt], ConsumeContext] | None = None
 
 
 @attrs.define(eq=False)
 class ConcurrentConsumeService:
+    """Workers run listener calls of ``consume_batch_size`` messages from one bounded queue.
+
+    The consume timeout is enforced by one watchdog for all workers rather than a cancel
+    scope with a deadline around every call, which costs more than the rest of a call: each
+    worker runs its calls inside one long-lived scope that the watchdog cancels when a call
+    has run past the timeout (then the worker counts that call as failed and opens a new
+    scope).  The watchdog sleeps until the oldest running call's deadline, or one timeout
+    ahead when none runs: a call that starts later has a later deadline, so none is missed.
+    """
+
     core: ConsumerCore
     listener: Listener
     inner_producer: ProducerCore
-    _send: trio.MemorySendChannel[_Request] = attrs.field(init=False)
-    _recv: trio.MemoryReceiveChannel[_Request] = attrs.field(init=False)
+    _queue: WorkQueue[_Work] = attrs.field(init=False)
+    _workers: list[_Worker] = attrs.field(init=False, factory=list)
     _nursery: trio.Nursery | None = None
 
     def __attrs_post_init__(self) -> None:
-        self._send, self._recv = trio.open_memory_channel[_Request](
-            2 * self.core.settings.consume_workers
-        )
+        self._queue = WorkQueue(2 * self.core.settings.consume_workers)
 
     async def submit(self, aq: AssignedQueue, msgs: list[MessageExt], dispatch: bool) -> None:
         size = max(1, self.core.settings.consume_batch_size)
-        for i in range(0, len(msgs), size):
-            await self._send.send(_Request(aq, msgs[i : i + size]))
+        put = self._queue.put
+        if size == 1:
+            for msg in msgs:
+                await put((aq, [msg]))
+        else:
+            for i in range(0, len(msgs), size):
+                await put((aq, msgs[i : i + size]))
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             for i in range(self.core.settings.consume_workers):
-                nursery.start_soon(self._worker, name=f"consume worker {i}")
+                worker = _Worker()
+                self._workers.append(worker)
+                nursery.start_soon(self._worker, worker, name=f"consume worker {i}")
+            nursery.start_soon(self._watchdog, name="consume timeout watchdog")
             task_status.started()
 
-    async def _worker(self) -> None:
-        async for req in self._recv:
-            if not req.aq.pq.dropped:
-                await self._consume(req)
+    async def _watchdog(self) -> None:
+        timeout = self.core.settings.consume_timeout
+        while True:
+            now = trio.current_time()
+            oldest = min(self._workers, key=lambda w: w.started)
+            if oldest.started + timeout <= now:
+                oldest.started = math.inf  # cut once; the worker takes it from here
+                oldest.scope.cancel(reason="listener call past the consume timeout")
+                continue
+            await trio.sleep_until(min(oldest.started, now) + timeout)
 
-    async def _consume(self, req: _Request) -> None:
-        aq, msgs = req.aq, req.msgs
-        ctx = ConsumeContext(aq.mq)
-        ok = await _call_listener(
-            self.listener, msgs, ctx, self.core.group, self.core.settings.consume_timeout
-        )
+    async def _worker(self, me: _Worker) -> None:
+        while True:
+            with trio.CancelScope() as me.scope:
+                await self._work(me)
+            # The watchdog cut a listener call: it counts as failed.
+            assert me.current is not None
+            aq, msgs, ctx = me.current
+            me.current = None
+            log.warning(
+                "%s: listener took longer than %gs on %d messages of %s",
+                self.core.group,
+                self.core.settings.consume_timeout,
+                len(msgs),
+                ctx.mq,
+            )
+            await self._finish(aq, msgs, ctx, ok=False)
+
+    async def _work(self, me: _Worker) -> None:
+        """Listener calls until the watchdog cancels ``me.scope`` (then it returns)."""
+        queue = self._queue
+        listener = self.listener
+        group = self.core.group
+        retry = retry_topic(group)
+        while True:
+            aq, msgs = await queue.take()
+            if aq.pq.dropped:
+                continue
+            queue.spread()
+            ctx = ConsumeContext(aq.mq)
+            me.current = (aq, msgs, ctx)
+            _begin_call(msgs, retry)
+            me.started = trio.current_time()
+            try:
+                ok = await listener(msgs, ctx) in _OK
+            except Exception:
+                log.exception("%s: listener failed on %d messages of %s", group, len(msgs), aq.mq)
+                ok = False
+            me.started = math.inf
+            if me.scope.cancel_called:
+                return  # returned, but past the timeout (or it swallowed the cancellation)
+            me.current = None
+            await self._finish(aq, msgs, ctx, ok=ok)
+
+    async def _finish(
+        self, aq: AssignedQueue, msgs: list[MessageExt], ctx: ConsumeContext, *, ok: bool
+    ) -> None:
         if aq.pq.dropped:
             return  # the queue moved to another consumer; it re-delivers from the committed offset
+        done = msgs
         retry_here: list[MessageExt] = []
         if not ok:
             if self.core.clustering:
@@ -162,18 +224,18 @@ class ConcurrentConsumeService:
                     self.core.group,
                     len(msgs),
                 )
-        again = {id(m) for m in retry_here}
-        done = [m for m in msgs if id(m) not in again]
+            again = {id(m) for m in retry_here}
+            done = [m for m in msgs if id(m) not in again]
         offset = aq.pq.remove(done, self.core.now_ms())
         if offset >= 0 and not aq.pq.dropped:
             self.core.offset_store.update(aq.mq, offset, increase_only=True)
         if retry_here and self._nursery is not None:
-            self._nursery.start_soon(self._retry_later, _Request(aq, retry_here))
+            self._nursery.start_soon(self._retry_later, aq, retry_here)
 
-    async def _retry_later(self, req: _Request) -> None:
+    async def _retry_later(self, aq: AssignedQueue, msgs: list[MessageExt]) -> None:
         await trio.sleep(self.core.settings.local_retry_delay)
-        if not req.aq.pq.dropped:
-            await self._send.send(req)
+        if not aq.pq.dropped:
+            await self._queue.put((aq, msgs))
 
     async def _send_back(self, msg: MessageExt, delay_level: int, mq: MessageQueue) -> bool:
         """CONSUMER_SEND_MSG_BACK; on failure the fallback send to %RETRY%; False if both fail."""

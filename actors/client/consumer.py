@@ -30,7 +30,7 @@ from protocol.bodies.common import (
 )
 from protocol.bodies.heartbeat import ConsumerData, SubscriptionData
 from protocol.headers.offset import GetMaxOffsetRequestHeader, SearchOffsetRequestHeader
-from protocol.message import MessageConst, MessageExt, java_hash
+from protocol.message import MessageExt, java_hash
 
 log = logging.getLogger(__name__)
 
@@ -71,13 +71,6 @@ def matches(sub: SubscriptionData, msg: MessageExt) -> bool:
     """Client-side tag filter (the broker filters by hash code; collisions end here)."""
     tags = wanted_tags(sub)
     return tags is None or msg.tags in tags
-
-
-def restore_retry_topic(msg: MessageExt, group: str) -> None:
-    """A retried message comes from %RETRY%<group>; the listener sees its original topic."""
-    original = msg.properties.get(MessageConst.RETRY_TOPIC)
-    if original and msg.topic == retry_topic(group):
-        msg.topic = original
 
 
 def timestamp_of(consume_timestamp: str) -> int:
