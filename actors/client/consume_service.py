@@ -51,7 +51,8 @@ class ConsumeOrderlyStatus(enum.Enum):
     SUSPEND_CURRENT_QUEUE_A_MOMENT = "SUSPEND_CURRENT_QUEUE_A_MOMENT"
 
 
-_OK = {ConsumeStatus.CONSUME_SUCCESS, ConsumeOrderlyStatus.SUCCESS}
+_CONSUMED = ConsumeStatus.CONSUME_SUCCESS
+_ORDERLY_CONSUMED = ConsumeOrderlyStatus.SUCCESS
 
 
 @attrs.define(eq=False)
@@ -69,7 +70,8 @@ Listener = Callable[
 
 
 def _succeeded(status: object) -> bool:
-    return status in _OK
+    # identity, not set membership: Enum.__hash__ is Python code, and this runs per call
+    return status is _CONSUMED or status is _ORDERLY_CONSUMED
 
 
 def _begin_call(msgs: list[MessageExt], retry: str) -> None:
@@ -177,7 +179,7 @@ class ConcurrentConsumeService:
                 len(msgs),
                 ctx.mq,
             )
-            await self._finish(aq, msgs, ctx, ok=False)
+            await self._failed(aq, msgs, ctx)
 
     async def _work(self, me: _Worker) -> None:
         """Listener calls until the watchdog cancels ``me.scope`` (then it returns)."""
@@ -185,6 +187,7 @@ class ConcurrentConsumeService:
         listener = self.listener
         group = self.core.group
         retry = retry_topic(group)
+        clock = trio.current_time
         while True:
             aq, msgs = await queue.take()
             if aq.pq.dropped:
@@ -193,9 +196,10 @@ class ConcurrentConsumeService:
             ctx = ConsumeContext(aq.mq)
             me.current = (aq, msgs, ctx)
             _begin_call(msgs, retry)
-            me.started = trio.current_time()
+            me.started = clock()
             try:
-                ok = await listener(msgs, ctx) in _OK
+                status = await listener(msgs, ctx)
+                ok = status is _CONSUMED or status is _ORDERLY_CONSUMED
             except Exception:
                 log.exception("%s: listener failed on %d messages of %s", group, len(msgs), aq.mq)
                 ok = False
@@ -203,32 +207,39 @@ class ConcurrentConsumeService:
             if me.scope.cancel_called:
                 return  # returned, but past the timeout (or it swallowed the cancellation)
             me.current = None
-            await self._finish(aq, msgs, ctx, ok=ok)
-
-    async def _finish(
-        self, aq: AssignedQueue, msgs: list[MessageExt], ctx: ConsumeContext, *, ok: bool
-    ) -> None:
-        if aq.pq.dropped:
-            return  # the queue moved to another consumer; it re-delivers from the committed offset
-        done = msgs
-        retry_here: list[MessageExt] = []
-        if not ok:
-            if self.core.clustering:
-                for msg in msgs:
-                    if not await self._send_back(msg, ctx.delay_level_when_next_consume, aq.mq):
-                        msg.reconsume_times += 1
-                        retry_here.append(msg)
+            if ok:
+                self._consumed(aq, msgs, clock())
             else:
-                log.warning(
-                    "%s: broadcasting consumption failed, dropped %d messages",
-                    self.core.group,
-                    len(msgs),
-                )
-            again = {id(m) for m in retry_here}
-            done = [m for m in msgs if id(m) not in again]
-        offset = aq.pq.remove(done, self.core.now_ms())
-        if offset >= 0 and not aq.pq.dropped:
+                await self._failed(aq, msgs, ctx)
+
+    def _consumed(self, aq: AssignedQueue, msgs: list[MessageExt], now: float) -> None:
+        """Done with ``msgs``: the queue's commit offset moves up to the lowest still cached."""
+        pq = aq.pq
+        if pq.dropped:
+            return  # the queue moved to another consumer; it re-delivers from the committed offset
+        offset = pq.remove(msgs, int(now * 1000))
+        if offset >= 0 and not pq.dropped:
             self.core.offset_store.update(aq.mq, offset, increase_only=True)
+
+    async def _failed(self, aq: AssignedQueue, msgs: list[MessageExt], ctx: ConsumeContext) -> None:
+        """Send each message back for a delayed retry; those that cannot go back are retried
+        here later (and still block the commit offset meanwhile)."""
+        if aq.pq.dropped:
+            return
+        retry_here: list[MessageExt] = []
+        if self.core.clustering:
+            for msg in msgs:
+                if not await self._send_back(msg, ctx.delay_level_when_next_consume, aq.mq):
+                    msg.reconsume_times += 1
+                    retry_here.append(msg)
+        else:
+            log.warning(
+                "%s: broadcasting consumption failed, dropped %d messages",
+                self.core.group,
+                len(msgs),
+            )
+        again = {id(m) for m in retry_here}
+        self._consumed(aq, [m for m in msgs if id(m) not in again], trio.current_time())
         if retry_here and self._nursery is not None:
             self._nursery.start_soon(self._retry_later, aq, retry_here)
 

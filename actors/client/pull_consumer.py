@@ -199,20 +199,37 @@ class LitePullConsumer:
 
     async def poll(self, timeout: float = 5.0) -> list[MessageExt]:
         """The next batch of messages, or [] if none arrived within ``timeout``."""
-        assert self._recv is not None
+        recv = self._recv
+        assert recv is not None
+        # A batch already waiting is taken without a cancel scope, which would cost more
+        # than the rest of the call; like a channel's receive, this still checkpoints.
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            try:
+                batch = recv.receive_nowait()
+            except trio.WouldBlock:
+                break
+            if self._take(batch):
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return batch.msgs
         with trio.move_on_after(timeout):
             while True:
-                batch = await self._recv.receive()
-                aq = batch.aq
-                if aq.pq.dropped or self.core.table.get(aq.mq) is not aq:
-                    continue  # from before a seek or a rebalance: pulled again from the new offset
-                offset = aq.pq.remove(batch.msgs, self.core.now_ms())
-                if offset >= 0:
-                    self._consumed[aq.mq] = offset
-                    if self.auto_commit:
-                        self.core.offset_store.update(aq.mq, offset, increase_only=True)
-                return batch.msgs
+                batch = await recv.receive()
+                if self._take(batch):
+                    return batch.msgs
         return []
+
+    def _take(self, batch: _Batch) -> bool:
+        """Count ``batch`` as consumed; False if it is stale (then it is dropped)."""
+        aq = batch.aq
+        if aq.pq.dropped or self.core.table.get(aq.mq) is not aq:
+            return False  # from before a seek or a rebalance: pulled again from the new offset
+        offset = aq.pq.remove(batch.msgs, self.core.now_ms())
+        if offset >= 0:
+            self._consumed[aq.mq] = offset
+            if self.auto_commit:
+                self.core.offset_store.update(aq.mq, offset, increase_only=True)
+        return True
 
     def _commit_to_store(self) -> None:
         for mq, offset in self._consumed.items():
