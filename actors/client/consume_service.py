@@ -135,13 +135,10 @@ class ConcurrentConsumeService:
 
     async def submit(self, aq: AssignedQueue, msgs: list[MessageExt], dispatch: bool) -> None:
         size = max(1, self.core.settings.consume_batch_size)
-        put = self._queue.put
         if size == 1:
-            for msg in msgs:
-                await put((aq, [msg]))
+            await self._queue.put_all([(aq, [msg]) for msg in msgs])
         else:
-            for i in range(0, len(msgs), size):
-                await put((aq, msgs[i : i + size]))
+            await self._queue.put_all((aq, msgs[i : i + size]) for i in range(0, len(msgs), size))
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:

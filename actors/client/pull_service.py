@@ -26,6 +26,11 @@ log = logging.getLogger(__name__)
 
 OFFSET_ILLEGAL_DELAY = 10.0
 
+# As plain ints: IntFlag arithmetic is Python code, and a header is built for every pull.
+_SUSPEND = int(PullSysFlag.SUSPEND)
+_COMMIT_OFFSET = int(PullSysFlag.COMMIT_OFFSET)
+_LITE_FLAGS = int(PullSysFlag.SUSPEND | PullSysFlag.SUBSCRIPTION | PullSysFlag.LITE_PULL)
+
 Sink = Callable[[AssignedQueue, list[MessageExt], bool], Awaitable[None]]
 
 
@@ -90,22 +95,23 @@ async def _header(
 ) -> PullMessageRequestHeader:
     mq = aq.mq
     sub = core.subscriptions[mq.topic]
-    sys_flag = PullSysFlag.SUSPEND
     commit_offset = 0
     if lite:
-        sys_flag |= PullSysFlag.SUBSCRIPTION | PullSysFlag.LITE_PULL
-    elif core.clustering and suggested == 0:
-        # Piggy-back the commit; a slave would not store it (§8.4).
-        commit_offset = max(await core.offset_store.read(mq, ReadFrom.MEMORY), 0)
-        if commit_offset > 0:
-            sys_flag |= PullSysFlag.COMMIT_OFFSET
+        sys_flag = _LITE_FLAGS
+    else:
+        sys_flag = _SUSPEND
+        if core.clustering and suggested == 0:
+            # Piggy-back the commit; a slave would not store it (§8.4).
+            commit_offset = max(await core.offset_store.read(mq, ReadFrom.MEMORY), 0)
+            if commit_offset > 0:
+                sys_flag |= _COMMIT_OFFSET
     return PullMessageRequestHeader(
         consumer_group=core.group,
         topic=mq.topic,
         queue_id=mq.queue_id,
         queue_offset=aq.next_offset,
         max_msg_nums=core.settings.pull_batch_size,
-        sys_flag=int(sys_flag),
+        sys_flag=sys_flag,
         commit_offset=commit_offset,
         suspend_timeout_millis=core.settings.broker_suspend_ms,
         sub_version=sub.sub_version,

@@ -20,6 +20,7 @@ loops) cannot refill it without running, so no task runs more than ``capacity`` 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from typing import Generic, TypeVar
 
 import attrs
@@ -44,6 +45,17 @@ class WorkQueue(Generic[T]):
             await self._full.park()
         self._items.append(item)
         self._wake()
+
+    async def put_all(self, items: Iterable[T]) -> None:
+        """``put`` of each item in order, without a coroutine per item while there is room."""
+        pending = self._items
+        for item in items:
+            while len(pending) >= self.capacity:
+                self._wake()
+                await self._full.park()
+            pending.append(item)
+        if pending:
+            self._wake()
 
     async def take(self) -> T:
         while not self._items:

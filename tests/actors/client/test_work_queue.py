@@ -27,6 +27,24 @@ async def test_items_come_out_in_order_and_put_waits_for_room(autojump_clock) ->
     assert put_done == [0, 1, 2, 3, 4]
 
 
+async def test_put_all_waits_for_room_and_wakes_a_taker_first(autojump_clock) -> None:
+    queue: WorkQueue[int] = WorkQueue(capacity=2)
+    got: list[int] = []
+
+    async def taker() -> None:
+        while True:
+            got.append(await queue.take())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(taker)
+        await trio.testing.wait_all_tasks_blocked()
+        with trio.fail_after(5):  # a full queue that woke nobody would wait forever
+            await queue.put_all(range(7))
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    assert got == list(range(7))
+
+
 async def _pool(
     queue: WorkQueue[int], workers: int, handle, nursery: trio.Nursery
 ) -> list[list[int]]:  # type: ignore[no-untyped-def]
