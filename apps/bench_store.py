@@ -22,7 +22,7 @@ import attrs
 import trio
 import trio_util
 
-from actors.store import commit_log_flusher
+from actors.store import FlushWake, commit_log_flusher
 from actors.waiters import OffsetWaiters
 from storage.config import FlushDiskType, MessageStoreConfig
 from storage.message_store import MessageInner, MessageStore
@@ -89,7 +89,7 @@ async def bench_sync(
     store.load()
     msg = _message(size)
     waiters = OffsetWaiters()
-    wake = trio_util.RepeatedEvent()
+    wake = FlushWake()
     acked = 0
     syncs = 0
     real_flush = store.flush_commit_log

@@ -28,6 +28,7 @@ from actors.broker.locks import RebalanceLockManager
 from actors.broker.long_polling import PullHoldTable
 from actors.broker.stats import BrokerStats
 from actors.remoting.router import Channel
+from actors.store.flush import FlushWake
 from actors.waiters import OffsetWaiters
 from protocol.codes import RequestCode
 from protocol.command import RemotingCommand
@@ -95,7 +96,7 @@ class BrokerContext:
     stats: BrokerStats = attrs.Factory(BrokerStats)
     flushed: OffsetWaiters = attrs.Factory(OffsetWaiters)
     reput_wake: trio_util.RepeatedEvent = attrs.Factory(trio_util.RepeatedEvent)
-    flush_wake: trio_util.RepeatedEvent = attrs.Factory(trio_util.RepeatedEvent)
+    flush_wake: FlushWake = attrs.Factory(FlushWake)
     # Change counters: a watcher remembers the value it acted on and waits for another one,
     # so no change between two waits is ever lost.
     topic_changes: trio_util.AsyncValue[int] = attrs.Factory(lambda: trio_util.AsyncValue(0))

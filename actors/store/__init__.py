@@ -7,11 +7,12 @@
 
 from actors.store.checkpoint import checkpointer
 from actors.store.cleanup import cleaner
-from actors.store.flush import commit_log_flusher, consume_queue_flusher
+from actors.store.flush import FlushWake, commit_log_flusher, consume_queue_flusher
 from actors.store.reput import reput_dispatcher
 from actors.store.services import store_services
 
 __all__ = [
+    "FlushWake",
     "checkpointer",
     "cleaner",
     "commit_log_flusher",

@@ -2,11 +2,19 @@
 
 fdatasync runs in a worker thread (it releases the GIL); the event loop keeps serving puts while
 a group is being synced, and those puts form the next group.
+
+Under SYNC_FLUSH the commit log has a flush thread of its own for the actor's lifetime (Java's
+GroupCommitService): a put rings it directly (``FlushWake``, a threading.Event underneath), so it
+starts syncing at once instead of after the event loop has run every task the same wake-up made
+runnable, and it starts the next sync as soon as one ends.  Groups then overlap the puts of the
+next group, and no thread is handed a job per group (that hand-off cost ~250 us of loop CPU).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable
 
 import trio
 import trio_util
@@ -45,11 +53,39 @@ async def _prefaulter(store: MessageStore, wanted: trio_util.RepeatedEvent) -> N
         await wanted.wait()
 
 
+class FlushWake:
+    """What a put rings when it has appended: wakes the commit-log flusher.
+
+    Waitable like a trio_util.RepeatedEvent (the ASYNC_FLUSH flusher's early wake-up); while a
+    SYNC_FLUSH flush thread is attached, ``set`` rings the thread instead, without a trio task.
+    """
+
+    def __init__(self) -> None:
+        self._event = trio_util.RepeatedEvent()
+        self._thread: threading.Event | None = None
+
+    def set(self) -> None:
+        thread = self._thread
+        if thread is not None:
+            thread.set()
+        else:
+            self._event.set()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+
+    def attach(self, thread: threading.Event | None) -> None:
+        self._thread = thread
+
+
+Wake = FlushWake | trio_util.RepeatedEvent
+
+
 async def commit_log_flusher(
     store: MessageStore,
     config: MessageStoreConfig,
     waiters: OffsetWaiters,
-    wake: trio_util.RepeatedEvent,
+    wake: Wake,
     *,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -59,25 +95,97 @@ async def commit_log_flusher(
     prefault = trio_util.RepeatedEvent()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_prefaulter, store, prefault)
-        await _flush_loop(store, config, waiters, wake, prefault, task_status)
+        if config.flushDiskType is FlushDiskType.SYNC_FLUSH:
+            await _group_commit(store, waiters, wake, prefault, task_status)
+        else:
+            await _flush_loop(store, config, waiters, wake, prefault, task_status)
+
+
+async def _group_commit(
+    store: MessageStore,
+    waiters: OffsetWaiters,
+    wake: Wake,
+    prefault: trio_util.RepeatedEvent,
+    task_status: trio.TaskStatus[None],
+) -> None:
+    """Run the flush thread; its flushed offsets come back through ``run_sync_soon``."""
+    ring = threading.Event()
+    stop = threading.Event()
+    token = trio.lowlevel.current_trio_token()
+
+    def flushed(offset: int) -> None:  # on the event loop
+        waiters.advance(offset)
+        if store.prefault_needed():
+            prefault.set()
+
+    def post(offset: int) -> None:  # on the flush thread
+        token.run_sync_soon(flushed, offset)
+
+    async def bridge(event: trio_util.RepeatedEvent) -> None:
+        # a plain RepeatedEvent cannot ring a thread: relay it (one task switch per wake-up)
+        while True:
+            await event.wait()
+            ring.set()
+
+    async def stopper() -> None:
+        try:
+            await trio.sleep_forever()
+        finally:
+            stop.set()
+            ring.set()
+
+    waiters.advance(store.flushed_offset)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(stopper)
+        if isinstance(wake, FlushWake):
+            wake.attach(ring)
+        else:
+            nursery.start_soon(bridge, wake)
+        task_status.started()
+        try:
+            # not abandoned on cancel: the stopper's finally ends the thread, and we wait for it
+            await trio.to_thread.run_sync(group_commit_thread, store, ring, stop, post)
+        except OSError:
+            # a failed fdatasync may have lost pages: never acknowledge anything again
+            store.flags.writeable = False
+            log.exception("commit-log flush failed; the store no longer accepts writes")
+            raise
+        finally:
+            if isinstance(wake, FlushWake):
+                wake.attach(None)
+            nursery.cancel_scope.cancel()
+
+
+def group_commit_thread(
+    store: MessageStore,
+    ring: threading.Event,
+    stop: threading.Event,
+    post: Callable[[int], None],
+) -> None:
+    """The flush thread: fdatasync whatever is written, post the flushed offset, again; sleep
+    until rung when everything is flushed.  Ends when ``stop`` is set (and ``ring`` rung)."""
+    while not stop.is_set():
+        # cleared before looking: a put after the look rings again, one before it is seen
+        ring.clear()
+        if store.max_phy_offset > store.flushed_offset:
+            post(store.flush_commit_log(0))
+            if store.next_file_needed():
+                # blocking work too: ahead of need, rather than on the put path at the roll
+                store.prepare_next_file()
+        else:
+            ring.wait()
 
 
 async def _flush_loop(
     store: MessageStore,
     config: MessageStoreConfig,
     waiters: OffsetWaiters,
-    wake: trio_util.RepeatedEvent,
+    wake: Wake,
     prefault: trio_util.RepeatedEvent,
     task_status: trio.TaskStatus[None],
 ) -> None:
     waiters.advance(store.flushed_offset)
     task_status.started()
-    if config.flushDiskType is FlushDiskType.SYNC_FLUSH:
-        while True:
-            if store.max_phy_offset > store.flushed_offset:
-                waiters.advance(await _flush(store, 0, prefault))
-                continue
-            await wake.wait()
     interval = config.flushIntervalCommitLog / 1000
     thorough = config.flushCommitLogThoroughInterval / 1000
     last_thorough = trio.current_time()

@@ -14,7 +14,7 @@ import sys
 import trio
 import trio_util
 
-from actors.store import commit_log_flusher, reput_dispatcher
+from actors.store import FlushWake, commit_log_flusher, reput_dispatcher
 from actors.waiters import OffsetWaiters
 from storage.config import FlushDiskType, MessageStoreConfig
 from storage.message_store import MessageInner, MessageStore
@@ -45,7 +45,7 @@ async def main(root: str, seed: int) -> None:
     store.load()
     rng = random.Random(seed)
     waiters = OffsetWaiters()
-    flush_wake = trio_util.RepeatedEvent()
+    flush_wake = FlushWake()
     reput_wake = trio_util.RepeatedEvent()
     print("ready", flush=True)
 

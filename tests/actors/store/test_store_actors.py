@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import threading
 
+import pytest
 import trio
 import trio.testing
 import trio_util
 
 from actors.store import (
+    FlushWake,
     checkpointer,
     cleaner,
     commit_log_flusher,
@@ -66,9 +69,9 @@ def test_coalesce_keeps_one_per_queue_and_tag() -> None:
     ]
 
 
-async def test_sync_flush_group_commit(
-    make_store, autojump_clock, inline_threads, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("wake_kind", ["flush_wake", "repeated_event"])
+async def test_sync_flush_group_commit(make_store, monkeypatch, wake_kind) -> None:  # type: ignore[no-untyped-def]
+    # The flush thread is a real thread, so no virtual clock here (and nothing waits on time).
     store = make_store(flushDiskType=FlushDiskType.SYNC_FLUSH)
     calls: list[int] = []
     real = store.flush_commit_log
@@ -79,15 +82,17 @@ async def test_sync_flush_group_commit(
 
     monkeypatch.setattr(store, "flush_commit_log", counting)
     waiters = OffsetWaiters()
-    wake = trio_util.RepeatedEvent()
+    # a FlushWake rings the thread directly; a plain RepeatedEvent is relayed by a task
+    wake = FlushWake() if wake_kind == "flush_wake" else trio_util.RepeatedEvent()
     acked: list[int] = []
 
     async def sender() -> None:
-        end = store.put_message(msg()).append.end_offset
-        wake.set()
-        assert await waiters.wait_for(end, timeout=5.0)
-        assert store.flushed_offset >= end
-        acked.append(end)
+        for _ in range(4):
+            end = store.put_message(msg()).append.end_offset
+            wake.set()
+            assert await waiters.wait_for(end, timeout=30.0)
+            assert store.flushed_offset >= end
+            acked.append(end)
 
     async with trio.open_nursery() as nursery:
         await nursery.start(commit_log_flusher, store, store.config, waiters, wake)
@@ -95,16 +100,22 @@ async def test_sync_flush_group_commit(
             for _ in range(64):
                 senders.start_soon(sender)
         nursery.cancel_scope.cancel()
-    assert len(acked) == 64
-    assert len(calls) < 64 / 4  # one fdatasync per group, not per message
-    assert calls[-1] == store.max_phy_offset
+    assert len(acked) == 4 * 64
+    assert len(calls) < 4 * 64 / 4  # one fdatasync per group, not per message
+    assert store.flushed_offset == store.max_phy_offset
 
 
-async def test_sync_flush_failure_stops_writes(
-    make_store, autojump_clock, inline_threads, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
-    import pytest
+async def test_sync_flush_thread_ends_with_the_actor(make_store) -> None:  # type: ignore[no-untyped-def]
+    store = make_store(flushDiskType=FlushDiskType.SYNC_FLUSH)
+    wake = FlushWake()
+    with trio.move_on_after(0.05):
+        await commit_log_flusher(store, store.config, OffsetWaiters(), wake)
+    store.put_message(msg())
+    wake.set()  # detached again: rings the trio event, no thread is left to ring
+    assert store.flushed_offset < store.max_phy_offset
 
+
+async def test_sync_flush_failure_stops_writes(make_store, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     store = make_store(flushDiskType=FlushDiskType.SYNC_FLUSH)
 
     def broken(least_pages: int = 0) -> int:
@@ -112,7 +123,7 @@ async def test_sync_flush_failure_stops_writes(
 
     real = store.flush_commit_log
     monkeypatch.setattr(store, "flush_commit_log", broken)
-    wake = trio_util.RepeatedEvent()
+    wake = FlushWake()
 
     async def run() -> None:
         async with trio.open_nursery() as nursery:
@@ -252,23 +263,27 @@ async def test_slow_disk_gives_flush_timeout(make_store, autojump_clock, monkeyp
     """A sender waits syncFlushTimeout for its group commit, then gives up (FLUSH_DISK_TIMEOUT);
     the flush itself still completes later and releases whoever still waits."""
     store = make_store(flushDiskType=FlushDiskType.SYNC_FLUSH)
+    real = store.flush_commit_log
+    disk_done = threading.Event()
 
-    async def slow_thread(fn, *args, **_):  # type: ignore[no-untyped-def]
-        await trio.sleep(7.0)  # a disk that takes 7 s per fdatasync
-        return fn(*args)
+    def slow(least_pages: int = 0) -> int:  # the flush thread blocks here until released
+        disk_done.wait(30)
+        return real(least_pages)
 
-    monkeypatch.setattr(trio.to_thread, "run_sync", slow_thread)
+    monkeypatch.setattr(store, "flush_commit_log", slow)
     waiters = OffsetWaiters()
-    wake = trio_util.RepeatedEvent()
+    wake = FlushWake()
     async with trio.open_nursery() as nursery:
         await nursery.start(commit_log_flusher, store, store.config, waiters, wake)
         end = store.put_message(msg()).append.end_offset
         wake.set()
         timeout = store.config.syncFlushTimeout / 1000
+        # the virtual clock jumps to the deadline while the thread is stuck in the "disk"
         assert not await waiters.wait_for(end, timeout=timeout)
         assert trio.current_time() == timeout
-        assert await waiters.wait_for(end, timeout=timeout)
-        assert trio.current_time() == 7.0
+        disk_done.set()
+        assert await waiters.wait_for(end)  # no deadline: time stands still until it lands
+        assert trio.current_time() == timeout
         nursery.cancel_scope.cancel()
 
 
