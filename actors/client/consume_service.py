@@ -1,9 +1,10 @@
 """Consume services: run the user's listener on pulled messages and commit offsets (§8.4).
 
-* Concurrent: a pool of workers takes batches from one bounded channel; a failed batch is
-  sent back to the broker (CONSUMER_SEND_MSG_BACK) for a delayed retry, or — if even that
-  fails — to ``%RETRY%<group>`` through the internal producer, or else re-consumed here
-  after 5 s.  The committed offset is the lowest still cached.
+* Concurrent: a pool of workers takes batches (one listener call of ``consume_batch_size``
+  messages each, as Java's consume thread pool) from one bounded work queue; a failed batch
+  is sent back to the broker (CONSUMER_SEND_MSG_BACK) for a delayed retry, or — if even
+  that fails — to ``%RETRY%<group>`` through the internal producer, or else re-consumed
+  here after 5 s.  The committed offset is the lowest still cached.
 * Orderly: a queue is consumed by one worker at a time (per-queue lock), only while its
   broker lock is held; a failure puts the batch back and suspends the queue for a moment.
 """
@@ -147,7 +148,8 @@ class ConcurrentConsumeService:
                 worker = _Worker()
                 self._workers.append(worker)
                 nursery.start_soon(self._worker, worker, name=f"consume worker {i}")
-            nursery.start_soon(self._watchdog, name="consume timeout watchdog")
+            if self._workers:
+                nursery.start_soon(self._watchdog, name="consume timeout watchdog")
             task_status.started()
 
     async def _watchdog(self) -> None:
