@@ -59,22 +59,24 @@ class BrokerRouter(Router):
     def __init__(self) -> None:
         super().__init__("broker")
         self.in_flight = 0
-        self._idle = trio.Event()
-        self._idle.set()
+        # made only while someone waits: an Event per request cost ~2 us on the send path
+        self._idle: trio.Event | None = None
 
     async def dispatch(self, ctx: RequestContext, req: RemotingCommand) -> RemotingCommand | None:
         self.in_flight += 1
-        if self._idle.is_set():
-            self._idle = trio.Event()
         try:
             return await super().dispatch(ctx, req)
         finally:
             self.in_flight -= 1
-            if self.in_flight == 0:
+            if self.in_flight == 0 and self._idle is not None:
                 self._idle.set()
+                self._idle = None
 
     async def wait_idle(self) -> None:
-        await self._idle.wait()
+        while self.in_flight:
+            if self._idle is None:
+                self._idle = trio.Event()
+            await self._idle.wait()
 
 
 def build_router(ctx: BrokerContext, pull: PullHandler) -> BrokerRouter:

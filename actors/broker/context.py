@@ -30,6 +30,7 @@ from actors.broker.stats import BrokerStats
 from actors.remoting.router import Channel
 from actors.store.flush import FlushWake
 from actors.waiters import OffsetWaiters
+from actors.wake import Wake
 from protocol.codes import RequestCode
 from protocol.command import RemotingCommand
 from protocol.msgid import offset_msg_id_prefix
@@ -95,7 +96,7 @@ class BrokerContext:
     holds: PullHoldTable = attrs.Factory(PullHoldTable)
     stats: BrokerStats = attrs.Factory(BrokerStats)
     flushed: OffsetWaiters = attrs.Factory(OffsetWaiters)
-    reput_wake: trio_util.RepeatedEvent = attrs.Factory(trio_util.RepeatedEvent)
+    reput_wake: Wake = attrs.Factory(Wake)
     flush_wake: FlushWake = attrs.Factory(FlushWake)
     # Change counters: a watcher remembers the value it acted on and waits for another one,
     # so no change between two waits is ever lost.

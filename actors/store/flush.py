@@ -20,6 +20,7 @@ import trio
 import trio_util
 
 from actors.waiters import OffsetWaiters
+from actors.wake import Wake
 from storage.config import FlushDiskType, MessageStoreConfig
 from storage.message_store import MessageStore
 
@@ -61,7 +62,7 @@ class FlushWake:
     """
 
     def __init__(self) -> None:
-        self._event = trio_util.RepeatedEvent()
+        self._event = Wake()
         self._thread: threading.Event | None = None
 
     def set(self) -> None:
@@ -78,14 +79,14 @@ class FlushWake:
         self._thread = thread
 
 
-Wake = FlushWake | trio_util.RepeatedEvent
+AnyWake = FlushWake | Wake | trio_util.RepeatedEvent
 
 
 async def commit_log_flusher(
     store: MessageStore,
     config: MessageStoreConfig,
     waiters: OffsetWaiters,
-    wake: Wake,
+    wake: AnyWake,
     *,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -104,7 +105,7 @@ async def commit_log_flusher(
 async def _group_commit(
     store: MessageStore,
     waiters: OffsetWaiters,
-    wake: Wake,
+    wake: AnyWake,
     prefault: trio_util.RepeatedEvent,
     task_status: trio.TaskStatus[None],
 ) -> None:
@@ -121,8 +122,8 @@ async def _group_commit(
     def post(offset: int) -> None:  # on the flush thread
         token.run_sync_soon(flushed, offset)
 
-    async def bridge(event: trio_util.RepeatedEvent) -> None:
-        # a plain RepeatedEvent cannot ring a thread: relay it (one task switch per wake-up)
+    async def bridge(event: Wake | trio_util.RepeatedEvent) -> None:
+        # a trio-only wake-up cannot ring a thread: relay it (one task switch per wake-up)
         while True:
             await event.wait()
             ring.set()
@@ -180,7 +181,7 @@ async def _flush_loop(
     store: MessageStore,
     config: MessageStoreConfig,
     waiters: OffsetWaiters,
-    wake: Wake,
+    wake: AnyWake,
     prefault: trio_util.RepeatedEvent,
     task_status: trio.TaskStatus[None],
 ) -> None:

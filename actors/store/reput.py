@@ -7,6 +7,7 @@ import logging
 import trio
 import trio_util
 
+from actors.wake import Wake
 from storage.message_store import Arrived, MessageStore
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ def coalesce(arrived: list[Arrived]) -> list[Arrived]:
 async def reput_dispatcher(
     store: MessageStore,
     arrivals: trio.MemorySendChannel[Arrived] | None,
-    wake: trio_util.RepeatedEvent,
+    wake: Wake | trio_util.RepeatedEvent,
     *,
     interval: float = SAFETY_INTERVAL,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
