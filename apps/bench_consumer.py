@@ -57,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--client", choices=("push", "lite"), default="push")
     parser.add_argument("--pull-batch", type=int, default=32, help="pullBatchSize")
     parser.add_argument(
+        "--consume-batch",
+        type=int,
+        default=1,
+        help="consumeMessageBatchMaxSize: messages per push listener call (Java's default 1)",
+    )
+    parser.add_argument(
         "--client-profile",
         metavar="FILE",
         help="cProfile this process (the consumer) while it drains; pstats written to FILE",
@@ -138,7 +144,9 @@ async def _consume_push(
         receiver.on_messages(msgs)
         return ConsumeStatus.CONSUME_SUCCESS
 
-    settings = ConsumerSettings(pull_batch_size=args.pull_batch)
+    settings = ConsumerSettings(
+        pull_batch_size=args.pull_batch, consume_batch_size=args.consume_batch
+    )
     consumer = PushConsumer(
         group,
         namesrv=namesrv,
@@ -305,7 +313,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     if cpus is not None:
         os.sched_setaffinity(0, cpus)
     say(
-        f"bench_consumer: {args.client} consumer, pull batch {args.pull_batch}, -s {args.size}, "
+        f"bench_consumer: {args.client} consumer, pull batch {args.pull_batch}"
+        + (f", consume batch {args.consume_batch}" if args.client == "push" else "")
+        + f", -s {args.size}, "
         + (f"drain a backlog of {args.backlog:,}" if args.backlog else f"live {args.duration:g} s")
     )
     results = []
@@ -323,8 +333,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.pull_batch < 1 or args.size < 1 or args.backlog < 0:
-        raise SystemExit("bench_consumer: --pull-batch and -s must be positive")
+    if args.pull_batch < 1 or args.consume_batch < 1 or args.size < 1 or args.backlog < 0:
+        raise SystemExit("bench_consumer: --pull-batch, --consume-batch and -s must be positive")
     try:
         summary = trio.run(bench, args)
     except KeyboardInterrupt:
