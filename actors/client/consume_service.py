@@ -188,7 +188,10 @@ class ConcurrentConsumeService:
         retry = retry_topic(group)
         clock = trio.lowlevel.current_clock().current_time  # trio.current_time, minus two calls
         while True:
-            aq, msgs = await queue.take()
+            work = queue.take_ready()  # no coroutine while calls are queued
+            if work is None:
+                work = await queue.take()
+            aq, msgs = work
             if aq.pq.dropped:
                 continue
             queue.spread()

@@ -61,6 +61,13 @@ class WorkQueue(Generic[T]):
         while not self._items:
             await self._idle.park()
             self._waking -= 1
+        return self._pop()
+
+    def take_ready(self) -> T | None:
+        """``take`` when an item is ready, without a coroutine; None when there is none."""
+        return self._pop() if self._items else None
+
+    def _pop(self) -> T:
         item = self._items.popleft()
         if self._full:
             self._full.unpark()

@@ -27,6 +27,18 @@ async def test_items_come_out_in_order_and_put_waits_for_room(autojump_clock) ->
     assert put_done == [0, 1, 2, 3, 4]
 
 
+async def test_take_ready_takes_only_what_is_there_and_makes_room(autojump_clock) -> None:
+    queue: WorkQueue[str] = WorkQueue(capacity=1)
+    assert queue.take_ready() is None
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(queue.put_all, ["a", "b"])
+        await trio.testing.wait_all_tasks_blocked()
+        assert queue.take_ready() == "a"  # and the waiting put goes on
+        await trio.testing.wait_all_tasks_blocked()
+        assert queue.take_ready() == "b"
+    assert queue.take_ready() is None
+
+
 async def test_put_all_waits_for_room_and_wakes_a_taker_first(autojump_clock) -> None:
     queue: WorkQueue[int] = WorkQueue(capacity=2)
     got: list[int] = []
