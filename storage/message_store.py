@@ -495,8 +495,13 @@ class MessageStore:
     # ================================================================ reput / dispatch
 
     def reput(self, max_bytes: int | None = None) -> list[Arrived]:
-        """Dispatch commit-log records after ``reput_from`` into consume queues and the index."""
-        arrived: list[Arrived] = []
+        """Dispatch commit-log records after ``reput_from`` into consume queues and the index.
+
+        Returns the arrivals, the newest per (topic, queue, tags code): long polling only needs
+        a queue's new max offset, and one per tag lets held pulls with a tag filter match.
+        """
+        # (topic, queue id, tags code) -> (max offset, store timestamp), in first-seen order
+        latest: dict[tuple[str, int, int], tuple[int, int]] = {}
         off = self.reput_from
         end = self.commit_log.max_offset
         limit = end if max_bytes is None else min(end, off + max_bytes)
@@ -524,14 +529,9 @@ class MessageStore:
                 got, nxt = cl.next_dispatch(off, delay_levels_ms=self.delay_levels_ms)
             if isinstance(got, DispatchRequest):
                 if self._dispatch(got, index_on):
-                    arrived.append(
-                        Arrived(
-                            got.topic,
-                            got.queue_id,
-                            got.queue_offset + 1,
-                            got.store_timestamp,
-                            got.tags_code,
-                        )
+                    latest[(got.topic, got.queue_id, got.tags_code)] = (
+                        got.queue_offset + 1,
+                        got.store_timestamp,
                     )
             elif nxt == off:
                 what = "corrupt" if got == CORRUPT else "missing"
@@ -547,7 +547,7 @@ class MessageStore:
         if index_on and off != self.reput_from:
             self.index.write_header()
         self.reput_from = off
-        return arrived
+        return [Arrived(t, q, m, ts, code) for (t, q, code), (m, ts) in latest.items()]
 
     def _already_dispatched(self, off: int, index_on: bool) -> bool:
         """Replay after a crash: whether the record at ``off`` is in its queue and the index.

@@ -73,6 +73,9 @@ class BrokerRouter(Router):
                 self._idle = None
 
     async def wait_idle(self) -> None:
+        # always a checkpoint, idle or not: replies just queued (resumed held pulls) get
+        # their writers' turn before the caller closes the connections
+        await trio.lowlevel.checkpoint()
         while self.in_flight:
             if self._idle is None:
                 self._idle = trio.Event()

@@ -17,15 +17,6 @@ STEP_BYTES = 256 << 10
 SAFETY_INTERVAL = 1.0
 
 
-def coalesce(arrived: list[Arrived]) -> list[Arrived]:
-    """The newest arrival per (topic, queue, tags code): long polling only needs the max offset
-    per queue, and keeping one per tag lets held pulls with a tag filter still match."""
-    latest: dict[tuple[str, int, int], Arrived] = {}
-    for a in arrived:
-        latest[(a.topic, a.queue_id, a.tags_code)] = a
-    return list(latest.values())
-
-
 async def reput_dispatcher(
     store: MessageStore,
     arrivals: trio.MemorySendChannel[Arrived] | None,
@@ -45,7 +36,7 @@ async def reput_dispatcher(
     while True:
         arrived = store.reput(STEP_BYTES)
         if arrived and arrivals is not None:
-            for a in coalesce(arrived):
+            for a in arrived:  # the newest per queue and tag (MessageStore.reput)
                 await arrivals.send(a)
         if store.dispatch_behind_bytes() > 0:
             await trio.lowlevel.checkpoint()

@@ -36,7 +36,8 @@ def test_put_assigns_offsets_and_ids(open_store) -> None:  # type: ignore[no-unt
     # the consume queue is built by reput, not on the put path
     assert store.max_offset_in_queue("TopicTest", 1) == 0
     arrived = store.reput()
-    assert [(x.queue_id, x.max_offset) for x in arrived] == [(1, 1), (1, 2), (2, 1)]
+    # the newest per queue and tag: long polling needs no more
+    assert [(x.queue_id, x.max_offset) for x in arrived] == [(1, 2), (2, 1)]
     assert store.max_offset_in_queue("TopicTest", 1) == 2
     assert arrived[0].tags_code == java_hash("TagA")
 
@@ -234,3 +235,13 @@ def test_delete_topics(open_store, store_config) -> None:  # type: ignore[no-unt
     assert store.topic_queue_ids() == {"Kept": [0]}
     assert not os.path.exists(os.path.join(store_config.consume_queue_dir, "Gone"))
     assert store.get_message("g", "Gone", 0, 0, 1).status is GetStatus.NO_MESSAGE_IN_QUEUE
+
+
+def test_reput_reports_the_newest_arrival_per_queue_and_tag(open_store) -> None:  # type: ignore[no-untyped-def]
+    store = open_store()
+    for queue_id, tags in [(0, "A"), (0, "A"), (0, "B"), (1, "A"), (0, "A")]:
+        store.put_message(message(queue_id=queue_id, tags=tags))
+    got = store.reput()
+    assert sorted((x.queue_id, x.tags_code, x.max_offset) for x in got) == sorted(
+        [(0, java_hash("A"), 4), (0, java_hash("B"), 3), (1, java_hash("A"), 1)]
+    )

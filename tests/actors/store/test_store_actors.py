@@ -19,7 +19,6 @@ from actors.store import (
     reput_dispatcher,
     store_services,
 )
-from actors.store.reput import coalesce
 from actors.waiters import OffsetWaiters
 from storage.config import FlushDiskType
 from storage.message_store import Arrived
@@ -55,18 +54,6 @@ async def test_reput_wakes_on_put_and_on_safety_interval(
         assert (second.queue_id, second.max_offset) == (2, 1)
         assert trio.current_time() == 1.0
         nursery.cancel_scope.cancel()
-
-
-def test_coalesce_keeps_one_per_queue_and_tag() -> None:
-    def a(q: int, off: int, tag: int) -> Arrived:
-        return Arrived("T", q, off, 0, tag)
-
-    got = coalesce([a(0, 1, 7), a(0, 2, 7), a(0, 3, 8), a(1, 1, 7), a(0, 4, 7)])
-    assert sorted((x.queue_id, x.tags_code, x.max_offset) for x in got) == [
-        (0, 7, 4),
-        (0, 8, 3),
-        (1, 7, 1),
-    ]
 
 
 @pytest.mark.parametrize("wake_kind", ["flush_wake", "repeated_event"])
