@@ -12,7 +12,9 @@ import enum
 import attrs
 
 
-@attrs.frozen(order=True, kw_only=True)
+# cache_hash: the push consumer hashes a queue several times per message (process queues,
+# offsets, locks), and a frozen instance's hash never changes
+@attrs.frozen(order=True, kw_only=True, cache_hash=True)
 class MessageQueue:
     """One queue of one topic on one broker; hashable and ordered so it can key maps."""
 
