@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import attrs
 import pytest
 import trio
@@ -268,6 +270,31 @@ async def test_sync_flush_send_waits_for_the_flush(nursery, tmp_path, client):
     assert sorted(int(r.ext_fields["queueOffset"]) for r in replies) == list(range(20))
     assert all(r.code == ResponseCode.SUCCESS for r in replies)
     assert handle.ctx.store.flushed_offset >= handle.ctx.store.max_phy_offset
+
+
+async def test_sync_flush_timeout_answers_flush_disk_timeout(nursery, tmp_path, client):
+    handle = await start_broker(
+        nursery,
+        tmp_path / "slow",
+        store={"flushDiskType": FlushDiskType.SYNC_FLUSH, "syncFlushTimeout": 200},
+    )
+    store = handle.ctx.store
+    real = store.flush_commit_log
+    disk = threading.Event()
+
+    def slow(least_pages: int = 0) -> int:  # a disk that hangs until the test lets it go
+        disk.wait(10)
+        return real(least_pages)
+
+    store.flush_commit_log = slow
+    try:
+        reply = await client.invoke(handle.address, send_v2("Slow"), T)
+    finally:
+        disk.set()
+    # stored, only not flushed in time: the reply still says where (§7.1)
+    assert reply.code == ResponseCode.FLUSH_DISK_TIMEOUT
+    assert reply.ext_fields["queueOffset"] == "0"
+    assert reply.ext_fields["msgId"]
 
 
 async def test_auto_create_disabled_gives_topic_not_exist(nursery, tmp_path, client):
