@@ -540,41 +540,76 @@ def encode_batch(entries: Iterable[BatchEntry]) -> bytes:
 
 def decode_batch(body: bytes | bytearray | memoryview) -> list[BatchEntry]:
     return [
-        BatchEntry(body=entry_body, flag=flag, properties=props)
-        for flag, entry_body, props in decode_batch_entries(body)
+        BatchEntry(body=entry_body, flag=flag, properties=string_to_properties(props.decode()))
+        for flag, entry_body, props in decode_batch_raw(body, b"")
     ]
 
 
-def decode_batch_entries(
-    body: bytes | bytearray | memoryview,
-) -> list[tuple[int, bytes, dict[str, str]]]:
-    """``decode_batch`` as (flag, body, properties) tuples: the broker's batch path, which
-    builds its own message per entry and need not pay for a BatchEntry each."""
-    out: list[tuple[int, bytes, dict[str, str]]] = []
+# (flag, body, stored properties) of one batch entry
+RawBatchEntry = tuple[int, bytes, bytes]
+
+
+def decode_batch_raw(body: bytes | bytearray | memoryview, appended: bytes) -> list[RawBatchEntry]:
+    """Entries of a batch body, each entry's properties bytes followed by ``appended``.
+
+    The broker never needs an entry's properties as a dictionary: it stores the entry's own
+    bytes, a separator and the batch's properties (``CLUSTER`` included), as Java's
+    MessageExtBatchEncoder concatenates them in 4.9.8 (the separator only when the entry's
+    properties are not empty and do not end with one; 4.9.1 never inserted it).
+    RemoteProtocolError for an entry whose lengths do not add up, whose properties are not
+    UTF-8 (reput could not read them back) or grow past PROPERTIESLEN's limit.
+    """
+    out: list[RawBatchEntry] = []
+    view = memoryview(body)
     pos = 0
-    end = len(body)
+    end = len(view)
     while pos < end:
         if end - pos < _BATCH_HEAD.size + 2:
             raise RemoteProtocolError(f"batch entry at {pos} truncated")
-        total, _magic, _crc, flag, body_len = _BATCH_HEAD.unpack_from(body, pos)
+        total, _magic, _crc, flag, body_len = _BATCH_HEAD.unpack_from(view, pos)
         p = pos + _BATCH_HEAD.size
         if body_len < 0 or p + body_len + 2 > end:
             raise RemoteProtocolError(f"batch entry at {pos}: BODYLEN {body_len} out of range")
-        entry_body = bytes(body[p : p + body_len])
+        entry_body = view[p : p + body_len].tobytes()
         p += body_len
-        (props_len,) = _SHORT.unpack_from(body, p)
+        (props_len,) = _SHORT.unpack_from(view, p)
         p += 2
         if props_len < 0 or p + props_len > end:
             raise RemoteProtocolError(f"batch entry at {pos}: PROPERTIESLEN out of range")
         if p + props_len - pos != total:
             raise RemoteProtocolError(f"batch entry at {pos}: TOTALSIZE {total} does not match")
+        own = view[p : p + props_len].tobytes()
         try:
-            props = string_to_properties(bytes(body[p : p + props_len]).decode())
+            own.decode()
         except UnicodeDecodeError:
             raise RemoteProtocolError(f"batch entry at {pos}: invalid UTF-8") from None
+        sep = b"\x02" if own and appended and own[-1] != 0x02 else b""
+        props = own + sep + appended
+        if len(props) > MAX_PROPERTIES_LENGTH:
+            raise RemoteProtocolError(
+                f"batch entry at {pos}: {len(props)} bytes of properties exceed "
+                f"{MAX_PROPERTIES_LENGTH}"
+            )
         out.append((flag, entry_body, props))
         pos = p + props_len
     return out
+
+
+def has_property(properties: bytes, name: str) -> bool:
+    """Whether ``name`` is a key of an encoded properties string."""
+    key = name.encode() + b"\x01"
+    return properties.startswith(key) or b"\x02" + key in properties
+
+
+_DELAY_KEY = b"DELAY\x01"
+
+
+def batch_delayed(entries: list[RawBatchEntry]) -> bool:
+    """Whether any entry asks for a delay level (batches cannot be delayed)."""
+    # a substring search first: it rules out nearly every entry at C speed
+    return any(
+        _DELAY_KEY in props and has_property(props, MessageConst.DELAY) for _, _, props in entries
+    )
 
 
 # ---------------------------------------------------------------- compression (§4.9)

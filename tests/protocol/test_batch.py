@@ -1,4 +1,4 @@
-"""protocol/batch.py: a batch body split into (flag, body, stored properties) as Java stores them."""
+"""decode_batch_raw: a batch body split into (flag, body, stored properties) as Java stores them."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protocol.batch import decode_batch_raw, delayed, has_property
 from protocol.errors import RemoteProtocolError
 from protocol.message import (
     BatchEntry,
-    decode_batch_entries,
+    batch_delayed,
+    decode_batch,
+    decode_batch_raw,
     encode_batch,
+    has_property,
     properties_to_string,
     string_to_properties,
 )
@@ -31,14 +33,15 @@ entries = st.lists(
 
 
 @given(entries, st.dictionaries(names, values, max_size=3))
-def test_agrees_with_the_dictionary_decoder(batch: list[BatchEntry], extra: dict[str, str]) -> None:
-    appended = properties_to_string(extra).encode()
-    raw = decode_batch_raw(encode_batch(batch), appended)
-    parsed = decode_batch_entries(encode_batch(batch))
-    assert [(f, b) for f, b, _ in raw] == [(f, b) for f, b, _ in parsed]
-    for (_, _, stored), (_, _, own) in zip(raw, parsed, strict=True):
+def test_stored_properties_read_back_as_entry_then_batch(
+    batch: list[BatchEntry], extra: dict[str, str]
+) -> None:
+    raw = decode_batch_raw(encode_batch(batch), properties_to_string(extra).encode())
+    assert decode_batch(encode_batch(batch)) == batch
+    assert [(f, b) for f, b, _ in raw] == [(e.flag, e.body) for e in batch]
+    for (_, _, stored), entry in zip(raw, batch, strict=True):
         # read back the way consumers read it: later duplicates win
-        assert string_to_properties(stored.decode()) == {**own, **extra}
+        assert string_to_properties(stored.decode()) == {**entry.properties, **extra}
 
 
 def test_separator_only_where_missing() -> None:
@@ -90,5 +93,5 @@ def test_delay_found_only_as_a_key() -> None:
     assert has_property(b"A\x01b\x02DELAY\x012", "DELAY")
     assert not has_property(b"A\x01DELAY\x02B\x01c", "DELAY")
     assert not has_property(b"XDELAY\x011", "DELAY")
-    assert delayed([(0, b"", b"K\x01v"), (0, b"", b"DELAY\x013")])
-    assert not delayed([(0, b"", b"K\x01v")])
+    assert batch_delayed([(0, b"", b"K\x01v"), (0, b"", b"DELAY\x013")])
+    assert not batch_delayed([(0, b"", b"K\x01v")])

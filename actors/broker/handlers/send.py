@@ -16,7 +16,6 @@ import trio
 from actors.broker.context import BrokerContext
 from actors.broker.delay import DelayRejected, rewrite_on_put
 from actors.remoting.router import RequestContext, RequestError, Router
-from protocol.batch import decode_batch_raw, delayed
 from protocol.bodies.common import PermName, TopicFilterType, TopicSysFlag
 from protocol.bodies.topic import TopicConfig
 from protocol.codes import RequestCode, ResponseCode
@@ -27,6 +26,8 @@ from protocol.headers.send import SendMessageRequestHeader, decode_send_v2
 from protocol.message import (
     MessageConst,
     MessageSysFlag,
+    batch_delayed,
+    decode_batch_raw,
     properties_to_string,
     string_to_properties,
     transaction_type,
@@ -325,7 +326,7 @@ class SendHandler:
             raise RequestError(ResponseCode.MESSAGE_ILLEGAL, f"bad batch body: {exc}") from None
         if not entries:
             raise RequestError(ResponseCode.MESSAGE_ILLEGAL, "empty batch")
-        if delayed(entries):
+        if batch_delayed(entries):
             raise RequestError(
                 ResponseCode.MESSAGE_ILLEGAL, "batch message does not support delay or transaction"
             )
