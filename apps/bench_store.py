@@ -20,7 +20,6 @@ import time
 
 import attrs
 import trio
-import trio_util
 
 from actors.store import FlushWake, commit_log_flusher
 from actors.waiters import OffsetWaiters
@@ -63,7 +62,7 @@ async def bench_async(root: str, seconds: float, size: int) -> tuple[float, floa
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(
-                commit_log_flusher, store, store.config, OffsetWaiters(), trio_util.RepeatedEvent()
+                commit_log_flusher, store, store.config, OffsetWaiters(), FlushWake()
             )
             start = time.perf_counter()
             cpu_start = time.thread_time()

@@ -81,14 +81,11 @@ class FlushWake:
         self._thread = thread
 
 
-AnyWake = FlushWake | Wake | trio_util.RepeatedEvent
-
-
 async def commit_log_flusher(
     store: MessageStore,
     config: MessageStoreConfig,
     waiters: OffsetWaiters,
-    wake: AnyWake,
+    wake: FlushWake,
     *,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -107,7 +104,7 @@ async def commit_log_flusher(
 async def _group_commit(
     store: MessageStore,
     waiters: OffsetWaiters,
-    wake: AnyWake,
+    wake: FlushWake,
     prefault: trio_util.RepeatedEvent,
     task_status: trio.TaskStatus[None],
 ) -> None:
@@ -124,12 +121,6 @@ async def _group_commit(
     def post(offset: int) -> None:  # on the flush thread
         token.run_sync_soon(flushed, offset)
 
-    async def bridge(event: Wake | trio_util.RepeatedEvent) -> None:
-        # a trio-only wake-up cannot ring a thread: relay it (one task switch per wake-up)
-        while True:
-            await event.wait()
-            ring.set()
-
     async def stopper() -> None:
         try:
             await trio.sleep_forever()
@@ -140,10 +131,7 @@ async def _group_commit(
     waiters.advance(store.flushed_offset)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(stopper)
-        if isinstance(wake, FlushWake):
-            wake.attach(ring)
-        else:
-            nursery.start_soon(bridge, wake)
+        wake.attach(ring)
         task_status.started()
         try:
             # not abandoned on cancel: the stopper's finally ends the thread, and we wait for it
@@ -154,8 +142,7 @@ async def _group_commit(
             log.exception("commit-log flush failed; the store no longer accepts writes")
             raise
         finally:
-            if isinstance(wake, FlushWake):
-                wake.attach(None)
+            wake.attach(None)
             nursery.cancel_scope.cancel()
 
 
@@ -183,7 +170,7 @@ async def _flush_loop(
     store: MessageStore,
     config: MessageStoreConfig,
     waiters: OffsetWaiters,
-    wake: AnyWake,
+    wake: FlushWake,
     prefault: trio_util.RepeatedEvent,
     task_status: trio.TaskStatus[None],
 ) -> None:

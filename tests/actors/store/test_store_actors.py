@@ -56,8 +56,7 @@ async def test_reput_wakes_on_put_and_on_safety_interval(
         nursery.cancel_scope.cancel()
 
 
-@pytest.mark.parametrize("wake_kind", ["flush_wake", "repeated_event"])
-async def test_sync_flush_group_commit(make_store, monkeypatch, wake_kind) -> None:  # type: ignore[no-untyped-def]
+async def test_sync_flush_group_commit(make_store, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     # The flush thread is a real thread, so no virtual clock here (and nothing waits on time).
     store = make_store(flushDiskType=FlushDiskType.SYNC_FLUSH)
     calls: list[int] = []
@@ -69,8 +68,7 @@ async def test_sync_flush_group_commit(make_store, monkeypatch, wake_kind) -> No
 
     monkeypatch.setattr(store, "flush_commit_log", counting)
     waiters = OffsetWaiters()
-    # a FlushWake rings the thread directly; a plain RepeatedEvent is relayed by a task
-    wake = FlushWake() if wake_kind == "flush_wake" else trio_util.RepeatedEvent()
+    wake = FlushWake()  # rings the flush thread directly
     acked: list[int] = []
 
     async def sender() -> None:
@@ -132,9 +130,7 @@ async def test_async_flush_least_pages_and_thorough(
     store = make_store()
     waiters = OffsetWaiters()
     async with trio.open_nursery() as nursery:
-        await nursery.start(
-            commit_log_flusher, store, store.config, waiters, trio_util.RepeatedEvent()
-        )
+        await nursery.start(commit_log_flusher, store, store.config, waiters, FlushWake())
         store.put_message(msg(body=b"x" * 100))
         await trio.sleep(0.6)
         assert store.flushed_offset == 0  # under 4 dirty pages: wait
@@ -279,9 +275,7 @@ async def test_flusher_creates_the_next_file_ahead_of_need(
 ) -> None:  # type: ignore[no-untyped-def]
     store = make_store(mappedFileSizeCommitLog=16 * 1024)
     async with trio.open_nursery() as nursery:
-        await nursery.start(
-            commit_log_flusher, store, store.config, OffsetWaiters(), trio_util.RepeatedEvent()
-        )
+        await nursery.start(commit_log_flusher, store, store.config, OffsetWaiters(), FlushWake())
         while store.max_phy_offset < 9 * 1024:
             store.put_message(msg(body=b"x" * 500))
         await trio.sleep(10.5)  # a thorough flush, then the successor is prepared
@@ -299,9 +293,7 @@ async def test_flusher_prefaults_pages_ahead_of_the_writer(
 ) -> None:  # type: ignore[no-untyped-def]
     store = make_store(mappedFileSizeCommitLog=256 * 1024)
     async with trio.open_nursery() as nursery:
-        await nursery.start(
-            commit_log_flusher, store, store.config, OffsetWaiters(), trio_util.RepeatedEvent()
-        )
+        await nursery.start(commit_log_flusher, store, store.config, OffsetWaiters(), FlushWake())
         store.put_message(msg(body=b"x" * 500))
         mf = store.commit_log.queue.last()
         assert mf.prefaulted_to == 0
