@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 import trio
-import trio_util
 
 from actors.wake import Wake
 from storage.message_store import Arrived, MessageStore
@@ -20,7 +19,7 @@ SAFETY_INTERVAL = 1.0
 async def reput_dispatcher(
     store: MessageStore,
     arrivals: trio.MemorySendChannel[Arrived] | None,
-    wake: Wake | trio_util.RepeatedEvent,
+    wake: Wake,
     *,
     interval: float = SAFETY_INTERVAL,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,

@@ -12,10 +12,10 @@ import random
 import sys
 
 import trio
-import trio_util
 
 from actors.store import FlushWake, commit_log_flusher, reput_dispatcher
 from actors.waiters import OffsetWaiters
+from actors.wake import Wake
 from storage.config import FlushDiskType, MessageStoreConfig
 from storage.message_store import MessageInner, MessageStore
 
@@ -46,7 +46,7 @@ async def main(root: str, seed: int) -> None:
     rng = random.Random(seed)
     waiters = OffsetWaiters()
     flush_wake = FlushWake()
-    reput_wake = trio_util.RepeatedEvent()
+    reput_wake = Wake()
     print("ready", flush=True)
 
     async def writer(w: int) -> None:

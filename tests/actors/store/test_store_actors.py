@@ -8,7 +8,6 @@ import threading
 import pytest
 import trio
 import trio.testing
-import trio_util
 
 from actors.store import (
     FlushWake,
@@ -20,6 +19,7 @@ from actors.store import (
     store_services,
 )
 from actors.waiters import OffsetWaiters
+from actors.wake import Wake
 from storage.config import FlushDiskType
 from storage.message_store import Arrived
 from tests.actors.store.conftest import msg
@@ -37,7 +37,7 @@ async def test_reput_wakes_on_put_and_on_safety_interval(
 ) -> None:  # type: ignore[no-untyped-def]
     store = make_store()
     store.put_message(msg())  # before start: dispatched during the catch-up
-    wake = trio_util.RepeatedEvent()
+    wake = Wake()
     send, recv = trio.open_memory_channel[Arrived](16)
     async with trio.open_nursery() as nursery:
         await nursery.start(reput_dispatcher, store, send, wake)
