@@ -13,8 +13,7 @@ import struct
 import threading
 
 from protocol.message import java_hash
-from storage.errors import StoreError
-from storage.mapped_file import create_mapped
+from storage.mapped_file import create_mapped, open_mapped
 
 HEADER_SIZE = 40
 SLOT_SIZE = 4
@@ -119,16 +118,7 @@ class IndexFile:
 
     @classmethod
     def open(cls, path: str, slot_num: int, index_num: int) -> IndexFile:
-        size = index_file_size(slot_num, index_num)
-        actual = os.path.getsize(path)
-        if actual != size:
-            raise StoreError(f"{path}: size {actual} differs from the configured {size}")
-        fd = os.open(path, os.O_RDWR)
-        try:
-            mm = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-        except BaseException:
-            os.close(fd)
-            raise
+        fd, mm = open_mapped(path, index_file_size(slot_num, index_num))
         return cls(path, slot_num, index_num, fd, mm)
 
     def write_header(self) -> None:

@@ -86,6 +86,21 @@ def create_mapped(path: str, file_size: int, *, sync_dir: bool = True) -> tuple[
     return fd, mm
 
 
+def open_mapped(path: str, file_size: int) -> tuple[int, mmap.mmap]:
+    """An existing file mapped shared; StoreError unless it is exactly ``file_size`` bytes
+    (§5.2: a short file is a crash mid-creation or a changed configuration, never data)."""
+    actual = os.path.getsize(path)
+    if actual != file_size:
+        raise StoreError(f"{path}: size {actual} differs from the configured {file_size}")
+    fd = os.open(path, os.O_RDWR)
+    try:
+        mm = mmap.mmap(fd, file_size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, mm
+
+
 def sync_directory(directory: str) -> None:
     fd = os.open(directory or ".", os.O_RDONLY)
     try:
@@ -148,15 +163,7 @@ class MappedFile:
     @classmethod
     def open(cls, path: str, file_size: int) -> MappedFile:
         """Open an existing file; it must be exactly ``file_size`` bytes (§5.2)."""
-        actual = os.path.getsize(path)
-        if actual != file_size:
-            raise StoreError(f"{path}: size {actual} differs from the configured {file_size}")
-        fd = os.open(path, os.O_RDWR)
-        try:
-            mm = mmap.mmap(fd, file_size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-        except BaseException:
-            os.close(fd)
-            raise
+        fd, mm = open_mapped(path, file_size)
         mf = cls(path, file_size, fd, mm)
         # loaded files count as full and durable until recovery sets the real positions
         mf.wrote_position = mf.flushed_position = file_size
