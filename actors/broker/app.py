@@ -4,7 +4,8 @@
     ├─ store layer ........... commit-log flusher, consume-queue flusher, checkpointer, cleaner,
     │                          reput dispatcher (started = caught up with the commit log)
     └─ service layer ......... long polling, client housekeeping, config persister,
-                               role scope, remoting server, then the name-server registrar
+                               role scope, ops (stats sampling, /metrics), remoting server,
+                               then the name-server registrar
 
 The registrar starts after the server listens, so a name server never routes clients to a
 port nobody answers.  Stopping (``BrokerHandle.stop`` or cancellation) runs in this order:
@@ -30,12 +31,14 @@ from actors.broker.handlers.admin import AdminHandlers
 from actors.broker.handlers.client_manage import ClientHandlers, channel_closed
 from actors.broker.handlers.lock import LockHandlers
 from actors.broker.handlers.offsets import OffsetHandlers
+from actors.broker.handlers.ops import OpsHandlers
 from actors.broker.handlers.pull import PullHandler
 from actors.broker.handlers.query import QueryHandlers
 from actors.broker.handlers.send import SendHandler
 from actors.broker.handlers.send_back import SendBackHandler
 from actors.broker.housekeeping import client_housekeeping
 from actors.broker.long_polling import HeldOnly, long_polling
+from actors.broker.observe import ops_services
 from actors.broker.persist import config_persister
 from actors.broker.registration import broker_registrar, namesrv_addresses, unregister_all
 from actors.broker.role import role_supervisor
@@ -92,6 +95,7 @@ def build_router(ctx: BrokerContext, pull: PullHandler) -> BrokerRouter:
     QueryHandlers(ctx).register(router)
     AdminHandlers(ctx).register(router)
     SendBackHandler(ctx).register(router)
+    OpsHandlers(ctx).register(router)
     return router
 
 
@@ -208,6 +212,7 @@ async def _serve(
             await services.start(client_housekeeping, ctx)
             await services.start(config_persister, ctx)
             await services.start(role_supervisor, ctx)
+            await services.start(ops_services, ctx)
             server: ServerHandle = await services.start(
                 functools.partial(
                     remoting_server,

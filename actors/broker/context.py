@@ -26,7 +26,7 @@ from actors.broker.config import PERM_READ, PERM_WRITE, BrokerConfig
 from actors.broker.delay import DelayLevels
 from actors.broker.locks import RebalanceLockManager
 from actors.broker.long_polling import PullHoldTable
-from actors.broker.stats import BrokerStats
+from actors.broker.stats import BrokerStats, OpsState
 from actors.remoting.router import Channel
 from actors.store.flush import FlushWake
 from actors.waiters import OffsetWaiters
@@ -95,6 +95,7 @@ class BrokerContext:
     locks: RebalanceLockManager = attrs.Factory(RebalanceLockManager)
     holds: PullHoldTable = attrs.Factory(PullHoldTable)
     stats: BrokerStats = attrs.Factory(BrokerStats)
+    ops: OpsState = attrs.Factory(OpsState)
     flushed: OffsetWaiters = attrs.Factory(OffsetWaiters)
     reput_wake: Wake = attrs.Factory(Wake)
     flush_wake: FlushWake = attrs.Factory(FlushWake)

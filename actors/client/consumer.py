@@ -184,6 +184,21 @@ class ConsumerCore:
     async def persist_offsets(self) -> None:
         await self.offset_store.persist_all(list(self.table), wait=False)
 
+    async def reset_offsets(self, topic: str, offsets: dict[MessageQueue, int]) -> None:
+        """Move to the offsets an admin's resetOffsetByTime chose (Java's resetOffset).
+
+        The topic's queues are dropped first, so nothing consumed meanwhile commits an older
+        position; the new offsets are committed to the broker and forgotten locally, and the
+        rebalance that follows at once takes the queues up again from the broker's offsets.
+        """
+        for aq in [aq for mq, aq in self.table.items() if mq.topic == topic]:
+            self.drop(aq)
+        for mq, offset in offsets.items():
+            self.offset_store.update(mq, offset, increase_only=False)
+            await self.offset_store.persist(mq)
+            self.offset_store.remove(mq)
+        self.rebalance_wake.set()
+
     # ------------------------------------------------------------ subscriptions
 
     def subscribe(self, topic: str, expression: str | None) -> None:
