@@ -215,7 +215,7 @@ async def ops_services(
         if config.metricsExporterType.upper() == "PROM":
             collector = BrokerCollector(ctx)
             registry = CollectorRegistry(auto_describe=False)
-            registry.register(collector)  # type: ignore[arg-type]
+            registry.register(collector)
             handler = functools.partial(_handle, ctx, collector, registry)
             handle = await nursery.start(
                 functools.partial(

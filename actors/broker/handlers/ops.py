@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any, cast
 
 import attrs
 import trio
 
 from actors.broker.context import BrokerContext
-from actors.remoting.router import RequestContext, RequestError, Router
+from actors.remoting.router import Channel, RequestContext, RequestError, Router
 from protocol.bodies.admin import BrokerStatsData, BrokerStatsItem, ResetOffsetBody
 from protocol.bodies.common import MessageQueue
 from protocol.codes import RequestCode, ResponseCode
@@ -57,8 +58,8 @@ LIVE_BROKER_KEYS = frozenset(
 LIVE_STORE_KEYS = frozenset({"syncFlushTimeout", "defaultQueryMaxNum"})
 
 
-def _known(config: object) -> set[str]:
-    return {f.name for f in attrs.fields(type(config))}  # type: ignore[misc]
+def _known(config: Any) -> set[str]:
+    return {f.name for f in attrs.fields(type(config))}
 
 
 def rewrite_properties(text: str, changes: dict[str, str]) -> str:
@@ -213,7 +214,8 @@ class OpsHandlers:
                 topic=h.topic, group=h.group, timestamp=h.timestamp, is_force=h.is_force
             )
         )
-        for channel in list(entry.channels):
+        for member in list(entry.channels):
+            channel = cast(Channel, member)
             await channel.send(
                 RemotingCommand.request(
                     RequestCode.RESET_CONSUMER_CLIENT_OFFSET, header, body, oneway=True

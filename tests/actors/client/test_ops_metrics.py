@@ -55,7 +55,9 @@ def pick(found: dict, name: str, **labels: str) -> float:
     return total
 
 
-async def test_metrics_agree_with_what_was_sent_and_consumed(nursery, tmp_path, real_namesrv) -> None:
+async def test_metrics_agree_with_what_was_sent_and_consumed(
+    nursery, tmp_path, real_namesrv
+) -> None:
     config = broker_config(
         real_namesrv,
         metricsExporterType="PROM",
@@ -71,7 +73,9 @@ async def test_metrics_agree_with_what_was_sent_and_consumed(nursery, tmp_path, 
     assert port
     assert (await http_get(port, "/healthz"))[0] == 200
     with trio.fail_after(30):
-        while (await http_get(port, "/readyz"))[0] != 200:
+        for _ in range(600):  # ready once registered with the name server
+            if (await http_get(port, "/readyz"))[0] == 200:
+                break
             await trio.sleep(0.05)
         sent_bytes_before = 0
         async with Producer("metrics_pg", namesrv=real_namesrv) as producer:
@@ -93,7 +97,9 @@ async def test_metrics_agree_with_what_was_sent_and_consumed(nursery, tmp_path, 
                 load.cancel_scope.cancel()
         assert scrapes > 0
         async with LitePullConsumer(
-            GROUP, namesrv=real_namesrv, consume_from_where=ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET
+            GROUP,
+            namesrv=real_namesrv,
+            consume_from_where=ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET,
         ) as consumer:
             await consumer.subscribe(TOPIC)
             got: list = []
@@ -104,12 +110,24 @@ async def test_metrics_agree_with_what_was_sent_and_consumed(nursery, tmp_path, 
     found = samples(text)
     stats = handle.ctx.stats
     assert pick(found, "rocketmq_messages_in_total", topic=TOPIC) == COUNT
-    assert pick(found, "rocketmq_throughput_in_total", topic=TOPIC) == stats.put_bytes_by_topic[TOPIC] > sent_bytes_before
-    assert pick(found, "rocketmq_messages_out_total", topic=TOPIC, consumer_group=GROUP) == len(got) == COUNT
+    assert (
+        pick(found, "rocketmq_throughput_in_total", topic=TOPIC)
+        == stats.put_bytes_by_topic[TOPIC]
+        > sent_bytes_before
+    )
+    assert (
+        pick(found, "rocketmq_messages_out_total", topic=TOPIC, consumer_group=GROUP)
+        == len(got)
+        == COUNT
+    )
     assert pick(found, "rocketmq_rpc_latency_count", request_code="send_message") == COUNT
-    assert pick(found, "rocketmq_rpc_latency_bucket", request_code="send_message", le="+Inf") == COUNT
+    assert (
+        pick(found, "rocketmq_rpc_latency_bucket", request_code="send_message", le="+Inf") == COUNT
+    )
     assert pick(found, "rocketmq_consumer_lag_messages", topic=TOPIC, consumer_group=GROUP) == 0
-    assert pick(found, "rocketmq_consumer_queue_lag_messages", topic=TOPIC, consumer_group=GROUP) == 0
+    assert (
+        pick(found, "rocketmq_consumer_queue_lag_messages", topic=TOPIC, consumer_group=GROUP) == 0
+    )
     assert pick(found, "rocketmq_storage_flush_behind_bytes") >= 0
     assert 0 <= pick(found, "rocketmq_brokeruntime_commitlog_disk_ratio") <= 1
     assert (await http_get(port, "/nope"))[0] == 404
