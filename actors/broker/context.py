@@ -24,6 +24,7 @@ import trio_util
 from actors.broker.clients import ConsumerManager, ProducerManager
 from actors.broker.config import PERM_READ, PERM_WRITE, BrokerConfig
 from actors.broker.delay import DelayLevels
+from actors.broker.durability import announce_appends
 from actors.broker.locks import RebalanceLockManager
 from actors.broker.long_polling import PullHoldTable
 from actors.broker.stats import BrokerStats
@@ -121,6 +122,7 @@ class BrokerContext:
     def __attrs_post_init__(self) -> None:
         if self.role is None:
             self.role = trio_util.AsyncValue(self.store_config.brokerRole)
+        announce_appends(self)
 
     @classmethod
     def create(

@@ -10,6 +10,7 @@ tags codes (delivery times) would defeat the per-tag coalescing of arrivals.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -17,6 +18,7 @@ import attrs
 import trio
 
 from actors.broker.delay import TIMER_TOPIC
+from actors.broker.durability import commit_log_durable
 from actors.broker.schedule import ScheduleService
 from actors.broker.timer import TimerService
 from storage.timer_wheel import TimerConfig, TimerWheel
@@ -45,13 +47,14 @@ class DelayedDelivery:
             ctx.delay_offsets,
             ctx.config_dir,
             ctx.now_ms,
-            on_put=ctx.reput_wake.set,
             persist_interval=None,  # the broker's config persister writes delayOffset.json
         )
         timer = None
         if timer_config.timerWheelEnable:
             wheel = TimerWheel(Path(ctx.store_config.storePathRootDir) / TIMER_DIR, timer_config)
-            timer = TimerService(ctx.store, wheel, ctx.now_ms, on_put=ctx.reput_wake.set)
+            timer = TimerService(
+                ctx.store, wheel, ctx.now_ms, durable=functools.partial(commit_log_durable, ctx)
+            )
         return cls(schedule, timer, timer_config)
 
     def notify_arrival(self, topic: str, queue_id: int) -> None:

@@ -18,9 +18,11 @@ from typing import Protocol
 import trio
 
 from actors.broker.context import BrokerContext
+from actors.broker.durability import wait_durable
 from storage.consumer_offsets import FILE_NAME as OFFSETS_FILE
 from storage.delay_offsets import FILE_NAME as DELAY_FILE
 from storage.json_store import save_text
+from storage.message_store import PutStatus
 from storage.subscription_groups import FILE_NAME as GROUPS_FILE
 from storage.topic_config import FILE_NAME as TOPICS_FILE
 
@@ -64,7 +66,15 @@ async def threaded_write(snapshots: list[tuple[Path, str]]) -> None:
 async def persist_now(
     ctx: BrokerContext, *, everything: bool = False, write: Writer = threaded_write
 ) -> None:
+    covered = ctx.store.max_phy_offset
     snapshots = dirty_snapshots(ctx, everything=everything)
+    delay_path = ctx.config_dir / DELAY_FILE
+    if any(path == delay_path for path, _ in snapshots):
+        # delay-level offsets say "delivered up to here": never on disk before the deliveries
+        # they cover are (a power loss would otherwise skip them for good)
+        if await wait_durable(ctx, covered) is not PutStatus.PUT_OK:
+            snapshots = [(path, text) for path, text in snapshots if path != delay_path]
+            ctx.delay_offsets.dirty = True
     if snapshots:
         await write(snapshots)
 

@@ -14,6 +14,7 @@ from actors.broker.persist import config_persister, write_all
 from protocol import fastjson
 from storage.consumer_offsets import ConsumerOffsetTable
 from storage.delay_offsets import DelayOffsetTable
+from storage.message_store import MessageStore
 from storage.subscription_groups import SubscriptionGroupTable
 from storage.topic_config import TopicConfigTable
 from tests.actors.broker.conftest import broker_config, small_store
@@ -29,10 +30,12 @@ async def write_inline(snapshots) -> None:
 
 
 def context(tmp_path) -> BrokerContext:
+    store_config = small_store(tmp_path)
     return BrokerContext(
         broker_config(),
-        small_store(tmp_path),
-        None,  # neither actor touches the store
+        store_config,
+        # never loaded: the actors here only ask it how far the commit log goes
+        MessageStore(store_config, store_host="127.0.0.1:10911"),
         TopicConfigTable(),
         SubscriptionGroupTable(),
         ConsumerOffsetTable(),
