@@ -69,12 +69,14 @@ async def persist_now(
     covered = ctx.store.max_phy_offset
     snapshots = dirty_snapshots(ctx, everything=everything)
     delay_path = ctx.config_dir / DELAY_FILE
-    if any(path == delay_path for path, _ in snapshots):
-        # delay-level offsets say "delivered up to here": never on disk before the deliveries
-        # they cover are (a power loss would otherwise skip them for good)
-        if await wait_durable(ctx, covered) is not PutStatus.PUT_OK:
-            snapshots = [(path, text) for path, text in snapshots if path != delay_path]
-            ctx.delay_offsets.dirty = True
+    # delay-level offsets say "delivered up to here": never on disk before the deliveries
+    # they cover are (a power loss would otherwise skip them for good)
+    if (
+        any(path == delay_path for path, _ in snapshots)
+        and await wait_durable(ctx, covered) is not PutStatus.PUT_OK
+    ):
+        snapshots = [(path, text) for path, text in snapshots if path != delay_path]
+        ctx.delay_offsets.dirty = True
     if snapshots:
         await write(snapshots)
 
