@@ -177,6 +177,9 @@ async def _serve(
     ctx: BrokerContext, host: str, stopped: trio.Event, task_status: trio.TaskStatus[BrokerHandle]
 ) -> None:
     store, config = ctx.store, ctx.config
+    delivery = ctx.delivery
+    if delivery is None:
+        raise RuntimeError("the broker's delayed delivery was not set up")
     addrs = namesrv_addresses(config.namesrvAddr)
     arrivals_send, arrivals_recv = trio.open_memory_channel[Any](ARRIVALS_BUFFER)
     async with trio.open_nursery() as store_layer:
@@ -190,7 +193,7 @@ async def _serve(
             functools.partial(
                 reput_dispatcher,
                 store,
-                ArrivalTee(HeldOnly(arrivals_send, ctx.holds), ctx.delivery),  # type: ignore[arg-type]
+                ArrivalTee(HeldOnly(arrivals_send, ctx.holds), delivery),
                 wake=ctx.reput_wake,
             )
         )

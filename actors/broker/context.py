@@ -24,6 +24,7 @@ import trio_util
 from actors.broker.clients import ConsumerManager, ProducerManager
 from actors.broker.config import PERM_READ, PERM_WRITE, BrokerConfig
 from actors.broker.delay import DelayLevels
+from actors.broker.delivery import DelayedDelivery
 from actors.broker.durability import announce_appends
 from actors.broker.locks import RebalanceLockManager
 from actors.broker.long_polling import PullHoldTable
@@ -38,6 +39,7 @@ from protocol.msgid import offset_msg_id_prefix
 from storage.config import BrokerRole, FlushDiskType, MessageStoreConfig
 from storage.consumer_offsets import ConsumerOffsetTable
 from storage.delay_offsets import DelayOffsetTable
+from storage.message_store import MessageStore
 from storage.subscription_groups import SubscriptionGroupTable
 from storage.topic_config import SystemTopicSettings, TopicConfigTable
 
@@ -86,7 +88,7 @@ def _ignore_spawn(fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
 class BrokerContext:
     config: BrokerConfig
     store_config: MessageStoreConfig
-    store: Any  # storage.message_store.MessageStore
+    store: MessageStore
     topics: TopicConfigTable
     groups: SubscriptionGroupTable
     offsets: ConsumerOffsetTable
@@ -111,8 +113,8 @@ class BrokerContext:
     master_addr: str | None = None
     master_ha_addr: str | None = None
     spawn: Callable[..., None] = _ignore_spawn
-    # actors.broker.delivery.DelayedDelivery (schedule + timer services), set by the app
-    delivery: Any = None
+    # schedule + timer services, set by the app
+    delivery: DelayedDelivery | None = None
     started_ms: int = attrs.field(factory=wall_clock_ms)
     # Sends in progress at once (Java's send executor).  Only SYNC_FLUSH sends hold a place
     # across an await; one that waits for a place longer than waitTimeMillsInSendQueue is
@@ -126,7 +128,7 @@ class BrokerContext:
 
     @classmethod
     def create(
-        cls, config: BrokerConfig, store_config: MessageStoreConfig, store: Any, **kw: Any
+        cls, config: BrokerConfig, store_config: MessageStoreConfig, store: MessageStore, **kw: Any
     ) -> BrokerContext:
         """A context with the persisted tables, read synchronously (tests, tools)."""
         now_ms = kw.get("now_ms", wall_clock_ms)()
@@ -134,7 +136,7 @@ class BrokerContext:
 
     @classmethod
     async def load(
-        cls, config: BrokerConfig, store_config: MessageStoreConfig, store: Any, **kw: Any
+        cls, config: BrokerConfig, store_config: MessageStoreConfig, store: MessageStore, **kw: Any
     ) -> BrokerContext:
         """A context with the persisted tables of the store's config directory (read in a
         worker thread: they are files)."""
