@@ -192,3 +192,31 @@ def test_flush_thread_syncs_appends_nobody_rang_for(tmp_path: Path) -> None:
         stop.set()
         ring.set()
         thread.join(5)
+
+
+async def test_send_waiting_too_long_for_a_place_gets_system_busy(
+    tmp_path: Path, autojump_clock: object
+) -> None:
+    """Java's [TIMEOUT_CLEAN_QUEUE]: only time spent waiting for a place counts
+    (waitTimeMillsInSendQueue, 200 ms), measured on the virtual clock."""
+    b = SyncFlushBroker(tmp_path)
+    gate = b.ctx.send_gate
+    holders = [object() for _ in range(int(gate.total_tokens))]
+    for holder in holders:
+        gate.acquire_on_behalf_of_nowait(holder)
+    replies: list[RemotingCommand] = []
+
+    async def send() -> None:
+        replies.append(await b.call(send_v2("Busy")))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(send)
+        await trio.sleep(0.199)
+        assert not replies
+        await trio.sleep(0.002)
+        for holder in holders:
+            gate.release_on_behalf_of(holder)
+    [reply] = replies
+    assert reply.code == ResponseCode.SYSTEM_BUSY
+    assert reply.remark.startswith("[TIMEOUT_CLEAN_QUEUE]")
+    assert b.h.store.max_phy_offset == 0  # refused, not stored
