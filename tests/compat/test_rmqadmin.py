@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import attrs
 import pytest
@@ -34,6 +35,7 @@ class SideBySide:
     setup: dict[str, str]
     topic: str
     group: str
+    stderr_path: Path
 
     def mqadmin(self, *args: str) -> str:
         line = "\t".join(args)
@@ -45,7 +47,10 @@ class SideBySide:
         self.proc.stdin.flush()
         while True:
             out = self.proc.stdout.readline()
-            assert out, "mqadmin JVM ended"
+            assert out, (
+                f"mqadmin JVM ended ({self.proc.poll()}):\n"
+                + self.stderr_path.read_text(errors="replace")[-3000:]
+            )
             if out.startswith("{"):
                 result = json.loads(out)
                 assert "Exception" not in result["err"], result["err"]
@@ -89,13 +94,15 @@ def sbs(jvm: Jvm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SideBySi
         heap="192m",
         extra_flags=("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"),
     )
+    stderr_path = work / "mqadmin-jvm.stderr"
+    stderr = stderr_path.open("w")
     proc = subprocess.Popen(
         cmd,
         env=jvm.env(),
         cwd=client_dir,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr,
         text=True,
     )
     try:
@@ -106,7 +113,7 @@ def sbs(jvm: Jvm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SideBySi
                 setup = json.loads(line[6:])
                 break
         assert setup, "the JVM's set-up failed"
-        sbs = SideBySide(target, proc, setup, topic, group)
+        sbs = SideBySide(target, proc, setup, topic, group, stderr_path)
         # the online group commits its offsets every 5 s: compare only once they are in
         deadline = time.monotonic() + 20
         while "Diff Total: 0" not in sbs.ours("consumerProgress", *sbs.ns, "-g", f"{group}_ON"):
@@ -123,6 +130,7 @@ def sbs(jvm: Jvm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SideBySi
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        stderr.close()
         target.stop(grace=10.0)
 
 
