@@ -3,16 +3,21 @@ scrapes agree with what was sent and consumed.  Real loopback sockets, our own c
 
 from __future__ import annotations
 
+import functools
+
+import attrs
 import h11
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 
-from actors.broker.app import broker
+from actors.broker.app import broker, pick_free_port
 from actors.broker.handlers.ops import rewrite_properties
 from actors.client.message import Message
 from actors.client.producer import Producer
 from actors.client.pull_consumer import LitePullConsumer
 from actors.client.push_consumer import ConsumeFromWhere
+from actors.namesrv.app import namesrv
+from actors.namesrv.config import NamesrvConfig
 from tests.actors.broker.conftest import broker_config, small_store
 
 TOPIC, GROUP, COUNT = "METRICS_T", "metrics_cg", 300
@@ -139,3 +144,31 @@ def test_config_rewrite_keeps_comments_and_order() -> None:
     assert out == (
         "# the broker\nbrokerName=a\n\n# flush\nflushIntervalCommitLog=600\nlistenPort=10911\nnewKey=x\n"
     )
+
+
+async def test_namesrv_metrics_and_health(nursery, tmp_path) -> None:
+    port = pick_free_port("127.0.0.1")
+    config = attrs.evolve(
+        NamesrvConfig.in_dir(tmp_path / "ns"),
+        metricsExporterType="PROM",
+        metricsPromExporterHost="127.0.0.1",
+        metricsPromExporterPort=port,
+    )
+    ns_addr = await nursery.start(functools.partial(namesrv, config, host="127.0.0.1"))
+    assert (await http_get(port, "/healthz"))[0] == 200
+    assert (await http_get(port, "/readyz"))[0] == 200
+    _, text = await http_get(port, "/metrics")
+    assert pick(samples(text), "rocketmq_namesrv_brokers") == 0
+    await nursery.start(
+        lambda task_status: broker(
+            broker_config(str(ns_addr)),
+            small_store(tmp_path / "store"),
+            host="127.0.0.1",
+            task_status=task_status,
+        )
+    )
+    _, text = await http_get(port, "/metrics")
+    found = samples(text)
+    assert pick(found, "rocketmq_namesrv_brokers", cluster="DefaultCluster") == 1
+    assert pick(found, "rocketmq_namesrv_topics") > 0
+    assert len([k for k in found if k[0] == "rocketmq_namesrv_broker_idle_seconds"]) == 1
