@@ -10,7 +10,8 @@ from __future__ import annotations
 import datetime
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Generator
+from typing import Any
 
 import attrs
 import trio
@@ -125,6 +126,40 @@ class AssignedQueue:
 
 
 PullStarter = Callable[[AssignedQueue], None]
+
+
+@attrs.define(eq=False)
+class Pending:
+    """What ``subscribe`` returns: the subscription is recorded at once; on a running consumer
+    the brokers learn of it in the background.  ``await`` it to wait for that and to get its
+    error; a dropped one only logs the error.  Not a coroutine, so calling ``subscribe``
+    before ``async with`` without awaiting is fine (and the same call awaited works too)."""
+
+    _done: trio.Event = attrs.Factory(trio.Event)
+    _error: ClientError | None = None
+
+    @classmethod
+    def finished(cls) -> Pending:
+        pending = cls()
+        pending._done.set()
+        return pending
+
+    async def run(self, work: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await work()
+        except ClientError as exc:
+            log.warning("subscription update failed: %s", exc)
+            self._error = exc
+        finally:
+            self._done.set()
+
+    async def wait(self) -> None:
+        await self._done.wait()
+        if self._error is not None:
+            raise self._error
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self.wait().__await__()
 
 
 @attrs.define(eq=False)
