@@ -31,6 +31,7 @@ from protocol.bodies.admin import (
     BrokerStatsData,
     ConsumerConnection,
     ConsumeStats,
+    OffsetWrapper,
     ProducerConnection,
     ResetOffsetBody,
     TopicStatsTable,
@@ -135,11 +136,13 @@ class Admin:
         reply = await self.call(addr, RequestCode.GET_BROKER_RUNTIME_INFO)
         return dict(decode_body(KVTable, reply.body).table)
 
-    async def consume_stats(self, group: str, topic: str | None = None) -> dict[MessageQueue, Any]:
+    async def consume_stats(
+        self, group: str, topic: str | None = None
+    ) -> tuple[dict[MessageQueue, OffsetWrapper], float]:
         """GET_CONSUME_STATS from every master of the group's retry topic route (mqadmin's
-        examineConsumeStats), merged; plus the summed consume TPS under key None."""
+        examineConsumeStats), merged, and the summed consume TPS."""
         route = await self.route(f"{RETRY_PREFIX}{group}")
-        table: dict[Any, Any] = {}
+        table: dict[MessageQueue, OffsetWrapper] = {}
         tps = 0.0
         for broker in route.broker_datas:
             if not broker.master_addr:
@@ -152,8 +155,7 @@ class Admin:
             stats = decode_body(ConsumeStats, reply.body)
             table.update(stats.offset_table)
             tps += stats.consume_tps
-        table[None] = tps
-        return table
+        return table, tps
 
 
 def _time(ms: int, *, millis: bool = True) -> str:
@@ -247,7 +249,8 @@ async def cluster_list(a: Admin, args: argparse.Namespace) -> tuple[str, Any]:
 
 async def broker_status(a: Admin, args: argparse.Namespace) -> tuple[str, Any]:
     addrs = await a.masters(args.clusterName, args.brokerAddr)
-    out, data = [], {}
+    out: list[str] = []
+    data: dict[str, dict[str, str]] = {}
     for addr in addrs:
         rt = await a.runtime(addr)
         data[addr] = rt
@@ -509,7 +512,10 @@ async def update_sub_group(a: Admin, args: argparse.Namespace) -> tuple[str, Any
     for addr in await a.masters(args.clusterName, args.brokerAddr):
         await a.call(addr, RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, None, body)
         out.append(f"create subscription group to {addr} success.")
-    b = lambda v: "true" if v else "false"  # noqa: E731
+
+    def b(value: bool) -> str:
+        return "true" if value else "false"
+
     out.append(
         f"SubscriptionGroupConfig [groupName={config.group_name}, consumeEnable={b(config.consume_enable)}, "
         f"consumeFromMinEnable={b(config.consume_from_min_enable)}, consumeBroadcastEnable={b(config.consume_broadcast_enable)}, "
@@ -603,8 +609,7 @@ def _version(v: int) -> str:
 async def consumer_progress(a: Admin, args: argparse.Namespace) -> tuple[str, Any]:
     if not args.consumerGroup:
         return await _all_groups_progress(a)
-    table = await a.consume_stats(args.consumerGroup)
-    tps = table.pop(None)
+    table, tps = await a.consume_stats(args.consumerGroup)
     lines = [
         "%-64s  %-32s  %-4s  %-20s  %-20s  %-20s %s"
         % (
@@ -664,10 +669,9 @@ async def _all_groups_progress(a: Admin) -> tuple[str, Any]:
     rows = []
     for group in groups:
         try:
-            table = await a.consume_stats(group)
+            table, tps = await a.consume_stats(group)
         except AdminError:
             continue
-        tps = table.pop(None)
         diff = sum(w.broker_offset - w.consumer_offset for w in table.values())
         try:
             cc = await _connections(a, group)
@@ -755,8 +759,7 @@ async def reset_offset_by_time(a: Admin, args: argparse.Namespace) -> tuple[str,
 
 
 async def _reset_offline(a: Admin, args: argparse.Namespace, ts: int) -> tuple[str, Any]:
-    table = await a.consume_stats(args.group, args.topic)
-    table.pop(None)
+    table, _ = await a.consume_stats(args.group, args.topic)
     route = await a.route(args.topic)
     addrs = {b.broker_name: b.master_addr for b in route.broker_datas}
     lines = [
@@ -814,7 +817,7 @@ async def _reset_offline(a: Admin, args: argparse.Namespace, ts: int) -> tuple[s
 
 def _message_text(msg: MessageExt, offset_id: str | None) -> str:
     props = ", ".join(f"{k}={v}" for k, v in msg.properties.items())
-    fields = []
+    fields: list[tuple[str, object]] = []
     if offset_id is not None:
         fields.append(("OffsetID:", offset_id))
     fields += [
@@ -984,8 +987,7 @@ async def stats_all(a: Admin, args: argparse.Namespace) -> tuple[str, Any]:
             continue
         for group in sorted(groups):
             try:
-                table = await a.consume_stats(group, topic)
-                table.pop(None)
+                table, _ = await a.consume_stats(group, topic)
                 accumulation = sum(
                     w.broker_offset - w.consumer_offset
                     for mq, w in table.items()
@@ -1148,7 +1150,8 @@ async def run_command(args: argparse.Namespace) -> tuple[str, Any]:
     if not namesrv:
         raise AdminError("no name server address: give -n or set NAMESRV_ADDR")
     async with open_remoting_client(name="rmqadmin") as client:
-        return await args.fn(Admin(client, namesrv), args)
+        result: tuple[str, Any] = await args.fn(Admin(client, namesrv), args)
+        return result
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -38,7 +38,7 @@ from protocol.message import MessageExt
 try:  # issue 14, written concurrently: exported as soon as it exists
     from actors.client.transaction import TransactionProducer  # type: ignore[import-not-found]
 except ImportError:  # pragma: no cover - until issue 14 lands
-    TransactionProducer = None  # type: ignore[assignment,misc]
+    TransactionProducer = None
 
 __all__ = [
     "AllocateStrategy",
