@@ -23,6 +23,7 @@ from typing import Any
 import attrs
 import trio
 
+from actors.broker.acl import AclGuard, acl_file_path, acl_file_watcher
 from actors.broker.config import BrokerConfig, resolve_defaults
 from actors.broker.context import BrokerContext
 from actors.broker.delivery import ArrivalTee, DelayedDelivery
@@ -196,6 +197,11 @@ async def _serve(
         )
         pull = PullHandler(ctx)
         router = build_router(ctx, pull)
+        acl: AclGuard | None = None
+        if config.aclEnable:
+            path = acl_file_path(config.rocketmqHome, config.plainAclFile)
+            acl = await trio.to_thread.run_sync(AclGuard.load, path)
+            router.guard = acl
         stop = trio.Event()
         async with (
             trio.open_nursery() as services,
@@ -208,6 +214,8 @@ async def _serve(
             await services.start(client_housekeeping, ctx)
             await services.start(config_persister, ctx)
             await services.start(role_supervisor, ctx)
+            if acl is not None:
+                await services.start(acl_file_watcher, acl)
             server: ServerHandle = await services.start(
                 functools.partial(
                     remoting_server,

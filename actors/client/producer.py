@@ -32,6 +32,7 @@ from actors.client.instance import (
 )
 from actors.client.message import Message, MessageQueue, SendResult, SendStatus
 from actors.client.route import TopicPublishInfo, select_queue
+from protocol.acl import SessionCredentials
 from protocol.codes import ResponseCode
 from protocol.headers.send import SendMessageRequestHeaderV2
 from protocol.message import (
@@ -377,6 +378,7 @@ class Producer:
         config: ProducerConfig | None = None,
         instance_name: str | None = None,
         client_ip: str | None = None,
+        credentials: SessionCredentials | None = None,
     ) -> None:
         if not group:
             raise ClientError("producer group must not be empty")
@@ -387,6 +389,7 @@ class Producer:
         )
         if client_ip is not None:
             client.client_ip = client_ip
+        client.credentials = credentials
         self.client_config = client
         self.config = config or ProducerConfig()
         self._stack: AsyncExitStack | None = None

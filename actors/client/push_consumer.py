@@ -54,6 +54,7 @@ from actors.client.producer import ProducerCore
 from actors.client.pull_service import pull_loop
 from actors.client.rebalance import lock_renewer, rebalance_service, unlock_queues
 from actors.supervisor import supervise
+from protocol.acl import SessionCredentials
 from protocol.bodies.common import ConsumeFromWhere, MessageModel, MessageQueue
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ class PushConsumer:
         instance_name: str | None = None,
         client_ip: str | None = None,
         offsets_dir: Path | None = None,
+        credentials: SessionCredentials | None = None,
     ) -> None:
         if not group:
             raise ClientError("consumer group must not be empty")
@@ -111,6 +113,7 @@ class PushConsumer:
         )
         if client_ip is not None:
             self.client_config.client_ip = client_ip
+        self.client_config.credentials = credentials
         self.offsets_dir = offsets_dir
         self._expressions: dict[str, str] = {}
         self._core: ConsumerCore | None = None

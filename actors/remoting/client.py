@@ -30,6 +30,8 @@ from protocol.frame import DEFAULT_MAX_FRAME_SIZE
 log = logging.getLogger(__name__)
 
 Callback = Callable[[RemotingCommand | Exception], object]
+# Applied to every request before it is sent (Java's RPCHook.doBeforeRequest), e.g. ACL signing.
+RequestHook = Callable[[RemotingCommand], RemotingCommand]
 
 
 def split_address(addr: str) -> tuple[str, int]:
@@ -51,6 +53,7 @@ class RemotingClient:
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
     idle_timeout: float | None = 120.0
     max_async: int = 65535
+    request_hook: RequestHook | None = None
     # Called with the address whenever a connection to it ends (for route/broker cleanup).
     on_close: list[Callable[[str], object]] = attrs.field(factory=list)
 
@@ -69,6 +72,8 @@ class RemotingClient:
         (connection lost while waiting) or RemotingClosedError.
         """
         deadline = trio.current_time() + timeout
+        if self.request_hook is not None:
+            cmd = self.request_hook(cmd)
         conn = await self._connection(addr, timeout)
         remaining = deadline - trio.current_time()
         if remaining <= 0:
@@ -77,6 +82,8 @@ class RemotingClient:
 
     async def invoke_oneway(self, addr: str, cmd: RemotingCommand) -> None:
         """Send ``cmd`` with the oneway bit set; no reply is expected or awaited."""
+        if self.request_hook is not None:
+            cmd = self.request_hook(cmd)
         conn = await self._connection(addr, self.connect_timeout)
         await conn.send_oneway(cmd)
 
@@ -217,6 +224,7 @@ async def open_remoting_client(
     idle_timeout: float | None = 120.0,
     max_async: int = 65535,
     name: str = "client",
+    request_hook: RequestHook | None = None,
 ) -> AsyncIterator[RemotingClient]:
     """A client for the duration of the block; leaving it closes every connection."""
     async with trio.open_nursery() as nursery:
@@ -228,6 +236,7 @@ async def open_remoting_client(
             max_frame_size=max_frame_size,
             idle_timeout=idle_timeout,
             max_async=max_async,
+            request_hook=request_hook,
         )
         try:
             yield client
