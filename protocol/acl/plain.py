@@ -164,12 +164,9 @@ class _ResourceError(Exception):
     pass
 
 
-# decodeCommandCustomHeader's @CFNotNull fields of the headers Java decodes for ACL.
-_REQUIRED: dict[int, tuple[str, ...]] = {
-    RequestCode.UNREGISTER_CLIENT: ("clientID",),
-    RequestCode.GET_CONSUMER_LIST_BY_GROUP: ("consumerGroup",),
-    RequestCode.UPDATE_CONSUMER_OFFSET: ("consumerGroup", "topic", "queueId", "commitOffset"),
-}
+# Java decodes the headers of UNREGISTER_CLIENT, GET_CONSUMER_LIST_BY_GROUP and
+# UPDATE_CONSUMER_OFFSET here; 4.9.7's decodeCommandCustomHeader logs a missing @CFNotNull
+# field and goes on (checked on the jar), so a missing field is simply no resource.
 
 
 def required_resources(code: int, ext: Mapping[str, str | None], body: bytes) -> dict[str, int]:
@@ -186,9 +183,6 @@ def required_resources(code: int, ext: Mapping[str, str | None], body: bytes) ->
     def group(name: str | None) -> str | None:
         return None if name is None else retry_topic(name)
 
-    for key in _REQUIRED.get(code, ()):
-        if ext.get(key) is None:
-            raise _ResourceError(f"the custom field <{key}> is null")
     if code == RequestCode.SEND_MESSAGE or code == RequestCode.SEND_MESSAGE_V2:
         topic_key, group_key = (
             ("topic", "group") if code == RequestCode.SEND_MESSAGE else ("b", "a")

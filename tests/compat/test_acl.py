@@ -303,7 +303,12 @@ REQUESTS: dict[str, Callable[[], RemotingCommand]] = {
     "unknown request code": lambda: RemotingCommand.request(9999),
 }
 # Allowed requests whose handler's answer is not part of this comparison.
-VERDICT_ONLY = {"trace topic, no topic permission", "white-listed address, unsigned"}
+# (Apache answers SUCCESS to an UNREGISTER_CLIENT without clientID, ours a clear error.)
+VERDICT_ONLY = {
+    "trace topic, no topic permission",
+    "white-listed address, unsigned",
+    "unregister without clientID",
+}
 
 
 async def _observe(target: Target) -> dict[str, tuple[str | None, int]]:

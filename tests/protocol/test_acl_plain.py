@@ -213,11 +213,13 @@ def test_heartbeat_resources() -> None:
     )
 
 
-def test_required_header_fields() -> None:
+def test_missing_header_fields_are_no_resource() -> None:
+    # 4.9.7's decodeCommandCustomHeader only logs a missing @CFNotNull field.
     cmd = sign_request(
         RemotingCommand.request(RequestCode.UNREGISTER_CLIENT, {"producerGroup": "p"}), USER
     )
-    assert check(ACL_YML, cmd) == "the custom field <clientID> is null"
+    assert required_resources(cmd.code, cmd.ext_fields, cmd.body) == {}
+    assert check(ACL_YML, cmd) is None
 
 
 def test_hashmap_order_decides_which_refusal_is_named() -> None:
