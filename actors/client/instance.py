@@ -13,6 +13,7 @@ import functools
 import logging
 import os
 import socket
+import ssl
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
@@ -90,6 +91,8 @@ class ClientConfig:
     api_timeout: float = 3.0
     # Signs every request as Java's AclClientRPCHook (for brokers with aclEnable=true).
     credentials: SessionCredentials | None = None
+    # TLS to name servers and brokers (actors/remoting/tls.py client_context); None = plain.
+    tls: ssl.SSLContext | None = None
 
     @property
     def client_id(self) -> str:
@@ -384,7 +387,7 @@ async def open_client_instance(config: ClientConfig) -> AsyncIterator[ClientInst
     async with (
         collapse_single(),
         open_remoting_client(
-            router, name=f"client {config.client_id}", request_hook=hook
+            router, name=f"client {config.client_id}", request_hook=hook, ssl_context=config.tls
         ) as remoting,
         trio.open_nursery() as nursery,
     ):

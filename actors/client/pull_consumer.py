@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import ssl
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 
@@ -36,6 +37,7 @@ from actors.client.instance import (
 from actors.client.offset_store import RemoteOffsetStore
 from actors.client.pull_service import pull_loop
 from actors.client.rebalance import rebalance_service
+from actors.remoting.tls import tls_context
 from actors.supervisor import supervise
 from protocol.acl import SessionCredentials
 from protocol.bodies.common import ConsumeFromWhere, ConsumeType, MessageModel, MessageQueue
@@ -66,6 +68,7 @@ class LitePullConsumer:
         settings: ConsumerSettings | None = None,
         instance_name: str | None = None,
         credentials: SessionCredentials | None = None,
+        tls: ssl.SSLContext | bool = False,
     ) -> None:
         if not group:
             raise ClientError("consumer group must not be empty")
@@ -80,6 +83,7 @@ class LitePullConsumer:
             namesrv_addrs=parse_namesrv(namesrv),
             instance_name=instance_name or unique_instance_name(),
             credentials=credentials,
+            tls=tls_context(tls),
         )
         self._buffer_batches = buffer_batches
         self._core: ConsumerCore | None = None
