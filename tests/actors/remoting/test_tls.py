@@ -4,7 +4,6 @@ certificate checks, client authentication.  Real loopback sockets; certificates 
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
@@ -33,7 +32,7 @@ class Pki:
 
 
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pki]:
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     directory = tmp_path_factory.mktemp("sec-tls")
     ca = trustme.CA()
     server_cert = ca.issue_cert("127.0.0.1", "localhost")
@@ -43,7 +42,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pki]:
         for blob in server_cert.cert_chain_pems:
             out.write(blob.bytes())
     ca.cert_pem.write_to_path(str(ca_file))
-    yield Pki(ca, cert, key, ca_file)
+    return Pki(ca, cert, key, ca_file)
 
 
 def tls_config(pki: Pki, mode: str, **extra: object) -> ServerNetConfig:
