@@ -119,7 +119,8 @@ async def remoting_server(
             max_memory=net.maxConnectionMemoryBytes if net is not None else 0,
         )
         handle.channels.add(conn)
-        log.info("%s: connection from %s", name, peer)
+        secure = " (TLS)" if isinstance(conn_stream, trio.SSLStream) else ""
+        log.info("%s: connection from %s%s", name, peer, secure)
         try:
             if on_open is not None:
                 on_open(conn)
