@@ -44,6 +44,7 @@ from actors.remoting.client import RemotingClient, open_remoting_client
 from actors.remoting.netconfig import ServerNetConfig
 from actors.remoting.router import RequestContext, Router
 from actors.remoting.server import ServerHandle, remoting_server
+from actors.remoting.tls import outgoing_context
 from actors.store import commit_log_flusher, reput_dispatcher, store_services
 from protocol.command import RemotingCommand
 from storage.config import BrokerRole, MessageStoreConfig
@@ -216,7 +217,9 @@ async def _serve(
         stop = trio.Event()
         async with (
             trio.open_nursery() as services,
-            open_remoting_client(name="broker-outer") as client,
+            open_remoting_client(
+                name="broker-outer", ssl_context=outgoing_context(net) if net else None
+            ) as client,
         ):
             ctx.spawn = services.start_soon
             await services.start(

@@ -19,6 +19,9 @@ NET_ALIASES = {
     "tls.server.keyPassword": "tlsServerKeyPassword",
     "tls.server.need.client.auth": "tlsServerNeedClientAuth",
     "tls.server.trustCertPath": "tlsServerTrustCertPath",
+    "tls.enable": "tlsEnable",
+    "tls.client.authServer": "tlsClientAuthServer",
+    "tls.client.trustCertPath": "tlsClientTrustCertPath",
 }
 TLS_MODES = ("disabled", "permissive", "enforcing")
 CLIENT_AUTH = ("none", "optional", "require")
@@ -38,6 +41,11 @@ class ServerNetConfig:
     tlsServerKeyPassword: str = ""
     tlsServerNeedClientAuth: str = "none"
     tlsServerTrustCertPath: str = ""
+    # This server's own connections (the broker's to the name servers) use TLS; the peer's
+    # certificate is checked only with tlsClientAuthServer=true, as Java's default test mode.
+    tlsEnable: bool = False
+    tlsClientAuthServer: bool = False
+    tlsClientTrustCertPath: str = ""
     # A peer that has not sent its first byte or finished its handshake by then is dropped.
     tlsHandshakeTimeoutMillis: int = 10000
     # Limits for untrusted peers; past one the connection is refused or closed, with a log

@@ -101,6 +101,16 @@ def tls_context(tls: ssl.SSLContext | bool) -> ssl.SSLContext | None:
     return client_context() if tls else None
 
 
+def outgoing_context(config: ServerNetConfig) -> ssl.SSLContext | None:
+    """For a server's own connections (``tlsEnable``), as Java's BrokerOuterAPI client."""
+    if not config.tlsEnable:
+        return None
+    return client_context(
+        trust_cert_path=config.tlsClientTrustCertPath or None,
+        verify=config.tlsClientAuthServer,
+    )
+
+
 @attrs.define(eq=False)
 class ServerTls:
     """What the server does with a new connection before it speaks RocketMQ on it."""
