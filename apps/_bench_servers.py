@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import ssl
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -206,13 +207,16 @@ async def ensure_topic(
     *,
     timeout: float = 30.0,
     request_hook: RequestHook | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> str:
     """Create ``topic`` on every master the name server knows; wait for its route.
 
     Returns the first master's address.  Works against our broker, Apache's and the floor.
     """
     ns = namesrv.split(";")[0]
-    async with open_remoting_client(name="bench-admin", request_hook=request_hook) as client:
+    async with open_remoting_client(
+        name="bench-admin", request_hook=request_hook, ssl_context=ssl_context
+    ) as client:
         with _deadline(timeout, f"no broker with topic {topic} at name server {ns}"):
             while True:
                 try:

@@ -233,7 +233,7 @@ async def run_target(
     label: str, namesrv: str, args: argparse.Namespace, procs: Sequence[Proc]
 ) -> dict[str, Any]:
     await _bench_servers.ensure_topic(
-        namesrv, args.topic, args.queues, request_hook=_security.request_hook(args)
+        namesrv, args.topic, args.queues, **_security.remoting_options(args)
     )
     result: dict[str, Any] = {"label": label, "client": args.client}
     if args.backlog:

@@ -135,7 +135,7 @@ async def run_target(
 ) -> dict[str, Any]:
     """One measured run against ``namesrv``; the summary fields of that run."""
     broker_addr = await _bench_servers.ensure_topic(
-        namesrv, args.topic, args.queues, request_hook=_security.request_hook(args)
+        namesrv, args.topic, args.queues, **_security.remoting_options(args)
     )
     wl = Workload(args)
     meter = Meter(measuring=False)
@@ -145,7 +145,8 @@ async def run_target(
     measured = 0.0
     async with contextlib.AsyncExitStack() as stack:
         if args.client == "raw":
-            remoting = await stack.enter_async_context(open_remoting_client(name="bench-raw", request_hook=_security.request_hook(args))
+            remoting = await stack.enter_async_context(
+                open_remoting_client(name="bench-raw", **_security.remoting_options(args))
             )
             raw = RawSender(
                 remoting,
