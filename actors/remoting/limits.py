@@ -1,5 +1,5 @@
-"""Limits for untrusted peers: connections in total and per address (checked at accept), and
-a per-connection frame budget (checked by the connection's reader).
+"""Limits for untrusted peers: connections in total and per address, checked at accept.
+(The per-connection frame rate and memory are checked by the connection's reader.)
 
 Past a limit the connection is refused or closed with a log line; nothing else is touched.
 Refusal log lines are rate-limited to one per address and second, so a flood of connection
@@ -65,21 +65,3 @@ class ConnectionLimits:
             self.per_address[host] = left
         else:
             self.per_address.pop(host, None)
-
-
-@attrs.define(eq=False)
-class FrameBudget:
-    """A token bucket: ``rate`` frames per second on average, bursts up to ``rate``."""
-
-    rate: float
-    tokens: float = attrs.field(init=False)
-    stamp: float = attrs.field(init=False, default=0.0)
-
-    def __attrs_post_init__(self) -> None:
-        self.tokens = self.rate
-
-    def take(self, frames: int, now: float) -> bool:
-        """Spend ``frames``; False when the connection has gone over its rate."""
-        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate) - frames
-        self.stamp = now
-        return self.tokens >= 0

@@ -52,8 +52,9 @@ class ServerNetConfig:
     # line, and every other connection goes on.  0 = no limit.
     maxConnections: int = 10000
     maxConnectionsPerAddress: int = 1000
-    # Requests per second a connection may send on average (bursts up to one second's worth).
-    maxFramesPerSecond: int = 50000
+    # Frames a connection may send within one second (counted in windows that start when
+    # a count passes the limit a second or more after the last window began).
+    maxFramesPerSecond: int = 100000
     # Bytes of one connection's requests being read or handled at once (its decoder buffer
     # plus the bodies of requests not yet answered).
     maxConnectionMemoryBytes: int = 256 * 1024 * 1024

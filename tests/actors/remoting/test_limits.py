@@ -8,7 +8,7 @@ from functools import partial
 
 import trio
 
-from actors.remoting.limits import ConnectionLimits, FrameBudget
+from actors.remoting.limits import ConnectionLimits
 from actors.remoting.netconfig import ServerNetConfig
 from actors.remoting.server import ServerHandle, remoting_server
 from protocol.codes import ResponseCode
@@ -83,14 +83,18 @@ async def test_frame_rate(nursery, caplog) -> None:
             quiet = RawPeer(calm)
             for i in range(5):
                 assert await roundtrip(quiet, i) is not None
-    assert "more than 20 frames per second" in caplog.text
+    assert "more than 20 frames within a second" in caplog.text
 
 
-def test_frame_budget_refills_with_time() -> None:
-    budget = FrameBudget(10)
-    assert budget.take(10, 100.0)
-    assert not budget.take(1, 100.0)
-    assert budget.take(5, 101.0)  # a second later: full again (10), 5 spent
+async def test_frame_rate_within_the_limit_is_never_closed(nursery, autojump_clock) -> None:
+    # 15 frames every second, for 5 seconds, under a limit of 20 per second.
+    server = await start(nursery, maxFramesPerSecond=20)
+    async with await raw_connect(server.address) as stream:
+        peer = RawPeer(stream)
+        for second in range(5):
+            for i in range(15):
+                assert await roundtrip(peer, second * 100 + i) is not None
+            await trio.sleep(1)
 
 
 async def test_memory_per_connection(nursery, caplog) -> None:
