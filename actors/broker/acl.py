@@ -31,6 +31,7 @@ from protocol.command import RemotingCommand
 log = logging.getLogger(__name__)
 
 WATCH_INTERVAL = 5.0
+LOG_EVERY = 1.0
 DEFAULT_ACL_FILE = "conf/plain_acl.yml"
 
 _Stamp = tuple[int, int, int]
@@ -74,6 +75,7 @@ class AclGuard:
     acl: PlainAcl = attrs.field(factory=PlainAcl)
     stamp: _Stamp | None = None
     refused: int = 0
+    _logged: dict[str, tuple[float, int]] = attrs.field(factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> AclGuard:
@@ -96,14 +98,29 @@ class AclGuard:
         if refusal is None:
             return None
         self.refused += 1
-        log.warning(
-            "ACL: refused code %d from %s (accessKey=%s): %s",
-            req.code,
-            peer,
-            refusal.access_key,
-            refusal.reason,
-        )
+        self._log(peer, req.code, refusal.access_key, refusal.reason)
         return req.reply(ResponseCode.NO_PERMISSION, refusal.remark)
+
+    def _log(self, peer: str, code: int, access_key: str | None, reason: str) -> None:
+        # One line per address and second at most: a peer sending refused requests in a
+        # loop must not turn into a flood of log lines.
+        host, now = peer_ip(peer), trio.current_time()
+        last, quiet = self._logged.get(host, (-LOG_EVERY, 0))
+        if now - last < LOG_EVERY:
+            self._logged[host] = (last, quiet + 1)
+            return
+        if len(self._logged) > 10_000:
+            self._logged.clear()
+        self._logged[host] = (now, 0)
+        more = f" ({quiet} more refused from {host} since the last line)" if quiet else ""
+        log.warning(
+            "ACL: refused code %d from %s (accessKey=%s): %s%s",
+            code,
+            peer,
+            access_key,
+            reason,
+            more,
+        )
 
     async def reload_if_changed(self) -> bool:
         """Re-read the file if its stamp changed; True if new rules are in force."""
