@@ -113,8 +113,8 @@ class Connection:
     name: str = "conn"
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
     idle_timeout: float | None = 120.0
-    # Limits for untrusted peers (server side; 0 = none, actors/remoting/limits.py): frames
-    # per second on average, and bytes of requests held at once (decoder + unanswered bodies).
+    # Limits for untrusted peers (server side; 0 = none; actors/remoting/netconfig.py): frames
+    # within one second, and bytes of requests held at once (decoder + unanswered bodies).
     max_frames_per_second: int = 0
     max_memory: int = 0
 
