@@ -14,19 +14,24 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import os
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import attrs
 import trio
+import yaml
 
 from actors.client import api
 from actors.client.errors import BrokerError, ClientError
+from actors.client.instance import collapse_single
 from actors.remoting.client import RemotingClient, open_remoting_client
+from protocol.acl import SessionCredentials, sign_request
 from protocol.bodies.admin import (
     BrokerStatsData,
     ConsumerConnection,
@@ -1053,6 +1058,10 @@ def build_parser() -> argparse.ArgumentParser:
             help="name server address list, e.g. 127.0.0.1:9876;127.0.0.2:9876 (default $NAMESRV_ADDR)",
         )
         p.add_argument("--json", action="store_true", help="print the result as JSON")
+        p.add_argument(
+            "--accessKey", help="ACL account (default: accessKey of $ROCKETMQ_HOME/conf/tools.yml)"
+        )
+        p.add_argument("--secretKey", help="its secret (default: from tools.yml)")
         p.set_defaults(fn=fn)
         return p
 
@@ -1145,11 +1154,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def credentials(args: argparse.Namespace) -> SessionCredentials | None:
+    """The ACL keys to sign with: the flags, else ``$ROCKETMQ_HOME/conf/tools.yml`` as mqadmin
+    reads it (``accessKey``/``secretKey``), else none (requests go unsigned)."""
+    access, secret = getattr(args, "accessKey", None), getattr(args, "secretKey", None)
+    if not (access and secret):
+        home = os.environ.get("ROCKETMQ_HOME", "")
+        tools = Path(home) / "conf" / "tools.yml"
+        if home and tools.exists():
+            try:
+                data = yaml.safe_load(tools.read_text(encoding="utf-8")) or {}
+            except (OSError, yaml.YAMLError) as exc:
+                raise AdminError(f"cannot read {tools}: {exc}") from None
+            access = access or data.get("accessKey")
+            secret = secret or data.get("secretKey")
+    if not (access and secret):
+        return None
+    return SessionCredentials(access_key=str(access), secret_key=str(secret))
+
+
 async def run_command(args: argparse.Namespace) -> tuple[str, Any]:
     namesrv = [x.strip() for x in (args.namesrvAddr or "").split(";") if x.strip()]
     if not namesrv:
         raise AdminError("no name server address: give -n or set NAMESRV_ADDR")
-    async with open_remoting_client(name="rmqadmin") as client:
+    keys = credentials(args)
+    hook = None if keys is None else functools.partial(sign_request, credentials=keys)
+    # collapse_single: a command's AdminError, not the ExceptionGroup of the client's nursery
+    async with (
+        collapse_single(),
+        open_remoting_client(name="rmqadmin", request_hook=hook) as client,
+    ):
         result: tuple[str, Any] = await args.fn(Admin(client, namesrv), args)
         return result
 

@@ -7,6 +7,7 @@ import functools
 
 import attrs
 import h11
+import pytest
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -172,3 +173,47 @@ async def test_namesrv_metrics_and_health(nursery, tmp_path) -> None:
     assert pick(found, "rocketmq_namesrv_brokers", cluster="DefaultCluster") == 1
     assert pick(found, "rocketmq_namesrv_topics") > 0
     assert len([k for k in found if k[0] == "rocketmq_namesrv_broker_idle_seconds"]) == 1
+
+
+async def test_rmqadmin_signs_with_acl_keys(nursery, tmp_path, real_namesrv, monkeypatch) -> None:
+    """On a broker with aclEnable=true, rmqadmin needs an admin account's keys: from its flags
+    or from $ROCKETMQ_HOME/conf/tools.yml, as mqadmin reads them."""
+    from apps.admin import AdminError, build_parser, run_command
+
+    acl = tmp_path / "plain_acl.yml"
+    acl.write_text(
+        "accounts:\n  - accessKey: adminKey\n    secretKey: adminSecret\n    admin: true\n"
+    )
+    handle = await nursery.start(
+        lambda task_status: broker(
+            broker_config(real_namesrv, aclEnable=True, plainAclFile=str(acl)),
+            small_store(tmp_path / "store"),
+            host="127.0.0.1",
+            task_status=task_status,
+        )
+    )
+    status = ["brokerStatus", "-n", real_namesrv, "-b", handle.address]
+    monkeypatch.delenv("ROCKETMQ_HOME", raising=False)
+    with pytest.raises(AdminError, match="accessKey"):
+        await run_command(build_parser().parse_args(status))
+    args = build_parser().parse_args(
+        [*status, "--accessKey", "adminKey", "--secretKey", "adminSecret"]
+    )
+    _, data = await run_command(args)
+    assert data[handle.address]["brokerVersionDesc"]
+    home = tmp_path / "home"
+    (home / "conf").mkdir(parents=True)
+    (home / "conf" / "tools.yml").write_text("accessKey: adminKey\nsecretKey: adminSecret\n")
+    monkeypatch.setenv("ROCKETMQ_HOME", str(home))
+    _, data = await run_command(build_parser().parse_args(status))
+    assert data[handle.address]["brokerVersionDesc"]
+
+
+def test_rmqadmin_reports_a_failure_in_one_line(capsys) -> None:
+    from apps.admin import main
+
+    nobody = f"127.0.0.1:{pick_free_port('127.0.0.1')}"
+    assert main(["topicList", "-n", nobody]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"rmqadmin topicList: {nobody}")
+    assert len(err.strip().splitlines()) == 1
