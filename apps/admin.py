@@ -31,6 +31,7 @@ from actors.client import api
 from actors.client.errors import BrokerError, ClientError
 from actors.client.instance import collapse_single
 from actors.remoting.client import RemotingClient, open_remoting_client
+from apps import _security
 from protocol.acl import SessionCredentials, sign_request
 from protocol.bodies.admin import (
     BrokerStatsData,
@@ -1058,10 +1059,8 @@ def build_parser() -> argparse.ArgumentParser:
             help="name server address list, e.g. 127.0.0.1:9876;127.0.0.2:9876 (default $NAMESRV_ADDR)",
         )
         p.add_argument("--json", action="store_true", help="print the result as JSON")
-        p.add_argument(
-            "--accessKey", help="ACL account (default: accessKey of $ROCKETMQ_HOME/conf/tools.yml)"
-        )
-        p.add_argument("--secretKey", help="its secret (default: from tools.yml)")
+        # --access-key/--secret-key (else $ROCKETMQ_HOME/conf/tools.yml), --tls, --tls-ca ...
+        _security.add_security_options(p)
         p.set_defaults(fn=fn)
         return p
 
@@ -1155,19 +1154,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def credentials(args: argparse.Namespace) -> SessionCredentials | None:
-    """The ACL keys to sign with: the flags, else ``$ROCKETMQ_HOME/conf/tools.yml`` as mqadmin
-    reads it (``accessKey``/``secretKey``), else none (requests go unsigned)."""
-    access, secret = getattr(args, "accessKey", None), getattr(args, "secretKey", None)
-    if not (access and secret):
-        home = os.environ.get("ROCKETMQ_HOME", "")
-        tools = Path(home) / "conf" / "tools.yml"
-        if home and tools.exists():
-            try:
-                data = yaml.safe_load(tools.read_text(encoding="utf-8")) or {}
-            except (OSError, yaml.YAMLError) as exc:
-                raise AdminError(f"cannot read {tools}: {exc}") from None
-            access = access or data.get("accessKey")
-            secret = secret or data.get("secretKey")
+    """The ACL keys to sign with: --access-key/--secret-key, else
+    ``$ROCKETMQ_HOME/conf/tools.yml`` as mqadmin reads it (``accessKey``/``secretKey``), else
+    none (requests go unsigned)."""
+    given = _security.credentials(args)
+    if given is not None:
+        return given
+    home = os.environ.get("ROCKETMQ_HOME", "")
+    tools = Path(home) / "conf" / "tools.yml"
+    if not home or not tools.exists():
+        return None
+    try:
+        data = yaml.safe_load(tools.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise AdminError(f"cannot read {tools}: {exc}") from None
+    access, secret = data.get("accessKey"), data.get("secretKey")
     if not (access and secret):
         return None
     return SessionCredentials(access_key=str(access), secret_key=str(secret))
@@ -1182,7 +1183,9 @@ async def run_command(args: argparse.Namespace) -> tuple[str, Any]:
     # collapse_single: a command's AdminError, not the ExceptionGroup of the client's nursery
     async with (
         collapse_single(),
-        open_remoting_client(name="rmqadmin", request_hook=hook) as client,
+        open_remoting_client(
+            name="rmqadmin", request_hook=hook, ssl_context=_security.ssl_context(args)
+        ) as client,
     ):
         result: tuple[str, Any] = await args.fn(Admin(client, namesrv), args)
         return result

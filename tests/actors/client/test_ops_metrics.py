@@ -177,7 +177,7 @@ async def test_namesrv_metrics_and_health(nursery, tmp_path) -> None:
 
 async def test_rmqadmin_signs_with_acl_keys(nursery, tmp_path, real_namesrv, monkeypatch) -> None:
     """On a broker with aclEnable=true, rmqadmin needs an admin account's keys: from its flags
-    or from $ROCKETMQ_HOME/conf/tools.yml, as mqadmin reads them."""
+    (--access-key/--secret-key as the other tools) or from $ROCKETMQ_HOME/conf/tools.yml, as mqadmin reads them."""
     from apps.admin import AdminError, build_parser, run_command
 
     acl = tmp_path / "plain_acl.yml"
@@ -197,7 +197,7 @@ async def test_rmqadmin_signs_with_acl_keys(nursery, tmp_path, real_namesrv, mon
     with pytest.raises(AdminError, match="accessKey"):
         await run_command(build_parser().parse_args(status))
     args = build_parser().parse_args(
-        [*status, "--accessKey", "adminKey", "--secretKey", "adminSecret"]
+        [*status, "--access-key", "adminKey", "--secret-key", "adminSecret"]
     )
     _, data = await run_command(args)
     assert data[handle.address]["brokerVersionDesc"]
