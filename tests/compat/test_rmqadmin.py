@@ -304,3 +304,25 @@ def test_json_output(sbs: SideBySide) -> None:
     data = json.loads(sbs.ours("consumerProgress", *sbs.ns, "-g", f"{sbs.group}_LAG", "--json"))
     assert {"queues", "consumeTps", "diffTotal"} <= set(data)
     assert sum(q["brokerOffset"] for q in data["queues"] if q["topic"] == sbs.topic) == 15
+
+
+def test_reset_offset_by_time_online_java_consumer(sbs: SideBySide) -> None:
+    """The group online in the JVM gets RESET_CONSUMER_CLIENT_OFFSET from our broker; Apache's
+    client obeys it: it pulls the topic's 15 messages again (the broker's 24 h count of what
+    the group got grows by 15) and commits back to the end."""
+    online = f"{sbs.group}_ON"
+
+    def got_by_group() -> int:
+        rows_ = rows(sbs.ours("statsAll", *sbs.ns, "-t", sbs.topic))
+        return int(next(r for r in rows_[1:] if r[1] == online)[6])
+
+    before = got_by_group()
+    text = sbs.ours("resetOffsetByTime", *sbs.ns, "-g", online, "-t", sbs.topic, "-s", "0")
+    assert [r[2] for r in rows(text)[2:]] == ["0"] * 4, text
+    deadline = time.monotonic() + 30
+    while got_by_group() < before + 15:
+        assert time.monotonic() < deadline, f"the Java consumer did not pull again: {before}"
+        time.sleep(0.5)
+    while "Diff Total: 0" not in sbs.ours("consumerProgress", *sbs.ns, "-g", online):
+        assert time.monotonic() < deadline, "the Java consumer did not commit back to the end"
+        time.sleep(0.5)
