@@ -210,6 +210,12 @@ class HalfQueueCheck:
     settings: CheckSettings
     now_ms: Callable[[], int]
     queue_id: int = HALF_QUEUE_ID
+    # Whether a producer of the group can be asked now.  When none can, the half message is
+    # put back without counting a check: a producer group that is down (or, like the C++
+    # client, sends its first heartbeat 30 s after start) does not see its transactions
+    # discarded for checks nobody received.  Java counts them anyway.
+    has_producer: Callable[[str | None], bool] = lambda _group: True
+    parked: int = attrs.field(init=False, default=0)
     started_ms: int = attrs.field(init=False)
     finished: bool = attrs.field(init=False, default=False)
     discarded: int = attrs.field(init=False, default=0)
@@ -364,6 +370,7 @@ class HalfQueueCheck:
                 self.discarded += 1
                 self._advance()
                 continue
+            times_before = half.properties.get(MessageConst.TRANSACTION_CHECK_TIMES)
             half.properties[MessageConst.TRANSACTION_CHECK_TIMES] = str(times + 1 if times else 1)
             if half.store_timestamp >= self.started_ms:
                 self.finished = True  # stored during this round: the next round's
@@ -398,6 +405,13 @@ class HalfQueueCheck:
                 # Java: no op found but still within immunity (=): wait for the next round
                 self.finished = True
                 break
+            group = half.properties.get(MessageConst.PGROUP)
+            asked = self.has_producer(group)
+            if not asked:
+                if times_before is None:
+                    del half.properties[MessageConst.TRANSACTION_CHECK_TIMES]
+                else:
+                    half.properties[MessageConst.TRANSACTION_CHECK_TIMES] = times_before
             result = self.store.put_message(check_copy(half))
             append = result.append
             if not result.ok or append is None:
@@ -410,7 +424,10 @@ class HalfQueueCheck:
                 commit_log_offset=append.wrote_offset,
                 store_timestamp=append.store_timestamp,
             )
-            checks.append(Checked(half.properties.get(MessageConst.PGROUP), copy))
+            if asked:
+                checks.append(Checked(group, copy))
+            else:
+                self.parked += 1
             self._advance()
         return checks, failed
 

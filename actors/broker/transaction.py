@@ -131,7 +131,14 @@ async def check_round(ctx: BrokerContext, settings: CheckSettings | None = None)
     settings = settings or check_settings(ctx)
     sent = 0
     for queue_id in half_queue_ids(ctx):
-        walk = HalfQueueCheck(ctx.store, ctx.offsets, settings, ctx.now_ms, queue_id)
+        walk = HalfQueueCheck(
+            ctx.store,
+            ctx.offsets,
+            settings,
+            ctx.now_ms,
+            queue_id,
+            has_producer=lambda group: pick_channel(ctx, group) is not None,
+        )
         discarded = 0
         while not walk.finished:
             checks, failed = walk.step(STEP_READS)
@@ -149,6 +156,8 @@ async def check_round(ctx: BrokerContext, settings: CheckSettings | None = None)
             for checked in checks:
                 sent += await send_check(ctx, checked)
             await trio.lowlevel.checkpoint()
+        if walk.parked:
+            log.info("%d half messages wait for a producer of their group", walk.parked)
     return sent
 
 
