@@ -85,7 +85,8 @@ class TxBroker:
         req = send_v2(TOPIC, body, queue_id=1, properties=properties, a=group, f=str(0x4))
         req = attrs.evolve(req, ext_fields={**req.ext_fields, "g": str(clock_ms())})
         reply = await self.call(req)
-        assert reply is not None and reply.code == ResponseCode.SUCCESS, reply
+        assert reply is not None
+        assert reply.code == ResponseCode.SUCCESS, reply
         return {**reply.ext_fields, "uniq": properties[MessageConst.UNIQ_KEY]}
 
     async def end(
@@ -147,7 +148,8 @@ async def test_prepare_is_invisible_until_commit(tx: TxBroker) -> None:
     assert sent["queueOffset"] == "0"
 
     reply = await tx.end(sent, COMMIT)
-    assert reply is not None and reply.code == ResponseCode.SUCCESS, reply
+    assert reply is not None
+    assert reply.code == ResponseCode.SUCCESS, reply
     [real] = tx.read(TOPIC, 1)
     assert real.body == b"order-1"
     assert MessageConst.REAL_TOPIC not in real.properties
@@ -221,7 +223,8 @@ async def test_check_back_after_timeout_then_commit(tx: TxBroker, autojump_clock
     assert body.commit_log_offset == int(check.ext_fields["commitLogOffset"])
 
     reply = await tx.end(answer_fields(check), COMMIT, from_check=True)
-    assert reply is not None and reply.code == ResponseCode.SUCCESS, reply
+    assert reply is not None
+    assert reply.code == ResponseCode.SUCCESS, reply
     assert [m.body for m in tx.read(TOPIC, 1)] == [b"unknown"]
     await trio.sleep(60)
     assert await tx.check_round() == []

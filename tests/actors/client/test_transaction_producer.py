@@ -95,5 +95,5 @@ async def test_clear_errors(real_namesrv, tx_broker) -> None:
         async with TransactionProducer(
             "txpg2", namesrv=real_namesrv, execute=never, check=never
         ) as producer:
-            with pytest.raises(ClientError, match="illegal|forbidden"):
+            with pytest.raises(ClientError, match=r"illegal|forbidden"):
                 await producer.send_message_in_transaction(Message("bad topic", b"x"))
