@@ -401,3 +401,61 @@ def test_offsets_survive_in_consumer_offset_json(tmp_path: Path) -> None:
     table.commit(CHECK_GROUP, HALF_TOPIC, 0, 5)
     table.persist(tmp_path)
     assert ConsumerOffsetTable.load(tmp_path).query(CHECK_GROUP, HALF_TOPIC, 0) == 5
+
+
+# ---------------------------------------------------------------- SYNC_FLUSH
+
+
+class SyncFlushTx(TxBroker):
+    """No flusher runs: ``ctx.flushed`` moves only when the test says (test_durable_writes)."""
+
+    def __init__(self, root: Path) -> None:
+        from storage.config import FlushDiskType
+
+        self.h = StoreHarness(root, config_overrides={"flushDiskType": FlushDiskType.SYNC_FLUSH})
+        self.config = BrokerConfig(brokerIP1="127.0.0.1", brokerName="broker-a")
+        self._make_ctx()
+
+
+async def test_commit_waits_until_real_and_op_are_flushed(tmp_path: Path, autojump_clock) -> None:
+    from tests.actors.broker.test_durable_writes import answered_only_after_flush
+
+    tx = SyncFlushTx(tmp_path)
+    tx.ctx.flushed.advance(tx.h.store.max_phy_offset)
+    prepare = tx.prepare()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(lambda: _keep_flushed(tx))
+        sent = await prepare
+        nursery.cancel_scope.cancel()
+    offset = int(sent["msgId"][-16:], 16)
+    ext = {
+        "producerGroup": "pg",
+        "tranStateTableOffset": sent["queueOffset"],
+        "commitLogOffset": str(offset),
+        "commitOrRollback": str(COMMIT),
+        "fromTransactionCheck": "false",
+        "msgId": sent["uniq"],
+    }
+    req = RemotingCommand.request(RequestCode.END_TRANSACTION, ext)
+    reply = await answered_only_after_flush(tx, req)  # type: ignore[arg-type]
+    assert reply.code == ResponseCode.SUCCESS
+    tx.h.dispatch()
+    assert len(tx.read(TOPIC, 1)) == 1
+    assert len(tx.read(OP_TOPIC)) == 1
+
+
+async def test_commit_flush_timeout_is_not_success(tmp_path: Path, autojump_clock) -> None:
+    tx = SyncFlushTx(tmp_path)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(lambda: _keep_flushed(tx))
+        sent = await tx.prepare()
+        nursery.cancel_scope.cancel()
+    reply = await tx.end(sent, COMMIT)  # nobody flushes: syncFlushTimeout passes
+    assert reply is not None
+    assert reply.code == ResponseCode.FLUSH_DISK_TIMEOUT
+
+
+async def _keep_flushed(tx: TxBroker) -> None:
+    while True:
+        tx.ctx.flushed.advance(tx.h.store.max_phy_offset)
+        await trio.sleep(0.001)
