@@ -83,8 +83,9 @@ def check_group(group: str) -> None:
         raise ClientError(f"the producer group is longer than {MAX_GROUP_LENGTH} characters")
     if not _GROUP_RE.match(group):
         raise ClientError(f"the producer group {group!r} contains illegal characters")
-    if group == CLIENT_INNER_PRODUCER_GROUP:
-        raise ClientError(f"the producer group {group!r} is reserved for the client")
+    if group in (CLIENT_INNER_PRODUCER_GROUP, "DEFAULT_PRODUCER"):
+        # Java: "producerGroup can not equal DEFAULT_PRODUCER, please specify another one."
+        raise ClientError(f"the producer group {group!r} is reserved: please specify another one")
 
 
 def end_request(

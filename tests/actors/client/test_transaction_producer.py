@@ -88,7 +88,7 @@ async def test_clear_errors(real_namesrv, tx_broker) -> None:
     async def never(*_: object) -> LocalTransactionState:
         raise AssertionError("must not run")
 
-    for bad in ("", "bad group!", "CLIENT_INNER_PRODUCER"):
+    for bad in ("", "bad group!", "CLIENT_INNER_PRODUCER", "DEFAULT_PRODUCER", "g" * 256):
         with pytest.raises(ClientError):
             TransactionProducer(bad, namesrv=real_namesrv, execute=never, check=never)
     with trio.fail_after(30):
