@@ -41,6 +41,7 @@ RW = int(PermName.PERM_READ | PermName.PERM_WRITE)
 COMMIT = MessageSysFlag.TRANSACTION_COMMIT
 ROLLBACK = MessageSysFlag.TRANSACTION_ROLLBACK
 NOT_FOUND = "Find prepared transaction message failed"
+UNSET_REMARK = "not set any response code"  # Java's RemotingCommand.createResponseCommand(null)
 
 
 def final_put_failure(status: PutStatus, max_size: int) -> RequestError:
@@ -77,7 +78,7 @@ class EndTransactionHandler:
         header = decode_header(EndTransactionRequestHeader, req.ext_fields)
         if ctx.is_slave:
             log.warning("END_TRANSACTION on a slave refused")
-            return req.reply(ResponseCode.SLAVE_NOT_AVAILABLE, None)
+            return req.reply(ResponseCode.SLAVE_NOT_AVAILABLE, UNSET_REMARK)
         kind = header.commit_or_rollback
         if kind not in (COMMIT, ROLLBACK):
             # unknown (0) is the producer's "not yet": the check-back asks again later
@@ -91,7 +92,8 @@ class EndTransactionHandler:
         half = self._find_half(header)
         if kind == ROLLBACK:
             status = await self._write_op(half)
-            return self._reply(req, status)
+            # Java answers a rollback with the placeholder remark of a fresh response
+            return self._reply(req, status, UNSET_REMARK)
         try:
             final = committed(half, header.commit_log_offset)
         except NotAHalfMessage:
@@ -151,7 +153,9 @@ class EndTransactionHandler:
         return await wait_durable(ctx, end)
 
     @staticmethod
-    def _reply(req: RemotingCommand, status: PutStatus) -> RemotingCommand:
+    def _reply(
+        req: RemotingCommand, status: PutStatus, remark: str | None = None
+    ) -> RemotingCommand:
         if status is PutStatus.PUT_OK:
-            return req.reply(ResponseCode.SUCCESS, None)
-        return req.reply(ResponseCode.FLUSH_DISK_TIMEOUT, None)
+            return req.reply(ResponseCode.SUCCESS, remark)
+        return req.reply(ResponseCode.FLUSH_DISK_TIMEOUT, remark)

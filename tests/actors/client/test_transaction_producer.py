@@ -81,7 +81,7 @@ async def test_commit_rollback_and_check_back(real_namesrv, tx_broker) -> None:
                 got += await consumer.poll(timeout=1.0)
             got += await consumer.poll(timeout=1.0)
     assert sorted(m.body for m in got) == [b"commit", b"unknown"]
-    assert all(MessageConst.REAL_TOPIC not in m.properties for m in got)
+    assert all(m.properties[MessageConst.REAL_TOPIC] == "TX1" for m in got)
 
 
 async def test_clear_errors(real_namesrv, tx_broker) -> None:
