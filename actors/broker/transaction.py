@@ -4,10 +4,12 @@ and the check service asks producers about the ones nobody ended.
 The check service is a master-role actor (role.py): every ``transactionCheckInterval`` it walks
 each half queue (storage/transaction.HalfQueueCheck), re-appends every half message older than
 ``transactionTimeOut`` that has no op message and sends CHECK_TRANSACTION_STATE for the copy to
-a live channel of its producer group.  Order within one step of the walk, so a crash neither
-loses nor repeats a check: copies appended -> commit log durable as configured -> progress
-(CID_RMQ_SYS_TRANS offsets) recorded and persisted -> check-backs sent.  The actor may be
-cancelled at any await (a role switch); the next start resumes from the recorded offsets.
+a live channel of its producer group.  Order within one step of the walk, so a crash never
+loses a check: copies appended -> commit log durable as configured -> progress recorded as
+CID_RMQ_SYS_TRANS offsets -> check-backs sent.  The offsets reach consumerOffset.json with the
+other consumer offsets (every ``flushConsumerOffsetInterval`` and at shutdown), so after a kill -9
+the checks of the last few seconds are sent again, as Apache does.  The actor may be cancelled
+at any await (a role switch); the next start resumes from the recorded offsets.
 """
 
 from __future__ import annotations
@@ -147,12 +149,17 @@ async def check_round(ctx: BrokerContext, settings: CheckSettings | None = None)
             if walk.discarded > discarded:
                 _ensure_check_max_topic(ctx)
                 discarded = walk.discarded
-            # copies (and discards) durable before the offsets that skip their originals are
-            if not await commit_log_durable(ctx):
+            # Copies (and discards) durable before the offsets that skip their originals are;
+            # shielded, so a role switch cancelling us here cannot leave copies appended but
+            # their originals unskipped (they would be checked twice).  Bounded by the flush
+            # timeout the wait has anyway.
+            with trio.CancelScope(shield=True):
+                durable = await commit_log_durable(ctx)
+                if durable:
+                    walk.save()
+            if not durable:
                 log.warning("check round: commit log not durable in time; retrying next round")
                 break
-            walk.save()
-            ctx.config_table_changed()
             for checked in checks:
                 sent += await send_check(ctx, checked)
             await trio.lowlevel.checkpoint()
