@@ -43,8 +43,13 @@ class FakeChannel:
     local: str = "127.0.0.1:10911"
     closed: bool = False
     sent: list[RemotingCommand] = attrs.Factory(list)
+    # set: a send hangs (a stuck connection) after setting the event
+    hang: trio.Event | None = None
 
     async def send(self, cmd: RemotingCommand) -> None:
+        if self.hang is not None:
+            self.hang.set()
+            await trio.sleep_forever()
         self.sent.append(cmd)
 
 
@@ -462,3 +467,36 @@ async def _keep_flushed(tx: TxBroker) -> None:
     while True:
         tx.ctx.flushed.advance(tx.h.store.max_phy_offset)
         await trio.sleep(0.001)
+
+
+async def test_cancelled_mid_round_then_restarted(tmp_path: Path, autojump_clock) -> None:
+    """A role switch cancels the service while a check-back is being sent: the progress made
+    stays recorded, and the restarted service asks again about the copy, never about the
+    original a second time."""
+    tx = TxBroker(tmp_path, transactionCheckInterval=60_000)
+    tx.register_producer()
+    await tx.prepare(b"x")
+    blocked = tx.channel.hang = trio.Event()
+
+    async def reput() -> None:
+        while True:
+            await tx.ctx.reput_wake.wait()
+            tx.h.dispatch()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(reput)
+        await nursery.start(transaction_checker, tx.ctx)
+        await blocked.wait()
+        nursery.cancel_scope.cancel()  # the role scope ends mid-send
+    assert tx.ctx.offsets.query(CHECK_GROUP, HALF_TOPIC, 0) == 1  # past the original
+    tx.channel.hang = None
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(reput)
+        await nursery.start(transaction_checker, tx.ctx)
+        await trio.sleep(61)
+        nursery.cancel_scope.cancel()
+    [check] = tx.channel.sent
+    assert check.ext_fields["tranStateTableOffset"] == "2"  # the copy's copy
+    halves = tx.read(HALF_TOPIC)
+    assert len(halves) == 3  # original, the copy of the cancelled round, this round's copy
+    assert decode_record(check.body).properties[MessageConst.TRANSACTION_CHECK_TIMES] == "2"
