@@ -14,6 +14,7 @@ queues (consumerOffset.json), so a restart resumes where the last round ended.
 
 from __future__ import annotations
 
+import heapq
 import logging
 from collections.abc import Callable
 from typing import Protocol
@@ -191,7 +192,7 @@ class CheckSettings:
     file_reserved_ms: int = 72 * 3600 * 1000  # fileReservedTime
     round_limit_ms: int = 60_000  # Java's MAX_PROCESS_TIME_LIMIT per queue
     max_ops_in_memory: int = 4096  # half offsets remembered as done at once (heap bound)
-    max_done_ops: int = 65536  # op offsets remembered past a gap (bound; see _mark_done)
+    max_done_ops: int = 16384  # op offsets remembered past a gap (bound; see _mark_done)
 
 
 @attrs.frozen
@@ -236,6 +237,7 @@ class HalfQueueCheck:
     _done_ops: set[int] = attrs.field(init=False, factory=set)
     _done_overflow: bool = attrs.field(init=False, default=False)
     _remove: dict[int, int] = attrs.field(init=False, factory=dict)  # half offset -> op offset
+    _far: list[int] = attrs.field(init=False, factory=list)  # -half offsets of _remove (heap)
     # ops dropped because _remove was full: halves from _horizon on need the op queue re-read
     # from _dropped_from before they may be checked
     _horizon: int | None = attrs.field(init=False, default=None)
@@ -293,16 +295,32 @@ class HalfQueueCheck:
                 self._mark_done(op.queue_offset)
                 self._remember_done_half(half_offset)
             elif len(self._remove) < self.settings.max_ops_in_memory or half_offset in self._remove:
-                self._remove[half_offset] = op.queue_offset
+                self._remember(half_offset, op.queue_offset)
             else:
                 # full: keep the halves nearest the walk, drop the farthest (and re-read later)
-                farthest = max(self._remove)
+                farthest = self._farthest()
                 if half_offset < farthest:
                     self._drop(farthest, self._remove.pop(farthest))
-                    self._remove[half_offset] = op.queue_offset
+                    self._remember(half_offset, op.queue_offset)
                 else:
                     self._drop(half_offset, op.queue_offset)
         self._op_read = result.next_begin_offset
+
+    def _remember(self, half_offset: int, op_offset: int) -> None:
+        if half_offset not in self._remove:
+            heapq.heappush(self._far, -half_offset)
+            if len(self._far) > 2 * self.settings.max_ops_in_memory:
+                # entries the walk consumed linger in the heap: rebuild it from the map
+                self._far = [-h for h in self._remove]
+                heapq.heapify(self._far)
+                heapq.heappush(self._far, -half_offset)
+        self._remove[half_offset] = op_offset
+
+    def _farthest(self) -> int:
+        """The largest half offset in the map (a max-heap with lazy deletion)."""
+        while -self._far[0] not in self._remove:
+            heapq.heappop(self._far)
+        return -self._far[0]
 
     def _drop(self, half_offset: int, op_offset: int) -> None:
         if self._horizon is None or half_offset < self._horizon:
