@@ -30,7 +30,7 @@ from protocol.message import (
     reset_transaction,
 )
 from storage.consumer_offsets import ConsumerOffsetTable
-from storage.results import GetResult, GetStatus, MessageInner, PutResult, PutStatus
+from storage.results import GetResult, GetStatus, MessageInner, PutResult
 
 log = logging.getLogger(__name__)
 
@@ -501,7 +501,3 @@ class HalfQueueCheck:
             self.offsets.commit(CHECK_GROUP, HALF_TOPIC, self.queue_id, self._half_next)
         if self._op_next != self.op_start:
             self.offsets.commit(CHECK_GROUP, OP_TOPIC, self.queue_id, self._op_next)
-
-
-def put_ok(result: PutResult) -> bool:
-    return result.status is PutStatus.PUT_OK
