@@ -6,8 +6,7 @@
         result = await producer.send(Message("TopicTest", b"hello", tags="TagA"))
 
 Everything here is re-exported from ``actors.client``; import from this module, whose names
-stay stable while the modules behind it move.  ``TransactionProducer`` (transactional
-messages, issue 14) is exported here once it lands.
+stay stable while the modules behind it move.
 """
 
 from __future__ import annotations
@@ -32,13 +31,13 @@ from actors.client.message import Message, SendResult, SendStatus, client_msg_id
 from actors.client.producer import Producer
 from actors.client.pull_consumer import LitePullConsumer
 from actors.client.push_consumer import ConsumeFromWhere, MessageModel, PushConsumer
+from actors.client.transaction_producer import (
+    LocalTransactionState,
+    TransactionProducer,
+    TransactionSendResult,
+)
 from protocol.bodies.common import MessageQueue
 from protocol.message import MessageExt
-
-try:  # issue 14, written concurrently: exported as soon as it exists
-    from actors.client.transaction import TransactionProducer  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - until issue 14 lands
-    TransactionProducer = None
 
 __all__ = [
     "AllocateStrategy",
@@ -53,6 +52,7 @@ __all__ = [
     "InvalidMessageError",
     "InvalidSubscriptionError",
     "LitePullConsumer",
+    "LocalTransactionState",
     "Message",
     "MessageExt",
     "MessageModel",
@@ -64,5 +64,6 @@ __all__ = [
     "SendResult",
     "SendStatus",
     "TransactionProducer",
+    "TransactionSendResult",
     "client_msg_id",
 ]
