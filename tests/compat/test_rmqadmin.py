@@ -153,7 +153,8 @@ def test_cluster_list(sbs: SideBySide) -> None:
     assert rows(java)[0] == rows(ours)[0]
     j, o = rows(java)[1:], rows(ours)[1:]
     assert [r[:5] for r in j] == [r[:5] for r in o]
-    assert [round(float(r[-1]), 2) for r in j] == [round(float(r[-1]), 2) for r in o]
+    # the disk is shared with other processes: its ratio may move between the two reads
+    assert all(abs(float(a[-1]) - float(b[-1])) <= 0.01 for a, b in zip(j, o, strict=True))
 
 
 def test_topic_list(sbs: SideBySide) -> None:
@@ -182,7 +183,8 @@ def test_consumer_progress(sbs: SideBySide) -> None:
     assert rows(java) == rows(ours)
     assert "Diff Total: 5" in ours
     java, ours = sbs.both("consumerProgress", *sbs.ns)
-    assert rows(java) == rows(ours)
+    # every column but #TPS, a rate read a moment apart
+    assert [r[:5] + r[6:] for r in rows(java)] == [r[:5] + r[6:] for r in rows(ours)]
 
 
 def test_connections(sbs: SideBySide) -> None:
