@@ -164,12 +164,31 @@ async def test_retry_on_another_broker_and_fault_isolation(nursery) -> None:
     a.ensure_topic("T11")
     b.ensure_topic("T11")
     a.refuse_sends = ResponseCode.SYSTEM_ERROR  # retried on another broker (§8.3)
+    config = ProducerConfig(latency_fault_enable=True)
     with trio.fail_after(10):
-        async with Producer("pg", namesrv=ns.addr) as producer:
+        async with Producer("pg", namesrv=ns.addr, config=config) as producer:
             results = [await producer.send(Message("T11", b"x")) for _ in range(6)]
     assert all(r.message_queue.broker_name == "broker-b" for r in results)
     # After the first failure broker-a is isolated: at most one more attempt reaches it.
     assert a.requests.count(RequestCode.SEND_MESSAGE_V2) <= 2
+
+
+async def test_one_failure_does_not_isolate_a_broker_by_default(nursery) -> None:
+    """Apache's sendLatencyFaultEnable is false: a broker that failed once (restarted, say)
+    gets its share of the round robin again at once, not after ten minutes."""
+    assert ProducerConfig().latency_fault_enable is False
+    ns, [a, b] = await start_fake_cluster(nursery, "broker-a", "broker-b")
+    a.ensure_topic("T14")
+    b.ensure_topic("T14")
+    with trio.fail_after(10):
+        async with Producer("pg", namesrv=ns.addr) as producer:
+            a.refuse_sends = ResponseCode.SYSTEM_ERROR
+            failed = [await producer.send(Message("T14", b"x")) for _ in range(4)]
+            assert {r.message_queue.broker_name for r in failed} == {"broker-b"}
+            assert a.requests.count(RequestCode.SEND_MESSAGE_V2) >= 1
+            a.refuse_sends = None
+            later = [await producer.send(Message("T14", b"x")) for _ in range(8)]
+    assert {r.message_queue.broker_name for r in later} == {"broker-a", "broker-b"}
 
 
 async def test_send_timeout(cluster) -> None:
