@@ -171,6 +171,8 @@ class Connection:
     # wrote only after send_all returns.
     _outbox_bytes: int = attrs.field(default=0, init=False)
     _spawned: int = attrs.field(default=0, init=False)
+    # The most ``queued_bytes`` ever reached: what the write limit let this peer cost.
+    peak_queued_bytes: int = attrs.field(default=0, init=False)
     # The send turn: True while one task (the reader after a read, or the writer) is in
     # _drain.  Invariant: whoever holds it empties the outbox before giving it up, so a
     # frame queued meanwhile needs no wake-up; frames queued without it wake the writer.
@@ -461,6 +463,8 @@ class Connection:
     def _enqueue(self, frame: bytes) -> None:
         self._outbox.append(frame)
         self._outbox_bytes += len(frame)
+        if self._outbox_bytes > self.peak_queued_bytes:
+            self.peak_queued_bytes = self._outbox_bytes
         if not self._sending:
             self._writer_wake.set()
 

@@ -101,7 +101,7 @@ async def test_a_peer_that_pipelines_and_never_reads_meets_back_pressure(
         [conn] = server.channels
         # Let the server go as far as it can: it is stuck writing replies nobody reads.
         await trio.testing.wait_all_tasks_blocked(cushion=0.1)
-        highest = conn.queued_bytes
+        highest = conn.peak_queued_bytes
         assert 0 < served.count < requests  # it stopped reading: back pressure reached us
         reply_frame = REPLY_SIZE + 200
         assert highest <= LIMIT + bound * reply_frame, (highest, served.count)
@@ -192,7 +192,7 @@ async def test_the_client_reader_is_bounded_too(nursery: trio.Nursery) -> None:
             assert isinstance(conn, Connection)
             await trio.testing.wait_all_tasks_blocked(cushion=0.1)
             assert 0 < served.count < 300
-            assert conn.queued_bytes <= LIMIT + REPLY_SIZE + 200
+            assert conn.peak_queued_bytes <= LIMIT + REPLY_SIZE + 200
 
 
 @given(st.lists(st.integers(min_value=0, max_value=3 * JOIN_LIMIT), min_size=1, max_size=40))
