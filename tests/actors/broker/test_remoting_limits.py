@@ -6,15 +6,20 @@ never reads, a producer that sends and resets at once, and header values Java wo
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import socket
 import struct
+import tracemalloc
 import weakref
 
 import trio
 import trio.testing
 
+from actors.broker.clients import build_subscription
+from actors.broker.handlers import pull as pull_handler
+from actors.broker.long_polling import CHECK_INTERVAL, HeldPull, PullHoldTable, long_polling
 from actors.remoting.connection import WRITE_HIGH_WATER
 from protocol.codes import RequestCode, ResponseCode
 from protocol.command import RemotingCommand
@@ -159,3 +164,99 @@ async def test_out_of_range_and_unencodable_header_values_get_a_clear_error(
     assert sum(store.max_offset_in_queue("RangeTopic", q) for q in range(8)) == 1
     assert offsets.offsets("cg", "RangeTopic") == {}
     await peer.stream.aclose()
+
+
+async def test_held_pulls_per_connection_are_bounded(broker_handle, client, monkeypatch) -> None:
+    """Long polling holds a request per pull; a connection may hold only so many."""
+    monkeypatch.setattr(pull_handler, "MAX_HELD_PER_CONNECTION", 8)
+    created = await client.invoke(broker_handle.address, send_v2("HoldTopic", queue_id=1), T)
+    assert created.code == ResponseCode.SUCCESS  # the topic exists; queue 0 stays empty
+    peer = RawPeer(await raw_connect(broker_handle.address))
+    frames = b"".join(
+        encode_command(pull("HoldTopic", queue_id=0, sys_flag=0x2 | 0x4, suspend_ms=60_000))
+        for _ in range(9)
+    )
+    with trio.fail_after(20):
+        await peer.stream.send_all(frames)
+        reply = await peer.receive()  # the eight are held: only the ninth is answered now
+    assert reply is not None
+    assert reply.code == ResponseCode.SYSTEM_BUSY
+    assert "too many held pulls on this connection (at most 8)" in (reply.remark or "")
+    assert len(broker_handle.ctx.holds) == 8
+    await peer.stream.aclose()
+
+
+async def test_pulls_released_together_do_not_pile_up_replies(broker_handle, client) -> None:
+    """One arrival releases every held pull of a consumer that does not read: their large
+    replies are built one at a time per connection, within the write limit."""
+    addr = broker_handle.address
+    server = broker_handle.server
+    created = await client.invoke(addr, send_v2("WakeTopic", queue_id=1), T)
+    assert created.code == ResponseCode.SUCCESS  # the topic exists; queue 0 stays empty
+    before = set(server.channels)
+    peer = RawPeer(await raw_connect(addr))
+    held = 40
+    frame = encode_command(pull("WakeTopic", sys_flag=0x2 | 0x4, suspend_ms=60_000))
+    with trio.fail_after(30):
+        await peer.stream.send_all(frame * held)
+        await wait_for(lambda: len(broker_handle.ctx.holds) == held)
+        [conn] = server.channels - before
+        tracemalloc.start()
+        try:
+            base = tracemalloc.get_traced_memory()[0]
+            reply = await client.invoke(addr, send_v2("WakeTopic", b"w" * BIG), T)
+            assert reply.code == ResponseCode.SUCCESS
+            await wait_for(lambda: len(broker_handle.ctx.holds) == 0)
+            await wait_for(lambda: conn.queued_bytes > WRITE_HIGH_WATER)
+            await trio.testing.wait_all_tasks_blocked(cushion=0.2)
+            # Queued replies plus any built and waiting for their turn: one at most.
+            grown = tracemalloc.get_traced_memory()[0] - base
+        finally:
+            tracemalloc.stop()
+        assert grown < WRITE_HIGH_WATER + 4 * BIG, grown
+        for _ in range(held):
+            answer = await peer.receive()
+            assert answer is not None
+            assert answer.code == ResponseCode.SUCCESS
+    # Also while the peer read: room for one more reply is not room for all of them.
+    assert conn.peak_queued_bytes <= WRITE_HIGH_WATER + BIG + 4096
+    await peer.stream.aclose()
+
+
+async def test_held_pulls_of_closed_connections_are_released_at_the_next_check(
+    nursery, autojump_clock
+) -> None:
+    """A client may ask to be held for years; once its connection is gone the pull goes at
+    the next periodic check (5 s) instead of its own deadline."""
+
+    class Channel:
+        closed = False
+
+    live, gone = Channel(), Channel()
+    table = PullHoldTable()
+    for channel in (live, gone, gone):
+        table.hold(
+            HeldPull(
+                "T", 0, 0, build_subscription("T", "*"), deadline=10**9, payload=(channel, None)
+            )
+        )
+    resumed: list[object] = []
+
+    async def resume(pull: HeldPull) -> None:
+        resumed.append(pull.payload[0])
+
+    _send, receive = trio.open_memory_channel[object](10)
+    await nursery.start(
+        functools.partial(
+            long_polling,
+            table,
+            receive,
+            resume,
+            lambda topic, queue_id: 0,
+            abandoned=lambda pull: bool(pull.payload[0].closed),
+        )
+    )
+    gone.closed = True
+    await trio.sleep(CHECK_INTERVAL + 1)
+    assert resumed == [gone, gone]  # released to resume, which answers nobody
+    assert len(table) == 1
