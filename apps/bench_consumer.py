@@ -38,7 +38,7 @@ from actors.client.message import Message, MessageExt
 from actors.client.producer import Producer
 from actors.client.pull_consumer import LitePullConsumer
 from actors.client.push_consumer import ConsumeFromWhere, PushConsumer
-from apps import _bench, _bench_servers
+from apps import _bench, _bench_servers, _security
 from apps._bench import CpuWatch, Histogram, Meter, Proc, Ticker, say
 
 PREFILL_BATCH = 64
@@ -124,7 +124,9 @@ async def prefill(namesrv: str, args: argparse.Namespace) -> float:
     batches = -(-args.backlog // PREFILL_BATCH)
     todo = iter(range(batches))
     start = time.perf_counter()
-    async with Producer("benchmark_prefill", namesrv=namesrv) as producer:
+    async with Producer(
+        "benchmark_prefill", namesrv=namesrv, **_security.client_options(args)
+    ) as producer:
 
         async def sender() -> None:
             for i in todo:
@@ -134,7 +136,8 @@ async def prefill(namesrv: str, args: argparse.Namespace) -> float:
         async with trio.open_nursery() as nursery:
             for _ in range(PREFILL_SENDERS):
                 nursery.start_soon(sender)
-    return args.backlog / (time.perf_counter() - start)
+    backlog: int = args.backlog
+    return backlog / (time.perf_counter() - start)
 
 
 async def _consume_push(
@@ -153,6 +156,7 @@ async def _consume_push(
         listener=listener,  # type: ignore[arg-type]
         consume_from_where=_from_where(args),
         settings=settings,
+        **_security.client_options(args),
     )
     consumer.subscribe(args.topic, "*")
     async with consumer:
@@ -167,6 +171,7 @@ async def _consume_lite(
         namesrv=namesrv,
         consume_from_where=_from_where(args),
         pull_batch_size=args.pull_batch,
+        **_security.client_options(args),
     ) as consumer:
         await consumer.subscribe(args.topic, "*")
         while not stop.is_set():
@@ -214,6 +219,7 @@ async def live_feed(namesrv: str, args: argparse.Namespace, seconds: float) -> A
         "--warmup",
         "0",
         "--quiet",
+        *_security.forwarded(args),
         *shlex.split(args.producer_args),
     ]
     proc = await trio.lowlevel.open_process(cmd, stdout=subprocess.DEVNULL, cwd=_bench.ROOT)
@@ -227,13 +233,15 @@ async def live_feed(namesrv: str, args: argparse.Namespace, seconds: float) -> A
 async def run_target(
     label: str, namesrv: str, args: argparse.Namespace, procs: Sequence[Proc]
 ) -> dict[str, Any]:
-    await _bench_servers.ensure_topic(namesrv, args.topic, args.queues)
+    await _bench_servers.ensure_topic(
+        namesrv, args.topic, args.queues, **_security.remoting_options(args)
+    )
     result: dict[str, Any] = {"label": label, "client": args.client}
     if args.backlog:
         rate = await prefill(namesrv, args)
         say(f"stored a backlog of {args.backlog:,} messages ({rate:,.0f} msg/s, batch sends)")
         result["prefill_tps"] = round(rate, 1)
-    count = args.count if args.count is not None else (args.backlog or None)
+    count: int | None = args.count if args.count is not None else (args.backlog or None)
     meter = Meter(measuring=False)
     receiver = Receiver(meter)
     group = args.group or f"benchmark_consumer_{uuid.uuid4().hex[:8]}"
@@ -254,7 +262,7 @@ async def run_target(
                 meter.roll()
                 watch.start()
                 start = time.perf_counter()
-                deadline = start + args.duration
+                deadline: float = start + args.duration
 
                 def finished() -> bool:
                     if count is not None:

@@ -34,7 +34,7 @@ from actors.client.errors import BrokerError, ClientError
 from actors.client.message import Message, SendResult, SendStatus
 from actors.client.producer import Producer, ProducerConfig
 from actors.remoting.client import open_remoting_client
-from apps import _bench, _bench_servers
+from apps import _bench, _bench_servers, _security
 from apps._bench import CpuWatch, Meter, Proc, Ticker, say
 from apps._rawsend import RawSender
 
@@ -134,7 +134,9 @@ async def run_target(
     label: str, namesrv: str, args: argparse.Namespace, procs: Sequence[Proc]
 ) -> dict[str, Any]:
     """One measured run against ``namesrv``; the summary fields of that run."""
-    broker_addr = await _bench_servers.ensure_topic(namesrv, args.topic, args.queues)
+    broker_addr = await _bench_servers.ensure_topic(
+        namesrv, args.topic, args.queues, **_security.remoting_options(args)
+    )
     wl = Workload(args)
     meter = Meter(measuring=False)
     config = ProducerConfig(max_async_in_flight=args.threads, send_timeout=3.0)
@@ -143,7 +145,9 @@ async def run_target(
     measured = 0.0
     async with contextlib.AsyncExitStack() as stack:
         if args.client == "raw":
-            remoting = await stack.enter_async_context(open_remoting_client(name="bench-raw"))
+            remoting = await stack.enter_async_context(
+                open_remoting_client(name="bench-raw", **_security.remoting_options(args))
+            )
             raw = RawSender(
                 remoting,
                 broker_addr,
@@ -155,7 +159,9 @@ async def run_target(
             )
         else:
             producer = await stack.enter_async_context(
-                Producer(args.group, namesrv=namesrv, config=config)
+                Producer(
+                    args.group, namesrv=namesrv, config=config, **_security.client_options(args)
+                )
             )
         with Ticker(f"{label} {args.mode}", quiet=args.quiet) as ticker:
             async with trio.open_nursery() as nursery:
@@ -174,11 +180,12 @@ async def run_target(
                 meter.roll()
                 watch.start()
                 start = time.perf_counter()
-                deadline = start + args.duration
+                deadline: float = start + args.duration
+                count: int | None = args.count
 
                 def finished() -> bool:
-                    if args.count is not None:
-                        return meter.ok + meter.failed + meter.response_failed >= args.count
+                    if count is not None:
+                        return meter.ok + meter.failed + meter.response_failed >= count
                     return time.perf_counter() >= deadline
 
                 def progress() -> str:
@@ -252,11 +259,15 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             await measure(label, namesrv, procs)
     summary = _bench.median_of(runs[label])
     if "floor" in runs:
-        floor = _bench.median_of(runs["floor"])
-        summary["floor"] = floor
-        summary["ratio_tps"] = round(summary["tps"] / floor["tps"], 3) if floor["tps"] else None
+        floor_summary = _bench.median_of(runs["floor"])
+        summary["floor"] = floor_summary
+        summary["ratio_tps"] = (
+            round(summary["tps"] / floor_summary["tps"], 3) if floor_summary["tps"] else None
+        )
         summary["ratio_p99"] = (
-            round(summary["p99_ms"] / floor["p99_ms"], 3) if floor["p99_ms"] else None
+            round(summary["p99_ms"] / floor_summary["p99_ms"], 3)
+            if floor_summary["p99_ms"]
+            else None
         )
     summary["bench_peak_rss_mib"] = Proc("bench", os.getpid()).peak_rss_mib()
     summary["loadavg"] = [round(x, 2) for x in os.getloadavg()]

@@ -23,6 +23,7 @@ from typing import Any
 import attrs
 import trio
 
+from actors.broker.acl import AclGuard, acl_file_path, acl_file_watcher
 from actors.broker.config import BrokerConfig, resolve_defaults
 from actors.broker.context import BrokerContext
 from actors.broker.delivery import ArrivalTee, DelayedDelivery
@@ -40,9 +41,12 @@ from actors.broker.persist import config_persister
 from actors.broker.registration import broker_registrar, namesrv_addresses, unregister_all
 from actors.broker.role import role_supervisor
 from actors.remoting.client import RemotingClient, open_remoting_client
+from actors.remoting.netconfig import ServerNetConfig
 from actors.remoting.router import RequestContext, Router
 from actors.remoting.server import ServerHandle, remoting_server
+from actors.remoting.tls import outgoing_context
 from actors.store import commit_log_flusher, reput_dispatcher, store_services
+from protocol.codes import ResponseCode
 from protocol.command import RemotingCommand
 from storage.config import BrokerRole, MessageStoreConfig
 from storage.message_store import MessageStore
@@ -51,13 +55,20 @@ from storage.timer_wheel import TimerConfig
 log = logging.getLogger(__name__)
 
 ARRIVALS_BUFFER = 1024
+# how long a request that changed a table waits for the config journal's fsync
+CONFIG_DURABLE_TIMEOUT = 10.0  # s
 
 
 class BrokerRouter(Router):
-    """The broker's router, counting requests in flight so shutdown can wait for them."""
+    """The broker's router: counts requests in flight so shutdown can wait for them, and holds
+    back the answer to a request that changed the topic or group tables until the change is
+    durable (the config journal) and, for topics, sent to the name servers (as Java registers
+    an auto-created topic before answering the send).  One place, so no handler that creates
+    a topic or group (send, send-back, heartbeat, pull, admin, ...) can answer early."""
 
-    def __init__(self) -> None:
+    def __init__(self, broker: BrokerContext) -> None:
         super().__init__("broker")
+        self.broker = broker
         self.in_flight = 0
         # made only while someone waits: an Event per request cost ~2 us on the send path
         self._idle: trio.Event | None = None
@@ -65,12 +76,40 @@ class BrokerRouter(Router):
     async def dispatch(self, ctx: RequestContext, req: RemotingCommand) -> RemotingCommand | None:
         self.in_flight += 1
         try:
-            return await super().dispatch(ctx, req)
+            reply = await super().dispatch(ctx, req)
+            broker = self.broker
+            if (
+                broker.topics.version + broker.groups.version > broker.config_durable.current
+                or broker.topic_changes.value > broker.registered.current
+            ) and reply is not None:
+                reply = await self._after_config_change(req, reply)
+            return reply
         finally:
             self.in_flight -= 1
             if self.in_flight == 0 and self._idle is not None:
                 self._idle.set()
                 self._idle = None
+
+    async def _after_config_change(
+        self, req: RemotingCommand, reply: RemotingCommand
+    ) -> RemotingCommand:
+        broker = self.broker
+        version = broker.config_version
+        if version > broker.config_durable.current:
+            broker.config_changes.value += 1  # the persister journals it now
+            if not await broker.config_durable.wait_for(version, CONFIG_DURABLE_TIMEOUT):
+                return req.reply(
+                    ResponseCode.SYSTEM_ERROR,
+                    "the topic or subscription group change could not be made durable "
+                    f"within {CONFIG_DURABLE_TIMEOUT:g} s; see the broker's log",
+                )
+        changes = broker.topic_changes.value
+        if changes > broker.registered.current:
+            # a name server that does not answer must not hold sends for longer than one
+            # registration attempt; the periodic registration retries
+            timeout = broker.config.registerBrokerTimeoutMills / 1000
+            await broker.registered.wait_for(changes, timeout)
+        return reply
 
     async def wait_idle(self) -> None:
         # always a checkpoint, idle or not: replies just queued (resumed held pulls) get
@@ -83,7 +122,7 @@ class BrokerRouter(Router):
 
 
 def build_router(ctx: BrokerContext, pull: PullHandler) -> BrokerRouter:
-    router = BrokerRouter()
+    router = BrokerRouter(ctx)
     SendHandler(ctx).register(router)
     pull.register(router)
     OffsetHandlers(ctx).register(router)
@@ -151,12 +190,18 @@ async def broker(
     config: BrokerConfig,
     store_config: MessageStoreConfig,
     *,
-    host: str = "0.0.0.0",
+    host: str | None = None,
+    net: ServerNetConfig | None = None,
     now_ms: Any = None,
     timer_config: TimerConfig | None = None,
     task_status: trio.TaskStatus[BrokerHandle] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run a broker until ``BrokerHandle.stop()`` or cancellation; report a BrokerHandle."""
+    """Run a broker until ``BrokerHandle.stop()`` or cancellation; report a BrokerHandle.
+
+    ``host`` (default: ``net.bindAddress``, else all interfaces) is where it listens; ``net``
+    also brings TLS and the limits for untrusted peers."""
+    if host is None:
+        host = net.bindAddress if net is not None else "0.0.0.0"
     config, store_config = prepare_configs(config, store_config, host)
     store = MessageStore(store_config, store_host=config.broker_addr)
     await trio.to_thread.run_sync(store.load)
@@ -165,7 +210,7 @@ async def broker(
     try:
         ctx = await BrokerContext.load(config, store_config, store, **extra)
         ctx.delivery = DelayedDelivery.for_broker(ctx, timer_config)
-        await _serve(ctx, host, stopped, task_status)
+        await _serve(ctx, host, net, stopped, task_status)
     finally:
         with trio.move_on_after(30, shield=True):
             await trio.to_thread.run_sync(store.shutdown)
@@ -174,9 +219,16 @@ async def broker(
 
 
 async def _serve(
-    ctx: BrokerContext, host: str, stopped: trio.Event, task_status: trio.TaskStatus[BrokerHandle]
+    ctx: BrokerContext,
+    host: str,
+    net: ServerNetConfig | None,
+    stopped: trio.Event,
+    task_status: trio.TaskStatus[BrokerHandle],
 ) -> None:
     store, config = ctx.store, ctx.config
+    delivery = ctx.delivery
+    if delivery is None:
+        raise RuntimeError("the broker's delayed delivery was not set up")
     addrs = namesrv_addresses(config.namesrvAddr)
     arrivals_send, arrivals_recv = trio.open_memory_channel[Any](ARRIVALS_BUFFER)
     async with trio.open_nursery() as store_layer:
@@ -190,16 +242,23 @@ async def _serve(
             functools.partial(
                 reput_dispatcher,
                 store,
-                ArrivalTee(HeldOnly(arrivals_send, ctx.holds), ctx.delivery),  # type: ignore[arg-type]
+                ArrivalTee(HeldOnly(arrivals_send, ctx.holds), delivery),
                 wake=ctx.reput_wake,
             )
         )
         pull = PullHandler(ctx)
         router = build_router(ctx, pull)
+        acl: AclGuard | None = None
+        if config.aclEnable:
+            path = acl_file_path(config.rocketmqHome, config.plainAclFile)
+            acl = await trio.to_thread.run_sync(AclGuard.load, path)
+            router.guard = acl
         stop = trio.Event()
         async with (
             trio.open_nursery() as services,
-            open_remoting_client(name="broker-outer") as client,
+            open_remoting_client(
+                name="broker-outer", ssl_context=outgoing_context(net) if net else None
+            ) as client,
         ):
             ctx.spawn = services.start_soon
             await services.start(
@@ -215,6 +274,8 @@ async def _serve(
             await services.start(client_housekeeping, ctx)
             await services.start(config_persister, ctx)
             await services.start(role_supervisor, ctx)
+            if acl is not None:
+                await services.start(acl_file_watcher, acl)
             server: ServerHandle = await services.start(
                 functools.partial(
                     remoting_server,
@@ -224,6 +285,7 @@ async def _serve(
                     name="broker",
                     idle_timeout=config.serverChannelMaxIdleTimeSeconds,
                     on_close=lambda channel: channel_closed(ctx, channel),
+                    net=net,
                 )
             )
             registrar_scope = trio.CancelScope()
