@@ -29,6 +29,7 @@ from actors.broker.context import BrokerContext
 from actors.broker.delivery import ArrivalTee, DelayedDelivery
 from actors.broker.handlers.admin import AdminHandlers
 from actors.broker.handlers.client_manage import ClientHandlers, channel_closed
+from actors.broker.handlers.end_transaction import EndTransactionHandler
 from actors.broker.handlers.lock import LockHandlers
 from actors.broker.handlers.offsets import OffsetHandlers
 from actors.broker.handlers.pull import PullHandler
@@ -131,6 +132,7 @@ def build_router(ctx: BrokerContext, pull: PullHandler) -> BrokerRouter:
     QueryHandlers(ctx).register(router)
     AdminHandlers(ctx).register(router)
     SendBackHandler(ctx).register(router)
+    EndTransactionHandler(ctx).register(router)
     return router
 
 
