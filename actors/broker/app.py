@@ -268,7 +268,14 @@ async def _serve(
         ):
             ctx.spawn = services.start_soon
             await services.start(
-                long_polling, ctx.holds, arrivals_recv, pull.resume, store.max_offset_in_queue
+                functools.partial(
+                    long_polling,
+                    ctx.holds,
+                    arrivals_recv,
+                    pull.resume,
+                    store.max_offset_in_queue,
+                    abandoned=pull.abandoned,
+                )
             )
             await services.start(client_housekeeping, ctx)
             await services.start(config_persister, ctx)
