@@ -24,6 +24,13 @@ from actors.remoting.errors import (
     RemotingTooManyRequestsError,
 )
 from actors.remoting.router import Router
+from actors.remoting.transport import (
+    Transport,
+    current_transport,
+)
+from actors.remoting.transport import (
+    stream_addresses as named_addresses,
+)
 from protocol.command import RemotingCommand
 from protocol.frame import DEFAULT_MAX_FRAME_SIZE
 
@@ -51,6 +58,8 @@ class RemotingClient:
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
     idle_timeout: float | None = 120.0
     max_async: int = 65535
+    # None: the transport current when the client was opened (TCP unless simulated).
+    transport: Transport | None = None
     # Called with the address whenever a connection to it ends (for route/broker cleanup).
     on_close: list[Callable[[str], object]] = attrs.field(factory=list)
 
@@ -165,15 +174,16 @@ class RemotingClient:
             host, port = split_address(addr)
         except ValueError as exc:
             raise RemotingConnectError(addr, str(exc)) from None
-        stream: trio.SocketStream | None = None
+        stream: trio.abc.Stream | None = None
+        transport = self.transport or current_transport()
         with trio.move_on_after(timeout):
             try:
-                stream = await trio.open_tcp_stream(host, port)
+                stream = await transport.connect(host, port)
             except OSError as exc:
                 raise RemotingConnectError(addr, str(exc)) from None
         if stream is None:
             raise RemotingConnectError(addr, f"timed out after {timeout:.3f}s")
-        peer, local = stream_addresses(stream)
+        peer, local = named_addresses(stream) or stream_addresses(stream)
         conn = Connection(
             stream,
             self.router,
@@ -217,6 +227,7 @@ async def open_remoting_client(
     idle_timeout: float | None = 120.0,
     max_async: int = 65535,
     name: str = "client",
+    transport: Transport | None = None,
 ) -> AsyncIterator[RemotingClient]:
     """A client for the duration of the block; leaving it closes every connection."""
     async with trio.open_nursery() as nursery:
@@ -228,6 +239,7 @@ async def open_remoting_client(
             max_frame_size=max_frame_size,
             idle_timeout=idle_timeout,
             max_async=max_async,
+            transport=transport or current_transport(),
         )
         try:
             yield client

@@ -18,6 +18,13 @@ import trio
 
 from actors.remoting.connection import Connection, stream_addresses
 from actors.remoting.router import Channel, Router
+from actors.remoting.transport import (
+    Transport,
+    current_transport,
+)
+from actors.remoting.transport import (
+    stream_addresses as named_addresses,
+)
 from protocol.frame import DEFAULT_MAX_FRAME_SIZE
 
 log = logging.getLogger(__name__)
@@ -63,15 +70,19 @@ async def remoting_server(
     idle_timeout: float | None = 120.0,
     on_open: Callable[[Channel], None] | None = None,
     on_close: Callable[[Channel], None] | None = None,
+    transport: Transport | None = None,
     task_status: trio.TaskStatus[ServerHandle] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve ``router`` on ``host:port`` (0 = any free port) until cancelled."""
-    listeners = await trio.open_tcp_listeners(port, host=host)
-    bound_host, bound_port = listeners[0].socket.getsockname()[:2]
+    """Serve ``router`` on ``host:port`` (0 = any free port) until cancelled.
+
+    ``transport`` defaults to the current task's (actors/remoting/transport.py: TCP unless a
+    simulation set another)."""
+    listening = await (transport or current_transport()).listen(host, port)
+    listeners, bound_host, bound_port = listening.listeners, listening.host, listening.port
     handle = ServerHandle(host=bound_host, port=bound_port)
 
-    async def serve_stream(stream: trio.SocketStream) -> None:
-        peer, local = stream_addresses(stream)
+    async def serve_stream(stream: trio.abc.Stream) -> None:
+        peer, local = named_addresses(stream) or stream_addresses(stream)
         conn = Connection(
             stream,
             router,
