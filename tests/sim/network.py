@@ -218,13 +218,19 @@ class NodeTransport:
 
     net: SimNetwork
     host: str
+    # the host's incarnation this transport belongs to: a killed node's leftover tasks
+    # (its cleanup runs on cancellation) must not reach the network of its successor
+    generation: int = 0
+
+    def _check_alive(self) -> None:
+        if self.host in self.net._down or self.net._gen[self.host] != self.generation:
+            raise OSError(f"host {self.host} (incarnation {self.generation}) is down")
 
     async def listen(self, host: str, port: int) -> Listening:
         await trio.lowlevel.checkpoint()
         if host not in ("", "0.0.0.0", self.host):
             raise OSError(f"{self.host} cannot listen on {host}")
-        if self.host in self.net._down:
-            raise OSError(f"host {self.host} is down")
+        self._check_alive()
         if port == 0:
             port = self.net._ephemeral_port(self.host)
         if (self.host, port) in self.net._listeners:
@@ -235,12 +241,12 @@ class NodeTransport:
 
     async def connect(self, host: str, port: int) -> SimStream:
         net = self.net
-        if self.host in net._down:
-            raise OSError(f"host {self.host} is down")
+        self._check_alive()
         # SYN and SYN-ACK; across a partition they never arrive and the caller times out
         await trio.sleep(net.delay(self.host, host) + net.delay(host, self.host))
         while net.is_cut(self.host, host):
             await net._heal_wait()
+        self._check_alive()
         listener = net._listeners.get((host, port))
         if listener is None or host in net._down:
             raise ConnectionRefusedError(f"connection refused: {host}:{port}")
@@ -287,7 +293,8 @@ class SimNetwork:
         self.log: list[tuple[float, str]] = []
 
     def node(self, host: str) -> NodeTransport:
-        return NodeTransport(self, host)
+        """The transport of ``host``'s current incarnation."""
+        return NodeTransport(self, host, self._gen[host])
 
     # ------------------------------------------------------------ link properties
 
