@@ -84,6 +84,11 @@ class Node:
     async def main(self, task_status: trio.TaskStatus[None]) -> None:
         raise NotImplementedError
 
+    async def finished(self) -> None:
+        """Until the node's program returns (or it is stopped or killed)."""
+        if self._done is not None:
+            await self._done.wait()
+
     async def stop(self) -> None:
         """Cancel the node's tasks with the network up (its orderly cleanup reaches peers)."""
         if self._scope is not None and self._done is not None:
@@ -94,7 +99,8 @@ class Node:
         """Capture what survives, before the tasks are cancelled (brokers: the store)."""
 
     async def kill(self, *, power_loss: bool = True, silent: bool = False) -> None:
-        assert self._scope is not None and self._done is not None
+        assert self._scope is not None
+        assert self._done is not None
         self.sim.net.down(self.host, silent=silent)
         self.before_kill(power_loss)
         self._killed = True

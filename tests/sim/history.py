@@ -126,13 +126,14 @@ class History:
 
     def lost(self) -> list[tuple[str, Send]]:
         delivered = {(d.group, d.key) for d in self.deliveries}
-        missing = []
-        for group, topics in sorted(self.subscriptions.items()):
-            for send in self.acked_ok():
-                if send.topic in topics and (group, send.key) not in delivered:
-                    if not self.may_be_lost(send):
-                        missing.append((group, send))
-        return missing
+        return [
+            (group, send)
+            for group, topics in sorted(self.subscriptions.items())
+            for send in self.acked_ok()
+            if send.topic in topics
+            and (group, send.key) not in delivered
+            and not self.may_be_lost(send)
+        ]
 
     def double_owners(self) -> list[tuple[Delivery, Delivery]]:
         first: dict[tuple[str, str], list[Delivery]] = collections.defaultdict(list)
@@ -140,11 +141,12 @@ class History:
         for d in self.deliveries:
             if d.group in self.broadcast_groups:
                 continue
-            for other in first[(d.group, d.key)]:
-                if other.consumer != d.consumer and not (
-                    self.in_window(other.at) or self.in_window(d.at)
-                ):
-                    bad.append((other, d))
+            bad.extend(
+                (other, d)
+                for other in first[(d.group, d.key)]
+                if other.consumer != d.consumer
+                and not (self.in_window(other.at) or self.in_window(d.at))
+            )
             first[(d.group, d.key)].append(d)
         return bad
 
