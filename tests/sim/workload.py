@@ -81,7 +81,13 @@ def producer_program(plan: ProducerPlan, rng: random.Random) -> Callable[..., An
                 except (ClientError, RemotingError, trio.TooSlowError) as exc:
                     history.send_finished(send, type(exc).__name__)
                     continue
-                history.send_finished(send, result.status.name, result.offset_msg_id)
+                history.send_finished(
+                    send,
+                    result.status.name,
+                    result.offset_msg_id,
+                    result.message_queue.queue_id,
+                    result.queue_offset,
+                )
 
     return body
 
@@ -106,7 +112,14 @@ def consumer_program(
 
         async def listener(msgs: list[Any], ctx: Any) -> Any:
             for m in msgs:
-                history.delivered(key_of(m.body), group, node.name, m.reconsume_times)
+                history.delivered(
+                    key_of(m.body),
+                    group,
+                    node.name,
+                    m.reconsume_times,
+                    (m.store_host, m.queue_id),
+                    m.queue_offset,
+                )
             await trio.sleep(rng.uniform(*work))
             return ConsumeOrderlyStatus.SUCCESS if orderly else ConsumeStatus.CONSUME_SUCCESS
 
