@@ -197,7 +197,7 @@ class History:
 
     def double_owners(self) -> list[tuple[Delivery, Delivery]]:
         first: dict[tuple[str, str], list[Delivery]] = collections.defaultdict(list)
-        bad: list[tuple[Delivery, Send]] = []
+        bad: list[tuple[Delivery, Delivery]] = []
         for d in self.deliveries:
             if d.group in self.broadcast_groups:
                 continue
