@@ -47,9 +47,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         report.sections.append(
             (
                 "simulation seed",
-                f"seed {seed}: replay with  .venv/bin/python -m pytest '{item.nodeid}'  "
-                f"(or -k {item.originalname} --seed {seed}); exact interleavings also need "
-                "the same PYTHONHASHSEED",
+                f"seed {seed}: replay with  .venv/bin/python -m pytest "
+                f"'{item.nodeid}' --seed {seed}  (exact interleavings across processes also "
+                "need the same PYTHONHASHSEED)",
             )
         )
     return report

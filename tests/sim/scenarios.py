@@ -172,7 +172,10 @@ async def long_polling_across_restarts(sim: Simulation) -> None:
         await b.kill(power_loss=sim.rng.random() < 0.5)
         await trio.sleep(sim.rng.uniform(1, 10))
         await b.restart()
-        await trio.sleep(sim.rng.uniform(20, 40))  # the consumer is back in a held pull
+        # the consumer is back in a held pull once its next heartbeat (every 30 s) has told
+        # the new incarnation its subscription: until then its pulls are refused
+        # (SUBSCRIPTION_NOT_EXIST, retried after 3 s), as with Java's client
+        await trio.sleep(sim.rng.uniform(35, 50))
         before = len(sim.history.deliveries)
         producer = await sim.add_client(
             f"p{sim.rng.randrange(1 << 30)}",
