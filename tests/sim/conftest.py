@@ -11,8 +11,8 @@ import random
 import pytest
 import trio
 
+from tests.sim import inline_threads as inline
 from tests.sim.cluster import Simulation
-from tests.sim.inline_threads import inline_run_sync
 
 DEFAULT_SEEDS = 2
 
@@ -57,7 +57,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
 
 @pytest.fixture
 def inline_threads(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(trio.to_thread, "run_sync", inline_run_sync)
+    inline.install(monkeypatch)
 
 
 @pytest.fixture

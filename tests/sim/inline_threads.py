@@ -7,15 +7,19 @@ a simulation ``trio.to_thread.run_sync`` calls the function on the event loop in
 checkpoint before and after, like the real thing).  The SYNC_FLUSH flush thread
 (actors/store/flush.py ``group_commit_thread``), which lives as long as the flusher and waits
 on a ``threading.Event``, becomes a task that runs the same loop and waits on a trio event
-the ring's ``set`` also sets.
+the ring's ``set`` also sets.  Modules that captured ``trio.to_thread.run_sync`` as a default
+argument at import (actors/broker/persist.py's ``offload``) get theirs replaced too.
 """
 
 from __future__ import annotations
 
+import inspect
+import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import pytest
 import trio
 
 from actors.store import flush as flush_module
@@ -28,6 +32,41 @@ async def inline_run_sync(fn: Callable[..., Any], *args: Any, **_: Any) -> Any:
     result = fn(*args)
     await trio.lowlevel.cancel_shielded_checkpoint()
     return result
+
+
+def install(monkeypatch: pytest.MonkeyPatch) -> int:
+    """Patch ``trio.to_thread.run_sync`` and every default argument the project's modules
+    captured from it at import (``offload: Offload = trio.to_thread.run_sync``, also attrs
+    fields, whose defaults live in the generated ``__init__``); return how many defaults."""
+    original = trio.to_thread.run_sync
+    monkeypatch.setattr(trio.to_thread, "run_sync", inline_run_sync)
+    patched = 0
+    for fn in _project_functions():
+        defaults = fn.__defaults__
+        if defaults and any(d is original for d in defaults):
+            new = tuple(inline_run_sync if d is original else d for d in defaults)
+            monkeypatch.setattr(fn, "__defaults__", new)
+            patched += 1
+        kwdefaults = fn.__kwdefaults__
+        if kwdefaults and any(d is original for d in kwdefaults.values()):
+            new_kw = {k: inline_run_sync if d is original else d for k, d in kwdefaults.items()}
+            monkeypatch.setattr(fn, "__kwdefaults__", new_kw)
+            patched += 1
+    return patched
+
+
+def _project_functions() -> Iterator[Any]:
+    seen: set[int] = set()
+    for name, module in list(sys.modules.items()):
+        if module is None or not name.startswith(("actors.", "storage.", "apps.")):
+            continue
+        for obj in list(vars(module).values()):
+            members = list(vars(obj).values()) if inspect.isclass(obj) else [obj]
+            for member in members:
+                fn = getattr(member, "__func__", member)
+                if inspect.isfunction(fn) and id(fn) not in seen:
+                    seen.add(id(fn))
+                    yield fn
 
 
 async def _group_commit_task(
