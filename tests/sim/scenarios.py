@@ -230,6 +230,36 @@ async def delayed_messages(sim: Simulation) -> None:
     assert any(s.delay_ms for s in sim.history.sends.values())
 
 
+async def network_chaos(sim: Simulation) -> None:
+    """Producers and consumers while the network misbehaves: connections reset, links
+    between a client and a broker cut for a while and healed, latencies change.  Nothing
+    acknowledged may be lost, nothing owned twice outside the windows the faults open."""
+    await base_cluster(sim, brokers=2)
+    consumers = [
+        await sim.add_client(f"c{i}", consumer_program("g1", TOPIC, rng=child_rng(sim)))
+        for i in range(2)
+    ]
+    producer = await sim.add_client(
+        "p0", producer_program(ProducerPlan(TOPIC, 150, interval=0.3), child_rng(sim))
+    )
+    clients = [*consumers, producer]
+    for _ in range(10):
+        await trio.sleep(sim.rng.uniform(1, 8))
+        client, b = sim.rng.choice(clients), sim.rng.choice(sim.brokers)
+        fault = sim.rng.random()
+        sim.history.membership_changed(f"network fault {client.name} {b.name}")
+        if fault < 0.4:
+            sim.net.reset(client.host, b.host)
+        elif fault < 0.8:
+            sim.net.partition(client.host, b.host)
+            await trio.sleep(sim.rng.uniform(2, 40))
+            sim.net.heal(client.host, b.host)
+        else:
+            sim.net.set_link(client.host, b.host, sim.rng.uniform(0.01, 0.5), 0.05)
+    sim.net.heal()
+    await settle(sim, producer, after=120)
+
+
 SCENARIOS = {
     f.__name__: f
     for f in (
@@ -240,5 +270,6 @@ SCENARIOS = {
         long_polling_across_restarts,
         orderly_under_broker_restart,
         delayed_messages,
+        network_chaos,
     )
 }
