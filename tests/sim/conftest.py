@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 import pytest
@@ -61,7 +62,22 @@ def inline_threads(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def deterministic(seed: int, inline_threads: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def simulated_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """fsync and fdatasync return at once: what a power loss keeps is decided by
+    tests/sim/durable.py from the store's flushed positions, not by the real disk, and real
+    syncs only cost wall time (most of a scenario's on a busy machine)."""
+    monkeypatch.setattr(os, "fsync", _no_sync)
+    monkeypatch.setattr(os, "fdatasync", _no_sync)
+
+
+def _no_sync(fd: int) -> None:
+    os.fstat(fd)  # still an error for a bad descriptor, as the real call would be
+
+
+@pytest.fixture
+def deterministic(
+    seed: int, inline_threads: None, simulated_disk: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Seed every source of choice the code under test uses: the global ``random`` (queue
     picks, rebalance shuffles) and trio's scheduler (it shuffles runnable batches)."""
     state = random.getstate()

@@ -51,7 +51,7 @@ def _run_once(name: str, seed: int, root) -> list[tuple[object, ...]]:
 
 
 @pytest.mark.parametrize("name", ["broker_restart_under_load", "rebalance_storm"])
-def test_a_seed_replays_exactly(name: str, inline_threads: None, tmp_path):
+def test_a_seed_replays_exactly(name: str, inline_threads: None, simulated_disk: None, tmp_path):
     import random
 
     state = random.getstate()
