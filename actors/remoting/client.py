@@ -24,13 +24,7 @@ from actors.remoting.errors import (
     RemotingTooManyRequestsError,
 )
 from actors.remoting.router import Router
-from actors.remoting.transport import (
-    Transport,
-    current_transport,
-)
-from actors.remoting.transport import (
-    stream_addresses as named_addresses,
-)
+from actors.remoting.transport import Transport, current_transport, named_addresses
 from protocol.command import RemotingCommand
 from protocol.frame import DEFAULT_MAX_FRAME_SIZE
 

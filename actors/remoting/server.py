@@ -18,13 +18,7 @@ import trio
 
 from actors.remoting.connection import Connection, stream_addresses
 from actors.remoting.router import Channel, Router
-from actors.remoting.transport import (
-    Transport,
-    current_transport,
-)
-from actors.remoting.transport import (
-    stream_addresses as named_addresses,
-)
+from actors.remoting.transport import Transport, current_transport, named_addresses
 from protocol.frame import DEFAULT_MAX_FRAME_SIZE
 
 log = logging.getLogger(__name__)

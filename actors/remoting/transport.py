@@ -78,7 +78,7 @@ def use_transport(transport: Transport) -> Iterator[None]:
         _current.reset(token)
 
 
-def stream_addresses(stream: trio.abc.Stream) -> tuple[str, str] | None:
+def named_addresses(stream: trio.abc.Stream) -> tuple[str, str] | None:
     """(peer, local) of a stream that names them itself (``addresses``), else None."""
     addresses = getattr(stream, "addresses", None)
     if isinstance(addresses, tuple) and len(addresses) == 2:
@@ -92,6 +92,6 @@ __all__ = [
     "TcpTransport",
     "Transport",
     "current_transport",
-    "stream_addresses",
+    "named_addresses",
     "use_transport",
 ]

@@ -155,8 +155,12 @@ class History:
         the reput made visible before they were flushed, and recovery does not move them
         back.  Allowed, and counted in ``summary()``; it is what a stricter broker could fix.
         """
+        if send.acked is None:
+            return False
+        # a delayed message takes its place in the topic's queue when it becomes due
+        placed = max(send.acked, send.started + send.delay_ms / 1000)
         for loss in self.losses:
-            if send.broker != loss.broker or send.acked is None or send.acked < loss.at:
+            if send.broker != loss.broker or placed < loss.at:
                 continue
             before = [
                 d.queue_offset

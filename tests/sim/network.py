@@ -108,7 +108,7 @@ class SimStream(trio.abc.Stream):
 
     @property
     def addresses(self) -> tuple[str, str]:
-        """(peer, local) as "host:port": actors.remoting.transport.stream_addresses reads it."""
+        """(peer, local) as "host:port": actors.remoting.transport.named_addresses reads it."""
         return (f"{self.peer[0]}:{self.peer[1]}", f"{self.local[0]}:{self.local[1]}")
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:

@@ -102,3 +102,20 @@ async def test_a_delayed_message_must_not_come_early(autojump_clock):
         h.check()
     h.deliveries[0].at = 5.0
     h.check()
+
+
+async def test_after_a_power_loss_only_reused_queue_offsets_are_excused(autojump_clock):
+    h = History(sync_flush=True)
+    h.subscriptions["g"] = {"T"}
+    for i in range(3):  # queue offsets 0..2, consumed and committed
+        sent(h, f"old{i}", i * 1000)
+        h.delivered(f"old{i}", "g", "c1", queue=(BROKER, 0), queue_offset=i)
+    await at(10)
+    h.power_loss(BROKER, flushed=1000)  # the queue recovers to offset 1
+    await at(20)
+    for key, offset in (("reused", 1000), ("fresh", 3000)):
+        s = h.send_started(key, "T", 100)
+        h.send_finished(s, "SEND_OK", msg_id(offset), 0, offset // 1000)
+    # "reused" took queue offset 1 below the group's committed 3: skipped, as RocketMQ does
+    assert {s.key for _, s in h.lost()} == {"fresh"}
+    assert h.summary()["skipped_after_power_loss"] == 1
