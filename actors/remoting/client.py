@@ -16,7 +16,12 @@ from contextlib import asynccontextmanager
 import attrs
 import trio
 
-from actors.remoting.connection import Connection, stream_addresses
+from actors.remoting.connection import (
+    MAX_SPAWNED,
+    WRITE_HIGH_WATER,
+    Connection,
+    stream_addresses,
+)
 from actors.remoting.errors import (
     RemotingClosedError,
     RemotingConnectError,
@@ -55,6 +60,10 @@ class RemotingClient:
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
     idle_timeout: float | None = 120.0
     max_async: int = 65535
+    # Per connection, as on the server (connection.py): unsent bytes at which invokes wait
+    # and the reader stops, and spawned handlers of the server's requests.
+    write_limit: int = WRITE_HIGH_WATER
+    max_spawned: int = MAX_SPAWNED
     request_hook: RequestHook | None = None
     # TLS for every connection (tls.client_context()); None = plain text.
     ssl_context: ssl.SSLContext | None = None
@@ -212,6 +221,8 @@ class RemotingClient:
             name=self.name,
             max_frame_size=self.max_frame_size,
             idle_timeout=self.idle_timeout,
+            write_limit=self.write_limit,
+            max_spawned=self.max_spawned,
         )
         self._connections[addr] = conn
         await self._nursery.start(self._run_connection, addr, conn, name=f"{self.name} {addr}")
@@ -246,6 +257,8 @@ async def open_remoting_client(
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     idle_timeout: float | None = 120.0,
     max_async: int = 65535,
+    write_limit: int = WRITE_HIGH_WATER,
+    max_spawned: int = MAX_SPAWNED,
     name: str = "client",
     request_hook: RequestHook | None = None,
     ssl_context: ssl.SSLContext | None = None,
@@ -261,6 +274,8 @@ async def open_remoting_client(
             max_frame_size=max_frame_size,
             idle_timeout=idle_timeout,
             max_async=max_async,
+            write_limit=write_limit,
+            max_spawned=max_spawned,
             request_hook=request_hook,
             ssl_context=ssl_context,
             transport=transport or current_transport(),

@@ -16,7 +16,12 @@ from collections.abc import Callable
 import attrs
 import trio
 
-from actors.remoting.connection import Connection, stream_addresses
+from actors.remoting.connection import (
+    MAX_SPAWNED,
+    WRITE_HIGH_WATER,
+    Connection,
+    stream_addresses,
+)
 from actors.remoting.limits import ConnectionLimits, peer_host
 from actors.remoting.netconfig import ServerNetConfig
 from actors.remoting.router import Channel, Router
@@ -66,6 +71,8 @@ async def remoting_server(
     name: str = "remoting",
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     idle_timeout: float | None = 120.0,
+    write_limit: int = WRITE_HIGH_WATER,
+    max_spawned: int = MAX_SPAWNED,
     on_open: Callable[[Channel], None] | None = None,
     on_close: Callable[[Channel], None] | None = None,
     net: ServerNetConfig | None = None,
@@ -118,6 +125,8 @@ async def remoting_server(
             name=name,
             max_frame_size=max_frame_size,
             idle_timeout=idle_timeout,
+            write_limit=write_limit,
+            max_spawned=max_spawned,
             max_frames_per_second=net.maxFramesPerSecond if net is not None else 0,
             max_memory=net.maxConnectionMemoryBytes if net is not None else 0,
         )
