@@ -82,21 +82,19 @@ def _read_file(path: Path) -> list[Change]:
         return []
     changes: list[Change] = []
     lines = data.split(b"\n")
-    # the last element is what follows the final newline: empty, or a torn line
+    # The last element is what follows the final newline: empty, or a torn line.  A line
+    # counts only with its newline, even if its JSON happens to be whole: the append it
+    # belonged to was never acknowledged (the newline is its last byte).
+    tail = lines.pop()
+    if tail:
+        log.warning("%s: torn last line ignored (%d bytes)", path, len(tail))
     for i, line in enumerate(lines):
         if not line:
             continue
         try:
             changes.append(decode_change(line))
         except ValueError as exc:
-            whole = i < len(lines) - 1
-            log.warning(
-                "%s: %s line %d ignored, and all after it (%s)",
-                path,
-                "damaged" if whole else "torn last",
-                i + 1,
-                exc,
-            )
+            log.warning("%s: damaged line %d ignored, and all after it (%s)", path, i + 1, exc)
             break
     return changes
 

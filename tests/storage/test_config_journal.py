@@ -96,3 +96,14 @@ def test_orphan_consume_queues_become_topics() -> None:
     known = t.get("Known")
     assert known is not None
     assert known.read_queue_nums == 2
+
+
+def test_a_line_without_its_newline_is_torn(tmp_path: Path) -> None:
+    """The newline is an append's last byte: whole JSON before it is not enough (an append
+    cut right before it was never acknowledged, and the next start must not build on it)."""
+    first = Change("topic", "00", TopicConfig(topic_name="00"))
+    second = Change("group", "g", SubscriptionGroupConfig(group_name="g"))
+    append_changes(tmp_path, [encode_change(first), encode_change(second)])
+    whole = (tmp_path / JOURNAL).read_bytes()
+    (tmp_path / JOURNAL).write_bytes(whole[:-1])
+    assert read_changes(tmp_path) == [first]
