@@ -116,9 +116,9 @@ class TransferDecoder:
 
 __all__ = [
     "DEFAULT_MAX_BODY",
-    "HAProtocolError",
     "HEADER_SIZE",
     "REPORT_SIZE",
+    "HAProtocolError",
     "ReportDecoder",
     "Transfer",
     "TransferDecoder",

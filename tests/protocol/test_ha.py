@@ -37,9 +37,9 @@ def test_golden_transfer_frame() -> None:
 
 
 def test_negative_values_are_refused() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="negative"):
         encode_report(-1)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="bad transfer header"):
         encode_transfer_header(-1, 0)
     with pytest.raises(HAProtocolError):
         ReportDecoder().feed(b"\xff" * 8)

@@ -98,7 +98,7 @@ def test_demoted_master_truncates_the_tail_the_new_master_lacks(open_store, stor
     assert old.max_offset_in_queue("TopicTest", 0) == 35
     new.reput()
     new.set_role(BrokerRole.SYNC_MASTER)  # promoted: continues from its own log
-    for i in range(7):
+    for _ in range(7):
         assert new.put_message(message(queue_id=1, body=b"new")).status is PutStatus.PUT_OK
     new.reput()
 
