@@ -179,7 +179,9 @@ async def test_metadata_sync_copies_topics_and_offsets(
     assert created.code == ResponseCode.SUCCESS, created.remark
     master.ctx.offsets.commit("cg", "Synced", 2, 17)
     master.ctx.delay_offsets.update(3, 9)
-    await trio.sleep(14)
+    with trio.fail_after(60):  # rounds every 10 s: a few at most
+        while slave.ctx.delay_offsets.get(3) != 9 or "Synced" not in slave.ctx.topics:
+            await trio.sleep(1)
     assert slave.ctx.topics.get("Synced").read_queue_nums == 3
     assert slave.ctx.offsets.query("cg", "Synced", 2) == 17
     assert slave.ctx.delay_offsets.get(3) == 9
