@@ -40,6 +40,7 @@ from actors.broker.persist import config_persister
 from actors.broker.registration import broker_registrar, namesrv_addresses, unregister_all
 from actors.broker.role import role_supervisor
 from actors.broker.role_switch import RoleSwitchHandler, send_mode_follows_role
+from actors.broker.vip import vip_channel
 from actors.remoting.client import RemotingClient, open_remoting_client
 from actors.remoting.router import RequestContext, Router
 from actors.remoting.server import ServerHandle, remoting_server
@@ -222,6 +223,17 @@ async def _serve(
                     on_close=lambda channel: channel_closed(ctx, channel),
                 )
             )
+            if config.listenPort > 2:
+                await services.start(
+                    functools.partial(
+                        vip_channel,
+                        router,
+                        host=host,
+                        listen_port=config.listenPort,
+                        idle_timeout=config.serverChannelMaxIdleTimeSeconds,
+                        on_close=lambda channel: channel_closed(ctx, channel),
+                    )
+                )
             registrar_scope = trio.CancelScope()
             await services.start(_in_scope, registrar_scope, broker_registrar, ctx, client, addrs)
             log.info(

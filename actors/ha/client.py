@@ -114,7 +114,9 @@ async def _receive(ctx: Any, stream: trio.SocketStream, moved: Wake) -> None:
             mine = store.max_phy_offset
             if mine and frame.phy_offset != mine:
                 if not (ctx.demoted and frame.phy_offset < mine):
-                    raise _Diverged(f"master sends from {frame.phy_offset}, this log ends at {mine}")
+                    raise _Diverged(
+                        f"master sends from {frame.phy_offset}, this log ends at {mine}"
+                    )
                 dropped = store.truncate_replicated(frame.phy_offset)
                 log.warning("dropped %d bytes the master does not have", dropped)
             # the logs agree from here on: only a master demoted again may drop a tail
