@@ -28,6 +28,7 @@ from storage.errors import StoreError
 log = logging.getLogger(__name__)
 
 RECONNECT_DELAY = 5.0
+ADDRESS_POLL = 0.5
 CONNECT_TIMEOUT = 3.0
 RECEIVE_SIZE = 256 * 1024
 
@@ -49,6 +50,10 @@ async def ha_client(
     task_status.started()
     while True:
         addr = master_ha_address(ctx)
+        if addr is None:
+            # learnt from the next REGISTER_BROKER reply: look again soon
+            await trio.sleep(ADDRESS_POLL)
+            continue
         if addr is not None:
             try:
                 await _follow(ctx, addr)
