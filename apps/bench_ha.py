@@ -124,7 +124,7 @@ async def measure_role(role: str, args: argparse.Namespace) -> dict[str, Any]:
         ):
             # wait until the slave follows (a SYNC_MASTER answers SLAVE_NOT_AVAILABLE before)
             with trio.fail_after(30):
-                while await max_offset(client, slave_addr) != await max_offset(
+                while await max_offset(client, slave_addr) != await max_offset(  # noqa: ASYNC110 - remote state
                     client, master_addr
                 ):
                     await trio.sleep(0.1)
@@ -164,13 +164,13 @@ async def catch_up(cluster: Any, args: argparse.Namespace, file_size: int) -> di
                 await bench_producer.run_target("fill", cluster.namesrv_addr, fill, [])
 
             filling.start_soon(run)
-            while await max_offset(client, master_addr) < target - (1 << 20):
+            while await max_offset(client, master_addr) < target - (1 << 20):  # noqa: ASYNC110
                 await trio.sleep(0.2)
             filling.cancel_scope.cancel()
         end = await max_offset(client, master_addr)
         start = time.perf_counter()
         async with slave_of(cluster.home, cluster.namesrv_addr, file_size, args.flush) as slave:
-            while await max_offset(client, slave) < end:
+            while await max_offset(client, slave) < end:  # noqa: ASYNC110 - remote state
                 await trio.sleep(0.05)
             took = time.perf_counter() - start
     copied = end % file_size or file_size  # a new slave starts at the last file's start
