@@ -274,3 +274,28 @@ async def test_promote_slave_then_demoted_master_follows_it(
     assert master.ctx.store.max_offset_in_queue(TOPIC, 0) == slave.ctx.store.max_offset_in_queue(
         TOPIC, 0
     )
+
+
+async def test_demoted_master_drops_a_tail_the_new_master_lacks(
+    nursery, tmp_path, namesrv_addr, client, autojump_clock
+):
+    master, slave = await start_pair(nursery, tmp_path, namesrv_addr)
+    await send(client, master, 10)
+    await caught_up(slave, master)
+
+    async def switch(broker, role: str, **extra: str) -> None:
+        reply = await client.invoke(
+            broker.address,
+            RemotingCommand.request(SWITCH_BROKER_ROLE, {"brokerRole": role, **extra}),
+            5,
+        )
+        assert reply.code == ResponseCode.SUCCESS, reply.remark
+
+    await switch(slave, "ASYNC_MASTER")
+    await send(client, master, 5, b"acknowledged-by-nobody")
+    assert master.ctx.store.max_phy_offset > slave.ctx.store.max_phy_offset
+    await switch(master, "SLAVE", brokerId="1")  # no truncateTo: the new master's end decides
+    await caught_up(master, slave)
+    assert log_bytes(master.ctx.store) == log_bytes(slave.ctx.store)
+    assert master.ctx.store.max_offset_in_queue(TOPIC, 0) == 5
+    assert not master.ctx.demoted
