@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING
 
 import attrs
 import trio
@@ -21,8 +21,13 @@ from actors.broker.delay import TIMER_TOPIC
 from actors.broker.durability import commit_log_durable
 from actors.broker.schedule import ScheduleService
 from actors.broker.timer import TimerService
+from actors.store.reput import ArrivalSink
+from storage.message_store import Arrived
 from storage.timer_wheel import TimerConfig, TimerWheel
 from storage.topic_config import SCHEDULE_TOPIC
+
+if TYPE_CHECKING:
+    from actors.broker.context import BrokerContext
 
 TIMER_DIR = "timerwheel"
 PARKING_TOPICS = frozenset({SCHEDULE_TOPIC, TIMER_TOPIC})
@@ -37,7 +42,7 @@ class DelayedDelivery:
     timer_config: TimerConfig
 
     @classmethod
-    def for_broker(cls, ctx: Any, timer_config: TimerConfig | None = None) -> DelayedDelivery:
+    def for_broker(cls, ctx: BrokerContext, timer_config: TimerConfig | None = None) -> DelayedDelivery:
         """Built on the broker's context (actors.broker.context.BrokerContext)."""
         if timer_config is None:
             timer_config = TimerConfig()
@@ -73,30 +78,23 @@ class DelayedDelivery:
 
 
 async def delayed_delivery(
-    ctx: Any, *, task_status: trio.TaskStatus[DelayedDelivery] = trio.TASK_STATUS_IGNORED
+    ctx: BrokerContext, *, task_status: trio.TaskStatus[DelayedDelivery] = trio.TASK_STATUS_IGNORED
 ) -> None:
     """The master-role actor (role.py): delivers delayed and timed messages while master."""
-    delivery: DelayedDelivery = ctx.delivery
+    delivery = ctx.delivery
+    if delivery is None:
+        raise RuntimeError("the broker's delayed delivery was not set up")
     await delivery.run(task_status=task_status)
-
-
-class _Arrival(Protocol):
-    topic: str
-    queue_id: int
-
-
-class _Sink(Protocol):
-    async def send(self, value: Any) -> None: ...
 
 
 @attrs.define(eq=False)
 class ArrivalTee:
     """Stands in for the reput dispatcher's arrivals channel: notifies, then forwards."""
 
-    downstream: _Sink
+    downstream: ArrivalSink
     delivery: DelayedDelivery
 
-    async def send(self, arrival: _Arrival) -> None:
+    async def send(self, arrival: Arrived, /) -> None:
         if arrival.topic in PARKING_TOPICS:
             self.delivery.notify_arrival(arrival.topic, arrival.queue_id)
         else:
