@@ -28,7 +28,8 @@ import trio
 from actors.remoting.client import RemotingClient, open_remoting_client
 from apps import _bench_servers, bench_producer
 from apps._bench import say
-from apps._bench_servers import _spawn, _write_conf, free_port, stop_quietly, wait_listening
+from apps._bench_servers import _spawn, _write_conf, stop_quietly
+from apps.demo import free_port, wait_listening
 from protocol.codes import RequestCode, ResponseCode
 from protocol.command import RemotingCommand
 from protocol.fastjson import loads
@@ -82,7 +83,8 @@ def lag_figures(master: list[tuple[float, int]], slave: list[tuple[float, int]])
         return {}
     m_times = [t for t, _ in master]
     m_offsets = [o for _, o in master]
-    lag_bytes, lag_ms = [], []
+    lag_bytes: list[float] = []
+    lag_ms: list[float] = []
     for t, offset in slave:
         i = bisect.bisect_right(m_times, t) - 1
         if i >= 0:
@@ -91,7 +93,7 @@ def lag_figures(master: list[tuple[float, int]], slave: list[tuple[float, int]])
         if j < len(m_times) and offset > 0:
             lag_ms.append(max(0.0, (t - m_times[j]) * 1000))
 
-    def pct(values: list[float], q: float) -> float:
+    def pct(values: Sequence[float], q: float) -> float:
         values = sorted(values)
         return float(values[min(len(values) - 1, int(q * len(values)))]) if values else 0.0
 
