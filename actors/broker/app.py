@@ -157,13 +157,28 @@ class BrokerHandle:
         self._stop.set()
 
 
-def pick_free_port(host: str) -> int:
-    """A port to listen on when config says 0: it must be known before the store opens,
-    because every stored message carries the broker's address (offset msgIds)."""
+def _bindable(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def pick_free_port(host: str) -> int:
+    """A port to listen on when config says 0: it must be known before the store opens,
+    because every stored message carries the broker's address (offset msgIds).  Its
+    neighbours must be free too: the VIP channel takes port - 2, the HA server port + 1."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, 0))
+            port = int(sock.getsockname()[1])
+        if 2 < port < 65535 and _bindable(host, port - 2) and _bindable(host, port + 1):
+            return port
+    return port
 
 
 def prepare_configs(
