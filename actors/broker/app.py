@@ -4,7 +4,8 @@
     ├─ store layer ........... commit-log flusher, consume-queue flusher, checkpointer, cleaner,
     │                          reput dispatcher (started = caught up with the commit log)
     └─ service layer ......... long polling, client housekeeping, config persister,
-                               role scope, remoting server, then the name-server registrar
+                               role scope, ops (stats sampling, /metrics), remoting server,
+                               then the name-server registrar
 
 The registrar starts after the server listens, so a name server never routes clients to a
 port nobody answers.  Stopping (``BrokerHandle.stop`` or cancellation) runs in this order:
@@ -23,27 +24,33 @@ from typing import Any
 import attrs
 import trio
 
+from actors.broker.acl import AclGuard, acl_file_path, acl_file_watcher
 from actors.broker.config import BrokerConfig, resolve_defaults
 from actors.broker.context import BrokerContext
 from actors.broker.delivery import ArrivalTee, DelayedDelivery
 from actors.broker.handlers.admin import AdminHandlers
 from actors.broker.handlers.client_manage import ClientHandlers, channel_closed
+from actors.broker.handlers.end_transaction import EndTransactionHandler
 from actors.broker.handlers.lock import LockHandlers
 from actors.broker.handlers.offsets import OffsetHandlers
+from actors.broker.handlers.ops import OpsHandlers
 from actors.broker.handlers.pull import PullHandler
 from actors.broker.handlers.query import QueryHandlers
 from actors.broker.handlers.send import SendHandler
 from actors.broker.handlers.send_back import SendBackHandler
 from actors.broker.housekeeping import client_housekeeping
 from actors.broker.long_polling import HeldOnly, long_polling
+from actors.broker.observe import ops_services
 from actors.broker.persist import config_persister
 from actors.broker.registration import broker_registrar, namesrv_addresses, unregister_all
 from actors.broker.role import role_supervisor
 from actors.broker.role_switch import RoleSwitchHandler, send_mode_follows_role
 from actors.broker.vip import vip_channel
 from actors.remoting.client import RemotingClient, open_remoting_client
+from actors.remoting.netconfig import ServerNetConfig
 from actors.remoting.router import RequestContext, Router
 from actors.remoting.server import ServerHandle, remoting_server
+from actors.remoting.tls import outgoing_context
 from actors.store import commit_log_flusher, reput_dispatcher, store_services
 from protocol.codes import ResponseCode
 from protocol.command import RemotingCommand
@@ -131,6 +138,8 @@ def build_router(ctx: BrokerContext, pull: PullHandler) -> BrokerRouter:
     AdminHandlers(ctx).register(router)
     SendBackHandler(ctx).register(router)
     RoleSwitchHandler(ctx).register(router)
+    EndTransactionHandler(ctx).register(router)
+    OpsHandlers(ctx).register(router)
     return router
 
 
@@ -205,12 +214,18 @@ async def broker(
     config: BrokerConfig,
     store_config: MessageStoreConfig,
     *,
-    host: str = "0.0.0.0",
+    host: str | None = None,
+    net: ServerNetConfig | None = None,
     now_ms: Any = None,
     timer_config: TimerConfig | None = None,
     task_status: trio.TaskStatus[BrokerHandle] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run a broker until ``BrokerHandle.stop()`` or cancellation; report a BrokerHandle."""
+    """Run a broker until ``BrokerHandle.stop()`` or cancellation; report a BrokerHandle.
+
+    ``host`` (default: ``net.bindAddress``, else all interfaces) is where it listens; ``net``
+    also brings TLS and the limits for untrusted peers."""
+    if host is None:
+        host = net.bindAddress if net is not None else "0.0.0.0"
     config, store_config = prepare_configs(config, store_config, host)
     store = MessageStore(store_config, store_host=config.broker_addr)
     await trio.to_thread.run_sync(store.load)
@@ -219,7 +234,7 @@ async def broker(
     try:
         ctx = await BrokerContext.load(config, store_config, store, **extra)
         ctx.delivery = DelayedDelivery.for_broker(ctx, timer_config)
-        await _serve(ctx, host, stopped, task_status)
+        await _serve(ctx, host, net, stopped, task_status)
     finally:
         with trio.move_on_after(30, shield=True):
             await trio.to_thread.run_sync(store.shutdown)
@@ -228,7 +243,11 @@ async def broker(
 
 
 async def _serve(
-    ctx: BrokerContext, host: str, stopped: trio.Event, task_status: trio.TaskStatus[BrokerHandle]
+    ctx: BrokerContext,
+    host: str,
+    net: ServerNetConfig | None,
+    stopped: trio.Event,
+    task_status: trio.TaskStatus[BrokerHandle],
 ) -> None:
     store, config = ctx.store, ctx.config
     delivery = ctx.delivery
@@ -253,19 +272,36 @@ async def _serve(
         )
         pull = PullHandler(ctx)
         router = build_router(ctx, pull)
+        acl: AclGuard | None = None
+        if config.aclEnable:
+            path = acl_file_path(config.rocketmqHome, config.plainAclFile)
+            acl = await trio.to_thread.run_sync(AclGuard.load, path)
+            router.guard = acl
         stop = trio.Event()
         async with (
             trio.open_nursery() as services,
-            open_remoting_client(name="broker-outer") as client,
+            open_remoting_client(
+                name="broker-outer", ssl_context=outgoing_context(net) if net else None
+            ) as client,
         ):
             ctx.spawn = services.start_soon
             await services.start(
-                long_polling, ctx.holds, arrivals_recv, pull.resume, store.max_offset_in_queue
+                functools.partial(
+                    long_polling,
+                    ctx.holds,
+                    arrivals_recv,
+                    pull.resume,
+                    store.max_offset_in_queue,
+                    abandoned=pull.abandoned,
+                )
             )
             await services.start(client_housekeeping, ctx)
             await services.start(config_persister, ctx)
             await services.start(role_supervisor, ctx)
             await services.start(send_mode_follows_role, ctx, router)
+            await services.start(ops_services, ctx)
+            if acl is not None:
+                await services.start(acl_file_watcher, acl)
             server: ServerHandle = await services.start(
                 functools.partial(
                     remoting_server,
@@ -275,6 +311,7 @@ async def _serve(
                     name="broker",
                     idle_timeout=config.serverChannelMaxIdleTimeSeconds,
                     on_close=lambda channel: channel_closed(ctx, channel),
+                    net=net,
                 )
             )
             if config.listenPort > 2:
@@ -286,6 +323,7 @@ async def _serve(
                         listen_port=config.listenPort,
                         idle_timeout=config.serverChannelMaxIdleTimeSeconds,
                         on_close=lambda channel: channel_closed(ctx, channel),
+                        net=net,
                     )
                 )
             registrar_scope = trio.CancelScope()

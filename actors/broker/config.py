@@ -76,12 +76,21 @@ class BrokerConfig:
     enablePropertyFilter: bool = False
     filterSupportRetry: bool = False
     aclEnable: bool = False
+    # plain_acl.yml when aclEnable=true; relative to rocketmqHome (Java's system property
+    # rocketmq.acl.plain.file, default conf/plain_acl.yml).
+    plainAclFile: str = "conf/plain_acl.yml"
     transactionTimeOut: int = 6000
     transactionCheckMax: int = 15
     transactionCheckInterval: int = 60000
     channelExpiredTimeoutMillis: int = 120000
     # How long shutdown waits for in-flight requests before cancelling them.
     shutdownGraceMillis: int = 5000
+    # The -c file (RocketMQ 5's key): UPDATE_BROKER_CONFIG persists changed keys into it.
+    brokerConfigPath: str = ""
+    # RocketMQ 5's metrics keys: PROM serves /metrics, /healthz, /readyz over HTTP.
+    metricsExporterType: str = "DISABLE"
+    metricsPromExporterHost: str = ""
+    metricsPromExporterPort: int = 5557
 
     @property
     def broker_addr(self) -> str:
