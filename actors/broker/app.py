@@ -227,9 +227,11 @@ async def broker(
     if host is None:
         host = net.bindAddress if net is not None else "0.0.0.0"
     config, store_config = prepare_configs(config, store_config, host)
-    store = MessageStore(store_config, store_host=config.broker_addr)
-    await trio.to_thread.run_sync(store.load)
     extra = {"now_ms": now_ms} if now_ms is not None else {}
+    # one clock for stored timestamps and the delay services, so a simulated clock (tests/sim)
+    # moves both: a delayed message's due time is its store timestamp plus the level's delay
+    store = MessageStore(store_config, store_host=config.broker_addr, **extra)
+    await trio.to_thread.run_sync(store.load)
     stopped = trio.Event()
     try:
         ctx = await BrokerContext.load(config, store_config, store, **extra)

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.skipif(
 
 async def make_state(namesrv: str) -> dict[str, str]:
     """10 messages consumed and committed by GROUP, then 3 more: a lag of 3."""
-    from trio_rocketmq import ConsumeFromWhere, LitePullConsumer, Message, Producer
+    from actors.client import ConsumeFromWhere, LitePullConsumer, Message, Producer
 
     async with Producer("dash_pg", namesrv=namesrv) as producer:
         first = await producer.send(Message(TOPIC, b"hello dashboard", keys=KEY))

@@ -7,7 +7,7 @@ import pytest
 import trio
 
 from actors.broker.app import pick_free_port
-from trio_rocketmq import (
+from actors.client import (
     ClientError,
     ConsumeFromWhere,
     ConsumeStatus,
