@@ -44,6 +44,8 @@ from actors.broker.observe import ops_services
 from actors.broker.persist import config_persister
 from actors.broker.registration import broker_registrar, namesrv_addresses, unregister_all
 from actors.broker.role import role_supervisor
+from actors.broker.role_switch import RoleSwitchHandler, send_mode_follows_role
+from actors.broker.vip import vip_channel
 from actors.remoting.client import RemotingClient, open_remoting_client
 from actors.remoting.netconfig import ServerNetConfig
 from actors.remoting.router import RequestContext, Router
@@ -135,6 +137,7 @@ def build_router(ctx: BrokerContext, pull: PullHandler) -> BrokerRouter:
     QueryHandlers(ctx).register(router)
     AdminHandlers(ctx).register(router)
     SendBackHandler(ctx).register(router)
+    RoleSwitchHandler(ctx).register(router)
     EndTransactionHandler(ctx).register(router)
     OpsHandlers(ctx).register(router)
     return router
@@ -163,13 +166,28 @@ class BrokerHandle:
         self._stop.set()
 
 
-def pick_free_port(host: str) -> int:
-    """A port to listen on when config says 0: it must be known before the store opens,
-    because every stored message carries the broker's address (offset msgIds)."""
+def _bindable(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def pick_free_port(host: str) -> int:
+    """A port to listen on when config says 0: it must be known before the store opens,
+    because every stored message carries the broker's address (offset msgIds).  Its
+    neighbours must be free too: the VIP channel takes port - 2, the HA server port + 1."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, 0))
+            port = int(sock.getsockname()[1])
+        if 2 < port < 65535 and _bindable(host, port - 2) and _bindable(host, port + 1):
+            return port
+    return port
 
 
 def prepare_configs(
@@ -282,6 +300,7 @@ async def _serve(
             await services.start(client_housekeeping, ctx)
             await services.start(config_persister, ctx)
             await services.start(role_supervisor, ctx)
+            await services.start(send_mode_follows_role, ctx, router)
             await services.start(ops_services, ctx)
             if acl is not None:
                 await services.start(acl_file_watcher, acl)
@@ -297,6 +316,18 @@ async def _serve(
                     net=net,
                 )
             )
+            if config.listenPort > 2:
+                await services.start(
+                    functools.partial(
+                        vip_channel,
+                        router,
+                        host=host,
+                        listen_port=config.listenPort,
+                        idle_timeout=config.serverChannelMaxIdleTimeSeconds,
+                        on_close=lambda channel: channel_closed(ctx, channel),
+                        net=net,
+                    )
+                )
             registrar_scope = trio.CancelScope()
             await services.start(_in_scope, registrar_scope, broker_registrar, ctx, client, addrs)
             log.info(
@@ -337,7 +368,7 @@ async def _drain(
     with trio.move_on_after(ctx.config.shutdownGraceMillis / 1000):
         await router.wait_idle()
     server.shutdown(0)
-    ctx.accepting_writes = False
+    ctx.stopping = True
 
 
 async def _in_scope(
