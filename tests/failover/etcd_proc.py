@@ -1,0 +1,116 @@
+"""Real etcd servers for the tests: one node or a cluster on loopback, on free ports, with data
+directories in a temp dir; stopped by pid (never by name)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import attrs
+
+ETCD = shutil.which("etcd") or "/usr/bin/etcd"
+
+
+def etcd_available() -> bool:
+    return Path(ETCD).exists()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@attrs.define
+class EtcdNode:
+    name: str
+    client_port: int
+    peer_port: int
+    data_dir: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.client_port}"
+
+    def start(self, initial_cluster: str, state: str = "new", host: str = "127.0.0.1") -> None:
+        log = open(self.data_dir.with_suffix(".log"), "ab")  # noqa: SIM115 - kept for the process' life
+        self.proc = subprocess.Popen(
+            [
+                ETCD,
+                "--name", self.name,
+                "--data-dir", str(self.data_dir),
+                "--listen-client-urls", f"http://{host}:{self.client_port}",
+                "--advertise-client-urls", f"http://{host}:{self.client_port}",
+                "--listen-peer-urls", f"http://{host}:{self.peer_port}",
+                "--initial-advertise-peer-urls", f"http://{host}:{self.peer_port}",
+                "--initial-cluster", initial_cluster,
+                "--initial-cluster-state", state,
+                "--initial-cluster-token", "fo-test",
+                # quick elections on loopback
+                "--heartbeat-interval", "50",
+                "--election-timeout", "500",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+
+@attrs.define
+class EtcdCluster:
+    nodes: list[EtcdNode]
+    tmp: Path
+
+    @property
+    def endpoints(self) -> str:
+        return ",".join(n.endpoint for n in self.nodes)
+
+    def stop(self) -> None:
+        for n in self.nodes:
+            n.kill()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def start_etcd(size: int = 1, timeout: float = 20.0) -> EtcdCluster:
+    tmp = Path(tempfile.mkdtemp(prefix="failover-etcd-"))
+    nodes = [
+        EtcdNode(f"fo{i}", free_port(), free_port(), tmp / f"fo{i}.etcd") for i in range(size)
+    ]
+    initial = ",".join(f"{n.name}=http://127.0.0.1:{n.peer_port}" for n in nodes)
+    cluster = EtcdCluster(nodes, tmp)
+    for n in nodes:
+        n.start(initial)
+    try:
+        wait_healthy(cluster, timeout)
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
+def wait_healthy(cluster: EtcdCluster, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    for n in cluster.nodes:
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://{n.endpoint}/health", timeout=1) as r:
+                    if b"true" in r.read():
+                        break
+            except OSError:
+                pass
+            if n.proc is not None and n.proc.poll() is not None:
+                raise RuntimeError(f"etcd {n.name} exited: see {n.data_dir.with_suffix('.log')}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"etcd {n.name} not healthy within {timeout} s")
+            time.sleep(0.05)
