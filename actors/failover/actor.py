@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+from contextlib import aclosing
 from collections.abc import Awaitable, Callable
 
 import attrs
@@ -220,8 +221,10 @@ async def _view(fo: Failover) -> None:
     while True:
         try:
             revision = await _read_view(fo)
-            async for _events in fo.etcd.watch(fo.keys.prefix, prefix=True, start_revision=revision + 1):
-                await _read_view(fo)
+            watch = fo.etcd.watch(fo.keys.prefix, prefix=True, start_revision=revision + 1)
+            async with aclosing(watch):
+                async for _events in watch:
+                    await _read_view(fo)
         except _ETCD_FAILURES as exc:
             log.info("etcd watch of %r: %s", fo.keys.prefix, exc)
         await trio.sleep(RETRY)

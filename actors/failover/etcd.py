@@ -14,7 +14,7 @@ endpoint is tried on the next, and ``EtcdUnavailable`` is raised when none answe
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any, Protocol
 
 import attrs
@@ -91,7 +91,7 @@ class Etcd(Protocol):
     async def txn(
         self, compare: Sequence[Compare], success: Sequence[Put | Delete], failure: Sequence[Put | Delete] = ()
     ) -> TxnResult: ...
-    def watch(self, key: bytes, *, prefix: bool = False, start_revision: int = 0) -> AsyncIterator[list[WatchEvent]]: ...
+    def watch(self, key: bytes, *, prefix: bool = False, start_revision: int = 0) -> AsyncGenerator[list[WatchEvent], None]: ...
 
 
 def _b64(data: bytes) -> str:
@@ -296,7 +296,7 @@ class EtcdClient:
 
     async def watch(
         self, key: bytes, *, prefix: bool = False, start_revision: int = 0
-    ) -> AsyncIterator[list[WatchEvent]]:
+    ) -> AsyncGenerator[list[WatchEvent], None]:
         """Batches of events until the connection breaks (then EtcdUnavailable): the caller
         re-reads and watches again from the revision it has seen."""
         create: dict[str, Any] = {"key": _b64(key)}

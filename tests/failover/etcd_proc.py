@@ -10,6 +10,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -39,7 +40,10 @@ class EtcdNode:
         return f"127.0.0.1:{self.client_port}"
 
     def start(self, initial_cluster: str, state: str = "new", host: str = "127.0.0.1") -> None:
-        log = open(self.data_dir.with_suffix(".log"), "ab")  # noqa: SIM115 - kept for the process' life
+        with open(self.data_dir.with_suffix(".log"), "ab") as log:
+            self._popen(initial_cluster, state, host, log)
+
+    def _popen(self, initial_cluster: str, state: str, host: str, log: Any) -> None:
         self.proc = subprocess.Popen(
             [
                 ETCD,
