@@ -39,6 +39,14 @@ class ConsumerOffsetTable:
     def offsets(self, group: str, topic: str) -> dict[int, int]:
         return dict(self._table.get(self.key(topic, group), {}))
 
+    def entries(self) -> list[tuple[str, str, int, int]]:
+        """Every committed offset as (group, topic, queue id, offset)."""
+        out: list[tuple[str, str, int, int]] = []
+        for key, queues in self._table.items():
+            topic, group = _split(key)
+            out.extend((group, topic, queue_id, offset) for queue_id, offset in queues.items())
+        return out
+
     def topics_of_group(self, group: str) -> set[str]:
         return {topic for topic, owner in map(_split, self._table) if owner == group}
 

@@ -104,6 +104,8 @@ class MessageStore:
         self.config = config
         self.store_host = store_host
         self.now_ms = now_ms
+        # the role is the broker's run-time value (set_role); the config's is where it starts
+        self._role = config.brokerRole
         self._slave = config.brokerRole is BrokerRole.SLAVE
         self._max_body = config.maxMessageSize
         self._disk_ratio = disk_ratio
@@ -141,6 +143,16 @@ class MessageStore:
         # (Java's putMessage -> handleDiskFlush/handleHA): the flusher, reput and replication
         # learn of new bytes here, so no caller can forget to ring them.
         self._append_hooks: tuple[Callable[[int], None], ...] = ()
+
+    @property
+    def role(self) -> BrokerRole:
+        return self._role
+
+    def set_role(self, role: BrokerRole) -> None:
+        """The broker switched roles: a SLAVE store refuses puts and keeps requested offsets
+        (§6.7); the hot path reads one bool, as before."""
+        self._role = role
+        self._slave = role is BrokerRole.SLAVE
 
     def add_append_hook(self, hook: Callable[[int], None]) -> None:
         """Call ``hook(end_offset)`` after every append, put or replicated."""
@@ -316,7 +328,7 @@ class MessageStore:
         return b
 
     def _refusal(self) -> PutStatus | None:
-        if self.config.brokerRole is BrokerRole.SLAVE or not self._loaded:
+        if self._slave or not self._loaded:
             return PutStatus.SERVICE_NOT_AVAILABLE
         if self.flags.disk_full:
             return PutStatus.DISK_FULL
@@ -876,7 +888,7 @@ class MessageStore:
 
     def _correct(self, old: int, new: int) -> int:
         """Slaves keep the requested offset unless offsetCheckInSlave (§6.7)."""
-        if self.config.brokerRole is not BrokerRole.SLAVE or self.config.offsetCheckInSlave:
+        if not self._slave or self.config.offsetCheckInSlave:
             return new
         return old
 
@@ -890,7 +902,36 @@ class MessageStore:
         self._appended(offset + len(data))
 
     def read_replication(self, offset: int, max_bytes: int) -> bytes:
+        """Commit-log bytes from ``offset``, at most ``max_bytes`` and never past the end of
+        the file holding it (Java's getCommitLogData): what one HA frame carries."""
         return self.commit_log.read_range(offset, max_bytes)
+
+    def truncate_replicated(self, offset: int) -> int:
+        """A demoted master following a new master: drop the commit log beyond ``offset``
+        (a tail the new master never had), with the consume-queue units and queue offsets
+        built from it.  Returns the bytes dropped.  Refused on a master: a master's log is
+        only ever appended to."""
+        if not self._slave:
+            raise StoreError("only a slave truncates its commit log")
+        end = self.commit_log.max_offset
+        if offset >= end:
+            return 0
+        if offset < self.commit_log.min_offset:
+            raise StoreError(
+                f"truncate to {offset}: the commit log starts at {self.commit_log.min_offset}"
+            )
+        self.commit_log.queue.truncate_dirty(offset)
+        for cq in self._queues.values():
+            cq.truncate_by_physical(offset)
+        self._hints.clear()
+        self.reput_from = min(self.reput_from, offset)
+        self._replay_until = min(self._replay_until, offset)
+        # records written again at these offsets need index entries of their own
+        self.index.indexed_upto = min(self.index.indexed_upto, offset)
+        self._index_covered = min(self._index_covered, offset)
+        self._rebuild_topic_queue_table()
+        log.warning("truncated the commit log from %d to %d", end, offset)
+        return end - offset
 
 
 __all__ = [

@@ -39,6 +39,7 @@ from actors.broker.long_polling import HeldOnly, long_polling
 from actors.broker.persist import config_persister
 from actors.broker.registration import broker_registrar, namesrv_addresses, unregister_all
 from actors.broker.role import role_supervisor
+from actors.broker.role_switch import RoleSwitchHandler, send_mode_follows_role
 from actors.remoting.client import RemotingClient, open_remoting_client
 from actors.remoting.router import RequestContext, Router
 from actors.remoting.server import ServerHandle, remoting_server
@@ -128,6 +129,7 @@ def build_router(ctx: BrokerContext, pull: PullHandler) -> BrokerRouter:
     QueryHandlers(ctx).register(router)
     AdminHandlers(ctx).register(router)
     SendBackHandler(ctx).register(router)
+    RoleSwitchHandler(ctx).register(router)
     return router
 
 
@@ -247,6 +249,7 @@ async def _serve(
             await services.start(client_housekeeping, ctx)
             await services.start(config_persister, ctx)
             await services.start(role_supervisor, ctx)
+            await services.start(send_mode_follows_role, ctx, router)
             server: ServerHandle = await services.start(
                 functools.partial(
                     remoting_server,
@@ -298,7 +301,7 @@ async def _drain(
     with trio.move_on_after(ctx.config.shutdownGraceMillis / 1000):
         await router.wait_idle()
     server.shutdown(0)
-    ctx.accepting_writes = False
+    ctx.stopping = True
 
 
 async def _in_scope(

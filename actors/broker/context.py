@@ -29,6 +29,7 @@ from actors.broker.durability import announce_appends
 from actors.broker.locks import RebalanceLockManager
 from actors.broker.long_polling import PullHoldTable
 from actors.broker.stats import BrokerStats
+from actors.ha.state import Replication
 from actors.remoting.router import Channel
 from actors.store.flush import FlushWake
 from actors.waiters import OffsetWaiters
@@ -137,13 +138,19 @@ class BrokerContext:
     topic_changes: trio_util.AsyncValue[int] = attrs.Factory(lambda: trio_util.AsyncValue(0))
     config_changes: trio_util.AsyncValue[int] = attrs.Factory(lambda: trio_util.AsyncValue(0))
     role: trio_util.AsyncValue[BrokerRole] = attrs.field(default=None)
-    # Flipped off while stopping or switching roles: new sends get SERVICE_NOT_AVAILABLE.
-    accepting_writes: bool = True
+    # Set once the broker begins to stop: new sends get SERVICE_NOT_AVAILABLE.
+    stopping: bool = False
     now_ms: Callable[[], int] = wall_clock_ms
     # Learnt from the name servers' REGISTER_BROKER replies (a slave's master, for HA).
     master_addr: str | None = None
     master_ha_addr: str | None = None
     spawn: Callable[..., None] = _ignore_spawn
+    # the HA server's view of its slaves (a fresh one for every
+    # master term, made by the HA server); SYNC_MASTER sends wait on its acked offset
+    replication: Replication = attrs.Factory(Replication)
+    # Set by a MASTER -> SLAVE switch (role_switch.py): until its logs agree with the new
+    # master's, the HA client may drop a tail the new master never had.
+    demoted: bool = False
     # schedule + timer services, set by the app
     delivery: DelayedDelivery | None = None
     started_ms: int = attrs.field(factory=wall_clock_ms)
@@ -193,6 +200,12 @@ class BrokerContext:
     @property
     def is_slave(self) -> bool:
         return self.role.value is BrokerRole.SLAVE
+
+    @property
+    def accepting_writes(self) -> bool:
+        """The one answer to "may a client write here now": a master that is not stopping.
+        (The store adds its own disk-state refusals; it is told the role as well.)"""
+        return not self.stopping and self.role.value is not BrokerRole.SLAVE
 
     @property
     def sync_flush(self) -> bool:

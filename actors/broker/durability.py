@@ -12,13 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from storage.config import FlushDiskType
+from storage.config import BrokerRole, FlushDiskType
 from storage.message_store import PutStatus
 
 if TYPE_CHECKING:
     from actors.broker.context import BrokerContext
 
 _PUT_OK = PutStatus.PUT_OK
+_SYNC_MASTER = BrokerRole.SYNC_MASTER
 
 
 def announce_appends(ctx: BrokerContext) -> Callable[[int], None]:
@@ -40,19 +41,31 @@ def announce_appends(ctx: BrokerContext) -> Callable[[int], None]:
     return hook
 
 
-async def wait_durable(ctx: BrokerContext, end_offset: int) -> PutStatus:
+async def wait_durable(ctx: BrokerContext, end_offset: int, *, replica: bool = True) -> PutStatus:
     """PUT_OK once the commit log's bytes up to ``end_offset`` are as durable as configured;
-    FLUSH_DISK_TIMEOUT if the group commit misses ``syncFlushTimeout``.  No checkpoint when
-    nothing needs waiting for (ASYNC_FLUSH, or already flushed)."""
+    FLUSH_DISK_TIMEOUT if the group commit misses ``syncFlushTimeout``.  Then, on a
+    SYNC_MASTER (and ``replica``), as Java's handleHA: SLAVE_NOT_AVAILABLE when no slave is
+    connected or the fastest is ``haSlaveFallbehindMax`` behind, FLUSH_SLAVE_TIMEOUT when
+    none acknowledged the bytes within ``slaveTimeout``.  No checkpoint when nothing needs
+    waiting for (ASYNC_FLUSH, or already flushed; ASYNC_MASTER)."""
+    status = _PUT_OK
     if ctx.sync_flush:
         timeout = ctx.store_config.syncFlushTimeout / 1000
         if not await ctx.flushed.wait_for(end_offset, timeout):
-            return PutStatus.FLUSH_DISK_TIMEOUT
-    return _PUT_OK
+            status = PutStatus.FLUSH_DISK_TIMEOUT
+    if replica and ctx.role.value is _SYNC_MASTER:
+        # the replica's verdict wins over the flush's, as Java's thenCombine
+        cfg = ctx.store_config
+        rep = ctx.replication
+        if not rep.is_slave_ok(end_offset, cfg.haSlaveFallbehindMax):
+            return PutStatus.SLAVE_NOT_AVAILABLE
+        if not await rep.acked.wait_for(end_offset, cfg.slaveTimeout / 1000):
+            return PutStatus.FLUSH_SLAVE_TIMEOUT
+    return status
 
 
 async def commit_log_durable(ctx: BrokerContext) -> bool:
     """Until everything appended so far is durable as configured (False: the flush timed
     out): what a persisted position (delay-level offsets, timer progress) waits for before it
     may cover the messages it delivered."""
-    return await wait_durable(ctx, ctx.store.max_phy_offset) is _PUT_OK
+    return await wait_durable(ctx, ctx.store.max_phy_offset, replica=False) is _PUT_OK

@@ -134,7 +134,7 @@ async def persist_now(
     # they cover are (a power loss would otherwise skip them for good)
     if (
         any(path == delay_path for path, _ in snapshots)
-        and await wait_durable(ctx, covered) is not PutStatus.PUT_OK
+        and await wait_durable(ctx, covered, replica=False) is not PutStatus.PUT_OK
     ):
         snapshots = [(path, text) for path, text in snapshots if path != delay_path]
         ctx.delay_offsets.dirty = True

@@ -1,8 +1,10 @@
 """The role scope (anchors §2.5): the actors of the current role run in their own nursery.
 
-Switching roles (a later issue) sets ``ctx.role``; the scope of the old role is cancelled -
+Switching roles (role_switch.py) sets ``ctx.role``; the scope of the old role is cancelled -
 every role actor runs its ``finally`` - and the new role's actors start.  The master scope runs
-delayed delivery (delivery.py); the transaction checker is still to join it.
+the HA server (actors/ha/server.py) and delayed delivery (delivery.py); the transaction checker
+is still to join it.  The slave scope runs the HA client (actors/ha/client.py) and the
+metadata sync (metadata_sync.py).
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ import trio
 
 from actors.broker.context import BrokerContext
 from actors.broker.delivery import delayed_delivery
+from actors.broker.metadata_sync import metadata_sync
+from actors.ha.client import ha_client
+from actors.ha.server import ha_server
 from storage.config import BrokerRole
 
 log = logging.getLogger(__name__)
@@ -24,9 +29,9 @@ log = logging.getLogger(__name__)
 RoleActor = Callable[..., Any]  # async def actor(ctx, *, task_status)
 
 ROLE_ACTORS: dict[BrokerRole, list[RoleActor]] = {
-    BrokerRole.ASYNC_MASTER: [delayed_delivery],
-    BrokerRole.SYNC_MASTER: [delayed_delivery],
-    BrokerRole.SLAVE: [],
+    BrokerRole.ASYNC_MASTER: [ha_server, delayed_delivery],
+    BrokerRole.SYNC_MASTER: [ha_server, delayed_delivery],
+    BrokerRole.SLAVE: [ha_client, metadata_sync],
 }
 
 

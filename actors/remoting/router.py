@@ -123,6 +123,11 @@ class Router:
             raise ValueError(f"cannot share the limiter of code {other}: it is not registered")
         self._table[int(code)] = _Entry(handler, entry.limiter, entry.max_waiting, entry.inline)
 
+    def set_inline(self, code: int, inline: bool) -> None:
+        """Change whether ``code``'s handler runs inline (a broker whose sends start or stop
+        waiting for a slave when its role changes)."""
+        self._table[int(code)].inline = inline
+
     def handles(self, code: int) -> bool:
         return int(code) in self._table
 

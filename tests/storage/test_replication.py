@@ -7,6 +7,7 @@ import pytest
 
 from protocol.message import decode_record
 from storage.config import BrokerRole
+from storage.errors import StoreError
 from storage.message_store import GetStatus, PutStatus
 from tests.storage.conftest import message
 
@@ -57,3 +58,62 @@ def test_replicated_append_must_continue_the_log(open_store) -> None:  # type: i
     slave.append_replicated(0, b"\x00" * 8)
     with pytest.raises(ValueError, match="ends at 8"):
         slave.append_replicated(100, b"x")
+
+
+def _commit_log_bytes(store) -> bytes:  # type: ignore[no-untyped-def]
+    out = b""
+    offset = store.min_phy_offset
+    while offset < store.max_phy_offset:
+        chunk = store.read_replication(offset, 1 << 20)
+        assert chunk
+        out += chunk
+        offset += len(chunk)
+    return out
+
+
+def test_set_role_switches_the_write_refusal(open_store) -> None:  # type: ignore[no-untyped-def]
+    store = open_store()
+    assert store.put_message(message()).status is PutStatus.PUT_OK
+    store.set_role(BrokerRole.SLAVE)
+    assert store.put_message(message()).status is PutStatus.SERVICE_NOT_AVAILABLE
+    assert store.put_messages([message()]).status is PutStatus.SERVICE_NOT_AVAILABLE
+    store.set_role(BrokerRole.SYNC_MASTER)
+    assert store.put_message(message()).status is PutStatus.PUT_OK
+
+
+def test_demoted_master_truncates_the_tail_the_new_master_lacks(open_store, store_config) -> None:  # type: ignore[no-untyped-def]
+    old = open_store()
+    new = open_store(
+        storePathRootDir=store_config.storePathRootDir + "-new", brokerRole=BrokerRole.SLAVE
+    )
+    for i in range(40):  # crosses several 4 KiB files
+        assert old.put_message(message(queue_id=i % 2)).status is PutStatus.PUT_OK
+    _replicate(old, new, 0)
+    common = old.max_phy_offset
+    for i in range(30):  # acknowledged by nobody: the old master dies with these
+        assert (
+            old.put_message(message(queue_id=i % 2, body=b"lost" * 20)).status is PutStatus.PUT_OK
+        )
+    old.reput()
+    assert old.max_offset_in_queue("TopicTest", 0) == 35
+    new.reput()
+    new.set_role(BrokerRole.SYNC_MASTER)  # promoted: continues from its own log
+    for _ in range(7):
+        assert new.put_message(message(queue_id=1, body=b"new")).status is PutStatus.PUT_OK
+    new.reput()
+
+    with pytest.raises(StoreError):
+        old.truncate_replicated(common)  # a master never truncates
+    old.set_role(BrokerRole.SLAVE)
+    assert old.truncate_replicated(old.max_phy_offset) == 0
+    assert old.truncate_replicated(common) > 0
+    assert old.max_phy_offset == common
+    assert old.max_offset_in_queue("TopicTest", 0) == 20
+    assert old.max_offset_in_queue("TopicTest", 1) == 20
+    _replicate(new, old, common)
+    old.reput()
+    assert _commit_log_bytes(old) == _commit_log_bytes(new)
+    assert old.max_offset_in_queue("TopicTest", 1) == 27
+    got = old.get_message("g", "TopicTest", 1, 20, 32)
+    assert got.status is GetStatus.FOUND
+    assert [decode_record(raw).body for raw in got.buffers] == [b"new"] * 7

@@ -1,0 +1,124 @@
+"""The slave's HA client (reference §6.5): follows the master's commit log byte for byte.
+
+    ha_client ............ connects to haMasterAddress, else the master HA address learnt from
+    │                      the name servers' REGISTER_BROKER replies; reconnects after
+    │                      RECONNECT_DELAY (Java's 5 s) when the connection fails or closes
+    ├─ _receive .......... frames in order; each body is appended at exactly its offset
+    │                      (the store's append hook then rings reput and the flusher)
+    └─ _report ........... the 8-byte max offset: at once on connecting, after every batch
+                           that moved it, and every haSendHeartbeatInterval
+
+Either side closes a connection silent for haHousekeepingInterval.  A frame that does not
+continue this commit log drops the connection, as in Java - unless this broker was a master
+just demoted (``ctx.demoted``) and the master starts below this log's end: then the tail
+beyond the master's offset is one nobody acknowledged, and it is truncated.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import trio
+
+from actors.wake import Wake
+from protocol.ha import HAProtocolError, TransferDecoder, encode_report
+from storage.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+RECONNECT_DELAY = 5.0
+CONNECT_TIMEOUT = 3.0
+RECEIVE_SIZE = 256 * 1024
+
+
+class _Diverged(Exception):
+    pass
+
+
+def master_ha_address(ctx: Any) -> str | None:
+    return ctx.store_config.haMasterAddress or ctx.master_ha_addr or None
+
+
+async def ha_client(
+    ctx: Any,  # actors.broker.context.BrokerContext
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Follow the master until cancelled (the slave's role scope)."""
+    task_status.started()
+    while True:
+        addr = master_ha_address(ctx)
+        if addr is not None:
+            try:
+                await _follow(ctx, addr)
+            except* (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as group:
+                log.info("HA connection to master %s: %s", addr, group.exceptions[0])
+            except* (HAProtocolError, _Diverged, StoreError, ValueError) as group:
+                log.warning("HA connection to master %s dropped: %s", addr, group.exceptions[0])
+        await trio.sleep(RECONNECT_DELAY)
+
+
+async def _connect(addr: str) -> trio.SocketStream:
+    host, _, port = addr.rpartition(":")
+    with trio.fail_after(CONNECT_TIMEOUT):
+        try:
+            return await trio.open_tcp_stream(host, int(port))
+        except ValueError as exc:
+            raise OSError(f"bad master HA address {addr!r}") from exc
+
+
+async def _follow(ctx: Any, addr: str) -> None:
+    try:
+        stream = await _connect(addr)
+    except trio.TooSlowError as exc:
+        raise OSError(f"connect to {addr} timed out") from exc
+    log.info("following master %s from %d", addr, ctx.store.max_phy_offset)
+    moved = Wake()
+    async with stream, trio.open_nursery() as conn:
+        conn.start_soon(_report, ctx, stream, moved)
+        await _receive(ctx, stream, moved)
+        conn.cancel_scope.cancel()
+
+
+async def _report(ctx: Any, stream: trio.SocketStream, moved: Wake) -> None:
+    store = ctx.store
+    heartbeat = ctx.store_config.haSendHeartbeatInterval / 1000
+    sent = -1
+    while True:
+        offset = store.max_phy_offset
+        if offset != sent:
+            await stream.send_all(encode_report(offset))
+            sent = offset
+            continue  # the send was a checkpoint: look again before sleeping
+        with trio.move_on_after(heartbeat) as idle:
+            await moved.wait()
+        if idle.cancelled_caught:
+            sent = -1  # a heartbeat: report even if nothing moved
+
+
+async def _receive(ctx: Any, stream: trio.SocketStream, moved: Wake) -> None:
+    store = ctx.store
+    silence = ctx.store_config.haHousekeepingInterval / 1000
+    decoder = TransferDecoder(max_body=max(ctx.store_config.haTransferBatchSize, 4 << 20))
+    while True:
+        data = None
+        with trio.move_on_after(silence):
+            data = await stream.receive_some(RECEIVE_SIZE)
+        if data is None:
+            raise _Diverged(f"master silent for {silence:.0f} s")
+        if not data:
+            raise trio.BrokenResourceError("master closed the connection")
+        decoder.feed(data)
+        while (frame := decoder.next_transfer()) is not None:
+            mine = store.max_phy_offset
+            if mine and frame.phy_offset != mine:
+                if not (ctx.demoted and frame.phy_offset < mine):
+                    raise _Diverged(f"master sends from {frame.phy_offset}, this log ends at {mine}")
+                dropped = store.truncate_replicated(frame.phy_offset)
+                log.warning("dropped %d bytes the master does not have", dropped)
+            # the logs agree from here on: only a master demoted again may drop a tail
+            ctx.demoted = False
+            if frame.body:
+                store.append_replicated(frame.phy_offset, frame.body)
+            moved.set()

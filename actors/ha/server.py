@@ -1,0 +1,184 @@
+"""The master's HA server (reference §6.5): streams commit-log bytes to every connected slave.
+
+    ha_server ............ listens on haListenPort; one nursery per slave connection:
+    ├─ _read_reports ..... the slave's 8-byte reports: the first fixes where the transfer
+    │                      starts, every one is an ack (Replication.acked); silence for
+    │                      haHousekeepingInterval closes the connection
+    └─ _transfer ......... frames of at most haTransferBatchSize bytes, never across a
+                           commit-log file; woken by the store's append hook, a heartbeat
+                           frame after haSendHeartbeatInterval without data
+
+It runs in the master's role scope: a switch to SLAVE cancels it, closing every connection.
+
+One deliberate difference from Java: a first report beyond this master's commit log (a
+demoted master with a tail nobody acknowledged) is answered from this master's end, so the
+first frame tells the slave where the logs diverge (our HA client truncates to it; Java's
+slave drops the connection, as it would have anyway).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+
+import trio
+
+from actors.ha.state import Replication
+from protocol.ha import HAProtocolError, ReportDecoder, encode_transfer_header
+
+log = logging.getLogger(__name__)
+
+RECEIVE_SIZE = 64 * 1024
+BIND_RETRY = 5.0
+
+
+async def ha_server(
+    ctx: Any,  # actors.broker.context.BrokerContext
+    *,
+    host: str | None = None,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve slaves on ``haListenPort`` until cancelled; reports the port it listens on (0
+    while the port cannot be bound: retried every BIND_RETRY seconds, loudly, rather than
+    taking the whole broker down with it)."""
+    store, cfg = ctx.store, ctx.store_config
+    rep = Replication()
+    ctx.replication = rep  # what SYNC_MASTER sends wait on, fresh for every master term
+    hook = _ring(rep)
+    store.add_append_hook(hook)
+    try:
+        while True:
+            try:
+                listeners = await trio.open_tcp_listeners(cfg.haListenPort, host=host)
+            except OSError as exc:
+                log.error("HA server cannot listen on %d: %s (retrying)", cfg.haListenPort, exc)
+                task_status.started(0)
+                task_status = trio.TASK_STATUS_IGNORED
+                await trio.sleep(BIND_RETRY)
+                continue
+            break
+        port = int(listeners[0].socket.getsockname()[1])
+        async with trio.open_nursery() as nursery:
+            handler = functools.partial(_serve_slave, ctx, rep)
+            await nursery.start(trio.serve_listeners, handler, listeners)
+            log.info("HA server listening on %d", port)
+            task_status.started(port)
+    finally:
+        store.remove_append_hook(hook)
+
+
+def _ring(rep: Replication) -> Any:
+    transfer = rep.transfer
+
+    def hook(end: int) -> None:
+        transfer.set()
+
+    return hook
+
+
+async def _serve_slave(ctx: Any, rep: Replication, stream: trio.SocketStream) -> None:
+    try:
+        peer = "%s:%d" % stream.socket.getpeername()[:2]
+    except OSError:
+        return
+    log.info("slave %s connected", peer)
+    rep.slaves[peer] = -1
+    requested: trio.MemorySendChannel[int]
+    requested, first = trio.open_memory_channel[int](1)
+    try:
+        async with stream, trio.open_nursery() as conn:
+            conn.start_soon(_read_reports, ctx, rep, stream, peer, requested, conn.cancel_scope)
+            conn.start_soon(_transfer, ctx, rep, stream, first, conn.cancel_scope)
+    except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as group:
+        log.info("slave %s connection broken: %s", peer, group.exceptions[0])
+    finally:
+        del rep.slaves[peer]
+        log.info("slave %s disconnected", peer)
+
+
+async def _read_reports(
+    ctx: Any,
+    rep: Replication,
+    stream: trio.SocketStream,
+    peer: str,
+    requested: trio.MemorySendChannel[int],
+    conn: trio.CancelScope,
+) -> None:
+    store = ctx.store
+    silence = ctx.store_config.haHousekeepingInterval / 1000
+    decoder = ReportDecoder()
+    first = True
+    while True:
+        data = None
+        with trio.move_on_after(silence):
+            data = await stream.receive_some(RECEIVE_SIZE)
+        if data is None:
+            log.warning("slave %s silent for %.0f s: closing", peer, silence)
+            conn.cancel()
+            return
+        if not data:  # the slave closed the connection
+            conn.cancel()
+            return
+        try:
+            offset = decoder.feed(data)
+        except HAProtocolError as exc:
+            log.warning("slave %s: %s", peer, exc)
+            conn.cancel()
+            return
+        if offset is None:
+            continue
+        if first:
+            first = False
+            log.info("slave %s requests the commit log from %d", peer, offset)
+            requested.send_nowait(offset)
+            if offset > store.max_phy_offset:
+                continue  # a tail this master lacks acknowledges nothing of its own
+        elif offset > store.max_phy_offset:
+            log.warning(
+                "slave %s acked %d beyond this commit log's end %d: closing",
+                peer,
+                offset,
+                store.max_phy_offset,
+            )
+            conn.cancel()
+            return
+        rep.slaves[peer] = offset
+        rep.acked.advance(offset)
+
+
+def start_offset(requested: int, max_offset: int, file_size: int) -> int:
+    """Where the transfer to a slave begins (§6.5): a slave with an empty log gets the start
+    of the master's last file; one ahead of this master gets this master's end."""
+    if requested == 0:
+        return max(0, max_offset - max_offset % file_size)
+    return min(requested, max_offset)
+
+
+async def _transfer(
+    ctx: Any,
+    rep: Replication,
+    stream: trio.SocketStream,
+    first: trio.MemoryReceiveChannel[int],
+    conn: trio.CancelScope,
+) -> None:
+    store, cfg = ctx.store, ctx.store_config
+    batch = cfg.haTransferBatchSize
+    heartbeat = cfg.haSendHeartbeatInterval / 1000
+    requested = await first.receive()
+    nxt = start_offset(requested, store.max_phy_offset, cfg.mappedFileSizeCommitLog)
+    log.info("transfer to slave from %d (it requested %d)", nxt, requested)
+    if nxt != requested:
+        await stream.send_all(encode_transfer_header(nxt, 0))
+    wake = rep.transfer
+    while True:
+        body = store.read_replication(nxt, batch)
+        if body:
+            await stream.send_all(encode_transfer_header(nxt, len(body)) + body)
+            nxt += len(body)
+            continue
+        # nothing new: no checkpoint since the read, so no append can slip in unseen
+        with trio.move_on_after(heartbeat) as idle:
+            await wake.wait()
+        if idle.cancelled_caught:
+            await stream.send_all(encode_transfer_header(nxt, 0))

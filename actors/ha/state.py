@@ -1,0 +1,33 @@
+"""What the master knows of its slaves: the HA server's own state, read by the send path.
+
+Only the HA server's connection tasks change it.  ``acked`` is Java's push2SlaveMaxOffset (the
+highest offset any slave acknowledged) as an OffsetWaiters, so a SYNC_MASTER send waits on it
+the way a SYNC_FLUSH send waits on the flusher; ``transfer`` is rung on every append so the
+connections' transfer loops never poll.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from actors.waiters import OffsetWaiters
+from actors.wake import Wake
+
+
+@attrs.define(eq=False)
+class Replication:
+    acked: OffsetWaiters = attrs.Factory(OffsetWaiters)
+    transfer: Wake = attrs.Factory(Wake)
+    # slave address -> its last acknowledged offset (-1: connected, nothing reported yet)
+    slaves: dict[str, int] = attrs.Factory(dict)
+
+    def is_slave_ok(self, offset: int, fallbehind_max: int) -> bool:
+        """Java's HAService.isSlaveOK: some slave is connected and the fastest one is less
+        than ``fallbehind_max`` bytes behind ``offset``."""
+        return bool(self.slaves) and offset - self.acked.current < fallbehind_max
+
+    def lag_bytes(self, max_offset: int) -> int:
+        """How far the slowest connected slave is behind (0 without slaves)."""
+        if not self.slaves:
+            return 0
+        return max(0, max_offset - min(max(a, 0) for a in self.slaves.values()))
