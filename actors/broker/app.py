@@ -26,6 +26,7 @@ import trio
 from actors.broker.config import BrokerConfig, resolve_defaults
 from actors.broker.context import BrokerContext
 from actors.broker.delivery import ArrivalTee, DelayedDelivery
+from actors.broker.failover import FailoverIdentity, broker_failover, failover_configs
 from actors.broker.handlers.admin import AdminHandlers
 from actors.broker.handlers.client_manage import ClientHandlers, channel_closed
 from actors.broker.handlers.lock import LockHandlers
@@ -195,6 +196,7 @@ async def broker(
     task_status: trio.TaskStatus[BrokerHandle] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run a broker until ``BrokerHandle.stop()`` or cancellation; report a BrokerHandle."""
+    config, store_config, ident = failover_configs(config, store_config)
     config, store_config = prepare_configs(config, store_config, host)
     store = MessageStore(store_config, store_host=config.broker_addr)
     await trio.to_thread.run_sync(store.load)
@@ -203,7 +205,7 @@ async def broker(
     try:
         ctx = await BrokerContext.load(config, store_config, store, **extra)
         ctx.delivery = DelayedDelivery.for_broker(ctx, timer_config)
-        await _serve(ctx, host, stopped, task_status)
+        await _serve(ctx, host, stopped, task_status, ident)
     finally:
         with trio.move_on_after(30, shield=True):
             await trio.to_thread.run_sync(store.shutdown)
@@ -212,7 +214,11 @@ async def broker(
 
 
 async def _serve(
-    ctx: BrokerContext, host: str, stopped: trio.Event, task_status: trio.TaskStatus[BrokerHandle]
+    ctx: BrokerContext,
+    host: str,
+    stopped: trio.Event,
+    task_status: trio.TaskStatus[BrokerHandle],
+    ident: FailoverIdentity | None = None,
 ) -> None:
     store, config = ctx.store, ctx.config
     delivery = ctx.delivery
@@ -250,6 +256,8 @@ async def _serve(
             await services.start(config_persister, ctx)
             await services.start(role_supervisor, ctx)
             await services.start(send_mode_follows_role, ctx, router)
+            if ident is not None:
+                await services.start(broker_failover, ctx, ident)
             server: ServerHandle = await services.start(
                 functools.partial(
                     remoting_server,

@@ -82,6 +82,11 @@ class BrokerConfig:
     channelExpiredTimeoutMillis: int = 120000
     # How long shutdown waits for in-flight requests before cancelling them.
     shutdownGraceMillis: int = 5000
+    # Automatic failover of the broker group on etcd (ours; README "Automatic failover"):
+    # on when etcdEndpoints (comma-separated host:port) is set.
+    etcdEndpoints: str = ""
+    etcdLeaseTtlSeconds: int = 10
+    etcdKeyPrefix: str = "/rocketmq"
 
     @property
     def broker_addr(self) -> str:

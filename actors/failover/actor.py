@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import logging
 import math
-from contextlib import aclosing
 from collections.abc import Awaitable, Callable
+from contextlib import aclosing
 
 import attrs
 import trio
@@ -48,6 +48,7 @@ class FailoverHooks:
     promote: Callable[[int], Awaitable[None]]  # become master of this epoch
     follow: Callable[[MasterRecord], Awaitable[None]]  # become (stay) a slave of this master
     fence: Callable[[], Awaitable[None]]  # stop accepting writes now (lease may be lapsing)
+    log_end: Callable[[], int] = lambda: 0  # this broker's commit-log end (a new epoch's start)
 
 
 @attrs.define(eq=False)
@@ -164,7 +165,7 @@ async def _campaign(fo: Failover) -> None:
             ],
             [
                 Put(keys.master, record.encode(), lease=el.lease),
-                Put(keys.epoch, str(record.epoch).encode()),
+                Put(keys.epoch, view.epoch_value(record.epoch, fo.hooks.log_end())),
                 Put(keys.syncset, syncset.encode()),
             ],
         )
@@ -245,7 +246,7 @@ async def _keep_syncset(fo: Failover) -> None:
             result = await fo.etcd.txn(
                 [
                     Compare(keys.master, "LEASE", fo.elector.lease),
-                    Compare(keys.epoch, "VALUE", str(epoch).encode()),
+                    Compare(keys.epoch, "MOD", view.epoch_rev),
                 ],
                 [Put(keys.syncset, SyncSet(epoch, fo.elector.broker_id, wanted).encode())],
             )

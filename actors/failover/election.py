@@ -4,7 +4,10 @@ Keys under ``{etcdKeyPrefix}/{brokerClusterName}/{brokerName}/``:
 
     master .... {"brokerId", "addr", "haAddr", "epoch"} under the master's lease: it vanishes
                 when the master stops renewing (dead, or cut off from etcd)
-    epoch ..... the last epoch elected (no lease: it outlives every master)
+    epoch ..... {"epoch", "starts"}: the last epoch elected and, for the latest epochs, the
+                commit-log offset each began at (no lease: it outlives every master).  Like
+                RocketMQ 5's epoch file: a broker whose log belongs to an older epoch cuts it
+                back to where the next epoch began before following (see truncation_point)
     syncset ... {"epoch", "master", "members"}: the in-sync set of that epoch (RocketMQ 5's
                 SyncStateSet) written by the master; only its master and members may be
                 elected next, so no acknowledged message is lost by a failover
@@ -27,6 +30,7 @@ import enum
 import attrs
 import orjson
 
+HISTORY = 64  # epochs whose start offsets the epoch key keeps
 FENCE_MARGIN = 0.25  # of the TTL: stop writing this long before etcd could expire the lease
 
 
@@ -100,6 +104,26 @@ class GroupView:
     syncset: SyncSet | None = None
     syncset_rev: int = 0
     revision: int = 0
+    # (epoch, commit-log offset it began at), oldest first
+    starts: tuple[tuple[int, int], ...] = ()
+
+    def epoch_value(self, epoch: int, since: int) -> bytes:
+        """The epoch key's value after electing ``epoch`` beginning at ``since``."""
+        starts = [*self.starts, (epoch, since)][-HISTORY:]
+        return orjson.dumps({"epoch": epoch, "starts": starts})
+
+
+def truncation_point(view: GroupView, held: int, epoch: int) -> int | None:
+    """Where a log of epoch ``held`` must be cut before following the master of ``epoch``:
+    the lowest start offset of the epochs after ``held`` (each new master's log equals its
+    predecessor's only below its start).  None: nothing to cut (same epoch).  If the history
+    no longer reaches back to ``held``, the oldest start known (cutting more only re-fetches)."""
+    if epoch <= held:
+        return None
+    later = [since for e, since in view.starts if held < e <= epoch]
+    if not later:
+        later = [since for _, since in view.starts[:1]]
+    return min(later) if later else None
 
 
 class Kind(enum.Enum):
@@ -181,14 +205,17 @@ def parse_view(keys: GroupKeys, revision: int, kvs: list[tuple[bytes, bytes, int
     master = None
     epoch = epoch_rev = syncset_rev = 0
     syncset = None
+    starts: tuple[tuple[int, int], ...] = ()
     for key, value, mod_rev, lease in kvs:
         try:
             if key == keys.master:
                 master = MasterRecord.decode(value, lease)
             elif key == keys.epoch:
-                epoch, epoch_rev = int(value), mod_rev
+                d = orjson.loads(value)
+                epoch, epoch_rev = int(d["epoch"]), mod_rev
+                starts = tuple((int(e), int(o)) for e, o in d.get("starts", ()))
             elif key == keys.syncset:
                 syncset, syncset_rev = SyncSet.decode(value), mod_rev
         except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
             continue
-    return GroupView(master, epoch, epoch_rev, syncset, syncset_rev, revision)
+    return GroupView(master, epoch, epoch_rev, syncset, syncset_rev, revision, starts)

@@ -226,7 +226,7 @@ class EtcdClient:
                 last = f"{where}: {exc or 'timeout'}"
                 continue
             reply = orjson.loads(data) if data else {}
-            if status != 200 or "error" in reply and "result" not in reply:
+            if status != 200 or ("error" in reply and "result" not in reply):
                 raise EtcdError(f"{path} at {where}: HTTP {status}: {reply.get('error') or reply.get('message') or data[:200]!r}")
             # streaming RPCs (lease keep-alive) answer {"result": {...}} per message
             return reply.get("result", reply)  # type: ignore[no-any-return]

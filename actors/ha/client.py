@@ -22,7 +22,14 @@ from typing import Any
 import trio
 
 from actors.wake import Wake
-from protocol.ha import HAProtocolError, TransferDecoder, encode_report
+from protocol.ha import (
+    EPOCH_SIZE,
+    HAProtocolError,
+    TransferDecoder,
+    decode_epoch,
+    encode_hello,
+    encode_report,
+)
 from storage.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -37,6 +44,10 @@ class _Diverged(Exception):
 
 
 def master_ha_address(ctx: Any) -> str | None:
+    if ctx.failover is not None:
+        # with failover, only the master etcd elected (actors/broker/failover.py)
+        master = ctx.failover_master.value
+        return master.ha_addr if master is not None else None
     return ctx.store_config.haMasterAddress or ctx.master_ha_addr or None
 
 
@@ -49,14 +60,17 @@ async def ha_client(
     task_status.started()
     while True:
         addr = master_ha_address(ctx)
+        followed = ctx.failover_master.value
         if addr is not None:
             try:
                 await _follow(ctx, addr)
-            except* (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as group:
+            except* (OSError, trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError) as group:
                 log.info("HA connection to master %s: %s", addr, group.exceptions[0])
             except* (HAProtocolError, _Diverged, StoreError, ValueError) as group:
                 log.warning("HA connection to master %s dropped: %s", addr, group.exceptions[0])
-        await trio.sleep(RECONNECT_DELAY)
+        with trio.move_on_after(RECONNECT_DELAY):
+            # a newly elected master is followed at once, not after the reconnect delay
+            await ctx.failover_master.wait_value(lambda m, seen=followed: m is not seen and m is not None)
 
 
 async def _connect(addr: str) -> trio.SocketStream:
@@ -73,12 +87,38 @@ async def _follow(ctx: Any, addr: str) -> None:
         stream = await _connect(addr)
     except trio.TooSlowError as exc:
         raise OSError(f"connect to {addr} timed out") from exc
-    log.info("following master %s from %d", addr, ctx.store.max_phy_offset)
     moved = Wake()
     async with stream, trio.open_nursery() as conn:
+        if ctx.failover is not None:
+            master = ctx.failover_master.value
+            await _hello(ctx, stream, master)
+            # another master elected: leave this one at once
+            conn.start_soon(_until_changed, ctx, master, conn.cancel_scope)
+        log.info("following master %s from %d", addr, ctx.store.max_phy_offset)
         conn.start_soon(_report, ctx, stream, moved)
         await _receive(ctx, stream, moved)
         conn.cancel_scope.cancel()
+
+
+async def _until_changed(ctx: Any, master: Any, conn: trio.CancelScope) -> None:
+    await ctx.failover_master.wait_value(lambda m: m is not master)
+    log.info("master changed: leaving %s", master.ha_addr if master else None)
+    conn.cancel()
+
+
+async def _hello(ctx: Any, stream: trio.SocketStream, master: Any) -> None:
+    """The failover hello (protocol/ha.py): follow only a master of the elected epoch."""
+    await stream.send_all(encode_hello(ctx.failover.elector.broker_id, master.epoch))
+    data = b""
+    with trio.fail_after(ctx.store_config.haHousekeepingInterval / 1000):
+        while len(data) < EPOCH_SIZE:
+            chunk = await stream.receive_some(EPOCH_SIZE - len(data))
+            if not chunk:
+                raise trio.BrokenResourceError("master closed the connection during the hello")
+            data += chunk
+    epoch = decode_epoch(data)
+    if epoch != master.epoch:
+        raise _Diverged(f"master at {master.ha_addr} is of epoch {epoch}, etcd elected epoch {master.epoch}")
 
 
 async def _report(ctx: Any, stream: trio.SocketStream, moved: Wake) -> None:
