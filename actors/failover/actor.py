@@ -61,10 +61,12 @@ class SyncSetKeeper:
     wanted: trio_util.AsyncValue[frozenset[int]] = attrs.Factory(lambda: trio_util.AsyncValue(frozenset()))
     epoch: int = 0
 
-    def reset(self, epoch: int) -> None:
+    def reset(self, epoch: int, members: frozenset[int] = frozenset()) -> None:
+        """A term begins (or resumes after a fence): ``members`` is what etcd holds for it -
+        a master leading again in the same epoch must keep waiting for those it listed."""
         self.epoch = epoch
-        self.written.value = frozenset()
-        self.wanted.value = frozenset()
+        self.written.value = members
+        self.wanted.value = members
 
     def add(self, broker_id: int) -> None:
         """A slave caught up with this master's end: it may join."""
@@ -133,7 +135,8 @@ async def _act(fo: Failover, d: Decision) -> None:
         if fo.leading != d.epoch:
             log.warning("elected master of epoch %d", d.epoch)
             fo.following = None
-            fo.syncset.reset(d.epoch)
+            ss = fo.view.syncset
+            fo.syncset.reset(d.epoch, ss.members if ss is not None and ss.epoch == d.epoch else frozenset())
             fo.leading = d.epoch
             await fo.hooks.promote(d.epoch)
         return

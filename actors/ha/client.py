@@ -35,6 +35,7 @@ from storage.errors import StoreError
 log = logging.getLogger(__name__)
 
 RECONNECT_DELAY = 5.0
+FAILOVER_RECONNECT_DELAY = 0.2
 CONNECT_TIMEOUT = 3.0
 RECEIVE_SIZE = 256 * 1024
 
@@ -68,7 +69,8 @@ async def ha_client(
                 log.info("HA connection to master %s: %s", addr, group.exceptions[0])
             except* (HAProtocolError, _Diverged, StoreError, ValueError) as group:
                 log.warning("HA connection to master %s dropped: %s", addr, group.exceptions[0])
-        with trio.move_on_after(RECONNECT_DELAY):
+        # with failover the master is known (etcd): its HA port may just be opening
+        with trio.move_on_after(RECONNECT_DELAY if ctx.failover is None else FAILOVER_RECONNECT_DELAY):
             # a newly elected master is followed at once, not after the reconnect delay
             await ctx.failover_master.wait_value(lambda m, seen=followed: m is not seen and m is not None)
 
@@ -88,15 +90,15 @@ async def _follow(ctx: Any, addr: str) -> None:
     except trio.TooSlowError as exc:
         raise OSError(f"connect to {addr} timed out") from exc
     moved = Wake()
+    master = ctx.failover_master.value
     async with stream, trio.open_nursery() as conn:
         if ctx.failover is not None:
-            master = ctx.failover_master.value
             await _hello(ctx, stream, master)
             # another master elected: leave this one at once
             conn.start_soon(_until_changed, ctx, master, conn.cancel_scope)
         log.info("following master %s from %d", addr, ctx.store.max_phy_offset)
         conn.start_soon(_report, ctx, stream, moved)
-        await _receive(ctx, stream, moved)
+        await _receive(ctx, stream, moved, master)
         conn.cancel_scope.cancel()
 
 
@@ -137,7 +139,7 @@ async def _report(ctx: Any, stream: trio.SocketStream, moved: Wake) -> None:
             sent = -1  # a heartbeat: report even if nothing moved
 
 
-async def _receive(ctx: Any, stream: trio.SocketStream, moved: Wake) -> None:
+async def _receive(ctx: Any, stream: trio.SocketStream, moved: Wake, master: Any = None) -> None:
     store = ctx.store
     silence = ctx.store_config.haHousekeepingInterval / 1000
     decoder = TransferDecoder(max_body=max(ctx.store_config.haTransferBatchSize, 4 << 20))
@@ -151,6 +153,10 @@ async def _receive(ctx: Any, stream: trio.SocketStream, moved: Wake) -> None:
             raise trio.BrokenResourceError("master closed the connection")
         decoder.feed(data)
         while (frame := decoder.next_transfer()) is not None:
+            if ctx.failover is not None and ctx.failover_master.value is not master:
+                # bytes received before another master was elected (and this log cut back
+                # for it): never append them
+                return
             mine = store.max_phy_offset
             if mine and frame.phy_offset != mine:
                 if not (ctx.demoted and frame.phy_offset < mine):

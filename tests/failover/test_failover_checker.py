@@ -36,6 +36,7 @@ TOPIC = "FoCheck"
 ROUNDS = int(os.environ.get("FO_CHECKER_ROUNDS", "8"))
 SEED = int(os.environ.get("FO_CHECKER_SEED", str(random.randrange(1 << 30))))
 TTL = 2
+POLL_NAMESRV = 1.0
 FAILOVER_LIMIT = 30.0  # s: a round without a working master for this long fails the test
 
 
@@ -45,6 +46,7 @@ class Record:
         self.by_offset: dict[tuple[int, int], bytes] = {}  # (epoch-agnostic) offset -> body
         self.conflicts: list[tuple[int, bytes, bytes]] = []
         self.sent = self.failed = 0
+        self.reasons: dict[str, int] = {}
         self.progress = trio.Event()
 
     def ack(self, body: bytes, offset_msg_id: str) -> None:
@@ -59,7 +61,11 @@ class Record:
 
 async def sender(ns: str, rec: Record, stop: trio.Event) -> None:
     config = ProducerConfig(send_timeout=2.0, retry_times=2)
-    async with Producer("fo-check", namesrv=ns, config=config) as producer:
+    producer = Producer("fo-check", namesrv=ns, config=config)
+    # the route is refreshed every second instead of Java's 30 s default, so a round does
+    # not wait for it (scripts/failover_time.py measures the default)
+    producer.client_config.poll_namesrv_interval = POLL_NAMESRV
+    async with producer:
         i = 0
         while not stop.is_set():
             body = b"fo-%d" % i
@@ -67,14 +73,16 @@ async def sender(ns: str, rec: Record, stop: trio.Event) -> None:
             rec.sent += 1
             try:
                 r = await producer.send(Message(TOPIC, body))
-            except Exception:
+            except Exception as exc:
                 rec.failed += 1
+                rec.reasons[type(exc).__name__ + ": " + str(exc)[:60]] = rec.reasons.get(type(exc).__name__ + ": " + str(exc)[:60], 0) + 1
                 await trio.sleep(0.05)
                 continue
             if r.status is SendStatus.SEND_OK:
                 rec.ack(body, r.offset_msg_id)
             else:
                 rec.failed += 1
+                rec.reasons[r.status.name] = rec.reasons.get(r.status.name, 0) + 1
 
 
 async def wait_progress(rec: Record, n: int, timeout: float) -> None:
@@ -107,7 +115,7 @@ async def fault_round(g: Group, rec: Record, rnd: random.Random, log: list[str])
     slaves = [b.index for b in g.brokers if b.index != master]
     await wait_progress(rec, 20, FAILOVER_LIMIT)
     fault = rnd.choice(["kill-master", "kill-master", "kill-slave", "double"])
-    log.append(f"epoch {m.epoch}: master {master}, {fault}")
+    log.append(f"{trio.current_time():.1f}: epoch {m.epoch}, master {master}, {fault}")
     if fault == "kill-slave":
         victim = rnd.choice(slaves)
         g.kill(victim)
@@ -152,8 +160,10 @@ async def test_no_acknowledged_message_lost_over_random_faults(tmp_path):
         stored = await read_all(final.addr)
     finally:
         g.stop()
+    print("\n".join(log))
     where = f"seed {SEED}; rounds: {log}; sent {rec.sent}, failed {rec.failed}"
     assert not rec.conflicts, f"offsets acknowledged for two messages: {rec.conflicts[:5]} ({where})"
-    lost = [b for b, (_, off) in rec.acked.items() if stored.get(off) != b]
+    lost = [(b, rec.acked[b], stored.get(rec.acked[b][1])) for b, (_, off) in rec.acked.items() if stored.get(off) != b]
+    print(sorted(rec.reasons.items(), key=lambda kv: -kv[1])[:8])
     assert not lost, f"{len(lost)} of {len(rec.acked)} acknowledged messages lost: {lost[:5]} ({where})"
     assert len(rec.acked) > 20 * ROUNDS
