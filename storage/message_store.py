@@ -151,8 +151,17 @@ class MessageStore:
     def set_role(self, role: BrokerRole) -> None:
         """The broker switched roles: a SLAVE store refuses puts and keeps requested offsets
         (§6.7); the hot path reads one bool, as before."""
+        promoted = self._slave and role is not BrokerRole.SLAVE
         self._role = role
         self._slave = role is BrokerRole.SLAVE
+        if promoted:
+            # A slave's queues were built by reput from replicated records, but only puts
+            # advance the next queue offsets: catch reput up and take them from the queues,
+            # or the first puts would reuse queue offsets replicated records already hold
+            # (Java's changeToMaster waits for dispatch and recovers the topic queue table).
+            while self.dispatch_behind_bytes() > 0:
+                self.reput(CATCH_UP_STEP)
+            self._rebuild_topic_queue_table()
 
     def add_append_hook(self, hook: Callable[[int], None]) -> None:
         """Call ``hook(end_offset)`` after every append, put or replicated."""

@@ -15,7 +15,7 @@ Identity: the elector and the in-sync set know a broker by its configured ``brok
 the configured master).  As a slave, a broker registers with that id, the configured master
 with FORMER_MASTER_SLAVE_ID.
 
-The in-sync set: a connected slave whose acknowledged offset reached this master's end joins
+The in-sync set: a connected slave whose acknowledged offset reached every acknowledged send joins
 (``_track_in_sync``); a SYNC_MASTER send is answered only once every member, joined or
 joining, has it, or once a lagging member was removed in etcd (failover_gate.py).
 """
@@ -165,13 +165,13 @@ async def broker_failover(
 
 
 async def _track_in_sync(ctx: Any, fo: Failover) -> None:
-    """While master: a slave whose acknowledged offset reached this master's end joins."""
+    """While master: a slave whose acknowledged offset reached every acknowledged send
+    (``acked_end``) joins; under steady load it never catches the log's end itself."""
     while True:
         if fo.leading:
             rep = ctx.replication
-            end = ctx.store.max_phy_offset
             for peer, acked in list(rep.slaves.items()):
                 broker_id = rep.ids.get(peer)
-                if broker_id is not None and acked >= end:
+                if broker_id is not None and acked >= fo.acked_end:
                     fo.syncset.add(broker_id)
         await trio.sleep(IN_SYNC_CHECK)

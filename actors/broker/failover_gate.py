@@ -24,10 +24,14 @@ async def replicas_durable(ctx: Any, end_offset: int, timeout: float) -> bool:
             m for m in keeper.written.value | keeper.wanted.value if rep.acked_by(m) < end_offset
         )
         if not lagging:
+            fo.acked_end = max(fo.acked_end, end_offset)
             return True
         if trio.current_time() >= deadline:
             break
         with trio.move_on_at(deadline):
             await rep.reported.wait()
     log.warning("in-sync members %s lag behind %d: removing them", sorted(lagging), end_offset)
-    return await keeper.drop(lagging, timeout)
+    if not await keeper.drop(lagging, timeout):
+        return False
+    fo.acked_end = max(fo.acked_end, end_offset)
+    return True

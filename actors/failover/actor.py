@@ -97,6 +97,10 @@ class Failover:
     view: GroupView = attrs.Factory(GroupView)
     changed: Wake = attrs.Factory(Wake)
     leading: int = 0  # the epoch this broker is master of (0: not master)
+    # the highest end offset this master acknowledged a SYNC_MASTER send for (from its log end
+    # when the term began: what the previous terms acknowledged lies below it); a slave that
+    # reached it holds every acknowledged message and may join the in-sync set
+    acked_end: int = 0
     following: MasterRecord | None = None
     decisions: int = 0
 
@@ -138,6 +142,7 @@ async def _act(fo: Failover, d: Decision) -> None:
             ss = fo.view.syncset
             fo.syncset.reset(d.epoch, ss.members if ss is not None and ss.epoch == d.epoch else frozenset())
             fo.leading = d.epoch
+            fo.acked_end = max(fo.acked_end, fo.hooks.log_end())
             await fo.hooks.promote(d.epoch)
         return
     if fo.leading:

@@ -3,6 +3,7 @@ directories in a temp dir; stopped by pid (never by name)."""
 
 from __future__ import annotations
 
+import random
 import shutil
 import socket
 import subprocess
@@ -21,10 +22,28 @@ def etcd_available() -> bool:
     return Path(ETCD).exists()
 
 
-def free_port() -> int:
+# Listening ports come from below Linux's ephemeral range (32768-60999 by default): a port
+# the OS picked could later be the source port of one of the many short etcd and HA
+# connections, and a broker restarted on it would fail to bind its HA port.
+_LISTEN_RANGE = (20000, 32000)
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(*, neighbours: tuple[int, ...] = ()) -> int:
+    """A free loopback port below the ephemeral range (with ``port + d`` free for each d)."""
+    for _ in range(500):
+        port = random.randrange(*_LISTEN_RANGE)
+        if _bindable(port) and all(_bindable(port + d) for d in neighbours):
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 @attrs.define

@@ -14,8 +14,8 @@ import trio
 
 from actors.failover.election import GroupKeys, MasterRecord, group_prefix
 from actors.failover.etcd import EtcdClient, EtcdError, EtcdUnavailable, parse_endpoints
-from tests.compat.processes import ManagedProcess, child_env, free_port, spawn, write_properties
-from tests.failover.etcd_proc import EtcdCluster, start_etcd
+from tests.compat.processes import ManagedProcess, child_env, spawn, write_properties
+from tests.failover.etcd_proc import EtcdCluster, free_port, start_etcd
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER = "FoCluster"
