@@ -13,7 +13,7 @@ from actors.broker.app import BrokerHandle, broker
 from protocol.codes import ResponseCode
 from storage.config import BrokerRole
 from storage.results import MessageInner
-from tests.actors.broker.conftest import broker_config, client, namesrv_addr, small_store  # noqa: F401
+from tests.actors.broker.conftest import broker_config, small_store
 from tests.actors.broker.wire import send_v2
 from tests.failover.etcd_proc import etcd_available, start_etcd
 
@@ -72,7 +72,7 @@ class Node:
 
 async def wait_until(pred, timeout: float) -> None:
     with trio.fail_after(timeout):
-        while not pred():
+        while not pred():  # noqa: ASYNC110 - polls other processes' and actors' state
             await trio.sleep(0.02)
 
 

@@ -91,12 +91,15 @@ async def test_first_election_goes_to_the_configured_master_and_slaves_follow(nu
     s2 = await start(nursery, etcd, 2, master=False)
     await trio.sleep(30)
     assert not masters([s1, s2])
-    assert s1.events == [] and s2.events == []
+    assert s1.events == []
+    assert s2.events == []
     m = await start(nursery, etcd, 0, master=True)
     await trio.sleep(1)
     assert m.master_epoch == 1
-    assert s1.kinds() == ["follow"] and s2.kinds() == ["follow"]
-    assert s1.fo is not None and s1.fo.epoch == 1
+    assert s1.kinds() == ["follow"]
+    assert s2.kinds() == ["follow"]
+    assert s1.fo is not None
+    assert s1.fo.epoch == 1
 
 
 async def test_master_cut_off_fences_before_its_lease_expires_and_an_in_sync_slave_takes_over(
@@ -124,7 +127,8 @@ async def test_master_cut_off_fences_before_its_lease_expires_and_an_in_sync_sla
     etcd.reconnect("b0")
     await trio.sleep(3 * TTL)
     assert m.kinds()[-1] == "follow"
-    assert m.fo.following is not None and m.fo.following.broker_id == 1
+    assert m.fo.following is not None
+    assert m.fo.following.broker_id == 1
     assert m.fo.following.epoch == 2
     assert masters([m, s1, s2]) == [s1]
 
@@ -135,13 +139,15 @@ async def test_a_slave_outside_the_in_sync_set_is_never_elected(nursery, etcd, a
     m.scope.cancel()  # kill: the lease lapses on its own, the in-sync set is {0} alone
     await trio.sleep(5 * TTL)
     assert not masters([s1, s2])
-    revision, kvs = await etcd.client("t").range(KEYS.prefix, prefix=True)
+    _revision, kvs = await etcd.client("t").range(KEYS.prefix, prefix=True)
     assert {kv.key for kv in kvs} == {KEYS.epoch, KEYS.syncset}  # no master key
 
 
 async def test_double_failure_waits_for_an_in_sync_member_to_return(nursery, etcd, autojump_clock):
     m, s1, s2 = await group(nursery, etcd)
-    assert m.fo is not None and m.scope is not None and s1.scope is not None
+    assert m.fo is not None
+    assert m.scope is not None
+    assert s1.scope is not None
     m.fo.syncset.add(1)
     await trio.sleep(1)
     m.scope.cancel()
@@ -151,7 +157,9 @@ async def test_double_failure_waits_for_an_in_sync_member_to_return(nursery, etc
     back = await start(nursery, etcd, 1, master=False)
     await trio.sleep(3 * TTL)
     assert back.master_epoch == 2
-    assert s2.kinds()[-1] == "follow" and s2.fo is not None and s2.fo.epoch == 2
+    assert s2.kinds()[-1] == "follow"
+    assert s2.fo is not None
+    assert s2.fo.epoch == 2
 
 
 async def test_epochs_only_grow_and_one_master_at_a_time_over_repeated_failovers(
@@ -176,13 +184,14 @@ async def test_epochs_only_grow_and_one_master_at_a_time_over_repeated_failovers
         etcd.reconnect(f"b{leader.broker_id}")
         await trio.sleep(2 * TTL)
         new = masters(bs)
-        assert len(new) == 1 and new[0] is not leader
+        assert len(new) == 1
+        assert new[0] is not leader
         seen_epochs.append(new[0].master_epoch)
     assert seen_epochs == sorted(set(seen_epochs))
 
 
 async def test_in_sync_drop_is_written_before_it_returns(nursery, etcd, autojump_clock):
-    m, s1, s2 = await group(nursery, etcd)
+    m, _s1, _s2 = await group(nursery, etcd)
     assert m.fo is not None
     m.fo.syncset.add(1)
     m.fo.syncset.add(2)

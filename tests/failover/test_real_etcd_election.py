@@ -37,7 +37,7 @@ async def start(nursery: trio.Nursery, cluster: EtcdCluster, broker_id: int, *, 
 
 async def wait_until(pred, timeout: float) -> None:
     with trio.fail_after(timeout):
-        while not pred():
+        while not pred():  # noqa: ASYNC110 - polls the electors' recorded state
             await trio.sleep(0.02)
 
 
@@ -53,7 +53,8 @@ async def test_master_death_elects_the_in_sync_slave(cluster, nursery):
     s1 = await start(nursery, cluster, 1, master=False)
     s2 = await start(nursery, cluster, 2, master=False)
     await wait_until(lambda: m.master_epoch == 1 and s1.kinds() == ["follow"] and s2.kinds() == ["follow"], 10)
-    assert m.fo is not None and m.scope is not None
+    assert m.fo is not None
+    assert m.scope is not None
     m.fo.syncset.add(1)
     await wait_until(lambda: m.fo.syncset.written.value == {1}, 5)
     if len(cluster.nodes) == 3:
@@ -80,4 +81,6 @@ async def test_master_cut_from_etcd_fences_itself_before_anyone_else_leads(clust
     await wait_until(lambda: s1.master_epoch == 2, 4 * TTL + 5)
     fenced = [t for t, kind, _ in m.events if kind == "fence"]
     promoted = [t for t, kind, _ in s1.events if kind == "promote"]
-    assert fenced and promoted and fenced[0] < promoted[0]
+    assert fenced
+    assert promoted
+    assert fenced[0] < promoted[0]
