@@ -36,6 +36,7 @@ from storage.config import BrokerRole, MessageStoreConfig
 from storage.consume_queue import INT_MAX, UNIT_SIZE, ConsumeQueue
 from storage.dispatch import (
     CORRUPT,
+    END,
     SCHEDULE_TOPIC,
     DispatchRequest,
     Hint,
@@ -159,8 +160,13 @@ class MessageStore:
             # advance the next queue offsets: catch reput up and take them from the queues,
             # or the first puts would reuse queue offsets replicated records already hold
             # (Java's changeToMaster waits for dispatch and recovers the topic queue table).
-            while self.dispatch_behind_bytes() > 0:
-                self.reput(CATCH_UP_STEP)
+            self._catch_up()
+            if self.reput_from < self.commit_log.max_offset:
+                # a replicated record whose rest never came (HA frames are not record-aligned):
+                # nobody acknowledged it, and a master appends after whole records only
+                self._slave = True
+                self.truncate_replicated(self.reput_from)
+                self._slave = False
             self._rebuild_topic_queue_table()
 
     def add_append_hook(self, hook: Callable[[int], None]) -> None:
@@ -189,9 +195,7 @@ class MessageStore:
             if cfg.messageIndexEnable:
                 self.index.load(last_exit_ok=self.last_exit_ok)
             self._recover()
-            while self.dispatch_behind_bytes() > 0:
-                self.reput(CATCH_UP_STEP)  # bounded steps: the arrivals lists are dropped
-                pass
+            self._catch_up()
             self._rebuild_topic_queue_table()
             create_abort(cfg.abort_path)
         except BaseException:
@@ -260,6 +264,15 @@ class MessageStore:
             return cq is None or queue_offset >= cq.max_offset
         return False
 
+    def _catch_up(self) -> None:
+        """Dispatch everything there is, in bounded steps (the arrivals lists are dropped);
+        stops at a replicated record whose rest has not arrived."""
+        while self.dispatch_behind_bytes() > 0:
+            before = self.reput_from
+            self.reput(CATCH_UP_STEP)
+            if self.reput_from == before:
+                return
+
     def _rebuild_topic_queue_table(self) -> None:
         phy_min = self.commit_log.min_offset
         self._next_offsets = {}
@@ -273,9 +286,7 @@ class MessageStore:
             return
         self._loaded = False
         try:
-            while self.dispatch_behind_bytes() > 0:
-                self.reput(CATCH_UP_STEP)  # bounded steps: the arrivals lists are dropped
-                pass
+            self._catch_up()
             self.flush_commit_log()
             self.flush_consume_queues()
             self.write_checkpoint()
@@ -572,6 +583,10 @@ class MessageStore:
                         got.queue_offset + 1,
                         got.store_timestamp,
                     )
+            elif nxt == off and got == END and self._slave:
+                # a replicated record whose rest has not arrived yet (HA frames are cut at any
+                # byte, not at record ends): dispatch it once it is whole
+                break
             elif nxt == off:
                 what = "corrupt" if got == CORRUPT else "missing"
                 log.error(
