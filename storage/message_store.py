@@ -36,7 +36,6 @@ from storage.config import BrokerRole, MessageStoreConfig
 from storage.consume_queue import INT_MAX, UNIT_SIZE, ConsumeQueue
 from storage.dispatch import (
     CORRUPT,
-    END,
     SCHEDULE_TOPIC,
     DispatchRequest,
     Hint,
@@ -583,7 +582,7 @@ class MessageStore:
                         got.queue_offset + 1,
                         got.store_timestamp,
                     )
-            elif nxt == off and got == END and self._slave:
+            elif nxt == off and self._slave and self._partial_tail(off, end):
                 # a replicated record whose rest has not arrived yet (HA frames are cut at any
                 # byte, not at record ends): dispatch it once it is whole
                 break
@@ -602,6 +601,15 @@ class MessageStore:
             self.index.write_header()
         self.reput_from = off
         return [Arrived(t, q, m, ts, code) for (t, q, code), (m, ts) in latest.items()]
+
+    def _partial_tail(self, off: int, end: int) -> bool:
+        """Whether the bytes from ``off`` to the log's ``end`` are the start of a record whose
+        rest has not been replicated yet (its size field says it ends beyond ``end``)."""
+        head = self.commit_log.read_range(off, 8)
+        if len(head) < 8:
+            return True
+        total = int.from_bytes(head[:4], "big", signed=True)
+        return total > 0 and off + total > end
 
     def _already_dispatched(self, off: int, index_on: bool) -> bool:
         """Replay after a crash: whether the record at ``off`` is in its queue and the index.

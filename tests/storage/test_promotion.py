@@ -36,12 +36,15 @@ def test_slave_reput_waits_for_the_rest_of_a_replicated_record(open_store, store
         storePathRootDir=store_config.storePathRootDir + "-slave", brokerRole=BrokerRole.SLAVE
     )
     data = master.read_replication(0, 1 << 20)
-    cut = len(data) // 2 + 3  # inside the third or fourth record
-    slave.append_replicated(0, data[:cut])
-    slave.reput()
-    assert slave.reput_from < cut  # stopped before the partial record
-    slave.append_replicated(cut, data[cut:])
-    slave.reput()
+    size = len(data) // 6
+    # cut inside a record's first 8 bytes, inside its header, inside its body
+    cuts = [size + 3, 2 * size + 20, 4 * size - 10, len(data)]
+    at = 0
+    for cut in cuts:
+        slave.append_replicated(at, data[at:cut])
+        at = cut
+        slave.reput()
+        assert slave.reput_from == cut - cut % size  # stopped before the partial record
     assert slave.max_offset_in_queue("TopicTest", 0) == 6
     for k in range(6):
         assert slave.get_message("cg", "TopicTest", 0, k, 1).status.name == "FOUND"
