@@ -24,8 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from actors.client.message import Message, SendStatus
 from actors.client.producer import Producer, ProducerConfig
+from actors.failover.election import SyncSet
 from protocol.msgid import decode_offset_msg_id
-from tests.failover.group import start_group, wait_master
+from tests.failover.group import Group, start_group, wait_master
 
 TOPIC = "FoTime"
 
