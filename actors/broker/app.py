@@ -41,6 +41,7 @@ from actors.broker.persist import config_persister
 from actors.broker.registration import broker_registrar, namesrv_addresses, unregister_all
 from actors.broker.role import role_supervisor
 from actors.broker.role_switch import RoleSwitchHandler, send_mode_follows_role
+from actors.broker.vip import vip_channel
 from actors.remoting.client import RemotingClient, open_remoting_client
 from actors.remoting.router import RequestContext, Router
 from actors.remoting.server import ServerHandle, remoting_server
@@ -157,13 +158,28 @@ class BrokerHandle:
         self._stop.set()
 
 
-def pick_free_port(host: str) -> int:
-    """A port to listen on when config says 0: it must be known before the store opens,
-    because every stored message carries the broker's address (offset msgIds)."""
+def _bindable(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def pick_free_port(host: str) -> int:
+    """A port to listen on when config says 0: it must be known before the store opens,
+    because every stored message carries the broker's address (offset msgIds).  Its
+    neighbours must be free too: the VIP channel takes port - 2, the HA server port + 1."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, 0))
+            port = int(sock.getsockname()[1])
+        if 2 < port < 65535 and _bindable(host, port - 2) and _bindable(host, port + 1):
+            return port
+    return port
 
 
 def prepare_configs(
@@ -269,6 +285,17 @@ async def _serve(
                     on_close=lambda channel: channel_closed(ctx, channel),
                 )
             )
+            if config.listenPort > 2:
+                await services.start(
+                    functools.partial(
+                        vip_channel,
+                        router,
+                        host=host,
+                        listen_port=config.listenPort,
+                        idle_timeout=config.serverChannelMaxIdleTimeSeconds,
+                        on_close=lambda channel: channel_closed(ctx, channel),
+                    )
+                )
             registrar_scope = trio.CancelScope()
             await services.start(_in_scope, registrar_scope, broker_registrar, ctx, client, addrs)
             log.info(

@@ -145,8 +145,8 @@ class BrokerContext:
     master_addr: str | None = None
     master_ha_addr: str | None = None
     spawn: Callable[..., None] = _ignore_spawn
-    # the HA server's view of its slaves (a fresh one for every
-    # master term, made by the HA server); SYNC_MASTER sends wait on its acked offset
+    # the HA server's view of its slaves (a fresh one for every master term, made by the HA
+    # server); SYNC_MASTER sends wait on its acked offset
     replication: Replication = attrs.Factory(Replication)
     # Set by a MASTER -> SLAVE switch (role_switch.py): until its logs agree with the new
     # master's, the HA client may drop a tail the new master never had.

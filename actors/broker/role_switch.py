@@ -111,7 +111,9 @@ class RoleSwitchHandler:
             broker_id = int(fields["brokerId"]) if fields.get("brokerId") else None
             truncate = int(fields["truncateTo"]) if fields.get("truncateTo") else None
         except (KeyError, ValueError) as exc:
-            raise RequestError(ResponseCode.SYSTEM_ERROR, f"bad role switch request: {exc}") from exc
+            raise RequestError(
+                ResponseCode.SYSTEM_ERROR, f"bad role switch request: {exc}"
+            ) from exc
         try:
             changed = switch_role(self.ctx, role, broker_id=broker_id, truncate_to=truncate)
         except (ValueError, StoreError) as exc:

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 RECONNECT_DELAY = 5.0
 FAILOVER_RECONNECT_DELAY = 0.2
+ADDRESS_POLL = 0.5
 CONNECT_TIMEOUT = 3.0
 RECEIVE_SIZE = 256 * 1024
 
@@ -62,6 +63,12 @@ async def ha_client(
     while True:
         addr = master_ha_address(ctx)
         followed = ctx.failover_master.value
+        if addr is None:
+            # learnt from the next REGISTER_BROKER reply (or, with failover, from etcd): look
+            # again soon
+            with trio.move_on_after(ADDRESS_POLL):
+                await ctx.failover_master.wait_value(lambda m, seen=followed: m is not seen)
+            continue
         if addr is not None:
             try:
                 await _follow(ctx, addr)
@@ -160,7 +167,9 @@ async def _receive(ctx: Any, stream: trio.SocketStream, moved: Wake, master: Any
             mine = store.max_phy_offset
             if mine and frame.phy_offset != mine:
                 if not (ctx.demoted and frame.phy_offset < mine):
-                    raise _Diverged(f"master sends from {frame.phy_offset}, this log ends at {mine}")
+                    raise _Diverged(
+                        f"master sends from {frame.phy_offset}, this log ends at {mine}"
+                    )
                 dropped = store.truncate_replicated(frame.phy_offset)
                 log.warning("dropped %d bytes the master does not have", dropped)
             # the logs agree from here on: only a master demoted again may drop a tail

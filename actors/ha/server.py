@@ -86,7 +86,8 @@ def _ring(rep: Replication) -> Any:
 
 async def _serve_slave(ctx: Any, rep: Replication, stream: trio.SocketStream) -> None:
     try:
-        peer = "%s:%d" % stream.socket.getpeername()[:2]
+        ip, port = stream.socket.getpeername()[:2]
+        peer = f"{ip}:{port}"
     except OSError:
         return
     log.info("slave %s connected", peer)

@@ -102,8 +102,7 @@ def group(
             )
             procs.append(proc)
             addrs[side], stores[side] = f"127.0.0.1:{port}", store
-            if not slave:
-                wait_ready(namesrv, addrs[side], procs)
+            wait_ready(namesrv, addrs[side], procs)
         yield namesrv, addrs["master"], addrs["slave"], stores["master"], stores["slave"]
     except BaseException:
         print("\n\n".join(p.describe() for p in procs))
@@ -144,7 +143,7 @@ async def _workload(namesrv: str) -> int:
 async def _pull_all(addr: str) -> int:
     total = 0
     async with connect(addr) as conn:
-        for queue_id in range(8):
+        for queue_id in range(4):  # defaultTopicQueueNums
             offset = 0
             while True:
                 reply = await conn.call(_pull(queue_id, offset), timeout=5.0)
@@ -165,7 +164,7 @@ def _pull(queue_id: int, offset: int) -> RemotingCommand:
             "queueId": str(queue_id),
             "queueOffset": str(offset),
             "maxMsgNums": "32",
-            "sysFlag": "2",
+            "sysFlag": "4",  # subscription in the request: no heartbeat needed
             "commitOffset": "0",
             "suspendTimeoutMillis": "0",
             "subscription": "*",

@@ -92,7 +92,7 @@ def start_group(work: Path, *, etcd_nodes: int = 1, brokers: int = 3, ttl: int =
     namesrv = spawn("namesrv", [sys.executable, "apps/namesrv.py", "-c", str(ns_conf)], log_dir=work / "logs", cwd=REPO, env=child_env(HOME=str(work)))
     procs = []
     for i in range(brokers):
-        port = free_port(neighbours=(1,))
+        port = free_port(neighbours=(-2, 1))  # the VIP channel and the HA server
         conf = write_properties(
             work / f"broker{i}.conf",
             {

@@ -27,10 +27,10 @@ def test_golden_report() -> None:
 
 def test_golden_transfer_frame() -> None:
     # master -> slave: long phyOffset, int bodySize, body (HAConnection.WriteSocketService)
-    assert encode_transfer_header(0x40000000, 5).hex() == "0000000040000000" "00000005"
-    assert encode_heartbeat(300).hex() == "000000000000012c" "00000000"
+    assert encode_transfer_header(0x40000000, 5).hex() == "000000004000000000000005"
+    assert encode_heartbeat(300).hex() == "000000000000012c00000000"
     dec = TransferDecoder()
-    dec.feed(bytes.fromhex("000000000000012c0000000548656c6c6f" "000000000000013100000000"))
+    dec.feed(bytes.fromhex("000000000000012c0000000548656c6c6f000000000000013100000000"))
     assert dec.next_transfer() == Transfer(300, b"Hello")
     assert dec.next_transfer() == Transfer(305, b"")
     assert dec.next_transfer() is None

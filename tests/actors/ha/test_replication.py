@@ -31,12 +31,16 @@ def log_bytes(store) -> bytes:
     return out
 
 
-async def caught_up(slave, master, limit: float = 60) -> None:
+async def until(condition, limit: float = 60, step: float = 0.05) -> None:
+    """Poll ``condition`` (virtual time): the stores and HA state announce nothing to tests."""
     with trio.fail_after(limit):
-        while slave.ctx.store.max_phy_offset != master.ctx.store.max_phy_offset:
-            await trio.sleep(0.05)
-        while slave.ctx.store.dispatch_behind_bytes():
-            await trio.sleep(0.05)
+        while not condition():  # noqa: ASYNC110 - see the docstring
+            await trio.sleep(step)
+
+
+async def caught_up(slave, master, limit: float = 60) -> None:
+    await until(lambda: slave.ctx.store.max_phy_offset == master.ctx.store.max_phy_offset, limit)
+    await until(lambda: not slave.ctx.store.dispatch_behind_bytes(), limit)
 
 
 async def start_pair(nursery, tmp_path, namesrv_addr, *, role="ASYNC_MASTER", slave_read=False):
@@ -62,7 +66,7 @@ async def send(client, broker, n: int, body: bytes = b"m") -> list[RemotingComma
 
 
 async def test_slave_mirrors_master_and_serves_reads(
-    nursery, tmp_path, namesrv_addr, client, autojump_clock
+    nursery, tmp_path, namesrv_addr, client, ha_clock
 ):
     master, slave = await start_pair(nursery, tmp_path, namesrv_addr, slave_read=True)
     replies = await send(client, master, 40)
@@ -70,6 +74,7 @@ async def test_slave_mirrors_master_and_serves_reads(
     await caught_up(slave, master)
     assert log_bytes(slave.ctx.store) == log_bytes(master.ctx.store)
     assert slave.ctx.store.max_offset_in_queue(TOPIC, 1) == 20
+    await until(lambda: TOPIC in slave.ctx.topics)  # the metadata sync, every 10 s
     got = await client.invoke(slave.address, pull(TOPIC, queue_id=1, suspend_ms=0), 5)
     assert got.code == ResponseCode.SUCCESS, got.remark
     # the slave refuses writes as Apache does
@@ -84,7 +89,7 @@ async def test_slave_mirrors_master_and_serves_reads(
 
 
 async def test_slave_reconnects_after_the_master_restarts(
-    nursery, tmp_path, namesrv_addr, client, autojump_clock
+    nursery, tmp_path, namesrv_addr, client, ha_clock
 ):
     master, slave = await start_pair(nursery, tmp_path, namesrv_addr)
     await send(client, master, 5)
@@ -106,7 +111,7 @@ async def test_slave_reconnects_after_the_master_restarts(
 
 
 async def test_sync_master_answers_only_once_a_slave_acked(
-    nursery, tmp_path, namesrv_addr, client, autojump_clock
+    nursery, tmp_path, namesrv_addr, client, ha_clock
 ):
     master = await start_broker(
         nursery, tmp_path / "m", namesrv_addr, store={"brokerRole": BrokerRole.SYNC_MASTER}
@@ -116,9 +121,7 @@ async def test_sync_master_answers_only_once_a_slave_acked(
     slave = await start_broker(
         nursery, tmp_path / "s", namesrv_addr, brokerId=1, store={"brokerRole": BrokerRole.SLAVE}
     )
-    with trio.fail_after(30):
-        while not master.ctx.replication.slaves:
-            await trio.sleep(0.1)
+    await until(lambda: master.ctx.replication.slaves, 30)
     for reply in await send(client, master, 5):
         assert reply.code == ResponseCode.SUCCESS, reply.remark
         # answered only after the slave acknowledged it
@@ -129,7 +132,7 @@ async def test_sync_master_answers_only_once_a_slave_acked(
 
 
 async def test_sync_master_slave_timeout_does_not_stall_the_connection(
-    nursery, tmp_path, namesrv_addr, client, autojump_clock
+    nursery, tmp_path, namesrv_addr, client, ha_clock
 ):
     master = await start_broker(
         nursery, tmp_path / "m", namesrv_addr, store={"brokerRole": BrokerRole.SYNC_MASTER}
@@ -138,9 +141,7 @@ async def test_sync_master_slave_timeout_does_not_stall_the_connection(
     sock = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     await sock.connect(("127.0.0.1", master.ctx.store_config.haListenPort))
     await sock.send(encode_report(master.ctx.store.max_phy_offset))
-    with trio.fail_after(5):
-        while not master.ctx.replication.slaves:
-            await trio.sleep(0.01)
+    await until(lambda: master.ctx.replication.slaves, 5)
     answers: dict[str, float] = {}
 
     async def one_send() -> None:
@@ -163,7 +164,7 @@ async def test_sync_master_slave_timeout_does_not_stall_the_connection(
 
 
 async def test_metadata_sync_copies_topics_and_offsets(
-    nursery, tmp_path, namesrv_addr, client, autojump_clock
+    nursery, tmp_path, namesrv_addr, client, ha_clock
 ):
     master, slave = await start_pair(nursery, tmp_path, namesrv_addr)
     created = await client.invoke(
@@ -178,9 +179,8 @@ async def test_metadata_sync_copies_topics_and_offsets(
     assert created.code == ResponseCode.SUCCESS, created.remark
     master.ctx.offsets.commit("cg", "Synced", 2, 17)
     master.ctx.delay_offsets.update(3, 9)
-    with trio.fail_after(60):  # rounds every 10 s: a few at most
-        while slave.ctx.delay_offsets.get(3) != 9 or "Synced" not in slave.ctx.topics:
-            await trio.sleep(1)
+    # rounds every 10 s: a few at most
+    await until(lambda: slave.ctx.delay_offsets.get(3) == 9 and "Synced" in slave.ctx.topics)
     assert slave.ctx.topics.get("Synced").read_queue_nums == 3
     assert slave.ctx.offsets.query("cg", "Synced", 2) == 17
     assert slave.ctx.delay_offsets.get(3) == 9
@@ -188,9 +188,7 @@ async def test_metadata_sync_copies_topics_and_offsets(
 
 
 @pytest.mark.parametrize("flaps", [3])
-async def test_role_flapping_with_traffic(
-    nursery, tmp_path, namesrv_addr, client, autojump_clock, flaps
-):
+async def test_role_flapping_with_traffic(nursery, tmp_path, namesrv_addr, client, ha_clock, flaps):
     broker = await start_broker(nursery, tmp_path / "b", namesrv_addr)
     await send(client, broker, 1)  # the topic exists before the pulls begin
     store = broker.ctx.store
@@ -201,21 +199,21 @@ async def test_role_flapping_with_traffic(
 
     async def sender() -> None:
         nonlocal unanswered
-        for i in range(400):
+        for i in range(150):
             unanswered += 1
             reply = await client.invoke(broker.address, send_v2(TOPIC, b"f%d" % i), 10)
             unanswered -= 1
             codes.append(reply.code)
-            await trio.sleep(0.01)
+            await trio.sleep(0.02)
 
     async def puller() -> None:
-        for _ in range(100):
+        for _ in range(40):
             reply = await client.invoke(broker.address, pull(TOPIC, suspend_ms=0), 10)
             assert reply.code in (
                 ResponseCode.SUCCESS, ResponseCode.PULL_NOT_FOUND,
                 ResponseCode.PULL_RETRY_IMMEDIATELY, ResponseCode.PULL_OFFSET_MOVED,
             )  # fmt: skip
-            await trio.sleep(0.03)
+            await trio.sleep(0.08)
 
     async def switch(role: str, **extra: str) -> RemotingCommand:
         return await client.invoke(
@@ -228,11 +226,11 @@ async def test_role_flapping_with_traffic(
         traffic.start_soon(sender)
         traffic.start_soon(puller)
         for _ in range(flaps):
-            await trio.sleep(0.5)
+            await trio.sleep(0.3)
             reply = await switch("SLAVE", brokerId="1")
             assert reply.code == ResponseCode.SUCCESS, reply.remark
             before = store.max_phy_offset
-            await trio.sleep(0.7)
+            await trio.sleep(0.4)
             slave_spans.append((before, store.max_phy_offset))
             assert broker.ctx.config.brokerId == 1
             reply = await switch("ASYNC_MASTER")
@@ -248,7 +246,7 @@ async def test_role_flapping_with_traffic(
 
 
 async def test_promote_slave_then_demoted_master_follows_it(
-    nursery, tmp_path, namesrv_addr, client, autojump_clock
+    nursery, tmp_path, namesrv_addr, client, ha_clock
 ):
     master, slave = await start_pair(nursery, tmp_path, namesrv_addr)
     await send(client, master, 20)
@@ -275,3 +273,28 @@ async def test_promote_slave_then_demoted_master_follows_it(
     assert master.ctx.store.max_offset_in_queue(TOPIC, 0) == slave.ctx.store.max_offset_in_queue(
         TOPIC, 0
     )
+
+
+async def test_demoted_master_drops_a_tail_the_new_master_lacks(
+    nursery, tmp_path, namesrv_addr, client, ha_clock
+):
+    master, slave = await start_pair(nursery, tmp_path, namesrv_addr)
+    await send(client, master, 10)
+    await caught_up(slave, master)
+
+    async def switch(broker, role: str, **extra: str) -> None:
+        reply = await client.invoke(
+            broker.address,
+            RemotingCommand.request(SWITCH_BROKER_ROLE, {"brokerRole": role, **extra}),
+            5,
+        )
+        assert reply.code == ResponseCode.SUCCESS, reply.remark
+
+    await switch(slave, "ASYNC_MASTER")
+    await send(client, master, 5, b"acknowledged-by-nobody")
+    assert master.ctx.store.max_phy_offset > slave.ctx.store.max_phy_offset
+    await switch(master, "SLAVE", brokerId="1")  # no truncateTo: the new master's end decides
+    await caught_up(master, slave)
+    assert log_bytes(master.ctx.store) == log_bytes(slave.ctx.store)
+    assert master.ctx.store.max_offset_in_queue(TOPIC, 0) == 5
+    assert not master.ctx.demoted
