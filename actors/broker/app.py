@@ -23,12 +23,14 @@ from typing import Any
 import attrs
 import trio
 
+from actors.broker.acl import AclGuard, acl_file_path, acl_file_watcher
 from actors.broker.config import BrokerConfig, resolve_defaults
 from actors.broker.context import BrokerContext
 from actors.broker.delivery import ArrivalTee, DelayedDelivery
 from actors.broker.failover import FailoverIdentity, broker_failover, failover_configs
 from actors.broker.handlers.admin import AdminHandlers
 from actors.broker.handlers.client_manage import ClientHandlers, channel_closed
+from actors.broker.handlers.end_transaction import EndTransactionHandler
 from actors.broker.handlers.lock import LockHandlers
 from actors.broker.handlers.offsets import OffsetHandlers
 from actors.broker.handlers.pull import PullHandler
@@ -43,8 +45,10 @@ from actors.broker.role import role_supervisor
 from actors.broker.role_switch import RoleSwitchHandler, send_mode_follows_role
 from actors.broker.vip import vip_channel
 from actors.remoting.client import RemotingClient, open_remoting_client
+from actors.remoting.netconfig import ServerNetConfig
 from actors.remoting.router import RequestContext, Router
 from actors.remoting.server import ServerHandle, remoting_server
+from actors.remoting.tls import outgoing_context
 from actors.store import commit_log_flusher, reput_dispatcher, store_services
 from protocol.codes import ResponseCode
 from protocol.command import RemotingCommand
@@ -132,6 +136,7 @@ def build_router(ctx: BrokerContext, pull: PullHandler) -> BrokerRouter:
     AdminHandlers(ctx).register(router)
     SendBackHandler(ctx).register(router)
     RoleSwitchHandler(ctx).register(router)
+    EndTransactionHandler(ctx).register(router)
     return router
 
 
@@ -206,12 +211,18 @@ async def broker(
     config: BrokerConfig,
     store_config: MessageStoreConfig,
     *,
-    host: str = "0.0.0.0",
+    host: str | None = None,
+    net: ServerNetConfig | None = None,
     now_ms: Any = None,
     timer_config: TimerConfig | None = None,
     task_status: trio.TaskStatus[BrokerHandle] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run a broker until ``BrokerHandle.stop()`` or cancellation; report a BrokerHandle."""
+    """Run a broker until ``BrokerHandle.stop()`` or cancellation; report a BrokerHandle.
+
+    ``host`` (default: ``net.bindAddress``, else all interfaces) is where it listens; ``net``
+    also brings TLS and the limits for untrusted peers."""
+    if host is None:
+        host = net.bindAddress if net is not None else "0.0.0.0"
     config, store_config, ident = failover_configs(config, store_config)
     config, store_config = prepare_configs(config, store_config, host)
     store = MessageStore(store_config, store_host=config.broker_addr)
@@ -221,7 +232,7 @@ async def broker(
     try:
         ctx = await BrokerContext.load(config, store_config, store, **extra)
         ctx.delivery = DelayedDelivery.for_broker(ctx, timer_config)
-        await _serve(ctx, host, stopped, task_status, ident)
+        await _serve(ctx, host, net, stopped, task_status, ident)
     finally:
         with trio.move_on_after(30, shield=True):
             await trio.to_thread.run_sync(store.shutdown)
@@ -232,6 +243,7 @@ async def broker(
 async def _serve(
     ctx: BrokerContext,
     host: str,
+    net: ServerNetConfig | None,
     stopped: trio.Event,
     task_status: trio.TaskStatus[BrokerHandle],
     ident: FailoverIdentity | None = None,
@@ -259,14 +271,28 @@ async def _serve(
         )
         pull = PullHandler(ctx)
         router = build_router(ctx, pull)
+        acl: AclGuard | None = None
+        if config.aclEnable:
+            path = acl_file_path(config.rocketmqHome, config.plainAclFile)
+            acl = await trio.to_thread.run_sync(AclGuard.load, path)
+            router.guard = acl
         stop = trio.Event()
         async with (
             trio.open_nursery() as services,
-            open_remoting_client(name="broker-outer") as client,
+            open_remoting_client(
+                name="broker-outer", ssl_context=outgoing_context(net) if net else None
+            ) as client,
         ):
             ctx.spawn = services.start_soon
             await services.start(
-                long_polling, ctx.holds, arrivals_recv, pull.resume, store.max_offset_in_queue
+                functools.partial(
+                    long_polling,
+                    ctx.holds,
+                    arrivals_recv,
+                    pull.resume,
+                    store.max_offset_in_queue,
+                    abandoned=pull.abandoned,
+                )
             )
             await services.start(client_housekeeping, ctx)
             await services.start(config_persister, ctx)
@@ -274,6 +300,8 @@ async def _serve(
             await services.start(send_mode_follows_role, ctx, router)
             if ident is not None:
                 await services.start(broker_failover, ctx, ident)
+            if acl is not None:
+                await services.start(acl_file_watcher, acl)
             server: ServerHandle = await services.start(
                 functools.partial(
                     remoting_server,
@@ -283,6 +311,7 @@ async def _serve(
                     name="broker",
                     idle_timeout=config.serverChannelMaxIdleTimeSeconds,
                     on_close=lambda channel: channel_closed(ctx, channel),
+                    net=net,
                 )
             )
             if config.listenPort > 2:

@@ -2,9 +2,9 @@
 
 Switching roles (role_switch.py) sets ``ctx.role``; the scope of the old role is cancelled -
 every role actor runs its ``finally`` - and the new role's actors start.  The master scope runs
-the HA server (actors/ha/server.py) and delayed delivery (delivery.py); the transaction checker
-is still to join it.  The slave scope runs the HA client (actors/ha/client.py) and the
-metadata sync (metadata_sync.py).
+the HA server (actors/ha/server.py), delayed delivery (delivery.py) and the transaction
+check service (transaction.py).  The slave scope runs the HA client (actors/ha/client.py)
+and the metadata sync (metadata_sync.py).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import trio
 from actors.broker.context import BrokerContext
 from actors.broker.delivery import delayed_delivery
 from actors.broker.metadata_sync import metadata_sync
+from actors.broker.transaction import transaction_checker
 from actors.ha.client import ha_client
 from actors.ha.server import ha_server
 from storage.config import BrokerRole
@@ -29,8 +30,8 @@ log = logging.getLogger(__name__)
 RoleActor = Callable[..., Any]  # async def actor(ctx, *, task_status)
 
 ROLE_ACTORS: dict[BrokerRole, list[RoleActor]] = {
-    BrokerRole.ASYNC_MASTER: [ha_server, delayed_delivery],
-    BrokerRole.SYNC_MASTER: [ha_server, delayed_delivery],
+    BrokerRole.ASYNC_MASTER: [ha_server, delayed_delivery, transaction_checker],
+    BrokerRole.SYNC_MASTER: [ha_server, delayed_delivery, transaction_checker],
     BrokerRole.SLAVE: [ha_client, metadata_sync],
 }
 

@@ -13,8 +13,9 @@ import functools
 import logging
 import os
 import socket
+import ssl
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Protocol
 
@@ -32,8 +33,9 @@ from actors.client.route import (
     subscribe_queues,
 )
 from actors.remoting.client import RemotingClient, open_remoting_client
-from actors.remoting.router import RequestContext, Router
+from actors.remoting.router import Channel, RequestContext, Router
 from actors.supervisor import RestartPolicy, supervise
+from protocol.acl import SessionCredentials, sign_request
 from protocol.bodies.common import MessageQueue
 from protocol.bodies.heartbeat import ConsumerData, HeartbeatData, ProducerData
 from protocol.bodies.route import TopicRouteData
@@ -45,6 +47,8 @@ from protocol.headers.client import (
     NotifyConsumerIdsChangedRequestHeader,
     UnregisterClientRequestHeader,
 )
+from protocol.headers.transaction import CheckTransactionStateRequestHeader
+from protocol.message import MessageConst, MessageExt, decode_record
 
 log = logging.getLogger(__name__)
 
@@ -87,10 +91,18 @@ class ClientConfig:
     heartbeat_interval: float = 30.0
     persist_offset_interval: float = 5.0
     api_timeout: float = 3.0
+    # Signs every request as Java's AclClientRPCHook (for brokers with aclEnable=true).
+    credentials: SessionCredentials | None = None
+    # TLS to name servers and brokers (actors/remoting/tls.py client_context); None = plain.
+    tls: ssl.SSLContext | None = None
 
     @property
     def client_id(self) -> str:
         return f"{self.client_ip}@{self.instance_name}"
+
+
+# (the connection the check came on, its header, the half message) -> None; must not block
+TransactionChecker = Callable[[Channel, CheckTransactionStateRequestHeader, MessageExt], None]
 
 
 class ConsumerHooks(Protocol):
@@ -119,6 +131,8 @@ class ClientInstance:
     producer_groups: set[str] = attrs.Factory(set)
     producer_topics: set[str] = attrs.Factory(set)
     consumers: dict[str, ConsumerHooks] = attrs.Factory(dict)
+    # producer group -> what answers the broker's CHECK_TRANSACTION_STATE for it
+    transaction_checkers: dict[str, TransactionChecker] = attrs.Factory(dict)
     _ns_index: int = 0
     _route_locks: dict[str, trio.Lock] = attrs.Factory(dict)
     _heartbeat_lock: trio.Lock = attrs.Factory(trio.Lock)
@@ -307,6 +321,24 @@ class ClientInstance:
             consumer.on_ids_changed()
         return None
 
+    async def _on_check_transaction(
+        self, ctx: RequestContext, req: RemotingCommand
+    ) -> RemotingCommand | None:
+        """CHECK_TRANSACTION_STATE (oneway): hand it to the producer of the message's group."""
+        try:
+            header = decode_header(CheckTransactionStateRequestHeader, req.ext_fields)
+            msg = decode_record(req.body)
+        except ProtocolError as exc:
+            log.warning("bad CHECK_TRANSACTION_STATE from %s: %s", ctx.peer, exc)
+            return None
+        group = msg.properties.get(MessageConst.PGROUP, "")
+        checker = self.transaction_checkers.get(group)
+        if checker is None:
+            log.warning("CHECK_TRANSACTION_STATE for group %r: no transaction producer", group)
+            return None
+        checker(ctx.channel, header, msg)
+        return None
+
 
 # ---------------------------------------------------------------- actors
 
@@ -376,14 +408,21 @@ def _leaves(exc: BaseException) -> Iterator[BaseException]:
 async def open_client_instance(config: ClientConfig) -> AsyncIterator[ClientInstance]:
     """An instance and its timers for the duration of the block."""
     router = Router(f"client {config.client_id}")
+    credentials = config.credentials
+    hook = None if credentials is None else functools.partial(sign_request, credentials=credentials)
     async with (
         collapse_single(),
-        open_remoting_client(router, name=f"client {config.client_id}") as remoting,
+        open_remoting_client(
+            router, name=f"client {config.client_id}", request_hook=hook, ssl_context=config.tls
+        ) as remoting,
         trio.open_nursery() as nursery,
     ):
         inst = ClientInstance(config, remoting, nursery)
         router.register(
             RequestCode.NOTIFY_CONSUMER_IDS_CHANGED, inst._on_notify_ids_changed, limit=4
+        )
+        router.register(
+            RequestCode.CHECK_TRANSACTION_STATE, inst._on_check_transaction, inline=True
         )
         for name, actor in (
             ("route_refresher", route_refresher),
