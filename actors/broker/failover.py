@@ -115,6 +115,9 @@ class BrokerFailover:
         ctx = self.ctx
         ctx.failover_master.value = None
         switch_role(ctx, self.ident.master_role)
+        # no checkpoint since the switch: nothing was acknowledged in this term yet
+        assert self.fo is not None
+        self.fo.acked_end = int(ctx.store.max_phy_offset)
         await self._hold(epoch)
 
     async def fence(self) -> None:
@@ -153,7 +156,7 @@ async def broker_failover(
         client,
         GroupKeys(group_prefix(config.etcdKeyPrefix, config.brokerClusterName, config.brokerName)),
         elector,
-        FailoverHooks(bf.promote, bf.follow, bf.fence, lambda: int(ctx.store.max_phy_offset)),
+        FailoverHooks(bf.promote, bf.follow, bf.fence, lambda: int(min(ctx.store.max_phy_offset, ctx.store.reput_from))),
         ttl=config.etcdLeaseTtlSeconds,
     )
     bf.fo = fo

@@ -48,7 +48,9 @@ class FailoverHooks:
     promote: Callable[[int], Awaitable[None]]  # become master of this epoch
     follow: Callable[[MasterRecord], Awaitable[None]]  # become (stay) a slave of this master
     fence: Callable[[], Awaitable[None]]  # stop accepting writes now (lease may be lapsing)
-    log_end: Callable[[], int] = lambda: 0  # this broker's commit-log end (a new epoch's start)
+    # the end of this broker's whole, dispatched records (a new epoch's start: never beyond
+    # what the promotion keeps)
+    log_end: Callable[[], int] = lambda: 0
 
 
 @attrs.define(eq=False)
@@ -142,7 +144,10 @@ async def _act(fo: Failover, d: Decision) -> None:
             ss = fo.view.syncset
             fo.syncset.reset(d.epoch, ss.members if ss is not None and ss.epoch == d.epoch else frozenset())
             fo.leading = d.epoch
-            fo.acked_end = max(fo.acked_end, fo.hooks.log_end())
+            # nobody joins the in-sync set until the promotion made the log whole (a partial
+            # replicated record dropped, every record dispatched): the promote hook then sets
+            # acked_end to the log's end, which bounds everything earlier terms acknowledged
+            fo.acked_end = 1 << 62
             await fo.hooks.promote(d.epoch)
         return
     if fo.leading:
