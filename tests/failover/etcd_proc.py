@@ -56,15 +56,19 @@ class EtcdNode:
 
     @property
     def endpoint(self) -> str:
-        return f"127.0.0.1:{self.client_port}"
+        return f"{self.host}:{self.client_port}"
 
-    def start(self, initial_cluster: str, state: str = "new", host: str = "127.0.0.1") -> None:
+    host: str = "127.0.0.1"
+    prefix: tuple[str, ...] = ()  # e.g. ("ip", "netns", "exec", ns): run it on another "host"
+
+    def start(self, initial_cluster: str, state: str = "new") -> None:
         with open(self.data_dir.with_suffix(".log"), "ab") as log:
-            self._popen(initial_cluster, state, host, log)
+            self._popen(initial_cluster, state, self.host, log)
 
     def _popen(self, initial_cluster: str, state: str, host: str, log: Any) -> None:
         self.proc = subprocess.Popen(
             [
+                *self.prefix,
                 ETCD,
                 "--name", self.name,
                 "--data-dir", str(self.data_dir),
@@ -105,12 +109,15 @@ class EtcdCluster:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def start_etcd(size: int = 1, timeout: float = 20.0) -> EtcdCluster:
+def start_etcd(
+    size: int = 1, timeout: float = 20.0, *, host: str = "127.0.0.1", prefix: tuple[str, ...] = ()
+) -> EtcdCluster:
     tmp = Path(tempfile.mkdtemp(prefix="failover-etcd-"))
     nodes = [
-        EtcdNode(f"fo{i}", free_port(), free_port(), tmp / f"fo{i}.etcd") for i in range(size)
+        EtcdNode(f"fo{i}", free_port(), free_port(), tmp / f"fo{i}.etcd", host=host, prefix=prefix)
+        for i in range(size)
     ]
-    initial = ",".join(f"{n.name}=http://127.0.0.1:{n.peer_port}" for n in nodes)
+    initial = ",".join(f"{n.name}=http://{host}:{n.peer_port}" for n in nodes)
     cluster = EtcdCluster(nodes, tmp)
     for n in nodes:
         n.start(initial)

@@ -28,10 +28,12 @@ class BrokerProc:
     port: int
     conf: Path
     proc: ManagedProcess | None = None
+    host: str = "127.0.0.1"
+    prefix: tuple[str, ...] = ()  # ("ip", "netns", "exec", ns) for a broker on its own host
 
     @property
     def addr(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
 
 @attrs.define
@@ -48,7 +50,7 @@ class Group:
         b = self.brokers[i]
         b.proc = spawn(
             f"broker{i}-{os.urandom(2).hex()}",
-            [sys.executable, "apps/broker.py", "-c", str(b.conf)],
+            [*b.prefix, sys.executable, "apps/broker.py", "-c", str(b.conf)],
             log_dir=self.work / "logs",
             cwd=REPO,
             env=child_env(HOME=str(self.work)),
@@ -83,11 +85,20 @@ class Group:
         self.etcd.stop()
 
 
-def start_group(work: Path, *, etcd_nodes: int = 1, brokers: int = 3, ttl: int = 2) -> Group:
+def start_group(
+    work: Path,
+    *,
+    etcd_nodes: int = 1,
+    brokers: int = 3,
+    ttl: int = 2,
+    hosts: list[tuple[str, tuple[str, ...]]] | None = None,  # per broker: (IP, exec prefix)
+    etcd_host: tuple[str, tuple[str, ...]] = ("127.0.0.1", ()),
+    namesrv_ip: str = "127.0.0.1",
+) -> Group:
     work.mkdir(parents=True, exist_ok=True)
-    etcd = start_etcd(etcd_nodes)
+    etcd = start_etcd(etcd_nodes, host=etcd_host[0], prefix=etcd_host[1])
     ns_port = free_port()
-    ns_addr = f"127.0.0.1:{ns_port}"
+    ns_addr = f"{namesrv_ip}:{ns_port}"
     ns_conf = write_properties(work / "namesrv.conf", {"listenPort": ns_port, "kvConfigPath": work / "kv.json"})
     namesrv = spawn("namesrv", [sys.executable, "apps/namesrv.py", "-c", str(ns_conf)], log_dir=work / "logs", cwd=REPO, env=child_env(HOME=str(work)))
     procs = []
@@ -100,7 +111,7 @@ def start_group(work: Path, *, etcd_nodes: int = 1, brokers: int = 3, ttl: int =
                 "brokerName": BROKER_NAME,
                 "brokerId": i,
                 "brokerRole": "SYNC_MASTER" if i == 0 else "SLAVE",
-                "brokerIP1": "127.0.0.1",
+                "brokerIP1": hosts[i][0] if hosts else "127.0.0.1",
                 "listenPort": port,
                 "namesrvAddr": ns_addr,
                 "storePathRootDir": work / f"store{i}",
@@ -115,7 +126,8 @@ def start_group(work: Path, *, etcd_nodes: int = 1, brokers: int = 3, ttl: int =
                 "registerNameServerPeriod": 10000,
             },
         )
-        procs.append(BrokerProc(i, port, conf))
+        host, prefix = hosts[i] if hosts else ("127.0.0.1", ())
+        procs.append(BrokerProc(i, port, conf, host=host, prefix=prefix))
     client = EtcdClient(parse_endpoints(etcd.endpoints), timeout=1.0)
     group = Group(work, etcd, ns_addr, namesrv, procs, client, GroupKeys(group_prefix("/rocketmq", CLUSTER, BROKER_NAME)))
     for i in range(brokers):
