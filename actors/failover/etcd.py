@@ -225,7 +225,12 @@ class EtcdClient:
                 self._good += 1
                 last = f"{where}: {exc or 'timeout'}"
                 continue
-            reply = orjson.loads(data) if data else {}
+            try:
+                reply = orjson.loads(data) if data else {}
+            except orjson.JSONDecodeError as exc:
+                raise EtcdError(f"{path} at {where}: not JSON: {data[:200]!r}") from exc
+            if not isinstance(reply, dict):
+                raise EtcdError(f"{path} at {where}: unexpected reply {data[:200]!r}")
             if status != 200 or ("error" in reply and "result" not in reply):
                 raise EtcdError(f"{path} at {where}: HTTP {status}: {reply.get('error') or reply.get('message') or data[:200]!r}")
             # streaming RPCs (lease keep-alive) answer {"result": {...}} per message
@@ -250,16 +255,24 @@ class EtcdClient:
                 return status, bytes(body)
 
     # ------------------------------------------------------------------ API
+    # A reply without the fields etcd always sends is an EtcdError (never a KeyError that
+    # would take the elector down).
 
     async def grant(self, ttl: int) -> tuple[int, int]:
         """A new lease: (id, granted TTL in seconds)."""
         r = await self.call("/v3/lease/grant", {"TTL": ttl})
-        return int(r["ID"]), int(r["TTL"])
+        try:
+            return int(r["ID"]), int(r["TTL"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise EtcdError(f"lease grant: unexpected reply {r!r}") from exc
 
     async def keepalive(self, lease: int) -> int:
         """Renew once; the remaining TTL (0 or less: the lease is gone)."""
         r = await self.call("/v3/lease/keepalive", {"ID": str(lease)})
-        return int(r.get("TTL", 0))
+        try:
+            return int(r.get("TTL", 0))
+        except (TypeError, ValueError) as exc:
+            raise EtcdError(f"keep-alive: unexpected reply {r!r}") from exc
 
     async def revoke(self, lease: int) -> None:
         await self.call("/v3/lease/revoke", {"ID": str(lease)})
@@ -269,14 +282,20 @@ class EtcdClient:
         if prefix:
             body["range_end"] = _b64(prefix_end(key))
         r = await self.call("/v3/kv/range", body)
-        return int(r["header"]["revision"]), [_kv(kv) for kv in r.get("kvs", ())]
+        try:
+            return int(r["header"]["revision"]), [_kv(kv) for kv in r.get("kvs", ())]
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise EtcdError(f"range: unexpected reply {r!r}") from exc
 
     async def put(self, key: bytes, value: bytes, *, lease: int = 0) -> int:
         body: dict[str, Any] = {"key": _b64(key), "value": _b64(value)}
         if lease:
             body["lease"] = str(lease)
         r = await self.call("/v3/kv/put", body)
-        return int(r["header"]["revision"])
+        try:
+            return int(r["header"]["revision"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise EtcdError(f"put: unexpected reply {r!r}") from exc
 
     async def txn(
         self,
@@ -292,7 +311,10 @@ class EtcdClient:
                 "failure": [_op(op) for op in failure],
             },
         )
-        return TxnResult(bool(r.get("succeeded", False)), int(r["header"]["revision"]))
+        try:
+            return TxnResult(bool(r.get("succeeded", False)), int(r["header"]["revision"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise EtcdError(f"txn: unexpected reply {r!r}") from exc
 
     async def watch(
         self, key: bytes, *, prefix: bool = False, start_revision: int = 0
@@ -326,10 +348,13 @@ class EtcdClient:
                         buf = bytearray(rest)
                         if not line.strip():
                             continue
-                        msg = orjson.loads(line)
+                        try:
+                            msg = orjson.loads(line)
+                            result = msg.get("result", {})
+                        except (orjson.JSONDecodeError, AttributeError) as exc:
+                            raise EtcdError(f"watch at {where}: bad message {line[:200]!r}") from exc
                         if "error" in msg:
                             raise EtcdError(f"watch at {where}: {msg['error']}")
-                        result = msg.get("result", {})
                         if result.get("canceled"):
                             raise EtcdError(f"watch at {where} canceled: {result.get('cancel_reason')}")
                         events = [
