@@ -129,12 +129,15 @@ async def fault_round(g: Group, rec: Record, rnd: random.Random, log: list[str])
         await trio.sleep(rnd.uniform(0, TTL))
         g.kill(other)
         await trio.sleep(rnd.uniform(0, 2 * TTL))
-        # one of the two comes back: the group resumes once an in-sync member is up
+        # one of the two comes back; if it is not in the in-sync set (nor master of the last
+        # epoch) nobody may be elected - by design - until the other one is back too
         g.start(rnd.choice([master, other]))
-        await wait_master(g, FAILOVER_LIMIT, not_index=None)
+        with trio.move_on_after(5 * TTL):
+            await wait_master(g, FAILOVER_LIMIT, not_index=None)
         for i in (master, other):
             if not g.alive(i):
                 g.start(i)
+        await wait_master(g, FAILOVER_LIMIT, not_index=None)
     else:
         # it returns after a while: as a slave if another was elected meanwhile, else (no
         # in-sync slave) it is elected again
