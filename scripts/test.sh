@@ -12,6 +12,12 @@ fi
 bash scripts/java-setup.sh
 # etcd (Debian etcd-server) for the failover tests (tests/failover); apt-get only when missing.
 bash scripts/etcd.sh install
+# Debian's chromium and its driver for the dashboard's browser test (only when missing).
+if ! command -v chromium >/dev/null || [ ! -x /usr/bin/chromedriver ]; then
+    SUDO=$([ "$(id -u)" -eq 0 ] || echo sudo)
+    $SUDO apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q chromium chromium-driver
+fi
 .venv/bin/ruff check .
 .venv/bin/mypy
 .venv/bin/python -m pytest -q "$@"

@@ -4,7 +4,8 @@
     ├─ store layer ........... commit-log flusher, consume-queue flusher, checkpointer, cleaner,
     │                          reput dispatcher (started = caught up with the commit log)
     └─ service layer ......... long polling, client housekeeping, config persister,
-                               role scope, remoting server, then the name-server registrar
+                               role scope, ops (stats sampling, /metrics), remoting server,
+                               then the name-server registrar
 
 The registrar starts after the server listens, so a name server never routes clients to a
 port nobody answers.  Stopping (``BrokerHandle.stop`` or cancellation) runs in this order:
@@ -33,12 +34,14 @@ from actors.broker.handlers.client_manage import ClientHandlers, channel_closed
 from actors.broker.handlers.end_transaction import EndTransactionHandler
 from actors.broker.handlers.lock import LockHandlers
 from actors.broker.handlers.offsets import OffsetHandlers
+from actors.broker.handlers.ops import OpsHandlers
 from actors.broker.handlers.pull import PullHandler
 from actors.broker.handlers.query import QueryHandlers
 from actors.broker.handlers.send import SendHandler
 from actors.broker.handlers.send_back import SendBackHandler
 from actors.broker.housekeeping import client_housekeeping
 from actors.broker.long_polling import HeldOnly, long_polling
+from actors.broker.observe import ops_services
 from actors.broker.persist import config_persister
 from actors.broker.registration import broker_registrar, namesrv_addresses, unregister_all
 from actors.broker.role import role_supervisor
@@ -137,6 +140,7 @@ def build_router(ctx: BrokerContext, pull: PullHandler) -> BrokerRouter:
     SendBackHandler(ctx).register(router)
     RoleSwitchHandler(ctx).register(router)
     EndTransactionHandler(ctx).register(router)
+    OpsHandlers(ctx).register(router)
     return router
 
 
@@ -225,9 +229,11 @@ async def broker(
         host = net.bindAddress if net is not None else "0.0.0.0"
     config, store_config, ident = failover_configs(config, store_config)
     config, store_config = prepare_configs(config, store_config, host)
-    store = MessageStore(store_config, store_host=config.broker_addr)
-    await trio.to_thread.run_sync(store.load)
     extra = {"now_ms": now_ms} if now_ms is not None else {}
+    # one clock for stored timestamps and the delay services, so a simulated clock (tests/sim)
+    # moves both: a delayed message's due time is its store timestamp plus the level's delay
+    store = MessageStore(store_config, store_host=config.broker_addr, **extra)
+    await trio.to_thread.run_sync(store.load)
     stopped = trio.Event()
     try:
         ctx = await BrokerContext.load(config, store_config, store, **extra)
@@ -300,6 +306,7 @@ async def _serve(
             await services.start(send_mode_follows_role, ctx, router)
             if ident is not None:
                 await services.start(broker_failover, ctx, ident)
+            await services.start(ops_services, ctx)
             if acl is not None:
                 await services.start(acl_file_watcher, acl)
             server: ServerHandle = await services.start(

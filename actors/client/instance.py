@@ -36,15 +36,17 @@ from actors.remoting.client import RemotingClient, open_remoting_client
 from actors.remoting.router import Channel, RequestContext, Router
 from actors.supervisor import RestartPolicy, supervise
 from protocol.acl import SessionCredentials, sign_request
+from protocol.bodies.admin import ResetOffsetBody
 from protocol.bodies.common import MessageQueue
 from protocol.bodies.heartbeat import ConsumerData, HeartbeatData, ProducerData
 from protocol.bodies.route import TopicRouteData
 from protocol.codes import RequestCode
 from protocol.command import RemotingCommand
-from protocol.convert import decode_header, encode_body
+from protocol.convert import decode_body, decode_header, encode_body
 from protocol.errors import ProtocolError
 from protocol.headers.client import (
     NotifyConsumerIdsChangedRequestHeader,
+    ResetOffsetRequestHeader,
     UnregisterClientRequestHeader,
 )
 from protocol.headers.transaction import CheckTransactionStateRequestHeader
@@ -118,6 +120,8 @@ class ConsumerHooks(Protocol):
     def on_ids_changed(self) -> None: ...
 
     async def persist_offsets(self) -> None: ...
+
+    async def reset_offsets(self, topic: str, offsets: dict[MessageQueue, int]) -> None: ...
 
 
 @attrs.define(eq=False)
@@ -321,6 +325,30 @@ class ClientInstance:
             consumer.on_ids_changed()
         return None
 
+    async def _on_reset_offset(
+        self, ctx: RequestContext, req: RemotingCommand
+    ) -> RemotingCommand | None:
+        """RESET_CONSUMER_CLIENT_OFFSET (resetOffsetByTime): the broker names each queue's new
+        offset; the group's consumer moves there (in the background: this is oneway)."""
+        try:
+            header = decode_header(ResetOffsetRequestHeader, req.ext_fields)
+            body = decode_body(ResetOffsetBody, req.body)
+        except ProtocolError as exc:
+            log.info("bad RESET_CONSUMER_CLIENT_OFFSET from %s: %s", ctx.peer, exc)
+            return None
+        consumer = self.consumers.get(header.group)
+        if consumer is None:
+            log.info("RESET_CONSUMER_CLIENT_OFFSET for group %s, not consuming here", header.group)
+            return None
+        log.info(
+            "resetting offsets of %s on %s to %s",
+            header.group,
+            header.topic,
+            {mq.queue_id: offset for mq, offset in body.offset_table.items()},
+        )
+        self.nursery.start_soon(consumer.reset_offsets, header.topic, dict(body.offset_table))
+        return None
+
     async def _on_check_transaction(
         self, ctx: RequestContext, req: RemotingCommand
     ) -> RemotingCommand | None:
@@ -424,6 +452,7 @@ async def open_client_instance(config: ClientConfig) -> AsyncIterator[ClientInst
         router.register(
             RequestCode.CHECK_TRANSACTION_STATE, inst._on_check_transaction, inline=True
         )
+        router.register(RequestCode.RESET_CONSUMER_CLIENT_OFFSET, inst._on_reset_offset, limit=4)
         for name, actor in (
             ("route_refresher", route_refresher),
             ("heartbeat_sender", heartbeat_sender),

@@ -30,6 +30,7 @@ from actors.remoting.errors import (
     RemotingTooManyRequestsError,
 )
 from actors.remoting.router import Router
+from actors.remoting.transport import Transport, current_transport, named_addresses
 from protocol.command import RemotingCommand
 from protocol.frame import DEFAULT_MAX_FRAME_SIZE
 
@@ -66,6 +67,8 @@ class RemotingClient:
     request_hook: RequestHook | None = None
     # TLS for every connection (tls.client_context()); None = plain text.
     ssl_context: ssl.SSLContext | None = None
+    # None: the transport current when the client was opened (TCP unless simulated).
+    transport: Transport | None = None
     # Called with the address whenever a connection to it ends (for route/broker cleanup).
     on_close: list[Callable[[str], object]] = attrs.field(factory=list)
 
@@ -186,12 +189,13 @@ class RemotingClient:
             raise RemotingConnectError(addr, str(exc)) from None
         stream: trio.abc.Stream | None = None
         peer = local = ""
+        transport = self.transport or current_transport()
         with trio.move_on_after(timeout):
             try:
-                sock = await trio.open_tcp_stream(host, port)
+                sock = await transport.connect(host, port)
             except OSError as exc:
                 raise RemotingConnectError(addr, str(exc)) from None
-            peer, local = stream_addresses(sock)
+            peer, local = named_addresses(sock) or stream_addresses(sock)
             if self.ssl_context is None:
                 stream = sock
             else:
@@ -258,6 +262,7 @@ async def open_remoting_client(
     name: str = "client",
     request_hook: RequestHook | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    transport: Transport | None = None,
 ) -> AsyncIterator[RemotingClient]:
     """A client for the duration of the block; leaving it closes every connection."""
     async with trio.open_nursery() as nursery:
@@ -273,6 +278,7 @@ async def open_remoting_client(
             max_spawned=max_spawned,
             request_hook=request_hook,
             ssl_context=ssl_context,
+            transport=transport or current_transport(),
         )
         try:
             yield client

@@ -26,6 +26,7 @@ from actors.remoting.limits import ConnectionLimits, peer_host
 from actors.remoting.netconfig import ServerNetConfig
 from actors.remoting.router import Channel, Router
 from actors.remoting.tls import ServerTls
+from actors.remoting.transport import Transport, current_transport, named_addresses
 from protocol.frame import DEFAULT_MAX_FRAME_SIZE
 
 log = logging.getLogger(__name__)
@@ -75,12 +76,14 @@ async def remoting_server(
     on_open: Callable[[Channel], None] | None = None,
     on_close: Callable[[Channel], None] | None = None,
     net: ServerNetConfig | None = None,
+    transport: Transport | None = None,
     task_status: trio.TaskStatus[ServerHandle] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``router`` on ``host:port`` (0 = any free port) until cancelled.
 
     ``net``: TLS and the limits for untrusted peers (actors/remoting/netconfig.py); without
-    it, plain text and no limits beyond the frame size.
+    it, plain text and no limits beyond the frame size.  ``transport`` defaults to the
+    current task's (actors/remoting/transport.py: TCP unless a simulation set another).
     """
     tls = ServerTls.from_config(net) if net is not None else None
     limits = (
@@ -88,12 +91,12 @@ async def remoting_server(
         if net is not None and (net.maxConnections or net.maxConnectionsPerAddress)
         else None
     )
-    listeners = await trio.open_tcp_listeners(port, host=host)
-    bound_host, bound_port = listeners[0].socket.getsockname()[:2]
+    listening = await (transport or current_transport()).listen(host, port)
+    listeners, bound_host, bound_port = listening.listeners, listening.host, listening.port
     handle = ServerHandle(host=bound_host, port=bound_port, limits=limits)
 
-    async def serve_stream(stream: trio.SocketStream) -> None:
-        peer, local = stream_addresses(stream)
+    async def serve_stream(stream: trio.abc.Stream) -> None:
+        peer, local = named_addresses(stream) or stream_addresses(stream)
         if limits is None:
             await serve_admitted(stream, peer, local)
             return
@@ -106,7 +109,7 @@ async def remoting_server(
         finally:
             limits.release(host)
 
-    async def serve_admitted(stream: trio.SocketStream, peer: str, local: str) -> None:
+    async def serve_admitted(stream: trio.abc.Stream, peer: str, local: str) -> None:
         conn_stream: trio.abc.Stream = stream
         if tls is not None:
             accepted = await tls.accept(stream, peer, name)

@@ -8,6 +8,7 @@ calls ``resume``, which runs ``process`` again without the right to park.
 from __future__ import annotations
 
 import logging
+from time import perf_counter
 from typing import Any
 
 import trio
@@ -62,7 +63,11 @@ class PullHandler:
         router.register(RequestCode.PULL_MESSAGE, self.handle, inline=True)
 
     async def handle(self, rctx: RequestContext, req: RemotingCommand) -> RemotingCommand | None:
-        return self.process(rctx.channel, req, allow_suspend=True)
+        started = perf_counter()
+        reply = self.process(rctx.channel, req, allow_suspend=True)
+        if reply is not None:  # a held pull's wait is the consumer's choice, not latency
+            self.ctx.stats.pull_latency.observe((perf_counter() - started) * 1000)
+        return reply
 
     def abandoned(self, held: HeldPull) -> bool:
         """True when the held pull's connection is closed: nobody to answer."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+from time import perf_counter
 
 import trio
 
@@ -128,10 +129,12 @@ class SendHandler:
                 ctx.send_gate.acquire_nowait()
             except trio.WouldBlock:
                 await self._enter_gate()
+            started = perf_counter()
             try:
                 code, fields = await self._send(rctx, req)
             finally:
                 ctx.send_gate.release()
+                ctx.stats.put_latency.observe((perf_counter() - started) * 1000)
         except RequestError as exc:
             ctx.stats.send_failures += 1
             return req.reply(exc.code, exc.remark, ext)
