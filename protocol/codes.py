@@ -125,6 +125,11 @@ class RequestCode(enum.IntEnum):
     DELETE_EXPIRED_COMMITLOG = 329
 
 
+# Ours, beside Apache's codes (RequestCode stays Apache's alone): switch a running broker between
+# master and slave (actors/broker/role_switch.py).  Needs an admin account under ACL.
+SWITCH_BROKER_ROLE = 30001
+
+
 class ResponseCode(enum.IntEnum):
     SUCCESS = 0
     SYSTEM_ERROR = 1

@@ -330,6 +330,7 @@ async def _serve(
                         listen_port=config.listenPort,
                         idle_timeout=config.serverChannelMaxIdleTimeSeconds,
                         on_close=lambda channel: channel_closed(ctx, channel),
+                        net=net,
                     )
                 )
             registrar_scope = trio.CancelScope()

@@ -16,8 +16,9 @@ restart or, in 5.x, by the controller).  Header fields: ``brokerRole`` (ASYNC_MA
 SYNC_MASTER or SLAVE), ``brokerId`` (a slave's id, default its current one or 1),
 ``truncateTo`` (optional, demotion only).  The reply carries ``maxPhyOffset``: a promoted
 slave's commit-log end, the ``truncateTo`` for the old master's later demotion (offsets alone
-cannot tell where two logs diverge once both were written to).  Until ACL exists it is served to any caller, like
-every other admin request of this broker.
+cannot tell where two logs diverge once both were written to).  Who may ask: as for topic
+administration, an admin account under ACL (``aclEnable``; protocol/acl/plain.py ADMIN_CODES),
+anyone without it.
 """
 
 from __future__ import annotations
@@ -29,14 +30,13 @@ import attrs
 import trio
 
 from actors.remoting.router import RequestContext, RequestError, Router
-from protocol.codes import RequestCode, ResponseCode
+from protocol.codes import SWITCH_BROKER_ROLE, RequestCode, ResponseCode
 from protocol.command import RemotingCommand
 from storage.config import BrokerRole
 from storage.errors import StoreError
 
 log = logging.getLogger(__name__)
 
-SWITCH_BROKER_ROLE = 30001
 _SEND_CODES = (
     RequestCode.SEND_MESSAGE,
     RequestCode.SEND_MESSAGE_V2,

@@ -31,6 +31,7 @@ async def vip_channel(
     listen_port: int,
     idle_timeout: float | None,
     on_close: Callable[[Any], None] | None = None,
+    net: Any = None,  # actors.remoting.netconfig.ServerNetConfig: TLS and limits as listenPort
     task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     port = listen_port + VIP_PORT_OFFSET
@@ -45,6 +46,7 @@ async def vip_channel(
                     name="broker-vip",
                     idle_timeout=idle_timeout,
                     on_close=on_close,
+                    net=net,
                 )
             )
             task_status.started(handle)

@@ -101,7 +101,8 @@ class RemoteOffsetStore:
             consumer_group=self.group, topic=mq.topic, queue_id=mq.queue_id, bname=mq.broker_name
         )
         try:
-            addr = await self.instance.find_broker_addr(mq.broker_name, mq.topic)
+            # the master, else a slave (Java: findBrokerAddressInSubscribe, any broker)
+            addr = await self.instance.find_broker_addr(mq.broker_name, mq.topic, only_master=False)
             stored = await api.query_consumer_offset(
                 self.instance.remoting, addr, header, self.instance.timeout
             )
@@ -125,7 +126,8 @@ class RemoteOffsetStore:
             bname=mq.broker_name,
         )
         try:
-            addr = await self.instance.find_broker_addr(mq.broker_name, mq.topic)
+            # the master, else a slave (Java: findBrokerAddressInSubscribe, any broker)
+            addr = await self.instance.find_broker_addr(mq.broker_name, mq.topic, only_master=False)
             await api.update_consumer_offset(
                 self.instance.remoting, addr, header, self.instance.timeout if wait else None
             )

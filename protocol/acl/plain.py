@@ -24,7 +24,7 @@ import yaml
 from protocol import fastjson
 from protocol.acl.addresses import AddressPattern, AddressPatternError, parse_address_pattern
 from protocol.acl.signing import ACCESS_KEY, SIGNATURE, UNIQUE_KEY_QUERY, sign, signature_content
-from protocol.codes import RequestCode
+from protocol.codes import SWITCH_BROKER_ROLE, RequestCode
 
 DENY = 1
 ANY = 2
@@ -41,6 +41,7 @@ ADMIN_CODES = frozenset(
         RequestCode.DELETE_TOPIC_IN_BROKER,
         RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP,
         RequestCode.DELETE_SUBSCRIPTIONGROUP,
+        SWITCH_BROKER_ROLE,  # ours: changing a broker's role is an admin's act
     }
 )
 # AclConstants.ACCESS_KEY_MIN_LENGTH / SECRET_KEY_MIN_LENGTH: keys must be longer than this.

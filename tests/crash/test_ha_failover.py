@@ -17,9 +17,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from actors.broker.role_switch import SWITCH_BROKER_ROLE
 from actors.remoting.client import RemotingClient, open_remoting_client
-from protocol.codes import RequestCode, ResponseCode
+from protocol.codes import SWITCH_BROKER_ROLE, RequestCode, ResponseCode
 from protocol.command import RemotingCommand
 from protocol.message import decode_records
 from tests.actors.broker.wire import pull, send_v2

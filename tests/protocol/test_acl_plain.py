@@ -15,7 +15,7 @@ from protocol.acl import (
     signature_content,
 )
 from protocol.acl.plain import _java_hashmap_order, _java_string_hash, required_resources
-from protocol.codes import RequestCode
+from protocol.codes import SWITCH_BROKER_ROLE, RequestCode
 from protocol.command import RemotingCommand
 
 ACL_YML = """
@@ -276,3 +276,12 @@ def test_unknown_perm_string_is_deny() -> None:
 
 def test_credentials_repr_hides_the_secret() -> None:
     assert "12345678" not in repr(USER)
+
+
+def test_role_switch_needs_admin() -> None:
+    # SWITCH_BROKER_ROLE (ours, 30001) is an admin's act, like topic administration.
+    switch = RemotingCommand.request(SWITCH_BROKER_ROLE, {"brokerRole": "SLAVE"})
+    assert check(ACL_YML, sign_request(switch, USER)) == (
+        "Need admin permission for request code=30001, but accessKey=RocketMQ is not"
+    )
+    assert check(ACL_YML, sign_request(switch, ADMIN)) is None

@@ -11,8 +11,7 @@ import pytest
 import trio
 
 from actors.broker.app import broker
-from actors.broker.role_switch import SWITCH_BROKER_ROLE
-from protocol.codes import RequestCode, ResponseCode
+from protocol.codes import SWITCH_BROKER_ROLE, RequestCode, ResponseCode
 from protocol.command import RemotingCommand
 from protocol.ha import encode_report
 from storage.config import BrokerRole
