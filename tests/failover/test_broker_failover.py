@@ -10,6 +10,8 @@ import pytest
 import trio
 
 from actors.broker.app import BrokerHandle, broker
+from actors.failover.election import SyncSet
+from actors.failover.etcd import EtcdClient, parse_endpoints
 from protocol.codes import ResponseCode
 from storage.config import BrokerRole
 from storage.results import MessageInner
@@ -127,3 +129,35 @@ async def test_failover_to_the_in_sync_slave_and_the_old_master_rejoins(
     assert not back.is_master()
     n = new.ctx.store.max_phy_offset
     assert log_bytes(back.ctx.store, n) == log_bytes(new.ctx.store, n)
+
+
+async def test_sync_master_send_waits_for_a_lagging_member_to_leave_the_in_sync_set(
+    nursery, tmp_path, namesrv_addr, client, etcd
+):
+    ep = etcd.endpoints
+    m = await Node(nursery, tmp_path / "m", namesrv_addr, ep, role=BrokerRole.SYNC_MASTER, broker_id=0).start()
+    s1 = await Node(nursery, tmp_path / "s1", namesrv_addr, ep, role=BrokerRole.SLAVE, broker_id=1).start()
+    s2 = await Node(nursery, tmp_path / "s2", namesrv_addr, ep, role=BrokerRole.SLAVE, broker_id=2).start()
+    await wait_until(lambda: m.is_master(), 15)
+    fo = m.ctx.failover
+    await wait_until(lambda: fo.syncset.written.value == {1, 2}, 15)
+    r = await client.invoke(m.ctx.broker_addr, send_v2(TOPIC, b"both"), 10)
+    assert r.code == ResponseCode.SUCCESS, r.remark
+    s2.crash()  # a member stops acknowledging
+    etcd_client = EtcdClient(parse_endpoints(ep))
+    start = trio.current_time()
+    r = await client.invoke(m.ctx.broker_addr, send_v2(TOPIC, b"one"), 10)
+    assert r.code == ResponseCode.SUCCESS, r.remark
+    # answered only after slaveTimeout, and only once etcd no longer lists the laggard
+    assert trio.current_time() - start >= 1.0
+    _, kvs = await etcd_client.range(fo.keys.syncset)
+    assert SyncSet.decode(kvs[0].value).members == {1}
+    # a master that cannot reach etcd cannot remove a laggard: the send is not acknowledged,
+    # although another slave has it
+    s2 = await Node(nursery, tmp_path / "s2", namesrv_addr, ep, role=BrokerRole.SLAVE, broker_id=2).start()
+    await wait_until(lambda: fo.syncset.written.value == {1, 2}, 15)
+    fo.etcd.endpoints = [("127.0.0.1", 1)]
+    s2.crash()
+    r = await client.invoke(m.ctx.broker_addr, send_v2(TOPIC, b"none"), 10)
+    assert r.code == ResponseCode.FLUSH_SLAVE_TIMEOUT, r.remark
+    assert s1.ctx.store.max_phy_offset == m.ctx.store.max_phy_offset  # s1 had it all along
