@@ -321,7 +321,8 @@ def test_reset_offset_by_time_online_java_consumer(sbs: SideBySide) -> None:
     before = got_by_group()
     text = sbs.ours("resetOffsetByTime", *sbs.ns, "-g", online, "-t", sbs.topic, "-s", "0")
     assert [r[2] for r in rows(text)[2:]] == ["0"] * 4, text
-    deadline = time.monotonic() + 30
+    # generous: the stats come from 10 s snapshots, and each look is a new rmqadmin process
+    deadline = time.monotonic() + 90
     while got_by_group() < before + 15:
         assert time.monotonic() < deadline, f"the Java consumer did not pull again: {before}"
         time.sleep(0.5)
