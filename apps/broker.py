@@ -22,6 +22,7 @@ import trio
 
 from actors.broker.app import BrokerHandle, broker
 from actors.broker.config import BrokerConfig, resolve_defaults
+from actors.failover.etcd import parse_endpoints
 from actors.remoting.netconfig import NET_ALIASES, ServerNetConfig
 from actors.shutdown import signal_watcher
 from apps import _cli
@@ -46,6 +47,13 @@ def build_config(
         net.validate()
     except ValueError as exc:
         raise _cli.CliError(f"bad config value: {exc}") from None
+    if config.etcdEndpoints:
+        try:
+            parse_endpoints(config.etcdEndpoints)
+        except ValueError as exc:
+            raise _cli.CliError(f"bad config value: etcdEndpoints: {exc}") from None
+    if config.etcdLeaseTtlSeconds < 2:
+        raise _cli.CliError("bad config value: etcdLeaseTtlSeconds must be at least 2")
     return resolve_defaults(config), store_config, timer_config, net
 
 

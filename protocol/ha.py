@@ -126,3 +126,37 @@ __all__ = [
     "encode_report",
     "encode_transfer_header",
 ]
+
+
+# ---- the failover hello (ours; only between brokers with etcdEndpoints set, never with Java)
+# slave -> master first: magic, the slave's broker id (its name in the in-sync set), and the
+# epoch of the master it means to follow; master -> slave: its own epoch.  A slave follows
+# only the master of the epoch etcd elected, and a master serves only slaves of its epoch.
+HELLO_MAGIC = b"RMQEPOCH"
+_HELLO = struct.Struct(">8sqq")
+HELLO_SIZE = _HELLO.size
+EPOCH_SIZE = 8
+
+
+def encode_hello(broker_id: int, epoch: int) -> bytes:
+    return _HELLO.pack(HELLO_MAGIC, broker_id, epoch)
+
+
+def decode_hello(data: bytes) -> tuple[int, int]:
+    """(broker id, epoch) of a slave's hello."""
+    if len(data) != HELLO_SIZE:
+        raise HAProtocolError(f"hello of {len(data)} bytes, expected {HELLO_SIZE}")
+    magic, broker_id, epoch = _HELLO.unpack(data)
+    if magic != HELLO_MAGIC:
+        raise HAProtocolError("no failover hello (is the slave configured with etcdEndpoints?)")
+    return int(broker_id), int(epoch)
+
+
+def encode_epoch(epoch: int) -> bytes:
+    return _REPORT.pack(epoch)
+
+
+def decode_epoch(data: bytes) -> int:
+    if len(data) != EPOCH_SIZE:
+        raise HAProtocolError(f"epoch of {len(data)} bytes, expected {EPOCH_SIZE}")
+    return int(_REPORT.unpack(data)[0])

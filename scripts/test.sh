@@ -10,6 +10,8 @@ if [ -x ../shared/clients/setup_clients.sh ] || [ -f ../shared/clients/setup_cli
 fi
 # Java 17 + Maven (installed if missing) and the tests/compat/java module, built once into ~/.m2.
 bash scripts/java-setup.sh
+# etcd (Debian etcd-server) for the failover tests (tests/failover); apt-get only when missing.
+bash scripts/etcd.sh install
 # Debian's chromium and its driver for the dashboard's browser test (only when missing).
 if ! command -v chromium >/dev/null || [ ! -x /usr/bin/chromedriver ]; then
     SUDO=$([ "$(id -u)" -eq 0 ] || echo sudo)

@@ -151,8 +151,22 @@ class MessageStore:
     def set_role(self, role: BrokerRole) -> None:
         """The broker switched roles: a SLAVE store refuses puts and keeps requested offsets
         (§6.7); the hot path reads one bool, as before."""
+        promoted = self._slave and role is not BrokerRole.SLAVE
         self._role = role
         self._slave = role is BrokerRole.SLAVE
+        if promoted:
+            # A slave's queues were built by reput from replicated records, but only puts
+            # advance the next queue offsets: catch reput up and take them from the queues,
+            # or the first puts would reuse queue offsets replicated records already hold
+            # (Java's changeToMaster waits for dispatch and recovers the topic queue table).
+            self._catch_up()
+            if self.reput_from < self.commit_log.max_offset:
+                # a replicated record whose rest never came (HA frames are not record-aligned):
+                # nobody acknowledged it, and a master appends after whole records only
+                self._slave = True
+                self.truncate_replicated(self.reput_from)
+                self._slave = False
+            self._rebuild_topic_queue_table()
 
     def add_append_hook(self, hook: Callable[[int], None]) -> None:
         """Call ``hook(end_offset)`` after every append, put or replicated."""
@@ -180,9 +194,7 @@ class MessageStore:
             if cfg.messageIndexEnable:
                 self.index.load(last_exit_ok=self.last_exit_ok)
             self._recover()
-            while self.dispatch_behind_bytes() > 0:
-                self.reput(CATCH_UP_STEP)  # bounded steps: the arrivals lists are dropped
-                pass
+            self._catch_up()
             self._rebuild_topic_queue_table()
             create_abort(cfg.abort_path)
         except BaseException:
@@ -251,6 +263,15 @@ class MessageStore:
             return cq is None or queue_offset >= cq.max_offset
         return False
 
+    def _catch_up(self) -> None:
+        """Dispatch everything there is, in bounded steps (the arrivals lists are dropped);
+        stops at a replicated record whose rest has not arrived."""
+        while self.dispatch_behind_bytes() > 0:
+            before = self.reput_from
+            self.reput(CATCH_UP_STEP)
+            if self.reput_from == before:
+                return
+
     def _rebuild_topic_queue_table(self) -> None:
         phy_min = self.commit_log.min_offset
         self._next_offsets = {}
@@ -264,9 +285,7 @@ class MessageStore:
             return
         self._loaded = False
         try:
-            while self.dispatch_behind_bytes() > 0:
-                self.reput(CATCH_UP_STEP)  # bounded steps: the arrivals lists are dropped
-                pass
+            self._catch_up()
             self.flush_commit_log()
             self.flush_consume_queues()
             self.write_checkpoint()
@@ -563,6 +582,10 @@ class MessageStore:
                         got.queue_offset + 1,
                         got.store_timestamp,
                     )
+            elif nxt == off and self._slave and self._partial_tail(off, end):
+                # a replicated record whose rest has not arrived yet (HA frames are cut at any
+                # byte, not at record ends): dispatch it once it is whole
+                break
             elif nxt == off:
                 what = "corrupt" if got == CORRUPT else "missing"
                 log.error(
@@ -578,6 +601,15 @@ class MessageStore:
             self.index.write_header()
         self.reput_from = off
         return [Arrived(t, q, m, ts, code) for (t, q, code), (m, ts) in latest.items()]
+
+    def _partial_tail(self, off: int, end: int) -> bool:
+        """Whether the bytes from ``off`` to the log's ``end`` are the start of a record whose
+        rest has not been replicated yet (its size field says it ends beyond ``end``)."""
+        head = self.commit_log.read_range(off, 8)
+        if len(head) < 8:
+            return True
+        total = int.from_bytes(head[:4], "big", signed=True)
+        return total > 0 and off + total > end
 
     def _already_dispatched(self, off: int, index_on: bool) -> bool:
         """Replay after a crash: whether the record at ``off`` is in its queue and the index.

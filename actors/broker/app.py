@@ -28,6 +28,7 @@ from actors.broker.acl import AclGuard, acl_file_path, acl_file_watcher
 from actors.broker.config import BrokerConfig, resolve_defaults
 from actors.broker.context import BrokerContext
 from actors.broker.delivery import ArrivalTee, DelayedDelivery
+from actors.broker.failover import FailoverIdentity, broker_failover, failover_configs
 from actors.broker.handlers.admin import AdminHandlers
 from actors.broker.handlers.client_manage import ClientHandlers, channel_closed
 from actors.broker.handlers.end_transaction import EndTransactionHandler
@@ -226,6 +227,7 @@ async def broker(
     also brings TLS and the limits for untrusted peers."""
     if host is None:
         host = net.bindAddress if net is not None else "0.0.0.0"
+    config, store_config, ident = failover_configs(config, store_config)
     config, store_config = prepare_configs(config, store_config, host)
     extra = {"now_ms": now_ms} if now_ms is not None else {}
     # one clock for stored timestamps and the delay services, so a simulated clock (tests/sim)
@@ -236,7 +238,7 @@ async def broker(
     try:
         ctx = await BrokerContext.load(config, store_config, store, **extra)
         ctx.delivery = DelayedDelivery.for_broker(ctx, timer_config)
-        await _serve(ctx, host, net, stopped, task_status)
+        await _serve(ctx, host, net, stopped, task_status, ident)
     finally:
         with trio.move_on_after(30, shield=True):
             await trio.to_thread.run_sync(store.shutdown)
@@ -250,6 +252,7 @@ async def _serve(
     net: ServerNetConfig | None,
     stopped: trio.Event,
     task_status: trio.TaskStatus[BrokerHandle],
+    ident: FailoverIdentity | None = None,
 ) -> None:
     store, config = ctx.store, ctx.config
     delivery = ctx.delivery
@@ -301,6 +304,8 @@ async def _serve(
             await services.start(config_persister, ctx)
             await services.start(role_supervisor, ctx)
             await services.start(send_mode_follows_role, ctx, router)
+            if ident is not None:
+                await services.start(broker_failover, ctx, ident)
             await services.start(ops_services, ctx)
             if acl is not None:
                 await services.start(acl_file_watcher, acl)

@@ -91,6 +91,11 @@ class BrokerConfig:
     metricsExporterType: str = "DISABLE"
     metricsPromExporterHost: str = ""
     metricsPromExporterPort: int = 5557
+    # Automatic failover of the broker group on etcd (ours; README "Automatic failover"):
+    # on when etcdEndpoints (comma-separated host:port) is set.
+    etcdEndpoints: str = ""
+    etcdLeaseTtlSeconds: int = 10
+    etcdKeyPrefix: str = "/rocketmq"
 
     @property
     def broker_addr(self) -> str:

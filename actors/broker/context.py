@@ -152,6 +152,10 @@ class BrokerContext:
     # Set by a MASTER -> SLAVE switch (role_switch.py): until its logs agree with the new
     # master's, the HA client may drop a tail the new master never had.
     demoted: bool = False
+    # automatic failover (actors/broker/failover.py): the running elector (None: failover is
+    # off), and the master etcd elected that this broker follows (None: it leads, or none yet)
+    failover: Any = None
+    failover_master: trio_util.AsyncValue[Any] = attrs.Factory(lambda: trio_util.AsyncValue(None))
     # schedule + timer services, set by the app
     delivery: DelayedDelivery | None = None
     started_ms: int = attrs.field(factory=wall_clock_ms)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from actors.broker.failover_gate import replicas_durable
 from storage.config import BrokerRole, FlushDiskType
 from storage.message_store import PutStatus
 
@@ -49,17 +50,24 @@ async def wait_durable(ctx: BrokerContext, end_offset: int, *, replica: bool = T
     none acknowledged the bytes within ``slaveTimeout``.  No checkpoint when nothing needs
     waiting for (ASYNC_FLUSH, or already flushed; ASYNC_MASTER)."""
     status = _PUT_OK
+    # the role when the bytes were appended decides: a master fenced meanwhile must not
+    # acknowledge without its replica
+    sync_master = replica and ctx.role.value is _SYNC_MASTER
     if ctx.sync_flush:
         timeout = ctx.store_config.syncFlushTimeout / 1000
         if not await ctx.flushed.wait_for(end_offset, timeout):
             status = PutStatus.FLUSH_DISK_TIMEOUT
-    if replica and ctx.role.value is _SYNC_MASTER:
+    if sync_master:
         # the replica's verdict wins over the flush's, as Java's thenCombine
         cfg = ctx.store_config
         rep = ctx.replication
         if not rep.is_slave_ok(end_offset, cfg.haSlaveFallbehindMax):
             return PutStatus.SLAVE_NOT_AVAILABLE
         if not await rep.acked.wait_for(end_offset, cfg.slaveTimeout / 1000):
+            return PutStatus.FLUSH_SLAVE_TIMEOUT
+        if ctx.failover is not None and not await replicas_durable(
+            ctx, end_offset, cfg.slaveTimeout / 1000
+        ):
             return PutStatus.FLUSH_SLAVE_TIMEOUT
     return status
 

@@ -22,12 +22,20 @@ from typing import Any
 import trio
 
 from actors.wake import Wake
-from protocol.ha import HAProtocolError, TransferDecoder, encode_report
+from protocol.ha import (
+    EPOCH_SIZE,
+    HAProtocolError,
+    TransferDecoder,
+    decode_epoch,
+    encode_hello,
+    encode_report,
+)
 from storage.errors import StoreError
 
 log = logging.getLogger(__name__)
 
 RECONNECT_DELAY = 5.0
+FAILOVER_RECONNECT_DELAY = 0.2
 ADDRESS_POLL = 0.5
 CONNECT_TIMEOUT = 3.0
 RECEIVE_SIZE = 256 * 1024
@@ -38,6 +46,10 @@ class _Diverged(Exception):
 
 
 def master_ha_address(ctx: Any) -> str | None:
+    if ctx.failover is not None:
+        # with failover, only the master etcd elected (actors/broker/failover.py)
+        master = ctx.failover_master.value
+        return master.ha_addr if master is not None else None
     return ctx.store_config.haMasterAddress or ctx.master_ha_addr or None
 
 
@@ -50,18 +62,24 @@ async def ha_client(
     task_status.started()
     while True:
         addr = master_ha_address(ctx)
+        followed = ctx.failover_master.value
         if addr is None:
-            # learnt from the next REGISTER_BROKER reply: look again soon
-            await trio.sleep(ADDRESS_POLL)
+            # learnt from the next REGISTER_BROKER reply (or, with failover, from etcd): look
+            # again soon
+            with trio.move_on_after(ADDRESS_POLL):
+                await ctx.failover_master.wait_value(lambda m, seen=followed: m is not seen)
             continue
         if addr is not None:
             try:
                 await _follow(ctx, addr)
-            except* (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as group:
+            except* (OSError, trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError) as group:
                 log.info("HA connection to master %s: %s", addr, group.exceptions[0])
             except* (HAProtocolError, _Diverged, StoreError, ValueError) as group:
                 log.warning("HA connection to master %s dropped: %s", addr, group.exceptions[0])
-        await trio.sleep(RECONNECT_DELAY)
+        # with failover the master is known (etcd): its HA port may just be opening
+        with trio.move_on_after(RECONNECT_DELAY if ctx.failover is None else FAILOVER_RECONNECT_DELAY):
+            # a newly elected master is followed at once, not after the reconnect delay
+            await ctx.failover_master.wait_value(lambda m, seen=followed: m is not seen and m is not None)
 
 
 async def _connect(addr: str) -> trio.SocketStream:
@@ -78,12 +96,38 @@ async def _follow(ctx: Any, addr: str) -> None:
         stream = await _connect(addr)
     except trio.TooSlowError as exc:
         raise OSError(f"connect to {addr} timed out") from exc
-    log.info("following master %s from %d", addr, ctx.store.max_phy_offset)
     moved = Wake()
+    master = ctx.failover_master.value
     async with stream, trio.open_nursery() as conn:
+        if ctx.failover is not None:
+            await _hello(ctx, stream, master)
+            # another master elected: leave this one at once
+            conn.start_soon(_until_changed, ctx, master, conn.cancel_scope)
+        log.info("following master %s from %d", addr, ctx.store.max_phy_offset)
         conn.start_soon(_report, ctx, stream, moved)
-        await _receive(ctx, stream, moved)
+        await _receive(ctx, stream, moved, master)
         conn.cancel_scope.cancel()
+
+
+async def _until_changed(ctx: Any, master: Any, conn: trio.CancelScope) -> None:
+    await ctx.failover_master.wait_value(lambda m: m is not master)
+    log.info("master changed: leaving %s", master.ha_addr if master else None)
+    conn.cancel()
+
+
+async def _hello(ctx: Any, stream: trio.SocketStream, master: Any) -> None:
+    """The failover hello (protocol/ha.py): follow only a master of the elected epoch."""
+    await stream.send_all(encode_hello(ctx.failover.elector.broker_id, master.epoch))
+    data = b""
+    with trio.fail_after(ctx.store_config.haHousekeepingInterval / 1000):
+        while len(data) < EPOCH_SIZE:
+            chunk = await stream.receive_some(EPOCH_SIZE - len(data))
+            if not chunk:
+                raise trio.BrokenResourceError("master closed the connection during the hello")
+            data += chunk
+    epoch = decode_epoch(data)
+    if epoch != master.epoch:
+        raise _Diverged(f"master at {master.ha_addr} is of epoch {epoch}, etcd elected epoch {master.epoch}")
 
 
 async def _report(ctx: Any, stream: trio.SocketStream, moved: Wake) -> None:
@@ -102,7 +146,7 @@ async def _report(ctx: Any, stream: trio.SocketStream, moved: Wake) -> None:
             sent = -1  # a heartbeat: report even if nothing moved
 
 
-async def _receive(ctx: Any, stream: trio.SocketStream, moved: Wake) -> None:
+async def _receive(ctx: Any, stream: trio.SocketStream, moved: Wake, master: Any = None) -> None:
     store = ctx.store
     silence = ctx.store_config.haHousekeepingInterval / 1000
     decoder = TransferDecoder(max_body=max(ctx.store_config.haTransferBatchSize, 4 << 20))
@@ -116,6 +160,10 @@ async def _receive(ctx: Any, stream: trio.SocketStream, moved: Wake) -> None:
             raise trio.BrokenResourceError("master closed the connection")
         decoder.feed(data)
         while (frame := decoder.next_transfer()) is not None:
+            if ctx.failover is not None and ctx.failover_master.value is not master:
+                # bytes received before another master was elected (and this log cut back
+                # for it): never append them
+                return
             mine = store.max_phy_offset
             if mine and frame.phy_offset != mine:
                 if not (ctx.demoted and frame.phy_offset < mine):

@@ -25,7 +25,14 @@ from typing import Any
 import trio
 
 from actors.ha.state import Replication
-from protocol.ha import HAProtocolError, ReportDecoder, encode_transfer_header
+from protocol.ha import (
+    HELLO_SIZE,
+    HAProtocolError,
+    ReportDecoder,
+    decode_hello,
+    encode_epoch,
+    encode_transfer_header,
+)
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +91,15 @@ async def _serve_slave(ctx: Any, rep: Replication, stream: trio.SocketStream) ->
     except OSError:
         return
     log.info("slave %s connected", peer)
+    if ctx.failover is not None:
+        try:
+            if not await _hello(ctx, rep, stream, peer):
+                await stream.aclose()
+                return
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError, HAProtocolError) as exc:
+            log.warning("slave %s: failover hello failed: %s", peer, exc)
+            await stream.aclose()
+            return
     rep.slaves[peer] = -1
     requested: trio.MemorySendChannel[int]
     requested, first = trio.open_memory_channel[int](1)
@@ -95,7 +111,37 @@ async def _serve_slave(ctx: Any, rep: Replication, stream: trio.SocketStream) ->
         log.info("slave %s connection broken: %s", peer, group.exceptions[0])
     finally:
         del rep.slaves[peer]
+        rep.ids.pop(peer, None)
         log.info("slave %s disconnected", peer)
+
+
+async def _receive_exactly(stream: trio.SocketStream, n: int, timeout: float) -> bytes:
+    data = b""
+    with trio.fail_after(timeout):
+        while len(data) < n:
+            chunk = await stream.receive_some(n - len(data))
+            if not chunk:
+                raise trio.BrokenResourceError("peer closed during the failover hello")
+            data += chunk
+    return data
+
+
+async def _hello(ctx: Any, rep: Replication, stream: trio.SocketStream, peer: str) -> bool:
+    """The failover hello (protocol/ha.py): serve only a slave that follows this master's
+    epoch; every slave learns this master's epoch (a stale one is refused by the slave)."""
+    silence = ctx.store_config.haHousekeepingInterval / 1000
+    try:
+        broker_id, epoch = decode_hello(await _receive_exactly(stream, HELLO_SIZE, silence))
+    except trio.TooSlowError:
+        log.warning("slave %s sent no failover hello within %.0f s", peer, silence)
+        return False
+    mine = ctx.failover.leading
+    await stream.send_all(encode_epoch(mine))
+    if epoch != mine or not mine:
+        log.warning("slave %s (broker %d) follows epoch %d, this master is of epoch %d: refused", peer, broker_id, epoch, mine)
+        return False
+    rep.ids[peer] = broker_id
+    return True
 
 
 async def _read_reports(
@@ -146,6 +192,7 @@ async def _read_reports(
             return
         rep.slaves[peer] = offset
         rep.acked.advance(offset)
+        rep.reported.set()
 
 
 def start_offset(requested: int, max_offset: int, file_size: int) -> int:

@@ -20,6 +20,14 @@ class Replication:
     transfer: Wake = attrs.Factory(Wake)
     # slave address -> its last acknowledged offset (-1: connected, nothing reported yet)
     slaves: dict[str, int] = attrs.Factory(dict)
+    # slave address -> the broker id from its failover hello (failover only)
+    ids: dict[str, int] = attrs.Factory(dict)
+    # rung on every report (what a wait for one particular slave's ack listens to)
+    reported: Wake = attrs.Factory(Wake)
+
+    def acked_by(self, broker_id: int) -> int:
+        """The highest offset the slave with this broker id acknowledged (-1: not connected)."""
+        return max((self.slaves[p] for p, b in self.ids.items() if b == broker_id and p in self.slaves), default=-1)
 
     def is_slave_ok(self, offset: int, fallbehind_max: int) -> bool:
         """Java's HAService.isSlaveOK: some slave is connected and the fastest one is less

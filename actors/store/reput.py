@@ -36,15 +36,20 @@ async def reput_dispatcher(
     Reports started only once dispatch has caught up with the commit log.
     """
     while store.dispatch_behind_bytes() > 0:
+        before = store.reput_from
         store.reput(STEP_BYTES)
         await trio.lowlevel.checkpoint()
+        if store.reput_from == before:
+            break  # a replicated record whose rest has not arrived
     task_status.started()
     while True:
+        before = store.reput_from
         arrived = store.reput(STEP_BYTES)
         if arrived and arrivals is not None:
             for a in arrived:  # the newest per queue and tag (MessageStore.reput)
                 await arrivals.send(a)
-        if store.dispatch_behind_bytes() > 0:
+        # no progress: a replicated record waits for its rest (the next append rings us)
+        if store.dispatch_behind_bytes() > 0 and store.reput_from != before:
             await trio.lowlevel.checkpoint()
             continue
         # no checkpoint since the check above, so a put cannot slip in before we wait

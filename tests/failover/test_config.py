@@ -1,0 +1,23 @@
+"""The failover keys in broker.conf: shown by ``apps/broker.py -p``, refused when malformed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.apps.app_process import run_app
+
+
+def test_print_shows_the_failover_keys_with_defaults(tmp_path: Path) -> None:
+    done = run_app("broker", tmp_path, "-c", "conf/broker.conf", "-p", "--etcdEndpoints=127.0.0.1:2379,10.0.0.2:2379")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "etcdEndpoints=127.0.0.1:2379,10.0.0.2:2379" in lines
+    assert "etcdLeaseTtlSeconds=10" in lines
+    assert "etcdKeyPrefix=/rocketmq" in lines
+
+
+def test_malformed_endpoints_are_refused_with_the_key_named(tmp_path: Path) -> None:
+    done = run_app("broker", tmp_path, "-c", "conf/broker.conf", "-p", "--etcdEndpoints=nohost")
+    assert done.returncode != 0
+    assert "etcdEndpoints" in done.stderr
+    assert "host:port" in done.stderr
