@@ -221,7 +221,7 @@ def test_writes_after_the_crash_are_discarded(lazy_mount: LazyMount) -> None:
     try:
         lazy_mount.crash()
         os.pwrite(fd, b"AFTER!", 0)
-        with pytest.raises(OSError, match="Input.output error"):
+        with pytest.raises(OSError, match="Input/output error"):
             os.fsync(fd)
     finally:
         os.close(fd)
