@@ -1,0 +1,179 @@
+"""A broker subprocess whose store lives on a LazyFS mount, and the power loss that hits both.
+
+``power_loss()`` = ``kill -9`` of the broker, the file system drops every unsynced change,
+unmount, a fresh file-system daemon on the same backing directory, the broker started again
+(abnormal recovery: the ``abort`` file is still there).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import trio
+
+from actors.remoting.client import RemotingClient
+from protocol import fastjson
+from protocol.codes import RequestCode, ResponseCode
+from protocol.command import RemotingCommand
+from protocol.message import MessageExt, decode_records
+from tests.actors.broker.wire import pull
+from tests.compat.processes import ManagedProcess, child_env, free_port, spawn, write_properties
+from tests.powerloss.mount import REPO, LazyMount
+
+T = 10  # seconds for one request: generous, the file system daemon shares two cores
+
+
+def req(code: RequestCode, body: bytes = b"", **ext: object) -> RemotingCommand:
+    return RemotingCommand.request(code, {k: str(v) for k, v in ext.items()}, body)
+
+
+class PowerLossBroker:
+    def __init__(
+        self, mount: LazyMount, work: Path, *, flush: str, settings: dict[str, object] | None = None
+    ) -> None:
+        self.mount = mount
+        self.work = work
+        self.port = free_port()
+        self.addr = f"127.0.0.1:{self.port}"
+        self.flush = flush
+        self.settings = settings or {}
+        self.proc: ManagedProcess | None = None
+        self.starts = 0
+
+    @property
+    def store(self) -> Path:
+        return self.mount.path / "store"
+
+    @property
+    def durable_store(self) -> Path:
+        """The same store as the disk holds it: only what was made durable."""
+        return self.mount.backing / "store"
+
+    def start(self) -> None:
+        self.starts += 1
+        conf = write_properties(
+            self.work / "broker.conf",
+            {
+                "brokerName": "broker-powerloss",
+                "brokerIP1": "127.0.0.1",
+                "listenPort": self.port,
+                "namesrvAddr": "",
+                "storePathRootDir": self.store,
+                "flushDiskType": self.flush,
+                # small files: rounds cross file boundaries; glibc emulates posix_fallocate on
+                # FUSE one block at a time, so the index stays small too
+                "mappedFileSizeCommitLog": 128 * 1024,
+                "mappedFileSizeConsumeQueue": 300 * 20,
+                "maxHashSlotNum": 512,
+                "maxIndexNum": 2048,
+                **self.settings,
+            },
+        )
+        argv = [sys.executable, "apps/broker.py", "-c", str(conf)]
+        self.proc = spawn(f"broker-{self.starts}", argv, log_dir=self.work / "logs", cwd=REPO,
+                          env=child_env(HOME=str(self.work)))
+
+    async def wait_ready(self) -> None:
+        assert self.proc is not None
+        with trio.fail_after(60):
+            while True:
+                assert self.proc.alive(), self.proc.describe()
+                try:
+                    stream = await trio.open_tcp_stream("127.0.0.1", self.port)
+                except OSError:
+                    await trio.sleep(0.05)
+                    continue
+                await stream.aclose()
+                return
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        if self.proc.alive():
+            os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.popen.wait(30)
+
+    async def power_loss(self) -> None:
+        self.kill()
+        await trio.to_thread.run_sync(self.mount.power_loss)
+        assert (self.store / "abort").exists(), "the abort file was never made durable"
+        self.start()
+        await self.wait_ready()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            code = self.proc.stop(grace=20)
+            assert code in (0, -signal.SIGKILL), self.proc.describe()
+
+    def describe(self) -> str:
+        return self.proc.describe() if self.proc is not None else "broker never started"
+
+
+async def pull_all(
+    client: RemotingClient, addr: str, topic: str, queue_id: int
+) -> list[MessageExt]:
+    """Every message of one queue from offset 0, in queue order."""
+    out: list[MessageExt] = []
+    offset = 0
+    while True:
+        reply = await client.invoke(
+            addr, pull(topic, queue_id=queue_id, offset=offset, suspend_ms=0, max_msgs=32), T
+        )
+        if reply.code != ResponseCode.SUCCESS:
+            assert reply.code in (ResponseCode.PULL_NOT_FOUND, ResponseCode.PULL_OFFSET_MOVED), (
+                f"pull {topic}/{queue_id}@{offset}: {reply.code} {reply.remark}"
+            )
+            return out
+        out.extend(decode_records(reply.body, check_crc=True))
+        offset = int(reply.ext_fields["nextBeginOffset"])
+
+
+async def max_offset(client: RemotingClient, addr: str, topic: str, queue_id: int) -> int:
+    reply = await client.invoke(addr, req(RequestCode.GET_MAX_OFFSET, topic=topic,
+                                          queueId=queue_id), T)
+    assert reply.code == ResponseCode.SUCCESS, reply.remark
+    return int(reply.ext_fields["offset"])
+
+
+async def all_topics(client: RemotingClient, addr: str) -> dict[str, object]:
+    reply = await client.invoke(addr, req(RequestCode.GET_ALL_TOPIC_CONFIG), T)
+    assert reply.code == ResponseCode.SUCCESS, reply.remark
+    table: dict[str, object] = json.loads(reply.body)["topicConfigTable"]
+    return table
+
+
+async def all_groups(client: RemotingClient, addr: str) -> dict[str, object]:
+    reply = await client.invoke(addr, req(RequestCode.GET_ALL_SUBSCRIPTIONGROUP_CONFIG), T)
+    assert reply.code == ResponseCode.SUCCESS, reply.remark
+    table: dict[str, object] = fastjson.loads(reply.body)["subscriptionGroupTable"]
+    return table
+
+
+async def consumer_offset(
+    client: RemotingClient, addr: str, group: str, topic: str, queue_id: int
+) -> int | None:
+    """The group's committed offset; None where it has none (0 counts as none: the broker
+    answers 0 for a group that never committed on a young queue, see handlers/offsets.py)."""
+    reply = await client.invoke(
+        addr, req(RequestCode.QUERY_CONSUMER_OFFSET, consumerGroup=group, topic=topic,
+                  queueId=queue_id), T
+    )
+    if reply.code == ResponseCode.QUERY_NOT_FOUND:
+        return None
+    assert reply.code == ResponseCode.SUCCESS, reply.remark
+    value = int(reply.ext_fields["offset"])
+    return value or None
+
+
+def durable_offsets(broker: PowerLossBroker) -> dict[str, dict[int, int]]:
+    """consumerOffset.json as the disk holds it (read from the backing directory)."""
+    path = broker.durable_store / "config" / "consumerOffset.json"
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return {}
+    table: dict[str, dict[int, int]] = fastjson.loads(text)["offsetTable"]
+    return table
