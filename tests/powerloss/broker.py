@@ -21,8 +21,11 @@ from protocol.codes import RequestCode, ResponseCode
 from protocol.command import RemotingCommand
 from protocol.message import MessageExt, decode_records
 from tests.actors.broker.wire import pull
-from tests.compat.processes import ManagedProcess, child_env, free_port, spawn, write_properties
+from tests.compat.processes import ManagedProcess, child_env, free_port, write_properties
 from tests.powerloss.mount import REPO, LazyMount
+from tests.powerloss.warm import Warm
+
+WARM_BROKER = Path(__file__).with_name("warm_broker.py")
 
 T = 10  # seconds for one request: generous, the file system daemon shares two cores
 
@@ -42,7 +45,9 @@ class PowerLossBroker:
         self.flush = flush
         self.settings = settings or {}
         self.proc: ManagedProcess | None = None
+        self.spare: Warm | None = None  # the next broker process, imports done (warm.py)
         self.starts = 0
+        self.spawned = 0
 
     @property
     def store(self) -> Path:
@@ -73,9 +78,15 @@ class PowerLossBroker:
                 **self.settings,
             },
         )
-        argv = [sys.executable, "apps/broker.py", "-c", str(conf)]
-        self.proc = spawn(f"broker-{self.starts}", argv, log_dir=self.work / "logs", cwd=REPO,
-                          env=child_env(HOME=str(self.work)))
+        spare = self.spare or self._warm(conf)
+        self.proc = spare.go()
+        self.spare = self._warm(conf)
+
+    def _warm(self, conf: Path) -> Warm:
+        self.spawned += 1
+        argv = [sys.executable, str(WARM_BROKER), "-c", str(conf)]
+        return Warm(f"broker-{self.spawned}", argv, log_dir=self.work / "logs", cwd=REPO,
+                    env=child_env(HOME=str(self.work)))
 
     async def wait_ready(self) -> None:
         assert self.proc is not None
@@ -106,7 +117,15 @@ class PowerLossBroker:
     def stop(self) -> None:
         if self.proc is not None:
             code = self.proc.stop(grace=20)
-            assert code in (0, -signal.SIGKILL), self.proc.describe()
+            assert code == 0, self.proc.describe()
+
+    def close(self) -> None:
+        """Whatever state the test ended in: no broker process left behind."""
+        if self.proc is not None and self.proc.alive():
+            self.kill()
+        if self.spare is not None:
+            self.spare.discard()
+            self.spare = None
 
     def describe(self) -> str:
         return self.proc.describe() if self.proc is not None else "broker never started"

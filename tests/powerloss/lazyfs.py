@@ -2,7 +2,7 @@
 
 Run as its own process::
 
-    python tests/powerloss/lazyfs.py BACKING_DIR MOUNTPOINT
+    python tests/powerloss/lazyfs.py [--wait] BACKING_DIR MOUNTPOINT
 
 The mount shows the files of ``BACKING_DIR``; the backing directory holds only what is *durable*.
 Writing ``crash`` to ``MOUNTPOINT/.lazyfs-ctl`` is a power loss: every change not yet made durable
@@ -639,11 +639,16 @@ class LazyFS(pyfuse3.Operations):
 
 
 def main(argv: list[str]) -> int:
+    wait = "--wait" in argv
+    argv = [a for a in argv if a != "--wait"]
     if len(argv) != 2:
-        print("usage: lazyfs.py BACKING_DIR MOUNTPOINT", file=sys.stderr)
+        print("usage: lazyfs.py [--wait] BACKING_DIR MOUNTPOINT", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s lazyfs %(message)s")
     backing, mountpoint = argv
+    # --wait: started ahead of time (tests/powerloss/warm.py); mount when stdin says go
+    if wait and sys.stdin.readline() != "go\n":
+        return 0
     fs = LazyFS(backing)
     options = set(pyfuse3.default_options)
     options.add("fsname=lazyfs")

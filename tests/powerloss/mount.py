@@ -15,7 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from tests.compat.processes import ManagedProcess, child_env, spawn
+from tests.compat.processes import ManagedProcess, child_env
+from tests.powerloss.warm import Warm
 
 LAZYFS = Path(__file__).with_name("lazyfs.py")
 REPO = Path(__file__).resolve().parents[2]
@@ -57,6 +58,7 @@ class LazyMount:
         self.backing.mkdir(parents=True, exist_ok=True)
         self.mountpoint.mkdir(parents=True, exist_ok=True)
         self.daemon: ManagedProcess | None = None
+        self.spare: Warm | None = None  # the next daemon, imports done (warm.py)
         self.generation = 0
 
     @property
@@ -65,10 +67,9 @@ class LazyMount:
 
     def mount(self, timeout: float = 20.0) -> None:
         assert self.daemon is None or not self.daemon.alive(), "already mounted"
-        self.generation += 1
-        argv = [sys.executable, str(LAZYFS), str(self.backing), str(self.mountpoint)]
-        self.daemon = spawn(f"lazyfs-{self.generation}", argv, log_dir=self.log_dir, cwd=REPO,
-                            env=child_env())
+        spare = self.spare or self._warm()
+        self.daemon = spare.go()
+        self.spare = self._warm()
         deadline = time.monotonic() + timeout
         while not _mounted(self.mountpoint):
             if not self.daemon.alive():
@@ -78,6 +79,12 @@ class LazyMount:
                 raise MountFailed(f"lazyfs mount timed out: {self.daemon.describe()}")
             time.sleep(0.02)
         os.stat(self.mountpoint)  # the daemon answers
+
+    def _warm(self) -> Warm:
+        self.generation += 1
+        argv = [sys.executable, str(LAZYFS), "--wait", str(self.backing), str(self.mountpoint)]
+        return Warm(f"lazyfs-{self.generation}", argv, log_dir=self.log_dir, cwd=REPO,
+                    env=child_env())
 
     def ctl(self, command: str) -> None:
         with open(self.mountpoint / CTL, "w") as fh:
@@ -123,3 +130,6 @@ class LazyMount:
             self.daemon.popen.kill()
             self.daemon.popen.wait()
         self.daemon = None
+        if self.spare is not None:
+            self.spare.discard()
+            self.spare = None

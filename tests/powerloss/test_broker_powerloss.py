@@ -77,7 +77,7 @@ def broker_factory(lazy_mount: LazyMount, tmp_path: Path) -> Iterator[list[Power
     made: list[PowerLossBroker] = []
     yield made
     for broker in made:
-        broker.kill() if broker.proc is not None and broker.proc.alive() else None
+        broker.close()
 
 
 def make_broker(
