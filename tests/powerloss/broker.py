@@ -8,9 +8,6 @@ unmount, a fresh file-system daemon on the same backing directory, the broker st
 from __future__ import annotations
 
 import json
-import os
-import signal
-import sys
 import time
 from pathlib import Path
 
@@ -22,11 +19,9 @@ from protocol.codes import RequestCode, ResponseCode
 from protocol.command import RemotingCommand
 from protocol.message import MessageExt, decode_records
 from tests.actors.broker.wire import pull
-from tests.compat.processes import ManagedProcess, child_env, free_port, write_properties
+from tests.compat.processes import child_env, free_port, write_properties
 from tests.powerloss.mount import REPO, LazyMount
-from tests.powerloss.warm import Warm
-
-WARM_BROKER = Path(__file__).with_name("warm_broker.py")
+from tests.powerloss.warm import ForkedProcess, Zygote
 
 T = 10  # seconds for one request: generous, the file system daemon shares two cores
 
@@ -45,10 +40,9 @@ class PowerLossBroker:
         self.addr = f"127.0.0.1:{self.port}"
         self.flush = flush
         self.settings = settings or {}
-        self.proc: ManagedProcess | None = None
-        self.spare: Warm | None = None  # the next broker process, imports done (warm.py)
+        self.proc: ForkedProcess | None = None
+        self.zygote: Zygote | None = None  # forks the broker processes (warm.py)
         self.starts = 0
-        self.spawned = 0
         self.timings: list[tuple[float, float, float]] = []  # kill, remount, restart (seconds)
 
     @property
@@ -84,15 +78,13 @@ class PowerLossBroker:
                 **self.settings,
             },
         )
-        spare = self.spare or self._warm(conf)
-        self.proc = spare.go()
-        self.spare = self._warm(conf)
-
-    def _warm(self, conf: Path) -> Warm:
-        self.spawned += 1
-        argv = [sys.executable, str(WARM_BROKER), "-c", str(conf)]
-        return Warm(f"broker-{self.spawned}", argv, log_dir=self.work / "logs", cwd=REPO,
-                    env=child_env(HOME=str(self.work)))
+        if self.zygote is None:
+            self.zygote = Zygote(log_dir=self.work / "logs", cwd=REPO, env=child_env())
+        self.proc = self.zygote.spawn(
+            f"broker-{self.starts}", ["-c", str(conf)],
+            log_path=self.work / "logs" / f"broker-{self.starts}.out",
+            env=child_env(HOME=str(self.work)),
+        )
 
     async def wait_ready(self) -> None:
         assert self.proc is not None
@@ -109,9 +101,8 @@ class PowerLossBroker:
 
     def kill(self) -> None:
         assert self.proc is not None
-        if self.proc.alive():
-            os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.popen.wait(30)
+        self.proc.kill()
+        assert self.proc.wait(30) is not None, f"broker pid {self.proc.pid} survived SIGKILL"
 
     async def power_loss(self) -> None:
         t0 = time.monotonic()
@@ -134,9 +125,9 @@ class PowerLossBroker:
         """Whatever state the test ended in: no broker process left behind."""
         if self.proc is not None and self.proc.alive():
             self.kill()
-        if self.spare is not None:
-            self.spare.discard()
-            self.spare = None
+        if self.zygote is not None:
+            self.zygote.close()
+            self.zygote = None
 
     def describe(self) -> str:
         return self.proc.describe() if self.proc is not None else "broker never started"
