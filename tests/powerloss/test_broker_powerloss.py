@@ -99,7 +99,7 @@ class Acked:
     queue_id: int
     queue_offset: int
     commit_offset: int
-    body: bytes
+    body: bytes = attrs.field(repr=lambda b: f"{b[:24]!r}... ({len(b)} bytes)")
 
 
 async def send(
@@ -323,7 +323,8 @@ async def round_of_work(
         """Commits acknowledged by now must reach the disk within a bounded time (they are
         persisted every flushConsumerOffsetInterval): watch the backing directory."""
         wanted = {k: v for k in offset_keys if (v := ledger.last_commit(k)) is not None}
-        with trio.fail_after(20):
+        behind = wanted
+        with trio.move_on_after(20):
             while True:
                 durable = await trio.to_thread.run_sync(durable_offsets, broker)
                 behind = {
@@ -333,6 +334,10 @@ async def round_of_work(
                 if not behind:
                     break
                 await trio.sleep(0.02)
+        assert not behind, (
+            f"round {round_no}: acknowledged offset commits not on disk after 20 s "
+            f"(flushConsumerOffsetInterval is 100 ms): {behind}"
+        )
         for k, v in wanted.items():
             ledger.durable_floor[k] = max(ledger.durable_floor.get(k, 0), v)
 
@@ -474,6 +479,7 @@ async def async_round(
     disk before the crash)."""
     acked: list[Acked] = []
     stop = trio.Event()
+    first_ack = trio.Event()
     seeds = [rng.randrange(1 << 32) for _ in range(3)]
 
     async def sender(n: int) -> None:
@@ -486,20 +492,27 @@ async def async_round(
                 a = await send(client, broker.addr, r.choice(topics), body, r.randrange(QUEUES))
                 if a is not None:
                     acked.append(a)
+                    first_ack.set()
                 i += 1
 
     async with trio.open_nursery() as nursery:
         for n in range(3):
             nursery.start_soon(sender, n)
         await trio.sleep(rng.uniform(0.1, 0.5))
+        with trio.fail_after(30):
+            await first_ack.wait()
         # everything acknowledged by now must reach the disk within a bounded time (the flush
         # interval, or 4 pages more): watch the backing directory for the newest of it
         settled = max(acked, key=lambda a: a.commit_offset)
-        with trio.fail_after(30):
-            while True:
-                if await trio.to_thread.run_sync(durable_record, broker, settled):
-                    break
+        on_disk = False
+        with trio.move_on_after(30):
+            while not on_disk:
+                on_disk = await trio.to_thread.run_sync(durable_record, broker, settled)
                 await trio.sleep(0.02)
+        assert on_disk, (
+            f"round {round_no}: an acknowledged message was not on disk 30 s later "
+            f"(flushIntervalCommitLog is 100 ms): {settled}"
+        )
         await trio.sleep(rng.uniform(0, 0.3))
         stop.set()
         await broker.power_loss()
