@@ -134,7 +134,8 @@ async def prefill(namesrv: str, args: argparse.Namespace) -> float:
         async with trio.open_nursery() as nursery:
             for _ in range(PREFILL_SENDERS):
                 nursery.start_soon(sender)
-    return args.backlog / (time.perf_counter() - start)
+    backlog: int = args.backlog
+    return backlog / (time.perf_counter() - start)
 
 
 async def _consume_push(
@@ -233,7 +234,7 @@ async def run_target(
         rate = await prefill(namesrv, args)
         say(f"stored a backlog of {args.backlog:,} messages ({rate:,.0f} msg/s, batch sends)")
         result["prefill_tps"] = round(rate, 1)
-    count = args.count if args.count is not None else (args.backlog or None)
+    count: int | None = args.count if args.count is not None else (args.backlog or None)
     meter = Meter(measuring=False)
     receiver = Receiver(meter)
     group = args.group or f"benchmark_consumer_{uuid.uuid4().hex[:8]}"
@@ -254,7 +255,7 @@ async def run_target(
                 meter.roll()
                 watch.start()
                 start = time.perf_counter()
-                deadline = start + args.duration
+                deadline: float = start + args.duration
 
                 def finished() -> bool:
                     if count is not None:

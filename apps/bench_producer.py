@@ -174,11 +174,12 @@ async def run_target(
                 meter.roll()
                 watch.start()
                 start = time.perf_counter()
-                deadline = start + args.duration
+                deadline: float = start + args.duration
+                count: int | None = args.count
 
                 def finished() -> bool:
-                    if args.count is not None:
-                        return meter.ok + meter.failed + meter.response_failed >= args.count
+                    if count is not None:
+                        return meter.ok + meter.failed + meter.response_failed >= count
                     return time.perf_counter() >= deadline
 
                 def progress() -> str:
@@ -252,11 +253,15 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             await measure(label, namesrv, procs)
     summary = _bench.median_of(runs[label])
     if "floor" in runs:
-        floor = _bench.median_of(runs["floor"])
-        summary["floor"] = floor
-        summary["ratio_tps"] = round(summary["tps"] / floor["tps"], 3) if floor["tps"] else None
+        floor_summary = _bench.median_of(runs["floor"])
+        summary["floor"] = floor_summary
+        summary["ratio_tps"] = (
+            round(summary["tps"] / floor_summary["tps"], 3) if floor_summary["tps"] else None
+        )
         summary["ratio_p99"] = (
-            round(summary["p99_ms"] / floor["p99_ms"], 3) if floor["p99_ms"] else None
+            round(summary["p99_ms"] / floor_summary["p99_ms"], 3)
+            if floor_summary["p99_ms"]
+            else None
         )
     summary["bench_peak_rss_mib"] = Proc("bench", os.getpid()).peak_rss_mib()
     summary["loadavg"] = [round(x, 2) for x in os.getloadavg()]

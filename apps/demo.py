@@ -71,8 +71,10 @@ async def stop(proc: trio.Process, name: str) -> int:
     if proc.returncode is None:
         proc.kill()
         await proc.wait()
-    print(f"demo: {name} stopped with exit status {proc.returncode}", flush=True)
-    return proc.returncode
+    code = proc.returncode
+    assert code is not None  # waited for above
+    print(f"demo: {name} stopped with exit status {code}", flush=True)
+    return code
 
 
 async def run_demo(home: Path, count: int) -> int:

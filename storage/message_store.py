@@ -137,6 +137,21 @@ class MessageStore:
         # need not parse it back (a hint that does not match reput's offset is not used)
         self._hints: collections.deque[Hint] = collections.deque(maxlen=HINTS_MAX)
         self._store_bit = self.commit_log.store_host.store_bit
+        # Called with the commit log's new end after every append, whichever path wrote it
+        # (Java's putMessage -> handleDiskFlush/handleHA): the flusher, reput and replication
+        # learn of new bytes here, so no caller can forget to ring them.
+        self._append_hooks: tuple[Callable[[int], None], ...] = ()
+
+    def add_append_hook(self, hook: Callable[[int], None]) -> None:
+        """Call ``hook(end_offset)`` after every append, put or replicated."""
+        self._append_hooks = (*self._append_hooks, hook)
+
+    def remove_append_hook(self, hook: Callable[[int], None]) -> None:
+        self._append_hooks = tuple(h for h in self._append_hooks if h is not hook)
+
+    def _appended(self, end: int) -> None:
+        for hook in self._append_hooks:
+            hook(end)
 
     # ================================================================ lifecycle
 
@@ -379,6 +394,8 @@ class MessageStore:
                     properties.get("KEYS"), properties.get("UNIQ_KEY"), None,
                 )
             )  # fmt: skip
+        for hook in self._append_hooks:
+            hook(offset + size)
         return PutResult(
             PutStatus.PUT_OK, AppendResult(offset, size, queue_offset, 1, now, self.store_host)
         )
@@ -485,6 +502,7 @@ class MessageStore:
                         p.prepared_transaction_offset, None, None, None, p.properties,
                     )
                 )  # fmt: skip
+        self._appended(wrote_offset + wrote_bytes)
         return PutResult(
             PutStatus.PUT_OK,
             AppendResult(
@@ -869,6 +887,7 @@ class MessageStore:
         if self.commit_log.queue.last() is None:
             self.reput_from = offset
         self.commit_log.append_raw(offset, data)
+        self._appended(offset + len(data))
 
     def read_replication(self, offset: int, max_bytes: int) -> bytes:
         return self.commit_log.read_range(offset, max_bytes)

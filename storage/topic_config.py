@@ -16,6 +16,7 @@ import attrs
 from protocol.bodies.common import DataVersion, PermName
 from protocol.bodies.topic import TopicConfig, TopicConfigSerializeWrapper
 from protocol.convert import decode_body, encode_body
+from storage.config_journal import Change
 from storage.json_store import load_text, save_text
 
 FILE_NAME = "topics.json"
@@ -128,7 +129,11 @@ class TopicConfigTable:
         self._table: dict[str, TopicConfig] = dict(configs or {})
         self.data_version = data_version or DataVersion()
         self.system = system
+        # dirty: topics.json is behind the table.  version counts changes; changes holds
+        # those not yet taken for the config journal (storage/config_journal.py).
         self.dirty = False
+        self.version = 0
+        self._changes: list[Change] = []
 
     @classmethod
     def with_system_topics(cls, settings: SystemTopicSettings) -> TopicConfigTable:
@@ -151,16 +156,36 @@ class TopicConfigTable:
         self.data_version = self.data_version.next_version(now_ms)
         self.dirty = True
 
+    def _record(self, name: str, config: TopicConfig | None) -> None:
+        self.version += 1
+        self._changes.append(Change("topic", name, config))
+
+    def take_changes(self) -> list[Change]:
+        """The changes since the last call, oldest first, for the config journal."""
+        changes, self._changes = self._changes, []
+        return changes
+
+    def apply(self, change: Change, now_ms: int) -> None:
+        """Replay a journaled change (recorded nowhere: it is in the journal already)."""
+        if change.config is None:
+            if self._table.pop(change.name, None) is not None:
+                self._changed(now_ms)
+        elif isinstance(change.config, TopicConfig) and self._table.get(change.name) != change.config:
+            self._table[change.name] = change.config
+            self._changed(now_ms)
+
     def put(self, config: TopicConfig, now_ms: int) -> None:
         name = config.topic_name or ""
         if self._table.get(name) != config:
             self._table[name] = config
             self._changed(now_ms)
+            self._record(name, config)
 
     def delete(self, topic: str, now_ms: int) -> bool:
         if self._table.pop(topic, None) is None:
             return False
         self._changed(now_ms)
+        self._record(topic, None)
         return True
 
     def create_in_send(
@@ -213,7 +238,8 @@ class TopicConfigTable:
         for name, config in self._table.items():
             order = name in order_topics
             if config.order != order:
-                self._table[name] = attrs.evolve(config, order=order)
+                self._table[name] = updated = attrs.evolve(config, order=order)
+                self._record(name, updated)
                 changed = True
         if changed:
             self._changed(now_ms)
@@ -224,6 +250,24 @@ class TopicConfigTable:
         template = self._table.get(AUTO_CREATE_TOPIC_KEY_TOPIC)
         if template is not None and not auto_create_topic_enable and template.perm != RW:
             self.put(attrs.evolve(template, perm=int(RW)), now_ms)
+
+    def adopt_orphan_queues(self, queue_ids: dict[str, list[int]], now_ms: int) -> list[str]:
+        """Topics that have consume queues on disk but no config (lost with a damaged or
+        older topics.json): re-created with as many queues as their highest queue id needs,
+        read and write, so their messages stay reachable.  Returns their names."""
+        adopted = []
+        for topic, ids in sorted(queue_ids.items()):
+            if topic in self._table or not ids or topic_problem(topic) is not None:
+                continue
+            queues = max(ids) + 1
+            self.put(
+                TopicConfig(
+                    topic_name=topic, read_queue_nums=queues, write_queue_nums=queues, perm=RW
+                ),
+                now_ms,
+            )
+            adopted.append(topic)
+        return adopted
 
     # ------------------------------------------------------------ JSON and files
 

@@ -43,6 +43,7 @@ from actors.remoting.client import RemotingClient, open_remoting_client
 from actors.remoting.router import RequestContext, Router
 from actors.remoting.server import ServerHandle, remoting_server
 from actors.store import commit_log_flusher, reput_dispatcher, store_services
+from protocol.codes import ResponseCode
 from protocol.command import RemotingCommand
 from storage.config import BrokerRole, MessageStoreConfig
 from storage.message_store import MessageStore
@@ -51,13 +52,20 @@ from storage.timer_wheel import TimerConfig
 log = logging.getLogger(__name__)
 
 ARRIVALS_BUFFER = 1024
+# how long a request that changed a table waits for the config journal's fsync
+CONFIG_DURABLE_TIMEOUT = 10.0  # s
 
 
 class BrokerRouter(Router):
-    """The broker's router, counting requests in flight so shutdown can wait for them."""
+    """The broker's router: counts requests in flight so shutdown can wait for them, and holds
+    back the answer to a request that changed the topic or group tables until the change is
+    durable (the config journal) and, for topics, sent to the name servers (as Java registers
+    an auto-created topic before answering the send).  One place, so no handler that creates
+    a topic or group (send, send-back, heartbeat, pull, admin, ...) can answer early."""
 
-    def __init__(self) -> None:
+    def __init__(self, broker: BrokerContext) -> None:
         super().__init__("broker")
+        self.broker = broker
         self.in_flight = 0
         # made only while someone waits: an Event per request cost ~2 us on the send path
         self._idle: trio.Event | None = None
@@ -65,12 +73,40 @@ class BrokerRouter(Router):
     async def dispatch(self, ctx: RequestContext, req: RemotingCommand) -> RemotingCommand | None:
         self.in_flight += 1
         try:
-            return await super().dispatch(ctx, req)
+            reply = await super().dispatch(ctx, req)
+            broker = self.broker
+            if (
+                broker.topics.version + broker.groups.version > broker.config_durable.current
+                or broker.topic_changes.value > broker.registered.current
+            ) and reply is not None:
+                reply = await self._after_config_change(req, reply)
+            return reply
         finally:
             self.in_flight -= 1
             if self.in_flight == 0 and self._idle is not None:
                 self._idle.set()
                 self._idle = None
+
+    async def _after_config_change(
+        self, req: RemotingCommand, reply: RemotingCommand
+    ) -> RemotingCommand:
+        broker = self.broker
+        version = broker.config_version
+        if version > broker.config_durable.current:
+            broker.config_changes.value += 1  # the persister journals it now
+            if not await broker.config_durable.wait_for(version, CONFIG_DURABLE_TIMEOUT):
+                return req.reply(
+                    ResponseCode.SYSTEM_ERROR,
+                    "the topic or subscription group change could not be made durable "
+                    f"within {CONFIG_DURABLE_TIMEOUT:g} s; see the broker's log",
+                )
+        changes = broker.topic_changes.value
+        if changes > broker.registered.current:
+            # a name server that does not answer must not hold sends for longer than one
+            # registration attempt; the periodic registration retries
+            timeout = broker.config.registerBrokerTimeoutMills / 1000
+            await broker.registered.wait_for(changes, timeout)
+        return reply
 
     async def wait_idle(self) -> None:
         # always a checkpoint, idle or not: replies just queued (resumed held pulls) get
@@ -83,7 +119,7 @@ class BrokerRouter(Router):
 
 
 def build_router(ctx: BrokerContext, pull: PullHandler) -> BrokerRouter:
-    router = BrokerRouter()
+    router = BrokerRouter(ctx)
     SendHandler(ctx).register(router)
     pull.register(router)
     OffsetHandlers(ctx).register(router)
@@ -177,6 +213,9 @@ async def _serve(
     ctx: BrokerContext, host: str, stopped: trio.Event, task_status: trio.TaskStatus[BrokerHandle]
 ) -> None:
     store, config = ctx.store, ctx.config
+    delivery = ctx.delivery
+    if delivery is None:
+        raise RuntimeError("the broker's delayed delivery was not set up")
     addrs = namesrv_addresses(config.namesrvAddr)
     arrivals_send, arrivals_recv = trio.open_memory_channel[Any](ARRIVALS_BUFFER)
     async with trio.open_nursery() as store_layer:
@@ -190,7 +229,7 @@ async def _serve(
             functools.partial(
                 reput_dispatcher,
                 store,
-                ArrivalTee(HeldOnly(arrivals_send, ctx.holds), ctx.delivery),  # type: ignore[arg-type]
+                ArrivalTee(HeldOnly(arrivals_send, ctx.holds), delivery),
                 wake=ctx.reput_wake,
             )
         )

@@ -24,6 +24,8 @@ import trio_util
 from actors.broker.clients import ConsumerManager, ProducerManager
 from actors.broker.config import PERM_READ, PERM_WRITE, BrokerConfig
 from actors.broker.delay import DelayLevels
+from actors.broker.delivery import DelayedDelivery
+from actors.broker.durability import announce_appends
 from actors.broker.locks import RebalanceLockManager
 from actors.broker.long_polling import PullHoldTable
 from actors.broker.stats import BrokerStats
@@ -35,8 +37,10 @@ from protocol.codes import RequestCode
 from protocol.command import RemotingCommand
 from protocol.msgid import offset_msg_id_prefix
 from storage.config import BrokerRole, FlushDiskType, MessageStoreConfig
+from storage.config_journal import journal_size, read_changes, remove_journal
 from storage.consumer_offsets import ConsumerOffsetTable
 from storage.delay_offsets import DelayOffsetTable
+from storage.message_store import MessageStore
 from storage.subscription_groups import SubscriptionGroupTable
 from storage.topic_config import SystemTopicSettings, TopicConfigTable
 
@@ -61,17 +65,43 @@ def topic_settings(config: BrokerConfig) -> SystemTopicSettings:
 
 
 def load_tables(
-    config: BrokerConfig, store_config: MessageStoreConfig, now_ms: int
+    config: BrokerConfig,
+    store_config: MessageStoreConfig,
+    now_ms: int,
+    queue_ids: dict[str, list[int]] | None = None,
 ) -> tuple[TopicConfigTable, SubscriptionGroupTable, ConsumerOffsetTable, DelayOffsetTable]:
     """topics.json (over the system topics), subscriptionGroup.json, consumerOffset.json,
-    delayOffset.json; a damaged file falls back to its .bak, never to an empty table."""
+    delayOffset.json; a damaged file falls back to its .bak, never to an empty table.
+
+    Then the config journal's changes are replayed over the topics and groups, and topics
+    that have consume queues (``queue_ids``, from the loaded store) but no config are
+    re-created; if anything was replayed or re-created the JSON files are rewritten at once
+    and the journal emptied, so the broker starts with no compaction pending."""
     config_dir = Path(store_config.storePathRootDir) / "config"
     topics = TopicConfigTable.with_system_topics(topic_settings(config))
     topics.load(config_dir)
+    groups = SubscriptionGroupTable.load(config_dir)
+    changes = read_changes(config_dir)
+    for change in changes:
+        (topics if change.kind == "topic" else groups).apply(change, now_ms)
+    adopted = topics.adopt_orphan_queues(queue_ids or {}, now_ms)
+    if adopted:
+        log.warning(
+            "%d topic(s) had consume queues but no config; re-created: %s",
+            len(adopted),
+            ", ".join(adopted[:20]) + (" ..." if len(adopted) > 20 else ""),
+        )
     topics.seal_auto_create(config.autoCreateTopicEnable, now_ms)
+    if changes or adopted or journal_size(config_dir):
+        topics.persist(config_dir)
+        groups.persist(config_dir)
+        remove_journal(config_dir)
+    # what loading did is in the files now, not news for the journal
+    topics.take_changes()
+    groups.take_changes()
     return (
         topics,
-        SubscriptionGroupTable.load(config_dir),
+        groups,
         ConsumerOffsetTable.load(config_dir),
         DelayOffsetTable.load(config_dir),
     )
@@ -85,7 +115,7 @@ def _ignore_spawn(fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
 class BrokerContext:
     config: BrokerConfig
     store_config: MessageStoreConfig
-    store: Any  # storage.message_store.MessageStore
+    store: MessageStore
     topics: TopicConfigTable
     groups: SubscriptionGroupTable
     offsets: ConsumerOffsetTable
@@ -96,6 +126,10 @@ class BrokerContext:
     holds: PullHoldTable = attrs.Factory(PullHoldTable)
     stats: BrokerStats = attrs.Factory(BrokerStats)
     flushed: OffsetWaiters = attrs.Factory(OffsetWaiters)
+    # topics.version + groups.version that the config journal has made durable
+    config_durable: OffsetWaiters = attrs.Factory(OffsetWaiters)
+    # the topic_changes value the name servers have been sent (a registration round ended)
+    registered: OffsetWaiters = attrs.Factory(OffsetWaiters)
     reput_wake: Wake = attrs.Factory(Wake)
     flush_wake: FlushWake = attrs.Factory(FlushWake)
     # Change counters: a watcher remembers the value it acted on and waits for another one,
@@ -110,8 +144,8 @@ class BrokerContext:
     master_addr: str | None = None
     master_ha_addr: str | None = None
     spawn: Callable[..., None] = _ignore_spawn
-    # actors.broker.delivery.DelayedDelivery (schedule + timer services), set by the app
-    delivery: Any = None
+    # schedule + timer services, set by the app
+    delivery: DelayedDelivery | None = None
     started_ms: int = attrs.field(factory=wall_clock_ms)
     # Sends in progress at once (Java's send executor).  Only SYNC_FLUSH sends hold a place
     # across an await; one that waits for a place longer than waitTimeMillsInSendQueue is
@@ -121,23 +155,29 @@ class BrokerContext:
     def __attrs_post_init__(self) -> None:
         if self.role is None:
             self.role = trio_util.AsyncValue(self.store_config.brokerRole)
+        announce_appends(self)
+        # what loading found is on disk already (load_tables rewrote the files if needed)
+        self.config_durable.advance(self.config_version)
 
     @classmethod
     def create(
-        cls, config: BrokerConfig, store_config: MessageStoreConfig, store: Any, **kw: Any
+        cls, config: BrokerConfig, store_config: MessageStoreConfig, store: MessageStore, **kw: Any
     ) -> BrokerContext:
         """A context with the persisted tables, read synchronously (tests, tools)."""
         now_ms = kw.get("now_ms", wall_clock_ms)()
-        return cls(config, store_config, store, *load_tables(config, store_config, now_ms), **kw)
+        tables = load_tables(config, store_config, now_ms, store.topic_queue_ids())
+        return cls(config, store_config, store, *tables, **kw)
 
     @classmethod
     async def load(
-        cls, config: BrokerConfig, store_config: MessageStoreConfig, store: Any, **kw: Any
+        cls, config: BrokerConfig, store_config: MessageStoreConfig, store: MessageStore, **kw: Any
     ) -> BrokerContext:
         """A context with the persisted tables of the store's config directory (read in a
         worker thread: they are files)."""
         now_ms = kw.get("now_ms", wall_clock_ms)()
-        tables = await trio.to_thread.run_sync(load_tables, config, store_config, now_ms)
+        tables = await trio.to_thread.run_sync(
+            load_tables, config, store_config, now_ms, store.topic_queue_ids()
+        )
         return cls(config, store_config, store, *tables, **kw)
 
     # ------------------------------------------------------------ derived facts
@@ -177,6 +217,11 @@ class BrokerContext:
     @property
     def readable(self) -> bool:
         return bool(self.config.brokerPermission & PERM_READ)
+
+    @property
+    def config_version(self) -> int:
+        """Changes made to the topic and group tables so far (grows by one per change)."""
+        return self.topics.version + self.groups.version
 
     # ------------------------------------------------------------ change notifications
 

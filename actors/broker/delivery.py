@@ -10,17 +10,24 @@ tags codes (delivery times) would defeat the per-tag coalescing of arrivals.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING
 
 import attrs
 import trio
 
 from actors.broker.delay import TIMER_TOPIC
+from actors.broker.durability import commit_log_durable
 from actors.broker.schedule import ScheduleService
 from actors.broker.timer import TimerService
+from actors.store.reput import ArrivalSink
+from storage.message_store import Arrived
 from storage.timer_wheel import TimerConfig, TimerWheel
 from storage.topic_config import SCHEDULE_TOPIC
+
+if TYPE_CHECKING:
+    from actors.broker.context import BrokerContext
 
 TIMER_DIR = "timerwheel"
 PARKING_TOPICS = frozenset({SCHEDULE_TOPIC, TIMER_TOPIC})
@@ -35,7 +42,7 @@ class DelayedDelivery:
     timer_config: TimerConfig
 
     @classmethod
-    def for_broker(cls, ctx: Any, timer_config: TimerConfig | None = None) -> DelayedDelivery:
+    def for_broker(cls, ctx: BrokerContext, timer_config: TimerConfig | None = None) -> DelayedDelivery:
         """Built on the broker's context (actors.broker.context.BrokerContext)."""
         if timer_config is None:
             timer_config = TimerConfig()
@@ -45,13 +52,14 @@ class DelayedDelivery:
             ctx.delay_offsets,
             ctx.config_dir,
             ctx.now_ms,
-            on_put=ctx.reput_wake.set,
             persist_interval=None,  # the broker's config persister writes delayOffset.json
         )
         timer = None
         if timer_config.timerWheelEnable:
             wheel = TimerWheel(Path(ctx.store_config.storePathRootDir) / TIMER_DIR, timer_config)
-            timer = TimerService(ctx.store, wheel, ctx.now_ms, on_put=ctx.reput_wake.set)
+            timer = TimerService(
+                ctx.store, wheel, ctx.now_ms, durable=functools.partial(commit_log_durable, ctx)
+            )
         return cls(schedule, timer, timer_config)
 
     def notify_arrival(self, topic: str, queue_id: int) -> None:
@@ -70,30 +78,23 @@ class DelayedDelivery:
 
 
 async def delayed_delivery(
-    ctx: Any, *, task_status: trio.TaskStatus[DelayedDelivery] = trio.TASK_STATUS_IGNORED
+    ctx: BrokerContext, *, task_status: trio.TaskStatus[DelayedDelivery] = trio.TASK_STATUS_IGNORED
 ) -> None:
     """The master-role actor (role.py): delivers delayed and timed messages while master."""
-    delivery: DelayedDelivery = ctx.delivery
+    delivery = ctx.delivery
+    if delivery is None:
+        raise RuntimeError("the broker's delayed delivery was not set up")
     await delivery.run(task_status=task_status)
-
-
-class _Arrival(Protocol):
-    topic: str
-    queue_id: int
-
-
-class _Sink(Protocol):
-    async def send(self, value: Any) -> None: ...
 
 
 @attrs.define(eq=False)
 class ArrivalTee:
     """Stands in for the reput dispatcher's arrivals channel: notifies, then forwards."""
 
-    downstream: _Sink
+    downstream: ArrivalSink
     delivery: DelayedDelivery
 
-    async def send(self, arrival: _Arrival) -> None:
+    async def send(self, arrival: Arrived, /) -> None:
         if arrival.topic in PARKING_TOPICS:
             self.delivery.notify_arrival(arrival.topic, arrival.queue_id)
         else:

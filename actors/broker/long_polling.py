@@ -29,10 +29,15 @@ MAX_SLEEP = 1.0
 
 
 class ArrivedLike(Protocol):
-    topic: str
-    queue_id: int
-    max_offset: int
-    tags_code: int
+    # read-only members, so frozen records (storage's Arrived) match too
+    @property
+    def topic(self) -> str: ...
+    @property
+    def queue_id(self) -> int: ...
+    @property
+    def max_offset(self) -> int: ...
+    @property
+    def tags_code(self) -> int: ...
 
 
 @attrs.define(eq=False)

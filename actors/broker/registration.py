@@ -141,9 +141,13 @@ async def broker_registrar(
     period = register_period(ctx.config.registerNameServerPeriod)
     seen = ctx.topic_changes.value
     await register_all(ctx, client, addrs)
+    ctx.registered.advance(seen)
     task_status.started()
     while True:
         with trio.move_on_after(period):
             await ctx.topic_changes.wait_value(functools.partial(operator.ne, seen))
         seen = ctx.topic_changes.value
         await register_all(ctx, client, addrs)
+        # tried, whatever the outcome: requests held for it go on (Java answers the send
+        # even when registerBrokerAll fails)
+        ctx.registered.advance(seen)

@@ -17,7 +17,7 @@ its log after a crash) and closed cleanly when it ends.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import attrs
@@ -54,6 +54,9 @@ class TimerService:
     wheel: TimerWheel
     now_ms: Callable[[], int]
     on_put: Callable[[], None] = lambda: None
+    # Until everything put so far is durable as configured (the broker's commit-log flush):
+    # the checkpointed progress must never cover a delivery a power loss could still take.
+    durable: Callable[[], Awaitable[bool]] | None = None
     flush_interval: float = 1.0  # s between checkpoints of the wheel's progress
     idle_poll: float = 1.0  # the timer topic is re-checked this often without a notification
     running: bool = False
@@ -91,6 +94,8 @@ class TimerService:
                     task_status.started(self)
             finally:
                 with trio.move_on_after(CLOSE_TIMEOUT, shield=True):
+                    if self.durable is not None:
+                        await self.durable()
                     await trio.to_thread.run_sync(self.wheel.close)
         finally:
             self.running = False
@@ -133,6 +138,8 @@ class TimerService:
         while True:
             await trio.sleep(self.flush_interval)
             job = self.wheel.begin_flush()
+            if self.durable is not None and not await self.durable():
+                continue  # the commit log missed its flush: checkpoint next time
             await trio.to_thread.run_sync(self._flush, job)
             self.wheel.delete_delivered_segments()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import cast
 
 import attrs
 import trio
@@ -44,7 +45,7 @@ class KvStore:
         version = self.table.version
         self.changed.set()
         _, error = await self.done.wait_value(lambda done: done[0] >= version)
-        return error
+        return cast(str | None, error)
 
 
 async def kv_persister(

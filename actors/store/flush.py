@@ -28,6 +28,8 @@ from storage.message_store import MessageStore
 
 log = logging.getLogger(__name__)
 
+GROUP_COMMIT_PERIOD = 0.01  # s
+
 
 async def _flush(store: MessageStore, least_pages: int, prefault: trio_util.RepeatedEvent) -> int:
     try:
@@ -163,7 +165,9 @@ def group_commit_thread(
                 # blocking work too: ahead of need, rather than on the put path at the roll
                 store.prepare_next_file()
         else:
-            ring.wait()
+            # a period as well as the ring, as Java's GroupCommitService waits 10 ms: bytes
+            # appended by a path that did not ring (or a ring lost to a race) still get synced
+            ring.wait(GROUP_COMMIT_PERIOD)
 
 
 async def _flush_loop(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Protocol
 
 import trio
 
@@ -16,9 +17,15 @@ STEP_BYTES = 256 << 10
 SAFETY_INTERVAL = 1.0
 
 
+class ArrivalSink(Protocol):
+    """Where arrivals go: a memory channel, or a filter in front of one."""
+
+    async def send(self, value: Arrived, /) -> None: ...
+
+
 async def reput_dispatcher(
     store: MessageStore,
-    arrivals: trio.MemorySendChannel[Arrived] | None,
+    arrivals: ArrivalSink | None,
     wake: Wake,
     *,
     interval: float = SAFETY_INTERVAL,

@@ -15,6 +15,7 @@ import trio
 
 from actors.broker.context import BrokerContext
 from actors.broker.delay import DelayRejected, rewrite_on_put
+from actors.broker.durability import wait_durable
 from actors.remoting.router import RequestContext, RequestError, Router
 from protocol.bodies.common import PermName, TopicFilterType, TopicSysFlag
 from protocol.bodies.topic import TopicConfig
@@ -348,14 +349,8 @@ class SendHandler:
         append = result.append
         if result.status is not _PUT_OK or append is None:
             raise put_failure(result.status)
-        ctx.reput_wake.set()
-        status = _PUT_OK
-        if ctx.sync_flush:
-            ctx.flush_wake.set()
-            if wait_store:
-                timeout = ctx.store_config.syncFlushTimeout / 1000
-                if not await ctx.flushed.wait_for(append.end_offset, timeout):
-                    status = PutStatus.FLUSH_DISK_TIMEOUT
+        # the store rang reput and the flusher itself (durability.announce_appends)
+        status = await wait_durable(ctx, append.end_offset) if wait_store else _PUT_OK
         ctx.stats.on_put(topic, append.msg_num, append.wrote_bytes)
         offsets = append.record_offsets
         if offsets:

@@ -14,6 +14,7 @@ import random
 
 from actors.broker.context import BrokerContext
 from actors.broker.delay import rewrite_on_put
+from actors.broker.durability import wait_durable
 from actors.broker.retry import (
     DLQ_NUMS_PER_GROUP,
     build_send_back,
@@ -86,8 +87,11 @@ class SendBackHandler:
         result = ctx.store.put_message(msg)
         if result.status is not PutStatus.PUT_OK or result.append is None:
             raise RequestError(ResponseCode.SYSTEM_ERROR, result.status.name)
-        ctx.reput_wake.set()
         ctx.stats.on_put(msg.topic, 1, result.append.wrote_bytes)
+        # The consumer drops its copy on SUCCESS: the retry must be as durable as a send.
+        durable = await wait_durable(ctx, result.append.end_offset)
+        if durable is not PutStatus.PUT_OK:
+            raise RequestError(ResponseCode.SYSTEM_ERROR, durable.name)
         if target.dead_letter:
             log.info(
                 "message %s of group %s reconsumed %d times: dead letter",

@@ -225,26 +225,6 @@ async def test_full_disk_refuses_with_service_not_available(broker_handle, clien
     assert reply.ext_fields["queueOffset"] == "0"
 
 
-async def test_send_waiting_too_long_in_queue_gets_system_busy(broker_handle, client):
-    gate = broker_handle.ctx.send_gate
-    holders = [object() for _ in range(int(gate.total_tokens))]
-    for holder in holders:
-        gate.acquire_on_behalf_of_nowait(holder)
-    async with trio.open_nursery() as nursery:
-        replies = []
-
-        async def send() -> None:
-            replies.append(await client.invoke(broker_handle.address, send_v2("Busy"), T))
-
-        nursery.start_soon(send)
-        await trio.sleep(0.3)  # longer than waitTimeMillsInSendQueue (200 ms)
-        for holder in holders:
-            gate.release_on_behalf_of(holder)
-    [reply] = replies
-    assert reply.code == ResponseCode.SYSTEM_BUSY
-    assert reply.remark.startswith("[TIMEOUT_CLEAN_QUEUE]")
-
-
 async def test_stored_message_round_trips_properties(broker_handle, client):
     p = props(tags="TagZ", keys="a b")
     await client.invoke(broker_handle.address, send_v2("RT", b"\x00\x01binary", properties=p), T)
