@@ -46,7 +46,7 @@ import trio
 from actors.remoting.client import RemotingClient, open_remoting_client
 from protocol.codes import RequestCode, ResponseCode
 from protocol.errors import RemoteProtocolError
-from protocol.message import decode_record
+from protocol.message import MessageExt, decode_record
 from protocol.msgid import decode_offset_msg_id
 from tests.actors.broker.wire import heartbeat, props, send_v2
 from tests.powerloss.broker import (
@@ -616,4 +616,45 @@ async def test_sync_flush_acknowledged_creations_survive_power_loss(
         )
         found = await found_messages(client, broker.addr, {a.topic for a in acked})
         check_acked(acked, found)
+    broker.stop()
+
+
+async def test_sync_flush_acknowledged_send_backs_survive_power_loss(
+    lazy_mount: LazyMount, tmp_path: Path, broker_factory: list[PowerLossBroker]
+) -> None:
+    """CONSUMER_SEND_MSG_BACK stores a copy for redelivery (SCHEDULE_TOPIC_XXXX first): under
+    SYNC_FLUSH its SUCCESS must mean the copy survives a power loss."""
+    broker = make_broker(broker_factory, lazy_mount, tmp_path, "SYNC_FLUSH")
+    broker.start()
+    await broker.wait_ready()
+    topic, group = "PLBack", "PLBackGroup"
+    async with open_remoting_client(name="send-back") as client:
+        assert await create_topic(client, broker.addr, topic)
+        sent = [await send(client, broker.addr, topic, f"back-{i}-".encode() * 30, 0)
+                for i in range(20)]
+        assert all(sent)
+        msgs = await pull_all(client, broker.addr, topic, 0)
+        assert len(msgs) == 20
+        backs: list[bytes] = []
+
+        async def send_back(m: MessageExt) -> None:
+            ext = {"offset": m.commit_log_offset, "group": group, "delayLevel": 0,
+                   "originMsgId": m.properties.get("UNIQ_KEY", ""), "originTopic": topic,
+                   "maxReconsumeTimes": 16, "unitMode": "false"}
+            reply = await client.invoke(broker.addr, req(RequestCode.CONSUMER_SEND_MSG_BACK,
+                                                         **ext), T)
+            assert reply.code == ResponseCode.SUCCESS, reply.remark
+            backs.append(m.body)
+
+        async with trio.open_nursery() as nursery:
+            for m in msgs:
+                nursery.start_soon(send_back, m)
+    await broker.power_loss()  # no checkpoint since the last reply: the kill comes first
+    async with open_remoting_client(name="send-back-check") as client:
+        stored: list[bytes] = []
+        for queue_id in range(18):  # one queue per delay level
+            stored += [m.body for m in await pull_all(client, broker.addr,
+                                                      "SCHEDULE_TOPIC_XXXX", queue_id)]
+    lost = [b[:12] for b in backs if b not in stored]
+    assert not lost, f"{len(lost)} of {len(backs)} acknowledged send-backs lost: {lost[:3]}"
     broker.stop()
