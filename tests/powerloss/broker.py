@@ -105,10 +105,18 @@ class PowerLossBroker:
         assert self.proc.wait(30) is not None, f"broker pid {self.proc.pid} survived SIGKILL"
 
     async def power_loss(self) -> None:
+        """Broker and disk lose power at the same instant: the file system crashes right after
+        SIGKILL is sent, not once the broker is gone.  A killed process may take a while to go
+        (an fsync it was in finishes first), and an fsync that completes after the power failed
+        must not count, whoever was waiting for it."""
+        assert self.proc is not None
         t0 = time.monotonic()
-        self.kill()
+        self.proc.kill()
+        self.mount.crash()
+        self.kill()  # and reap it
         t1 = time.monotonic()
-        await trio.to_thread.run_sync(self.mount.power_loss)
+        await trio.to_thread.run_sync(self.mount.unmount)
+        await trio.to_thread.run_sync(self.mount.mount)
         t2 = time.monotonic()
         assert (self.store / "abort").exists(), "the abort file was never made durable"
         self.start()

@@ -36,6 +36,12 @@ the next mount is a new super block, so nothing the old cache held is visible th
 glibc emulates it by writing a byte into every block; zero bytes past the durable end cost no
 memory here, and the size change is volatile like any other until an fsync.
 
+``fsync-delay-ms N`` written to the control file makes every file fsync take N ms (a slow disk):
+what it makes durable is what was written before it was called, and a crash during the wait
+loses it.  An answer sent before its fsync returned is then caught in a wide window instead of a
+race of microseconds.  ``sync`` makes everything durable, as a clean unmount does; reading the
+control file gives counters (writes, fsyncs, ...).
+
 Hard links, symbolic links and device nodes are refused (the broker makes none).  The backing
 directory's own fsyncs are skipped: the machine does not lose power, the model does.
 """
@@ -112,6 +118,7 @@ class LazyFS(pyfuse3.Operations):
         self.nodes: dict[int, Node] = {}
         self.next_ino = CTL_INO + 1
         self.crashed = False
+        self.fsync_delay = 0.0  # seconds an fsync takes (ctl "fsync-delay-ms N")
         self.stats = {"writes": 0, "fsyncs": 0, "fsyncdirs": 0, "discarded_writes": 0}
         self._load()
 
@@ -285,15 +292,27 @@ class LazyFS(pyfuse3.Operations):
         f.size = size
         f.mtime_ns = f.ctime_ns = _now()
 
-    def _sync_data(self, f: File) -> None:
-        if f.base_valid < f.durable_size:
-            os.ftruncate(f.fd, f.base_valid)
-        for page in sorted(f.dirty):
+    def _snapshot(self, f: File) -> tuple[dict[int, bytes], int, int]:
+        """What an fsync called now makes durable: the dirty pages, the size, the valid base."""
+        return {p: bytes(b) for p, b in f.dirty.items()}, f.size, f.base_valid
+
+    def _apply(self, f: File, snap: tuple[dict[int, bytes], int, int]) -> None:
+        pages, size, base_valid = snap
+        if base_valid < f.durable_size:
+            os.ftruncate(f.fd, base_valid)
+        for page in sorted(pages):
             start = page * PAGE
-            os.pwrite(f.fd, bytes(f.dirty[page][: max(0, min(PAGE, f.size - start))]), start)
-        os.ftruncate(f.fd, f.size)
-        f.dirty.clear()
-        f.durable_size = f.base_valid = f.size
+            os.pwrite(f.fd, pages[page][: max(0, min(PAGE, size - start))], start)
+        os.ftruncate(f.fd, size)
+        for page, data in pages.items():
+            if f.dirty.get(page) == data:
+                del f.dirty[page]  # unchanged since the snapshot: durable now
+        truncated_since = f.base_valid < base_valid
+        f.durable_size = size
+        f.base_valid = min(f.base_valid, size) if truncated_since else size
+
+    def _sync_data(self, f: File) -> None:
+        self._apply(f, self._snapshot(f))
 
     # ------------------------------------------------------------------------------ names
 
@@ -555,6 +574,8 @@ class LazyFS(pyfuse3.Operations):
                 self.crash()
             elif command == "sync":
                 self.sync_all()
+            elif command.startswith("fsync-delay-ms "):
+                self.fsync_delay = int(command.split()[1]) / 1000
             else:
                 raise pyfuse3.FUSEError(errno.EINVAL)
             return len(buf)
@@ -581,7 +602,13 @@ class LazyFS(pyfuse3.Operations):
         if fh == CTL_INO:
             return
         self._alive()
-        self._sync_data(self._file(fh))
+        f = self._file(fh)
+        snap = self._snapshot(f)
+        if self.fsync_delay:
+            # a slow disk: the caller waits, and a power loss meanwhile loses the lot
+            await trio.sleep(self.fsync_delay)
+            self._alive()
+        self._apply(f, snap)
         self.stats["fsyncs"] += 1
 
     async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileHandleT:

@@ -59,6 +59,7 @@ class LazyMount:
         self.mountpoint.mkdir(parents=True, exist_ok=True)
         self.daemon: ManagedProcess | None = None
         self.spare: Warm | None = None  # the next daemon, imports done (warm.py)
+        self.fsync_delay_ms = 0  # a slow disk, set again on every mount (lazyfs.py)
         self.generation = 0
 
     @property
@@ -79,12 +80,19 @@ class LazyMount:
                 raise MountFailed(f"lazyfs mount timed out: {self.daemon.describe()}")
             time.sleep(0.02)
         os.stat(self.mountpoint)  # the daemon answers
+        if self.fsync_delay_ms:
+            self.ctl(f"fsync-delay-ms {self.fsync_delay_ms}")
 
     def _warm(self) -> Warm:
         self.generation += 1
         argv = [sys.executable, str(LAZYFS), "--wait", str(self.backing), str(self.mountpoint)]
         return Warm(f"lazyfs-{self.generation}", argv, log_dir=self.log_dir, cwd=REPO,
                     env=child_env())
+
+    def set_fsync_delay(self, ms: int) -> None:
+        """Every fsync takes ``ms`` (now and after every remount): a slow disk."""
+        self.fsync_delay_ms = ms
+        self.ctl(f"fsync-delay-ms {ms}")
 
     def ctl(self, command: str) -> None:
         with open(self.mountpoint / CTL, "w") as fh:

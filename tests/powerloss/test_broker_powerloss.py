@@ -83,9 +83,26 @@ def broker_factory(lazy_mount: LazyMount, tmp_path: Path) -> Iterator[list[Power
         broker.close()
 
 
+# every fsync takes this long (lazyfs.py): a reply sent before its fsync returned is then caught
+# in a window of milliseconds, not a race of microseconds; SYNC_FLUSH groups commits, so the
+# cost is latency, not throughput
+FSYNC_DELAY_MS = 20
+# for the tests whose power fails right after the last reply: wider than any scheduling hiccup
+# between that reply and the kill on a busy machine
+SLOW_FSYNC_MS = 300
+
+
 def make_broker(
-    made: list[PowerLossBroker], mount: LazyMount, work: Path, flush: str, **settings: object
+    made: list[PowerLossBroker],
+    mount: LazyMount,
+    work: Path,
+    flush: str,
+    *,
+    fsync_delay_ms: int = FSYNC_DELAY_MS,
+    **settings: object,
 ) -> PowerLossBroker:
+    if flush == "SYNC_FLUSH":
+        mount.set_fsync_delay(fsync_delay_ms)
     broker = PowerLossBroker(mount, work, flush=flush, settings=settings)
     made.append(broker)
     return broker
@@ -572,7 +589,8 @@ async def test_sync_flush_acknowledged_creations_survive_power_loss(
     """Ten creations of each kind at once, the power fails as the last reply arrives: every
     acknowledged topic and group must be there after recovery.  The rounds above mix these with
     everything else; this one names, kind by kind, what was lost."""
-    broker = make_broker(broker_factory, lazy_mount, tmp_path, "SYNC_FLUSH")
+    broker = make_broker(broker_factory, lazy_mount, tmp_path, "SYNC_FLUSH",
+                         fsync_delay_ms=SLOW_FSYNC_MS)
     broker.start()
     await broker.wait_ready()
     done: dict[str, list[str]] = {how: [] for how in CREATIONS}
@@ -624,7 +642,8 @@ async def test_sync_flush_acknowledged_send_backs_survive_power_loss(
 ) -> None:
     """CONSUMER_SEND_MSG_BACK stores a copy for redelivery (SCHEDULE_TOPIC_XXXX first): under
     SYNC_FLUSH its SUCCESS must mean the copy survives a power loss."""
-    broker = make_broker(broker_factory, lazy_mount, tmp_path, "SYNC_FLUSH")
+    broker = make_broker(broker_factory, lazy_mount, tmp_path, "SYNC_FLUSH",
+                         fsync_delay_ms=SLOW_FSYNC_MS)
     broker.start()
     await broker.wait_ready()
     topic, group = "PLBack", "PLBackGroup"
@@ -646,8 +665,11 @@ async def test_sync_flush_acknowledged_send_backs_survive_power_loss(
             assert reply.code == ResponseCode.SUCCESS, reply.remark
             backs.append(m.body)
 
+        # the first creates the group and its retry topic (and waits for their durability):
+        # the others then have nothing to wait for but their own bytes
+        await send_back(msgs[0])
         async with trio.open_nursery() as nursery:
-            for m in msgs:
+            for m in msgs[1:]:
                 nursery.start_soon(send_back, m)
     await broker.power_loss()  # no checkpoint since the last reply: the kill comes first
     async with open_remoting_client(name="send-back-check") as client:

@@ -231,3 +231,33 @@ def test_writes_after_the_crash_are_discarded(lazy_mount: LazyMount) -> None:
     assert not (lazy_mount.backing / ".lazyfs" / "staging").exists() or not os.listdir(
         lazy_mount.backing / ".lazyfs" / "staging"
     )
+
+
+def test_crash_during_a_slow_fsync_loses_its_data(lazy_mount: LazyMount) -> None:
+    """With fsync-delay-ms the daemon answers an fsync only after the delay: a crash meanwhile
+    fails the fsync and keeps nothing of it (the window the broker tests widen this way)."""
+    root = lazy_mount.path
+    write_file(root / "f", b"old", sync=True)
+    fsync_dir(root)
+    lazy_mount.set_fsync_delay(1000)
+    code = (
+        "import os, sys\n"
+        f"fd = os.open({str(root / 'f')!r}, os.O_RDWR)\n"
+        "os.pwrite(fd, b'new', 0)\n"
+        "print('syncing', flush=True)\n"
+        "try:\n"
+        "    os.fsync(fd)\n"
+        "    print('synced', flush=True)\n"
+        "except OSError as exc:\n"
+        "    print('failed', exc.errno, flush=True)\n"
+    )
+    with subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE) as child:
+        assert child.stdout is not None
+        assert child.stdout.readline() == b"syncing\n"
+        lazy_mount.crash()  # while the fsync waits
+        out = child.stdout.readline()
+        child.wait(10)
+    assert out.startswith(b"failed"), out
+    lazy_mount.unmount()
+    lazy_mount.mount()
+    assert (root / "f").read_bytes() == b"old"
