@@ -22,6 +22,13 @@
     is recovered; and a commit is durable within a bounded time (the test waits for it to reach
     the disk before crashing, with a timeout far above the 100 ms interval used here).
 
+* ``test_sync_flush_acknowledged_creations_survive_power_loss`` and ``..._send_backs_...``: the
+  power fails right after the last of many concurrent replies (topic / group creations of each
+  kind, CONSUMER_SEND_MSG_BACK copies); each acknowledged one must be there after recovery.
+
+SYNC_FLUSH tests run with slow fsyncs (lazyfs.py's ``fsync-delay-ms``) so that a reply sent before
+its fsync returned is caught in a window of milliseconds rather than a race of microseconds.
+
 * ``test_async_flush_recovery_is_consistent``: ASYNC_FLUSH with a short flush interval; after each
   power loss the surviving messages are exactly a prefix of the commit log (in the order of the
   offsets the send replies named), each whole and at its acknowledged queue offset, every queue
