@@ -34,6 +34,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from apps._security import add_security_options
+
 ROOT = Path(__file__).resolve().parent.parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -425,6 +427,7 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="py-spy the broker during the measured window (.svg flamegraph, else raw stacks)",
     )
+    add_security_options(parser)
 
 
 # ---------------------------------------------------------------- run loop helpers

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import ssl
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -22,7 +23,7 @@ from typing import Any
 import attrs
 import trio
 
-from actors.remoting.client import RemotingClient, open_remoting_client
+from actors.remoting.client import RemotingClient, RequestHook, open_remoting_client
 from actors.remoting.errors import RemotingError
 from apps._bench import ROOT, Proc, parse_cpus
 from apps.demo import free_port, stop, wait_listening
@@ -199,13 +200,23 @@ async def _call(
     return await client.invoke(addr, RemotingCommand.request(code, ext), timeout)
 
 
-async def ensure_topic(namesrv: str, topic: str, queues: int, *, timeout: float = 30.0) -> str:
+async def ensure_topic(
+    namesrv: str,
+    topic: str,
+    queues: int,
+    *,
+    timeout: float = 30.0,
+    request_hook: RequestHook | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+) -> str:
     """Create ``topic`` on every master the name server knows; wait for its route.
 
     Returns the first master's address.  Works against our broker, Apache's and the floor.
     """
     ns = namesrv.split(";")[0]
-    async with open_remoting_client(name="bench-admin") as client:
+    async with open_remoting_client(
+        name="bench-admin", request_hook=request_hook, ssl_context=ssl_context
+    ) as client:
         with _deadline(timeout, f"no broker with topic {topic} at name server {ns}"):
             while True:
                 try:

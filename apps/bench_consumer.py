@@ -38,7 +38,7 @@ from actors.client.message import Message, MessageExt
 from actors.client.producer import Producer
 from actors.client.pull_consumer import LitePullConsumer
 from actors.client.push_consumer import ConsumeFromWhere, PushConsumer
-from apps import _bench, _bench_servers
+from apps import _bench, _bench_servers, _security
 from apps._bench import CpuWatch, Histogram, Meter, Proc, Ticker, say
 
 PREFILL_BATCH = 64
@@ -124,7 +124,9 @@ async def prefill(namesrv: str, args: argparse.Namespace) -> float:
     batches = -(-args.backlog // PREFILL_BATCH)
     todo = iter(range(batches))
     start = time.perf_counter()
-    async with Producer("benchmark_prefill", namesrv=namesrv) as producer:
+    async with Producer(
+        "benchmark_prefill", namesrv=namesrv, **_security.client_options(args)
+    ) as producer:
 
         async def sender() -> None:
             for i in todo:
@@ -154,6 +156,7 @@ async def _consume_push(
         listener=listener,  # type: ignore[arg-type]
         consume_from_where=_from_where(args),
         settings=settings,
+        **_security.client_options(args),
     )
     consumer.subscribe(args.topic, "*")
     async with consumer:
@@ -168,6 +171,7 @@ async def _consume_lite(
         namesrv=namesrv,
         consume_from_where=_from_where(args),
         pull_batch_size=args.pull_batch,
+        **_security.client_options(args),
     ) as consumer:
         await consumer.subscribe(args.topic, "*")
         while not stop.is_set():
@@ -215,6 +219,7 @@ async def live_feed(namesrv: str, args: argparse.Namespace, seconds: float) -> A
         "--warmup",
         "0",
         "--quiet",
+        *_security.forwarded(args),
         *shlex.split(args.producer_args),
     ]
     proc = await trio.lowlevel.open_process(cmd, stdout=subprocess.DEVNULL, cwd=_bench.ROOT)
@@ -228,7 +233,9 @@ async def live_feed(namesrv: str, args: argparse.Namespace, seconds: float) -> A
 async def run_target(
     label: str, namesrv: str, args: argparse.Namespace, procs: Sequence[Proc]
 ) -> dict[str, Any]:
-    await _bench_servers.ensure_topic(namesrv, args.topic, args.queues)
+    await _bench_servers.ensure_topic(
+        namesrv, args.topic, args.queues, **_security.remoting_options(args)
+    )
     result: dict[str, Any] = {"label": label, "client": args.client}
     if args.backlog:
         rate = await prefill(namesrv, args)

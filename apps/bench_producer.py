@@ -34,7 +34,7 @@ from actors.client.errors import BrokerError, ClientError
 from actors.client.message import Message, SendResult, SendStatus
 from actors.client.producer import Producer, ProducerConfig
 from actors.remoting.client import open_remoting_client
-from apps import _bench, _bench_servers
+from apps import _bench, _bench_servers, _security
 from apps._bench import CpuWatch, Meter, Proc, Ticker, say
 from apps._rawsend import RawSender
 
@@ -134,7 +134,9 @@ async def run_target(
     label: str, namesrv: str, args: argparse.Namespace, procs: Sequence[Proc]
 ) -> dict[str, Any]:
     """One measured run against ``namesrv``; the summary fields of that run."""
-    broker_addr = await _bench_servers.ensure_topic(namesrv, args.topic, args.queues)
+    broker_addr = await _bench_servers.ensure_topic(
+        namesrv, args.topic, args.queues, **_security.remoting_options(args)
+    )
     wl = Workload(args)
     meter = Meter(measuring=False)
     config = ProducerConfig(max_async_in_flight=args.threads, send_timeout=3.0)
@@ -143,7 +145,9 @@ async def run_target(
     measured = 0.0
     async with contextlib.AsyncExitStack() as stack:
         if args.client == "raw":
-            remoting = await stack.enter_async_context(open_remoting_client(name="bench-raw"))
+            remoting = await stack.enter_async_context(
+                open_remoting_client(name="bench-raw", **_security.remoting_options(args))
+            )
             raw = RawSender(
                 remoting,
                 broker_addr,
@@ -155,7 +159,9 @@ async def run_target(
             )
         else:
             producer = await stack.enter_async_context(
-                Producer(args.group, namesrv=namesrv, config=config)
+                Producer(
+                    args.group, namesrv=namesrv, config=config, **_security.client_options(args)
+                )
             )
         with Ticker(f"{label} {args.mode}", quiet=args.quiet) as ticker:
             async with trio.open_nursery() as nursery:

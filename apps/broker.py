@@ -20,33 +20,45 @@ import trio
 
 from actors.broker.app import BrokerHandle, broker
 from actors.broker.config import BrokerConfig, resolve_defaults
+from actors.remoting.netconfig import NET_ALIASES, ServerNetConfig
 from actors.shutdown import signal_watcher
 from apps import _cli
 from storage.config import STORE_ALIASES, MessageStoreConfig
 from storage.timer_wheel import TimerConfig
 
 
-def build_config(props: dict[str, str]) -> tuple[BrokerConfig, MessageStoreConfig, TimerConfig]:
-    config, store_config, timer_config = _cli.load_configs(
-        props, BrokerConfig(), MessageStoreConfig(), TimerConfig(), aliases=STORE_ALIASES
+def build_config(
+    props: dict[str, str],
+) -> tuple[BrokerConfig, MessageStoreConfig, TimerConfig, ServerNetConfig]:
+    config, store_config, timer_config, net = _cli.load_configs(
+        props,
+        BrokerConfig(),
+        MessageStoreConfig(),
+        TimerConfig(),
+        ServerNetConfig(),
+        aliases=STORE_ALIASES | NET_ALIASES,
     )
     try:
         store_config.validate()
         timer_config.validate()
+        net.validate()
     except ValueError as exc:
         raise _cli.CliError(f"bad config value: {exc}") from None
-    return resolve_defaults(config), store_config, timer_config
+    return resolve_defaults(config), store_config, timer_config, net
 
 
 async def serve(
-    config: BrokerConfig, store_config: MessageStoreConfig, timer_config: TimerConfig | None = None
+    config: BrokerConfig,
+    store_config: MessageStoreConfig,
+    timer_config: TimerConfig | None = None,
+    net: ServerNetConfig | None = None,
 ) -> None:
     stop_requested = trio.Event()
     async with trio.open_nursery() as root:
         # Installed first, so a signal during start-up is an orderly stop too.
         await root.start(signal_watcher, lambda reason: stop_requested.set())
         handle: BrokerHandle = await root.start(
-            functools.partial(broker, config, store_config, timer_config=timer_config)
+            functools.partial(broker, config, store_config, timer_config=timer_config, net=net)
         )
         await stop_requested.wait()
         handle.stop()
@@ -57,8 +69,10 @@ async def serve(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _cli.make_parser("broker", "RocketMQ 4.9 compatible broker", namesrv_option=True)
-    config, store_config, timer_config = _cli.prepare(parser, argv, build_config)
-    return _cli.run(functools.partial(serve, config, store_config, timer_config), name="broker")
+    config, store_config, timer_config, net = _cli.prepare(parser, argv, build_config)
+    return _cli.run(
+        functools.partial(serve, config, store_config, timer_config, net), name="broker"
+    )
 
 
 if __name__ == "__main__":

@@ -126,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write("brokers: --processes must be at least 1\n")
         return 1
     try:
-        config, store_config, _ = build_config(_cli.collect_properties(args, overrides))
+        config, store_config, _, _ = build_config(_cli.collect_properties(args, overrides))
     except _cli.CliError as exc:
         sys.stderr.write(f"brokers: {exc}\n")
         return 1

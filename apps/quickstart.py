@@ -22,6 +22,7 @@ from actors.client.errors import ClientError
 from actors.client.message import Message, MessageExt, client_msg_id
 from actors.client.producer import Producer
 from actors.client.push_consumer import ConsumeFromWhere, MessageModel, PushConsumer
+from apps._security import add_security_options, client_options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("-g", "--group", default="please_rename_unique_group_name")
         p.add_argument("--count", type=int, default=1000 if name == "produce" else 10)
         p.add_argument("-v", "--verbose", action="store_true")
+        add_security_options(p)
     produce = sub.choices["produce"]
     produce.add_argument("--tag", default="TagA")
     produce.add_argument("--keys-prefix", default="KEY")
@@ -62,7 +64,7 @@ async def produce(args: argparse.Namespace) -> int:
         if pending == 0:
             done.set()
 
-    async with Producer(args.group, namesrv=args.namesrv) as producer:
+    async with Producer(args.group, namesrv=args.namesrv, **client_options(args)) as producer:
         messages = [
             Message(
                 args.topic,
@@ -126,6 +128,7 @@ async def consume(args: argparse.Namespace) -> int:
             if args.from_first
             else ConsumeFromWhere.CONSUME_FROM_LAST_OFFSET
         ),
+        **client_options(args),
     )
     consumer.subscribe(args.topic, args.expression)
     async with consumer:

@@ -23,6 +23,7 @@ from typing import Any
 import attrs
 import trio
 
+from actors.broker.acl import AclGuard, acl_file_path, acl_file_watcher
 from actors.broker.config import BrokerConfig, resolve_defaults
 from actors.broker.context import BrokerContext
 from actors.broker.delivery import ArrivalTee, DelayedDelivery
@@ -40,8 +41,10 @@ from actors.broker.persist import config_persister
 from actors.broker.registration import broker_registrar, namesrv_addresses, unregister_all
 from actors.broker.role import role_supervisor
 from actors.remoting.client import RemotingClient, open_remoting_client
+from actors.remoting.netconfig import ServerNetConfig
 from actors.remoting.router import RequestContext, Router
 from actors.remoting.server import ServerHandle, remoting_server
+from actors.remoting.tls import outgoing_context
 from actors.store import commit_log_flusher, reput_dispatcher, store_services
 from protocol.codes import ResponseCode
 from protocol.command import RemotingCommand
@@ -187,12 +190,18 @@ async def broker(
     config: BrokerConfig,
     store_config: MessageStoreConfig,
     *,
-    host: str = "0.0.0.0",
+    host: str | None = None,
+    net: ServerNetConfig | None = None,
     now_ms: Any = None,
     timer_config: TimerConfig | None = None,
     task_status: trio.TaskStatus[BrokerHandle] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run a broker until ``BrokerHandle.stop()`` or cancellation; report a BrokerHandle."""
+    """Run a broker until ``BrokerHandle.stop()`` or cancellation; report a BrokerHandle.
+
+    ``host`` (default: ``net.bindAddress``, else all interfaces) is where it listens; ``net``
+    also brings TLS and the limits for untrusted peers."""
+    if host is None:
+        host = net.bindAddress if net is not None else "0.0.0.0"
     config, store_config = prepare_configs(config, store_config, host)
     store = MessageStore(store_config, store_host=config.broker_addr)
     await trio.to_thread.run_sync(store.load)
@@ -201,7 +210,7 @@ async def broker(
     try:
         ctx = await BrokerContext.load(config, store_config, store, **extra)
         ctx.delivery = DelayedDelivery.for_broker(ctx, timer_config)
-        await _serve(ctx, host, stopped, task_status)
+        await _serve(ctx, host, net, stopped, task_status)
     finally:
         with trio.move_on_after(30, shield=True):
             await trio.to_thread.run_sync(store.shutdown)
@@ -210,7 +219,11 @@ async def broker(
 
 
 async def _serve(
-    ctx: BrokerContext, host: str, stopped: trio.Event, task_status: trio.TaskStatus[BrokerHandle]
+    ctx: BrokerContext,
+    host: str,
+    net: ServerNetConfig | None,
+    stopped: trio.Event,
+    task_status: trio.TaskStatus[BrokerHandle],
 ) -> None:
     store, config = ctx.store, ctx.config
     delivery = ctx.delivery
@@ -235,10 +248,17 @@ async def _serve(
         )
         pull = PullHandler(ctx)
         router = build_router(ctx, pull)
+        acl: AclGuard | None = None
+        if config.aclEnable:
+            path = acl_file_path(config.rocketmqHome, config.plainAclFile)
+            acl = await trio.to_thread.run_sync(AclGuard.load, path)
+            router.guard = acl
         stop = trio.Event()
         async with (
             trio.open_nursery() as services,
-            open_remoting_client(name="broker-outer") as client,
+            open_remoting_client(
+                name="broker-outer", ssl_context=outgoing_context(net) if net else None
+            ) as client,
         ):
             ctx.spawn = services.start_soon
             await services.start(
@@ -247,6 +267,8 @@ async def _serve(
             await services.start(client_housekeeping, ctx)
             await services.start(config_persister, ctx)
             await services.start(role_supervisor, ctx)
+            if acl is not None:
+                await services.start(acl_file_watcher, acl)
             server: ServerHandle = await services.start(
                 functools.partial(
                     remoting_server,
@@ -256,6 +278,7 @@ async def _serve(
                     name="broker",
                     idle_timeout=config.serverChannelMaxIdleTimeSeconds,
                     on_close=lambda channel: channel_closed(ctx, channel),
+                    net=net,
                 )
             )
             registrar_scope = trio.CancelScope()

@@ -76,6 +76,9 @@ class BrokerConfig:
     enablePropertyFilter: bool = False
     filterSupportRetry: bool = False
     aclEnable: bool = False
+    # plain_acl.yml when aclEnable=true; relative to rocketmqHome (Java's system property
+    # rocketmq.acl.plain.file, default conf/plain_acl.yml).
+    plainAclFile: str = "conf/plain_acl.yml"
     transactionTimeOut: int = 6000
     transactionCheckMax: int = 15
     transactionCheckInterval: int = 60000

@@ -13,6 +13,7 @@ import functools
 import logging
 import os
 import socket
+import ssl
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
@@ -34,6 +35,7 @@ from actors.client.route import (
 from actors.remoting.client import RemotingClient, open_remoting_client
 from actors.remoting.router import RequestContext, Router
 from actors.supervisor import RestartPolicy, supervise
+from protocol.acl import SessionCredentials, sign_request
 from protocol.bodies.common import MessageQueue
 from protocol.bodies.heartbeat import ConsumerData, HeartbeatData, ProducerData
 from protocol.bodies.route import TopicRouteData
@@ -87,6 +89,10 @@ class ClientConfig:
     heartbeat_interval: float = 30.0
     persist_offset_interval: float = 5.0
     api_timeout: float = 3.0
+    # Signs every request as Java's AclClientRPCHook (for brokers with aclEnable=true).
+    credentials: SessionCredentials | None = None
+    # TLS to name servers and brokers (actors/remoting/tls.py client_context); None = plain.
+    tls: ssl.SSLContext | None = None
 
     @property
     def client_id(self) -> str:
@@ -376,9 +382,13 @@ def _leaves(exc: BaseException) -> Iterator[BaseException]:
 async def open_client_instance(config: ClientConfig) -> AsyncIterator[ClientInstance]:
     """An instance and its timers for the duration of the block."""
     router = Router(f"client {config.client_id}")
+    credentials = config.credentials
+    hook = None if credentials is None else functools.partial(sign_request, credentials=credentials)
     async with (
         collapse_single(),
-        open_remoting_client(router, name=f"client {config.client_id}") as remoting,
+        open_remoting_client(
+            router, name=f"client {config.client_id}", request_hook=hook, ssl_context=config.tls
+        ) as remoting,
         trio.open_nursery() as nursery,
     ):
         inst = ClientInstance(config, remoting, nursery)

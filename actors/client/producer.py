@@ -10,6 +10,7 @@ deadline (``send_timeout``) for the whole send, bodies of 4 KiB and more compres
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
@@ -32,6 +33,8 @@ from actors.client.instance import (
 )
 from actors.client.message import Message, MessageQueue, SendResult, SendStatus
 from actors.client.route import TopicPublishInfo, select_queue
+from actors.remoting.tls import tls_context
+from protocol.acl import SessionCredentials
 from protocol.codes import ResponseCode
 from protocol.headers.send import SendMessageRequestHeaderV2
 from protocol.message import (
@@ -377,6 +380,8 @@ class Producer:
         config: ProducerConfig | None = None,
         instance_name: str | None = None,
         client_ip: str | None = None,
+        credentials: SessionCredentials | None = None,
+        tls: ssl.SSLContext | bool = False,
     ) -> None:
         if not group:
             raise ClientError("producer group must not be empty")
@@ -387,6 +392,8 @@ class Producer:
         )
         if client_ip is not None:
             client.client_ip = client_ip
+        client.credentials = credentials
+        client.tls = tls_context(tls)
         self.client_config = client
         self.config = config or ProducerConfig()
         self._stack: AsyncExitStack | None = None

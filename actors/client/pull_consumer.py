@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import ssl
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 
@@ -36,7 +37,9 @@ from actors.client.instance import (
 from actors.client.offset_store import RemoteOffsetStore
 from actors.client.pull_service import pull_loop
 from actors.client.rebalance import rebalance_service
+from actors.remoting.tls import tls_context
 from actors.supervisor import supervise
+from protocol.acl import SessionCredentials
 from protocol.bodies.common import ConsumeFromWhere, ConsumeType, MessageModel, MessageQueue
 from protocol.headers.offset import GetMaxOffsetRequestHeader, GetMinOffsetRequestHeader
 from protocol.message import MessageExt
@@ -64,6 +67,8 @@ class LitePullConsumer:
         buffer_batches: int = 64,
         settings: ConsumerSettings | None = None,
         instance_name: str | None = None,
+        credentials: SessionCredentials | None = None,
+        tls: ssl.SSLContext | bool = False,
     ) -> None:
         if not group:
             raise ClientError("consumer group must not be empty")
@@ -77,6 +82,8 @@ class LitePullConsumer:
         self.client_config = ClientConfig(
             namesrv_addrs=parse_namesrv(namesrv),
             instance_name=instance_name or unique_instance_name(),
+            credentials=credentials,
+            tls=tls_context(tls),
         )
         self._buffer_batches = buffer_batches
         self._core: ConsumerCore | None = None

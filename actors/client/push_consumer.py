@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import ssl
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -53,7 +54,9 @@ from actors.client.offset_store import LocalFileOffsetStore, OffsetStore, Remote
 from actors.client.producer import ProducerCore
 from actors.client.pull_service import pull_loop
 from actors.client.rebalance import lock_renewer, rebalance_service, unlock_queues
+from actors.remoting.tls import tls_context
 from actors.supervisor import supervise
+from protocol.acl import SessionCredentials
 from protocol.bodies.common import ConsumeFromWhere, MessageModel, MessageQueue
 
 log = logging.getLogger(__name__)
@@ -87,6 +90,8 @@ class PushConsumer:
         instance_name: str | None = None,
         client_ip: str | None = None,
         offsets_dir: Path | None = None,
+        credentials: SessionCredentials | None = None,
+        tls: ssl.SSLContext | bool = False,
     ) -> None:
         if not group:
             raise ClientError("consumer group must not be empty")
@@ -111,6 +116,8 @@ class PushConsumer:
         )
         if client_ip is not None:
             self.client_config.client_ip = client_ip
+        self.client_config.credentials = credentials
+        self.client_config.tls = tls_context(tls)
         self.offsets_dir = offsets_dir
         self._expressions: dict[str, str] = {}
         self._core: ConsumerCore | None = None

@@ -25,6 +25,7 @@ from actors.namesrv.kvconfig import KvTable, load_kv_file
 from actors.namesrv.persister import KvStore, kv_persister
 from actors.namesrv.scanner import broker_scanner
 from actors.namesrv.state import RouteTable
+from actors.remoting.netconfig import ServerNetConfig
 from actors.remoting.router import Channel
 from actors.remoting.server import remoting_server
 
@@ -34,10 +35,15 @@ log = logging.getLogger(__name__)
 async def namesrv(
     config: NamesrvConfig,
     *,
-    host: str = "0.0.0.0",
+    host: str | None = None,
+    net: ServerNetConfig | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run a name server until cancelled; ``started()`` reports its "ip:port" address."""
+    """Run a name server until cancelled; ``started()`` reports its "ip:port" address.
+
+    ``host`` (default: ``net.bindAddress``, else all interfaces) is where it listens."""
+    if host is None:
+        host = net.bindAddress if net is not None else "0.0.0.0"
     kv_path = Path(config.kvConfigPath)
     table = await trio.to_thread.run_sync(load_kv_file, kv_path)
     ns = Namesrv(config=config, routes=RouteTable(), kv=KvStore(kv_path, KvTable(table)))
@@ -61,6 +67,7 @@ async def namesrv(
                 name="namesrv",
                 idle_timeout=config.serverChannelMaxIdleTimeSeconds,
                 on_close=on_close,
+                net=net,
             )
         )
         log.info(

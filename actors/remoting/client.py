@@ -9,6 +9,7 @@ through the client's own router, exactly as the server serves its clients.
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -30,6 +31,8 @@ from protocol.frame import DEFAULT_MAX_FRAME_SIZE
 log = logging.getLogger(__name__)
 
 Callback = Callable[[RemotingCommand | Exception], object]
+# Applied to every request before it is sent (Java's RPCHook.doBeforeRequest), e.g. ACL signing.
+RequestHook = Callable[[RemotingCommand], RemotingCommand]
 
 
 def split_address(addr: str) -> tuple[str, int]:
@@ -51,6 +54,9 @@ class RemotingClient:
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
     idle_timeout: float | None = 120.0
     max_async: int = 65535
+    request_hook: RequestHook | None = None
+    # TLS for every connection (tls.client_context()); None = plain text.
+    ssl_context: ssl.SSLContext | None = None
     # Called with the address whenever a connection to it ends (for route/broker cleanup).
     on_close: list[Callable[[str], object]] = attrs.field(factory=list)
 
@@ -69,6 +75,8 @@ class RemotingClient:
         (connection lost while waiting) or RemotingClosedError.
         """
         deadline = trio.current_time() + timeout
+        if self.request_hook is not None:
+            cmd = self.request_hook(cmd)
         conn = await self._connection(addr, timeout)
         remaining = deadline - trio.current_time()
         if remaining <= 0:
@@ -77,6 +85,8 @@ class RemotingClient:
 
     async def invoke_oneway(self, addr: str, cmd: RemotingCommand) -> None:
         """Send ``cmd`` with the oneway bit set; no reply is expected or awaited."""
+        if self.request_hook is not None:
+            cmd = self.request_hook(cmd)
         conn = await self._connection(addr, self.connect_timeout)
         await conn.send_oneway(cmd)
 
@@ -165,15 +175,31 @@ class RemotingClient:
             host, port = split_address(addr)
         except ValueError as exc:
             raise RemotingConnectError(addr, str(exc)) from None
-        stream: trio.SocketStream | None = None
+        stream: trio.abc.Stream | None = None
+        peer = local = ""
         with trio.move_on_after(timeout):
             try:
-                stream = await trio.open_tcp_stream(host, port)
+                sock = await trio.open_tcp_stream(host, port)
             except OSError as exc:
                 raise RemotingConnectError(addr, str(exc)) from None
+            peer, local = stream_addresses(sock)
+            if self.ssl_context is None:
+                stream = sock
+            else:
+                tls = trio.SSLStream(sock, self.ssl_context, server_hostname=host)
+                try:
+                    await tls.do_handshake()
+                except trio.BrokenResourceError as exc:
+                    await trio.aclose_forcefully(sock)
+                    raise RemotingConnectError(
+                        addr, f"TLS handshake failed: {exc.__cause__ or exc}"
+                    ) from None
+                except BaseException:
+                    await trio.aclose_forcefully(sock)
+                    raise
+                stream = tls
         if stream is None:
             raise RemotingConnectError(addr, f"timed out after {timeout:.3f}s")
-        peer, local = stream_addresses(stream)
         conn = Connection(
             stream,
             self.router,
@@ -217,6 +243,8 @@ async def open_remoting_client(
     idle_timeout: float | None = 120.0,
     max_async: int = 65535,
     name: str = "client",
+    request_hook: RequestHook | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> AsyncIterator[RemotingClient]:
     """A client for the duration of the block; leaving it closes every connection."""
     async with trio.open_nursery() as nursery:
@@ -228,6 +256,8 @@ async def open_remoting_client(
             max_frame_size=max_frame_size,
             idle_timeout=idle_timeout,
             max_async=max_async,
+            request_hook=request_hook,
+            ssl_context=ssl_context,
         )
         try:
             yield client

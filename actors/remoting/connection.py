@@ -113,6 +113,10 @@ class Connection:
     name: str = "conn"
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
     idle_timeout: float | None = 120.0
+    # Limits for untrusted peers (server side; 0 = none; actors/remoting/netconfig.py): frames
+    # within one second, and bytes of requests held at once (decoder + unanswered bodies).
+    max_frames_per_second: int = 0
+    max_memory: int = 0
 
     _closed: bool = attrs.field(default=False, init=False)
     close_reason: str | None = attrs.field(default=None, init=False)
@@ -135,6 +139,8 @@ class Connection:
     _scope: trio.CancelScope | None = attrs.field(default=None, init=False)
     _nursery: trio.Nursery | None = attrs.field(default=None, init=False)
     _last_io: float = attrs.field(default=0.0, init=False)
+    # Body bytes of spawned requests not yet answered (for max_memory).
+    _held_bytes: int = attrs.field(default=0, init=False)
     _ctx: RequestContext = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -297,6 +303,10 @@ class Connection:
         stream, router, ctx = self.stream, self.router, self._ctx
         nursery = self._nursery
         assert nursery is not None
+        # Frame rate: frames counted since window_start; only when a count passes the limit is
+        # the clock looked at (two local operations per read, not a token bucket's arithmetic).
+        max_rate, window_start, window_frames = self.max_frames_per_second, trio.current_time(), 0
+        max_memory = self.max_memory
         while True:
             try:
                 data = await stream.receive_some(RECEIVE_SIZE)
@@ -315,17 +325,41 @@ class Connection:
             # flight) the same 58-66 us; the CPU figure, unlike rates, holds on a busy box.
             own_turn = not self._sending
             self._sending = True
+            frames = 0
             try:
                 while (cmd := decoder.next_command()) is not None:
+                    frames += 1
                     if cmd.is_response:
                         self._on_response(cmd)
                     elif router.is_inline(cmd.code):
                         self._reply(cmd, await router.dispatch(ctx, cmd))
                     else:
+                        self._held_bytes += len(cmd.body)
                         nursery.start_soon(self._serve, cmd)
             except RemoteProtocolError as exc:
                 log.info("%s %s: closing on a bad frame: %s", self.name, self.peer, exc)
                 return f"bad frame: {exc}"
+            window_frames += frames
+            if max_rate and window_frames > max_rate:
+                if self._last_io - window_start >= 1.0:
+                    window_start, window_frames = self._last_io, frames
+                if window_frames > max_rate:
+                    log.warning(
+                        "%s %s: closing: more than %d frames within a second",
+                        self.name,
+                        self.peer,
+                        max_rate,
+                    )
+                    return f"over {max_rate} frames per second"
+            if max_memory and decoder.buffered + self._held_bytes > max_memory:
+                log.warning(
+                    "%s %s: closing: %d bytes of requests held, more than %d",
+                    self.name,
+                    self.peer,
+                    decoder.buffered + self._held_bytes,
+                    max_memory,
+                )
+                return f"over {max_memory} bytes of requests held"
             if own_turn:
                 if not self._outbox:
                     self._sending = False  # a read of replies only: nothing to send
@@ -348,7 +382,10 @@ class Connection:
         resolve(cmd)
 
     async def _serve(self, req: RemotingCommand) -> None:
-        self._reply(req, await self.router.dispatch(self._ctx, req))
+        try:
+            self._reply(req, await self.router.dispatch(self._ctx, req))
+        finally:
+            self._held_bytes -= len(req.body)
 
     def _reply(self, req: RemotingCommand, reply: RemotingCommand | None) -> None:
         if reply is None or req.is_oneway or self._closed:

@@ -82,6 +82,9 @@ class RequestContext:
 
 
 Handler = Callable[[RequestContext, RemotingCommand], Awaitable[RemotingCommand | None]]
+# Runs before any handler (and before the unknown-code reply): None lets the request through,
+# a reply refuses it.  Synchronous on purpose: a check that awaited would be a handler.
+Guard = Callable[[RequestContext, RemotingCommand], RemotingCommand | None]
 
 
 @attrs.define(eq=False, slots=True)
@@ -102,6 +105,8 @@ class Router:
         self.name = name
         self.reply_unknown = reply_unknown
         self._table: dict[int, _Entry] = {}
+        # The broker's ACL (actors/broker/acl.py) when aclEnable=true; None costs one test.
+        self.guard: Guard | None = None
 
     def register(
         self,
@@ -132,6 +137,10 @@ class Router:
         return entry is None or entry.inline
 
     async def dispatch(self, ctx: RequestContext, req: RemotingCommand) -> RemotingCommand | None:
+        if self.guard is not None:
+            refusal = self.guard(ctx, req)
+            if refusal is not None:
+                return refusal
         entry = self._table.get(req.code)
         if entry is None:
             if not self.reply_unknown:

@@ -17,7 +17,10 @@ import attrs
 import trio
 
 from actors.remoting.connection import Connection, stream_addresses
+from actors.remoting.limits import ConnectionLimits, peer_host
+from actors.remoting.netconfig import ServerNetConfig
 from actors.remoting.router import Channel, Router
+from actors.remoting.tls import ServerTls
 from protocol.frame import DEFAULT_MAX_FRAME_SIZE
 
 log = logging.getLogger(__name__)
@@ -31,6 +34,7 @@ class ServerHandle:
     port: int
     # Live connections; a handler may look one up by peer to call it back.
     channels: set[Connection] = attrs.field(factory=set)
+    limits: ConnectionLimits | None = None
     _listen_scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     _handler_scope: trio.CancelScope | None = None
 
@@ -63,26 +67,60 @@ async def remoting_server(
     idle_timeout: float | None = 120.0,
     on_open: Callable[[Channel], None] | None = None,
     on_close: Callable[[Channel], None] | None = None,
+    net: ServerNetConfig | None = None,
     task_status: trio.TaskStatus[ServerHandle] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve ``router`` on ``host:port`` (0 = any free port) until cancelled."""
+    """Serve ``router`` on ``host:port`` (0 = any free port) until cancelled.
+
+    ``net``: TLS and the limits for untrusted peers (actors/remoting/netconfig.py); without
+    it, plain text and no limits beyond the frame size.
+    """
+    tls = ServerTls.from_config(net) if net is not None else None
+    limits = (
+        ConnectionLimits(net.maxConnections, net.maxConnectionsPerAddress)
+        if net is not None and (net.maxConnections or net.maxConnectionsPerAddress)
+        else None
+    )
     listeners = await trio.open_tcp_listeners(port, host=host)
     bound_host, bound_port = listeners[0].socket.getsockname()[:2]
-    handle = ServerHandle(host=bound_host, port=bound_port)
+    handle = ServerHandle(host=bound_host, port=bound_port, limits=limits)
 
     async def serve_stream(stream: trio.SocketStream) -> None:
         peer, local = stream_addresses(stream)
+        if limits is None:
+            await serve_admitted(stream, peer, local)
+            return
+        host = peer_host(peer)
+        if not limits.admit(host, name):
+            await trio.aclose_forcefully(stream)
+            return
+        try:
+            await serve_admitted(stream, peer, local)
+        finally:
+            limits.release(host)
+
+    async def serve_admitted(stream: trio.SocketStream, peer: str, local: str) -> None:
+        conn_stream: trio.abc.Stream = stream
+        if tls is not None:
+            accepted = await tls.accept(stream, peer, name)
+            if accepted is None:
+                await trio.aclose_forcefully(stream)
+                return
+            conn_stream = accepted
         conn = Connection(
-            stream,
+            conn_stream,
             router,
             peer=peer,
             local=local,
             name=name,
             max_frame_size=max_frame_size,
             idle_timeout=idle_timeout,
+            max_frames_per_second=net.maxFramesPerSecond if net is not None else 0,
+            max_memory=net.maxConnectionMemoryBytes if net is not None else 0,
         )
         handle.channels.add(conn)
-        log.info("%s: connection from %s", name, peer)
+        secure = " (TLS)" if isinstance(conn_stream, trio.SSLStream) else ""
+        log.info("%s: connection from %s%s", name, peer, secure)
         try:
             if on_open is not None:
                 on_open(conn)

@@ -7,6 +7,7 @@ client-side and in ACL/tools.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from tests.compat.jvm import Jvm
@@ -20,7 +21,9 @@ MAINS = {
 SERVER_HEAP = "256m"
 
 
-def start_apache(jvm: Jvm, work_dir: Path) -> Target:
+def start_apache(
+    jvm: Jvm, work_dir: Path, broker_extra: Mapping[str, object] | None = None
+) -> Target:
     """Start namesrv then broker under ``work_dir`` (store, logs, configs); wait until serving."""
 
     def java(role: str, conf: Path) -> ManagedProcess:
@@ -36,4 +39,4 @@ def start_apache(jvm: Jvm, work_dir: Path) -> Target:
         )
         return spawn(f"apache-{role}", cmd, log_dir=work_dir / "logs", cwd=home, env=jvm.env())
 
-    return start_pair("apache", work_dir, java)
+    return start_pair("apache", work_dir, java, broker_extra)

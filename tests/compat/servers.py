@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import attrs
@@ -106,12 +106,17 @@ def wait_ready(namesrv_addr: str, broker_addr: str, processes: Sequence[ManagedP
 
 
 def start_pair(
-    name: str, work_dir: Path, spawn_server: Callable[[str, Path], ManagedProcess]
+    name: str,
+    work_dir: Path,
+    spawn_server: Callable[[str, Path], ManagedProcess],
+    broker_extra: Mapping[str, object] | None = None,
+    namesrv_extra: Mapping[str, object] | None = None,
 ) -> Target:
     """Start a namesrv then a broker under ``work_dir`` and wait until they serve.
 
     ``spawn_server(role, conf)`` starts one server (``role`` is "namesrv" or "broker") from
     the properties file ``conf``; on any failure the ones already started are stopped.
+    ``broker_extra``/``namesrv_extra``: more config keys (aclEnable, TLS) on top of the shared ones.
     """
     namesrv_port = free_port()
     # Apache's broker also listens on listenPort - 2 (VIP channel) and listenPort + 1 (HA).
@@ -119,12 +124,17 @@ def start_pair(
     namesrv_addr = f"127.0.0.1:{namesrv_port}"
     broker_addr = f"127.0.0.1:{broker_port}"
     confs = {
-        "namesrv": write_properties(work_dir / "namesrv.conf", {"listenPort": namesrv_port}),
+        "namesrv": write_properties(
+            work_dir / "namesrv.conf", {"listenPort": namesrv_port, **(namesrv_extra or {})}
+        ),
         "broker": write_properties(
             work_dir / "broker.conf",
-            broker_properties(
-                listen_port=broker_port, namesrv_addr=namesrv_addr, store=work_dir / "store"
-            ),
+            {
+                **broker_properties(
+                    listen_port=broker_port, namesrv_addr=namesrv_addr, store=work_dir / "store"
+                ),
+                **(broker_extra or {}),
+            },
         ),
     }
     processes: list[ManagedProcess] = []

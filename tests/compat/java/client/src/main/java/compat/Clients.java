@@ -13,6 +13,7 @@ import org.apache.rocketmq.client.producer.SendStatus;
 import org.apache.rocketmq.common.consumer.ConsumeFromWhere;
 import org.apache.rocketmq.common.message.Message;
 import org.apache.rocketmq.common.protocol.heartbeat.MessageModel;
+import org.apache.rocketmq.remoting.RPCHook;
 
 /** Stock clients with the settings every program shares. */
 final class Clients {
@@ -23,7 +24,12 @@ final class Clients {
     private static final int ROUTE_POLL_MS = 1000;
 
     static DefaultMQProducer producer(Args a, String group) throws Exception {
-        DefaultMQProducer producer = new DefaultMQProducer(group);
+        return producer(a, group, null);
+    }
+
+    /** {@code hook}: an AclClientRPCHook for a broker with aclEnable=true, or null. */
+    static DefaultMQProducer producer(Args a, String group, RPCHook hook) throws Exception {
+        DefaultMQProducer producer = new DefaultMQProducer(group, hook);
         producer.setNamesrvAddr(a.namesrv());
         producer.setInstanceName(group);
         producer.setPollNameServerInterval(ROUTE_POLL_MS);
@@ -34,7 +40,12 @@ final class Clients {
 
     static DefaultMQPushConsumer push(Args a, String group, String instance, MessageModel model,
                                       String expression) throws Exception {
-        DefaultMQPushConsumer consumer = new DefaultMQPushConsumer(group);
+        return push(a, group, instance, model, expression, null);
+    }
+
+    static DefaultMQPushConsumer push(Args a, String group, String instance, MessageModel model,
+                                      String expression, RPCHook hook) throws Exception {
+        DefaultMQPushConsumer consumer = new DefaultMQPushConsumer(null, group, hook);
         consumer.setNamesrvAddr(a.namesrv());
         consumer.setInstanceName(instance);
         consumer.setMessageModel(model);

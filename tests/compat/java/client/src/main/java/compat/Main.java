@@ -61,6 +61,8 @@ public final class Main {
         COMMANDS.put("broadcast", () -> Consumers.broadcast(a));
         COMMANDS.put("tag-filter", () -> Consumers.tagFilter(a));
         COMMANDS.put("mqadmin", () -> AdminBatch.run(a));
+        COMMANDS.put("acl-allowed", () -> Acl.allowed(a));
+        COMMANDS.put("acl-refused", () -> Acl.refused(a));
     }
 
     private static void startWatchdog(int seconds) {
