@@ -413,9 +413,17 @@ async def check_after_power_loss(
             f"{where}: {key} recovered offset {recovered}, never committed ({committed[-5:]})"
         )
         floor = ledger.durable_floor.get(key)
-        assert floor is None or (recovered or 0) >= floor, (
-            f"{where}: {key} recovered {recovered}, but {floor} was on disk before the crash"
-        )
+        if floor is not None and (recovered or 0) < floor:
+            config = broker.durable_store / "config"
+            on_disk = {
+                p.name: p.read_text(errors="replace")[:2000] for p in sorted(config.iterdir())
+                if p.name.startswith("consumerOffset")
+            }
+            raise AssertionError(
+                f"{where}: {key} recovered {recovered}, but {floor} was on disk before the "
+                f"crash; commits sent {sorted(ledger.attempted[key])[-8:]}; the disk now holds "
+                f"{on_disk}; broker log {broker.describe()}"
+            )
         if recovered is not None:
             ledger.durable_floor[key] = max(floor or 0, recovered)
 
