@@ -336,7 +336,9 @@ async def round_of_work(
             while not stop.is_set():
                 key = r.choice(offset_keys)
                 group, topic, queue_id = key
-                value = (ledger.last_commit(key) or 0) + r.randrange(1, 5)
+                # above every value ever sent, not only the acknowledged ones: one whose reply
+                # the power loss swallowed may be on disk, and offsets must only grow here
+                value = max(ledger.attempted.get(key, {0})) + r.randrange(1, 5)
                 update = req(RequestCode.UPDATE_CONSUMER_OFFSET, consumerGroup=group,
                              topic=topic, queueId=queue_id, commitOffset=value)
                 ledger.attempted.setdefault(key, set()).add(value)
