@@ -115,8 +115,10 @@ class PowerLossBroker:
         self.mount.crash()
         self.kill()  # and reap it
         t1 = time.monotonic()
-        await trio.to_thread.run_sync(self.mount.unmount)
-        await trio.to_thread.run_sync(self.mount.mount)
+        # in this thread, blocking: the daemons are spawned with PR_SET_PDEATHSIG, which fires
+        # when the spawning *thread* exits (a trio worker thread does after 10 s idle)
+        self.mount.unmount()
+        self.mount.mount()
         t2 = time.monotonic()
         assert (self.store / "abort").exists(), "the abort file was never made durable"
         self.start()

@@ -4,6 +4,9 @@
 ``powerloss-`` so a stale mount is recognisable as ours).  ``power_loss()`` is the crash the
 tests need: drop everything unsynced, unmount (the kernel writes back dirty pages: discarded),
 and mount a fresh daemon on the same backing directory.
+
+Call it from the main thread only: the daemons die with the thread that spawned them
+(PR_SET_PDEATHSIG), and a worker thread that goes idle exits.
 """
 
 from __future__ import annotations
