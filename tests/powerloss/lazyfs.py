@@ -305,7 +305,8 @@ class LazyFS(pyfuse3.Operations):
             os.pwrite(f.fd, pages[page][: max(0, min(PAGE, size - start))], start)
         os.ftruncate(f.fd, size)
         for page, data in pages.items():
-            if f.dirty.get(page) == data:
+            current = f.dirty.get(page)
+            if current is not None and bytes(current) == data:
                 del f.dirty[page]  # unchanged since the snapshot: durable now
         truncated_since = f.base_valid < base_valid
         f.durable_size = size
@@ -665,6 +666,13 @@ class LazyFS(pyfuse3.Operations):
                 self._sync_data(node)
 
 
+def _connection_aborted(exc: BaseException) -> bool:
+    if isinstance(exc, BaseExceptionGroup):
+        _, rest = exc.split(ConnectionAbortedError)
+        return rest is None
+    return isinstance(exc, ConnectionAbortedError)
+
+
 def main(argv: list[str]) -> int:
     wait = "--wait" in argv
     argv = [a for a in argv if a != "--wait"]
@@ -684,9 +692,13 @@ def main(argv: list[str]) -> int:
     log.info("mounted %s on %s", backing, mountpoint)
     try:
         trio.run(pyfuse3.main)
-    except BaseException:
-        pyfuse3.close(unmount=True)
-        raise
+    except BaseException as exc:
+        if not _connection_aborted(exc):
+            pyfuse3.close(unmount=True)
+            raise
+        # the kernel ends some unmounts this way instead of ENODEV (seen when a request was
+        # still being answered as the unmount came): the mount is gone all the same
+        log.info("connection aborted by the kernel")
     # unmounted from outside (fusermount3 -u): a clean unmount keeps everything, a crash nothing
     if not fs.crashed:
         fs.sync_all()
