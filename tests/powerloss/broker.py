@@ -56,6 +56,10 @@ class PowerLossBroker:
 
     def start(self) -> None:
         self.starts += 1
+        # a fresh port per start: on a shared machine another test may take a port in the
+        # second it is free, and a check must never talk to someone else's broker
+        self.port = free_port()
+        self.addr = f"127.0.0.1:{self.port}"
         conf = write_properties(
             self.work / "broker.conf",
             {
@@ -87,17 +91,19 @@ class PowerLossBroker:
         )
 
     async def wait_ready(self) -> None:
+        """Until *this* broker says it serves on its port (its own log, not merely an open
+        port: that could be another process's)."""
         assert self.proc is not None
+        serving = f"serving on {self.addr},"
         with trio.fail_after(60):
             while True:
                 assert self.proc.alive(), self.proc.describe()
                 try:
-                    stream = await trio.open_tcp_stream("127.0.0.1", self.port)
-                except OSError:
-                    await trio.sleep(0.05)
-                    continue
-                await stream.aclose()
-                return
+                    if serving in self.proc.log_path.read_text(errors="replace"):
+                        return
+                except FileNotFoundError:
+                    pass
+                await trio.sleep(0.02)
 
     def kill(self) -> None:
         assert self.proc is not None
