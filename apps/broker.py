@@ -15,7 +15,9 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
+import attrs
 import trio
 
 from actors.broker.app import BrokerHandle, broker
@@ -70,6 +72,10 @@ async def serve(
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _cli.make_parser("broker", "RocketMQ 4.9 compatible broker", namesrv_option=True)
     config, store_config, timer_config, net = _cli.prepare(parser, argv, build_config)
+    config_file = _cli.parse_args(parser, argv)[0].configFile
+    if config_file and not config.brokerConfigPath:
+        # UPDATE_BROKER_CONFIG persists changed keys into the file the broker started from
+        config = attrs.evolve(config, brokerConfigPath=str(Path(config_file).resolve()))
     return _cli.run(
         functools.partial(serve, config, store_config, timer_config, net), name="broker"
     )

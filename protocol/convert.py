@@ -11,7 +11,11 @@ Wire facts the hooks encode (reference §3.1, clients README facts 2, 5, 7, 10):
   anything else is a malformed field, never a silent ``bool("false") is True``;
 * body enums arrive as Java ordinals (C++ clients) or names (Java); we write names;
 * body numbers sometimes arrive as strings (``"subVersion":"1795741096752"``);
-* ``None`` fields are omitted on output, as Java omits null properties.
+* ``None`` fields are omitted on output, as Java omits null properties;
+* header integers are Java ``Integer``/``int`` (annotate the field ``Int32``) or ``Long``/``long``
+  (plain ``int`` = ``Int64``): a value outside the Java type's range is a malformed field, as
+  ``Integer.parseInt``/``Long.parseLong`` refuse it, instead of reaching the store's struct
+  packing or a JSON file no Java tool can read.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import functools
 import re
 from collections.abc import Callable, Mapping
 from types import NoneType, UnionType
-from typing import Any, TypeVar, Union, cast, get_args, get_origin
+from typing import Annotated, Any, TypeVar, Union, cast, get_args, get_origin
 
 import attrs
 import cattrs
@@ -34,20 +38,47 @@ from protocol.errors import HeaderFieldError, RemoteProtocolError
 __all__ = [
     "BODY",
     "EXT",
+    "INT32_MAX",
+    "INT32_MIN",
+    "INT64_MAX",
+    "INT64_MIN",
     "BodyDecodeError",
+    "Int32",
+    "Int64",
+    "JavaRange",
     "camel",
     "decode_body",
     "decode_header",
     "encode_body",
     "encode_header",
     "structure_body",
+    "surrogate_problem",
     "unstructure_body",
+    "utf8_encodable",
     "wire",
 ]
 
 T = TypeVar("T")
 
 WIRE_KEY = "rocketmq.wire_key"
+
+
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+@attrs.frozen
+class JavaRange:
+    """Marks an ``int`` header field with the range of its Java type."""
+
+    java: str
+    low: int
+    high: int
+
+
+# A header field Java declares ``Integer``/``int``; plain ``int`` fields are Java ``Long``.
+Int32 = Annotated[int, JavaRange("int", INT32_MIN, INT32_MAX)]
+Int64 = Annotated[int, JavaRange("long", INT64_MIN, INT64_MAX)]
 
 
 class BodyDecodeError(RemoteProtocolError):
@@ -88,26 +119,91 @@ _DECIMAL = re.compile(r"[-+]?[0-9]+\Z").match
 _BOOLS = {"true": True, "false": False, "1": True, "0": False}
 
 
+def utf8_encodable(text: str) -> bool:
+    """False when ``text`` holds a lone surrogate, which has no UTF-8 form."""
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def surrogate_problem(text: str) -> str:
+    """Say where ``text``'s first lone surrogate is; for message properties (``name\x01value\x02``
+    pairs) name the property, since that is what the sender can find and fix."""
+    index = next(i for i, ch in enumerate(text) if "\ud800" <= ch <= "\udfff")
+    what = f"a lone surrogate U+{ord(text[index]):04X} (not encodable as UTF-8)"
+    if "\x01" in text:
+        start = text.rfind("\x02", 0, index) + 1
+        name, sep, _ = text[start:].partition("\x01")
+        if sep and start + len(name) < index:
+            return f"property {name!r} has {what}"
+        return f"a property name has {what}"
+    return f"{what} at character {index}"
+
+
 def _ext_str(value: Any, _: Any) -> str:
     if not isinstance(value, str):
         raise TypeError(f"expected a string, got {type(value).__name__}")
+    # Only the JSON fallback of a frame's header can produce one (json.loads takes "\ud800");
+    # refused here rather than failing later where the store encodes the text.
+    if not utf8_encodable(value):
+        raise ValueError(surrogate_problem(value))
     return value
 
 
+def _ranged_int(value: str, java: JavaRange) -> int:
+    # The regex admits a sign and rejects what int() would take but Java's parse would not
+    # (spaces, underscores).
+    if _DECIMAL(value) is None:
+        raise ValueError(f"{value!r} is not an integer")
+    number = int(value)
+    if not java.low <= number <= java.high:
+        raise ValueError(
+            f"{value} is out of the range of a Java {java.java} ({java.low}..{java.high})"
+        )
+    return number
+
+
+_LONG = JavaRange("long", INT64_MIN, INT64_MAX)
+_INT = JavaRange("int", INT32_MIN, INT32_MAX)
+
+
 def _ext_int(value: str, _: Any) -> int:
-    # isdigit() is the cheap common case; the regex admits a sign and rejects what int() would
-    # take but Java's parseLong would not (spaces, underscores).
-    if value.isdigit() or _DECIMAL(value) is not None:
+    # Up to 18 digits is always a long: the cheap common case.
+    if len(value) < 19 and value.isdigit():
         return int(value)
-    raise ValueError(f"{value!r} is not an integer")
+    return _ranged_int(value, _LONG)
 
 
-def _ext_optional_int(value: str, _: Any) -> int | None:
-    if value.isdigit() or _DECIMAL(value) is not None:
+def _ext_int32(value: str, _: Any) -> int:
+    if len(value) < 10 and value.isdigit():
         return int(value)
-    if value == "":
-        return None  # Java leaves an unparsable optional field unset; "" is the common case
-    raise ValueError(f"{value!r} is not an integer")
+    return _ranged_int(value, _INT)
+
+
+def _int_hook(java: JavaRange) -> Callable[[str, Any], int]:
+    return _ext_int32 if java == _INT else _ext_int
+
+
+def _java_range(tp: Any) -> JavaRange | None:
+    """The JavaRange of an ``Int32``/``Int64`` annotation, else None."""
+    if get_origin(tp) is Annotated and get_args(tp)[0] is int:
+        for mark in tp.__metadata__:
+            if isinstance(mark, JavaRange):
+                return mark
+    return None
+
+
+def _ext_optional_int(hook: Callable[[str, Any], int]) -> Callable[[str, Any], int | None]:
+    def structure(value: str, tp: Any) -> int | None:
+        if value == "":
+            return None  # Java leaves an unparsable optional field unset; "" is the common case
+        return hook(value, tp)
+
+    return structure
 
 
 def _ext_float(value: str, _: Any) -> float:
@@ -157,7 +253,10 @@ def _ext_optional(tp: Any, conv: cattrs.Converter) -> Callable[[Any, Any], Any]:
     if inner is str:
         return hook
     if inner is int:
-        return _ext_optional_int
+        return _ext_optional_int(_ext_int)
+    java = _java_range(inner)
+    if java is not None:
+        return _ext_optional_int(_int_hook(java))
     # Java leaves an unparsable optional field unset; an empty string is the common case.
     return lambda value, _: None if value == "" else hook(value, inner)
 
@@ -192,6 +291,10 @@ def _make_ext() -> cattrs.Converter:
     conv.register_structure_hook(float, _ext_float)
     conv.register_structure_hook(bool, _ext_bool)
     _register_enums(conv)
+    conv.register_structure_hook_factory(
+        lambda tp: _java_range(tp) is not None,
+        lambda tp: _int_hook(cast(JavaRange, _java_range(tp))),
+    )
     conv.register_structure_hook_factory(
         lambda tp: _optional_of(tp) is not None, lambda tp: _ext_optional(tp, conv)
     )
@@ -240,7 +343,10 @@ def _explain(cls: type[Any], ext_fields: Mapping[str, str], exc: Exception) -> H
         try:
             EXT.get_structure_hook(field.type)(value, field.type)
         except (ValueError, TypeError, AttributeError, KeyError) as field_exc:
-            return HeaderFieldError(cls.__name__, key, f"is malformed: {field_exc}")
+            # A one-letter key (SendMessageRequestHeaderV2) says little: add Java's name.
+            java = camel(field.name)
+            named = f"({java}) is" if java.lower() != key.lower() else "is"
+            return HeaderFieldError(cls.__name__, key, f"{named} malformed: {field_exc}")
     return HeaderFieldError(cls.__name__, "?", f"cannot be decoded: {exc!r}")
 
 

@@ -10,6 +10,12 @@ if [ -x ../shared/clients/setup_clients.sh ] || [ -f ../shared/clients/setup_cli
 fi
 # Java 17 + Maven (installed if missing) and the tests/compat/java module, built once into ~/.m2.
 bash scripts/java-setup.sh
+# Debian's chromium and its driver for the dashboard's browser test (only when missing).
+if ! command -v chromium >/dev/null || [ ! -x /usr/bin/chromedriver ]; then
+    SUDO=$([ "$(id -u)" -eq 0 ] || echo sudo)
+    $SUDO apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q chromium chromium-driver
+fi
 .venv/bin/ruff check .
 .venv/bin/mypy
 .venv/bin/python -m pytest -q "$@"

@@ -42,6 +42,10 @@ class ConsumerOffsetTable:
     def topics_of_group(self, group: str) -> set[str]:
         return {topic for topic, owner in map(_split, self._table) if owner == group}
 
+    def pairs(self) -> list[tuple[str, str]]:
+        """Every (topic, group) with a committed offset."""
+        return [_split(key) for key in self._table]
+
     def groups_of_topic(self, topic: str) -> set[str]:
         return {group for owner, group in map(_split, self._table) if owner == topic}
 

@@ -4,7 +4,8 @@
     ├─ store layer ........... commit-log flusher, consume-queue flusher, checkpointer, cleaner,
     │                          reput dispatcher (started = caught up with the commit log)
     └─ service layer ......... long polling, client housekeeping, config persister,
-                               role scope, remoting server, then the name-server registrar
+                               role scope, ops (stats sampling, /metrics), remoting server,
+                               then the name-server registrar
 
 The registrar starts after the server listens, so a name server never routes clients to a
 port nobody answers.  Stopping (``BrokerHandle.stop`` or cancellation) runs in this order:
@@ -29,14 +30,17 @@ from actors.broker.context import BrokerContext
 from actors.broker.delivery import ArrivalTee, DelayedDelivery
 from actors.broker.handlers.admin import AdminHandlers
 from actors.broker.handlers.client_manage import ClientHandlers, channel_closed
+from actors.broker.handlers.end_transaction import EndTransactionHandler
 from actors.broker.handlers.lock import LockHandlers
 from actors.broker.handlers.offsets import OffsetHandlers
+from actors.broker.handlers.ops import OpsHandlers
 from actors.broker.handlers.pull import PullHandler
 from actors.broker.handlers.query import QueryHandlers
 from actors.broker.handlers.send import SendHandler
 from actors.broker.handlers.send_back import SendBackHandler
 from actors.broker.housekeeping import client_housekeeping
 from actors.broker.long_polling import HeldOnly, long_polling
+from actors.broker.observe import ops_services
 from actors.broker.persist import config_persister
 from actors.broker.registration import broker_registrar, namesrv_addresses, unregister_all
 from actors.broker.role import role_supervisor
@@ -131,6 +135,8 @@ def build_router(ctx: BrokerContext, pull: PullHandler) -> BrokerRouter:
     QueryHandlers(ctx).register(router)
     AdminHandlers(ctx).register(router)
     SendBackHandler(ctx).register(router)
+    EndTransactionHandler(ctx).register(router)
+    OpsHandlers(ctx).register(router)
     return router
 
 
@@ -203,9 +209,11 @@ async def broker(
     if host is None:
         host = net.bindAddress if net is not None else "0.0.0.0"
     config, store_config = prepare_configs(config, store_config, host)
-    store = MessageStore(store_config, store_host=config.broker_addr)
-    await trio.to_thread.run_sync(store.load)
     extra = {"now_ms": now_ms} if now_ms is not None else {}
+    # one clock for stored timestamps and the delay services, so a simulated clock (tests/sim)
+    # moves both: a delayed message's due time is its store timestamp plus the level's delay
+    store = MessageStore(store_config, store_host=config.broker_addr, **extra)
+    await trio.to_thread.run_sync(store.load)
     stopped = trio.Event()
     try:
         ctx = await BrokerContext.load(config, store_config, store, **extra)
@@ -262,11 +270,19 @@ async def _serve(
         ):
             ctx.spawn = services.start_soon
             await services.start(
-                long_polling, ctx.holds, arrivals_recv, pull.resume, store.max_offset_in_queue
+                functools.partial(
+                    long_polling,
+                    ctx.holds,
+                    arrivals_recv,
+                    pull.resume,
+                    store.max_offset_in_queue,
+                    abandoned=pull.abandoned,
+                )
             )
             await services.start(client_housekeeping, ctx)
             await services.start(config_persister, ctx)
             await services.start(role_supervisor, ctx)
+            await services.start(ops_services, ctx)
             if acl is not None:
                 await services.start(acl_file_watcher, acl)
             server: ServerHandle = await services.start(

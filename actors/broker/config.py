@@ -85,6 +85,12 @@ class BrokerConfig:
     channelExpiredTimeoutMillis: int = 120000
     # How long shutdown waits for in-flight requests before cancelling them.
     shutdownGraceMillis: int = 5000
+    # The -c file (RocketMQ 5's key): UPDATE_BROKER_CONFIG persists changed keys into it.
+    brokerConfigPath: str = ""
+    # RocketMQ 5's metrics keys: PROM serves /metrics, /healthz, /readyz over HTTP.
+    metricsExporterType: str = "DISABLE"
+    metricsPromExporterHost: str = ""
+    metricsPromExporterPort: int = 5557
 
     @property
     def broker_addr(self) -> str:

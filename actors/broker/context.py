@@ -28,7 +28,7 @@ from actors.broker.delivery import DelayedDelivery
 from actors.broker.durability import announce_appends
 from actors.broker.locks import RebalanceLockManager
 from actors.broker.long_polling import PullHoldTable
-from actors.broker.stats import BrokerStats
+from actors.broker.stats import BrokerStats, OpsState
 from actors.remoting.router import Channel
 from actors.store.flush import FlushWake
 from actors.waiters import OffsetWaiters
@@ -125,6 +125,7 @@ class BrokerContext:
     locks: RebalanceLockManager = attrs.Factory(RebalanceLockManager)
     holds: PullHoldTable = attrs.Factory(PullHoldTable)
     stats: BrokerStats = attrs.Factory(BrokerStats)
+    ops: OpsState = attrs.Factory(OpsState)
     flushed: OffsetWaiters = attrs.Factory(OffsetWaiters)
     # topics.version + groups.version that the config journal has made durable
     config_durable: OffsetWaiters = attrs.Factory(OffsetWaiters)

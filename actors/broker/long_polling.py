@@ -121,6 +121,13 @@ class PullHoldTable:
             out.append(pull)
         return out
 
+    def abandoned(self, gone: Callable[[HeldPull], bool]) -> list[HeldPull]:
+        """Take the pulls nobody can be answered for any more (their connection closed)."""
+        out: list[HeldPull] = []
+        for key in list(self._by_queue):
+            out += self._take(key, gone)
+        return out
+
     def drain(self) -> list[HeldPull]:
         out = [p for pulls in self._by_queue.values() for p in pulls]
         for pull in out:
@@ -156,9 +163,14 @@ async def long_polling(
     resume: Resume,
     max_offset: Callable[[str, int], int],
     *,
+    abandoned: Callable[[HeldPull], bool] | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Release held pulls on arrivals, on queue growth (every 5 s) and on timeout."""
+    """Release held pulls on arrivals, on queue growth (every 5 s) and on timeout.
+
+    Every 5 s pulls for which ``abandoned`` is true (their connection closed) are released
+    too: a client-chosen suspend timeout may be years, and they would stay until then.
+    """
     async with trio.open_nursery() as nursery:
 
         def release(pulls: Iterable[HeldPull]) -> None:
@@ -192,5 +204,7 @@ async def long_polling(
             release(table.expired(now))
             if now >= next_check:
                 next_check = now + CHECK_INTERVAL
+                if abandoned is not None:
+                    release(table.abandoned(abandoned))
                 for topic, queue_id in table.queues():
                     release(table.behind(topic, queue_id, max_offset(topic, queue_id)))

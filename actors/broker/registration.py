@@ -83,6 +83,7 @@ async def register_once(ctx: BrokerContext, client: RemotingClient, addr: str) -
     if reply.code != ResponseCode.SUCCESS:
         log.warning("namesrv %s refused registration: %s %s", addr, reply.code, reply.remark)
         return False
+    ctx.ops.registered_ms[addr] = ctx.now_ms()
     try:
         answer = decode_header(RegisterBrokerResponseHeader, reply.ext_fields)
         # Only name servers with orderMessageEnable send their ORDER_TOPIC_CONFIG (§7.10).

@@ -2,7 +2,7 @@
 
 Switching roles (a later issue) sets ``ctx.role``; the scope of the old role is cancelled -
 every role actor runs its ``finally`` - and the new role's actors start.  The master scope runs
-delayed delivery (delivery.py); the transaction checker is still to join it.
+delayed delivery (delivery.py) and the transaction check service (transaction.py).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import trio
 
 from actors.broker.context import BrokerContext
 from actors.broker.delivery import delayed_delivery
+from actors.broker.transaction import transaction_checker
 from storage.config import BrokerRole
 
 log = logging.getLogger(__name__)
@@ -24,8 +25,8 @@ log = logging.getLogger(__name__)
 RoleActor = Callable[..., Any]  # async def actor(ctx, *, task_status)
 
 ROLE_ACTORS: dict[BrokerRole, list[RoleActor]] = {
-    BrokerRole.ASYNC_MASTER: [delayed_delivery],
-    BrokerRole.SYNC_MASTER: [delayed_delivery],
+    BrokerRole.ASYNC_MASTER: [delayed_delivery, transaction_checker],
+    BrokerRole.SYNC_MASTER: [delayed_delivery, transaction_checker],
     BrokerRole.SLAVE: [],
 }
 

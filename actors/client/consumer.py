@@ -10,7 +10,8 @@ from __future__ import annotations
 import datetime
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Generator
+from typing import Any
 
 import attrs
 import trio
@@ -128,6 +129,40 @@ PullStarter = Callable[[AssignedQueue], None]
 
 
 @attrs.define(eq=False)
+class Pending:
+    """What ``subscribe`` returns: the subscription is recorded at once; on a running consumer
+    the brokers learn of it in the background.  ``await`` it to wait for that and to get its
+    error; a dropped one only logs the error.  Not a coroutine, so calling ``subscribe``
+    before ``async with`` without awaiting is fine (and the same call awaited works too)."""
+
+    _done: trio.Event = attrs.Factory(trio.Event)
+    _error: ClientError | None = None
+
+    @classmethod
+    def finished(cls) -> Pending:
+        pending = cls()
+        pending._done.set()
+        return pending
+
+    async def run(self, work: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await work()
+        except ClientError as exc:
+            log.warning("subscription update failed: %s", exc)
+            self._error = exc
+        finally:
+            self._done.set()
+
+    async def wait(self) -> None:
+        await self._done.wait()
+        if self._error is not None:
+            raise self._error
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self.wait().__await__()
+
+
+@attrs.define(eq=False)
 class Wakeup:
     """A wake-up that is never lost: a set() during the work it triggers is kept for the
     next wait (unlike RepeatedEvent.wait, which only sees future sets)."""
@@ -183,6 +218,21 @@ class ConsumerCore:
 
     async def persist_offsets(self) -> None:
         await self.offset_store.persist_all(list(self.table), wait=False)
+
+    async def reset_offsets(self, topic: str, offsets: dict[MessageQueue, int]) -> None:
+        """Move to the offsets an admin's resetOffsetByTime chose (Java's resetOffset).
+
+        The topic's queues are dropped first, so nothing consumed meanwhile commits an older
+        position; the new offsets are committed to the broker and forgotten locally, and the
+        rebalance that follows at once takes the queues up again from the broker's offsets.
+        """
+        for aq in [aq for mq, aq in self.table.items() if mq.topic == topic]:
+            self.drop(aq)
+        for mq, offset in offsets.items():
+            self.offset_store.update(mq, offset, increase_only=False)
+            await self.offset_store.persist(mq)
+            self.offset_store.remove(mq)
+        self.rebalance_wake.set()
 
     # ------------------------------------------------------------ subscriptions
 

@@ -4,6 +4,10 @@ After each send the producer reports how long it took; a broker that was slow or
 is "not available" for a while (thresholds from §8.3), and queue selection skips it.
 When every broker is isolated the least bad one is still used, so isolation can never
 make a send impossible.  Time is a parameter (milliseconds).
+
+Off by default, as in Apache (``sendLatencyFaultEnable=false``): one failed send isolates
+a broker for ten minutes, which would starve a broker that was merely restarted.
+The tables are Apache 4.9's MQFaultStrategy ``latencyMax`` and ``notAvailableDuration``.
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ import attrs
 
 LATENCY_MAX_MS = (50, 100, 550, 1000, 2000, 3000, 15000)
 NOT_AVAILABLE_MS = (0, 0, 30000, 60000, 120000, 180000, 600000)
-FAILURE_LATENCY_MS = 30000  # an isolated failure counts as this latency
+# A failed send is isolated as if it had taken this long; the item still records the real
+# latency (MQFaultStrategy.updateFaultItem), which ranks it in pick_one_at_least.
+FAILURE_LATENCY_MS = 30000
 
 
 def not_available_duration(latency_ms: int) -> int:
@@ -38,9 +44,8 @@ class LatencyFaultTolerance:
     _which: int = attrs.field(default=0, alias="_which")
 
     def update(self, broker_name: str, latency_ms: int, *, isolation: bool, now_ms: int) -> None:
-        latency = FAILURE_LATENCY_MS if isolation else latency_ms
-        until = now_ms + not_available_duration(latency)
-        self._items[broker_name] = FaultItem(broker_name, latency, until)
+        until = now_ms + not_available_duration(FAILURE_LATENCY_MS if isolation else latency_ms)
+        self._items[broker_name] = FaultItem(broker_name, latency_ms, until)
 
     def is_available(self, broker_name: str, now_ms: int) -> bool:
         item = self._items.get(broker_name)

@@ -15,7 +15,7 @@ import os
 import socket
 import ssl
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Protocol
 
@@ -33,20 +33,24 @@ from actors.client.route import (
     subscribe_queues,
 )
 from actors.remoting.client import RemotingClient, open_remoting_client
-from actors.remoting.router import RequestContext, Router
+from actors.remoting.router import Channel, RequestContext, Router
 from actors.supervisor import RestartPolicy, supervise
 from protocol.acl import SessionCredentials, sign_request
+from protocol.bodies.admin import ResetOffsetBody
 from protocol.bodies.common import MessageQueue
 from protocol.bodies.heartbeat import ConsumerData, HeartbeatData, ProducerData
 from protocol.bodies.route import TopicRouteData
 from protocol.codes import RequestCode
 from protocol.command import RemotingCommand
-from protocol.convert import decode_header, encode_body
+from protocol.convert import decode_body, decode_header, encode_body
 from protocol.errors import ProtocolError
 from protocol.headers.client import (
     NotifyConsumerIdsChangedRequestHeader,
+    ResetOffsetRequestHeader,
     UnregisterClientRequestHeader,
 )
+from protocol.headers.transaction import CheckTransactionStateRequestHeader
+from protocol.message import MessageConst, MessageExt, decode_record
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +103,10 @@ class ClientConfig:
         return f"{self.client_ip}@{self.instance_name}"
 
 
+# (the connection the check came on, its header, the half message) -> None; must not block
+TransactionChecker = Callable[[Channel, CheckTransactionStateRequestHeader, MessageExt], None]
+
+
 class ConsumerHooks(Protocol):
     """What the instance needs from a consumer registered with it."""
 
@@ -113,6 +121,8 @@ class ConsumerHooks(Protocol):
 
     async def persist_offsets(self) -> None: ...
 
+    async def reset_offsets(self, topic: str, offsets: dict[MessageQueue, int]) -> None: ...
+
 
 @attrs.define(eq=False)
 class ClientInstance:
@@ -125,6 +135,8 @@ class ClientInstance:
     producer_groups: set[str] = attrs.Factory(set)
     producer_topics: set[str] = attrs.Factory(set)
     consumers: dict[str, ConsumerHooks] = attrs.Factory(dict)
+    # producer group -> what answers the broker's CHECK_TRANSACTION_STATE for it
+    transaction_checkers: dict[str, TransactionChecker] = attrs.Factory(dict)
     _ns_index: int = 0
     _route_locks: dict[str, trio.Lock] = attrs.Factory(dict)
     _heartbeat_lock: trio.Lock = attrs.Factory(trio.Lock)
@@ -313,6 +325,48 @@ class ClientInstance:
             consumer.on_ids_changed()
         return None
 
+    async def _on_reset_offset(
+        self, ctx: RequestContext, req: RemotingCommand
+    ) -> RemotingCommand | None:
+        """RESET_CONSUMER_CLIENT_OFFSET (resetOffsetByTime): the broker names each queue's new
+        offset; the group's consumer moves there (in the background: this is oneway)."""
+        try:
+            header = decode_header(ResetOffsetRequestHeader, req.ext_fields)
+            body = decode_body(ResetOffsetBody, req.body)
+        except ProtocolError as exc:
+            log.info("bad RESET_CONSUMER_CLIENT_OFFSET from %s: %s", ctx.peer, exc)
+            return None
+        consumer = self.consumers.get(header.group)
+        if consumer is None:
+            log.info("RESET_CONSUMER_CLIENT_OFFSET for group %s, not consuming here", header.group)
+            return None
+        log.info(
+            "resetting offsets of %s on %s to %s",
+            header.group,
+            header.topic,
+            {mq.queue_id: offset for mq, offset in body.offset_table.items()},
+        )
+        self.nursery.start_soon(consumer.reset_offsets, header.topic, dict(body.offset_table))
+        return None
+
+    async def _on_check_transaction(
+        self, ctx: RequestContext, req: RemotingCommand
+    ) -> RemotingCommand | None:
+        """CHECK_TRANSACTION_STATE (oneway): hand it to the producer of the message's group."""
+        try:
+            header = decode_header(CheckTransactionStateRequestHeader, req.ext_fields)
+            msg = decode_record(req.body)
+        except ProtocolError as exc:
+            log.warning("bad CHECK_TRANSACTION_STATE from %s: %s", ctx.peer, exc)
+            return None
+        group = msg.properties.get(MessageConst.PGROUP, "")
+        checker = self.transaction_checkers.get(group)
+        if checker is None:
+            log.warning("CHECK_TRANSACTION_STATE for group %r: no transaction producer", group)
+            return None
+        checker(ctx.channel, header, msg)
+        return None
+
 
 # ---------------------------------------------------------------- actors
 
@@ -395,6 +449,10 @@ async def open_client_instance(config: ClientConfig) -> AsyncIterator[ClientInst
         router.register(
             RequestCode.NOTIFY_CONSUMER_IDS_CHANGED, inst._on_notify_ids_changed, limit=4
         )
+        router.register(
+            RequestCode.CHECK_TRANSACTION_STATE, inst._on_check_transaction, inline=True
+        )
+        router.register(RequestCode.RESET_CONSUMER_CLIENT_OFFSET, inst._on_reset_offset, limit=4)
         for name, actor in (
             ("route_refresher", route_refresher),
             ("heartbeat_sender", heartbeat_sender),

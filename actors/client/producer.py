@@ -93,7 +93,8 @@ class ProducerConfig:
     retry_times: int = 2  # sync and async: up to 3 attempts
     compress_over: int = 4096
     max_message_size: int = 4 * 1024 * 1024
-    latency_fault_enable: bool = True
+    # Apache's sendLatencyFaultEnable, off by default there too (fault.py says why).
+    latency_fault_enable: bool = False
     retry_another_broker_when_not_store_ok: bool = False
     max_async_in_flight: int = 1024
 

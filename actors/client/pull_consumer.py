@@ -15,6 +15,7 @@ by the 5 s persister, otherwise by ``commit()``.
 
 from __future__ import annotations
 
+import collections
 import functools
 import logging
 import ssl
@@ -25,7 +26,7 @@ import attrs
 import trio
 
 from actors.client import api
-from actors.client.consumer import AssignedQueue, ConsumerCore, ConsumerSettings
+from actors.client.consumer import AssignedQueue, ConsumerCore, ConsumerSettings, Pending
 from actors.client.errors import ClientError
 from actors.client.instance import (
     LOOP_POLICY,
@@ -95,6 +96,8 @@ class LitePullConsumer:
         self._rebalancing = False
         # Next offset after what poll() returned, per queue (what commit() stores).
         self._consumed: dict[MessageQueue, int] = {}
+        self._before_start: dict[str, str] = {}
+        self._unread: collections.deque[MessageExt] = collections.deque()
 
     @property
     def core(self) -> ConsumerCore:
@@ -122,8 +125,25 @@ class LitePullConsumer:
             self._nursery = nursery
             core.start_pull = self._start_pull
             self._core = core
+            for topic, expression in self._before_start.items():
+                await self._subscribe(topic, expression)
             self._stack = stack.pop_all()
         return self
+
+    def __aiter__(self) -> LitePullConsumer:
+        """``async for msg in consumer``: the messages ``poll`` returns, one at a time.
+
+        An iterator object, not an async generator (whose finalization after a ``break``
+        would run outside trio).  What a broken-off loop left of a batch comes first from
+        the next ``poll`` or loop; as with a batch ``poll`` returned, auto-commit counts it
+        consumed.
+        """
+        return self
+
+    async def __anext__(self) -> MessageExt:
+        while not self._unread:
+            self._unread.extend(await self.poll())
+        return self._unread.popleft()
 
     def _start_pull(self, aq: AssignedQueue) -> None:
         assert self._nursery is not None
@@ -154,10 +174,21 @@ class LitePullConsumer:
 
     # ------------------------------------------------------------ what to consume
 
-    async def subscribe(self, topic: str, expression: str = "*") -> None:
-        """Consume ``topic`` with queues allocated among the group (rebalanced)."""
+    def subscribe(self, topic: str, expression: str = "*") -> Pending:
+        """Consume ``topic`` with queues allocated among the group (rebalanced), before or
+        after ``async with``; ``await`` it on a running consumer to wait until the brokers
+        know and to get the error (as PushConsumer.subscribe)."""
         if self._assigned is not None:
             raise ClientError("subscribe and assign are mutually exclusive")
+        if self._core is None:
+            self._before_start[topic] = expression
+            return Pending.finished()
+        assert self._nursery is not None
+        pending = Pending()
+        self._nursery.start_soon(pending.run, functools.partial(self._subscribe, topic, expression))
+        return pending
+
+    async def _subscribe(self, topic: str, expression: str) -> None:
         core = self.core
         core.subscribe(topic, expression)
         await core.instance.update_route(topic)
@@ -208,6 +239,11 @@ class LitePullConsumer:
         """The next batch of messages, or [] if none arrived within ``timeout``."""
         recv = self._recv
         assert recv is not None
+        if self._unread:  # left by a broken-off ``async for``
+            await trio.lowlevel.checkpoint()
+            unread = list(self._unread)
+            self._unread.clear()
+            return unread
         # A batch already waiting is taken without a cancel scope, which would cost more
         # than the rest of the call; like a channel's receive, this still checkpoints.
         await trio.lowlevel.checkpoint_if_cancelled()

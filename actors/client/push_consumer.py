@@ -1,9 +1,10 @@
 """The push consumer (Java's DefaultMQPushConsumer).
 
-    consumer = PushConsumer("group", namesrv="127.0.0.1:9876", listener=on_messages)
-    consumer.subscribe("TopicTest", "TagA || TagB")
-    async with consumer:
+    async with PushConsumer("group", namesrv="127.0.0.1:9876", listener=on_messages) as consumer:
+        await consumer.subscribe("TopicTest", "TagA || TagB")
         ...  # messages arrive at ``on_messages`` until the block ends
+
+(``subscribe`` before ``async with``, without ``await``, works too.)
 
 Supervision tree (all inside the ``async with``):
 
@@ -39,7 +40,7 @@ from actors.client.consume_service import (
     Listener,
     OrderlyConsumeService,
 )
-from actors.client.consumer import AssignedQueue, ConsumerCore, ConsumerSettings
+from actors.client.consumer import AssignedQueue, ConsumerCore, ConsumerSettings, Pending
 from actors.client.errors import ClientError
 from actors.client.instance import (
     CLIENT_INNER_PRODUCER_GROUP,
@@ -125,17 +126,31 @@ class PushConsumer:
 
     # ------------------------------------------------------------ configuration
 
-    def subscribe(self, topic: str, expression: str = "*") -> None:
-        self._expressions[topic] = expression
-        if self._core is not None:
-            self._core.subscribe(topic, expression)
-            self._core.instance.nursery.start_soon(self._resync)
+    def subscribe(self, topic: str, expression: str = "*") -> Pending:
+        """Consume ``topic`` (tags: ``"TagA || TagB"`` or ``*``), before or after ``async with``.
 
-    def unsubscribe(self, topic: str) -> None:
+        On a running consumer ``await consumer.subscribe(...)`` returns once the route is
+        known and the brokers have the new heartbeat, and raises what went wrong.
+        """
+        self._expressions[topic] = expression
+        if self._core is None:
+            return Pending.finished()
+        self._core.subscribe(topic, expression)
+        return self._start_resync(topic)
+
+    def unsubscribe(self, topic: str) -> Pending:
         self._expressions.pop(topic, None)
-        if self._core is not None:
-            self._core.unsubscribe(topic)
-            self._core.instance.nursery.start_soon(self._resync)
+        if self._core is None:
+            return Pending.finished()
+        self._core.unsubscribe(topic)
+        return self._start_resync(None)
+
+    def _start_resync(self, topic: str | None) -> Pending:
+        pending = Pending()
+        self.core.instance.nursery.start_soon(
+            pending.run, functools.partial(self._resync, strict=topic)
+        )
+        return pending
 
     def register_listener(self, listener: Listener, *, orderly: bool = False) -> None:
         if self._core is not None:
@@ -143,12 +158,16 @@ class PushConsumer:
         self.listener = listener
         self.orderly = orderly
 
-    async def _resync(self) -> None:
+    async def _resync(self, strict: str | None = None) -> None:
+        """Routes of every topic, a heartbeat, a rebalance; a route error of ``strict`` (the
+        topic just subscribed) is raised, the others' only logged."""
         core = self.core
         for topic in core.topics():
             try:
                 await core.instance.update_route(topic)
             except ClientError as exc:
+                if topic == strict:
+                    raise
                 log.info("route of %s: %s", topic, exc)
         await core.instance.heartbeat_all()
         core.rebalance_wake.set()
@@ -174,8 +193,6 @@ class PushConsumer:
         return RemoteOffsetStore(inst, self.group)
 
     async def __aenter__(self) -> PushConsumer:
-        if not self._expressions:
-            raise ClientError("subscribe to at least one topic before starting the consumer")
         if self.listener is None:
             raise ClientError("register a listener before starting the consumer")
         async with AsyncExitStack() as stack:

@@ -4,6 +4,7 @@
 namesrv
 ├─ broker_scanner ...... every 10 s: expire brokers idle > 120 s
 ├─ kv_persister ........ KV change -> kvConfig.json
+├─ namesrv_http ........ /metrics /healthz /readyz (metricsExporterType=PROM)
 └─ remoting_server ..... last to start; a closed broker connection removes its routes
 ```
 
@@ -22,6 +23,7 @@ import trio
 from actors.namesrv.config import NamesrvConfig
 from actors.namesrv.handlers import Namesrv, make_router
 from actors.namesrv.kvconfig import KvTable, load_kv_file
+from actors.namesrv.observe import NamesrvHealth, namesrv_http
 from actors.namesrv.persister import KvStore, kv_persister
 from actors.namesrv.scanner import broker_scanner
 from actors.namesrv.state import RouteTable
@@ -55,9 +57,11 @@ async def namesrv(
         if addr is not None:
             log.info("broker %s removed: its connection %s closed", addr, channel.peer)
 
+    health = NamesrvHealth()
     async with trio.open_nursery() as nursery:
         await nursery.start(broker_scanner, ns.routes)
         await nursery.start(kv_persister, ns.kv)
+        await nursery.start(namesrv_http, config, ns.routes, health)
         server = await nursery.start(
             functools.partial(
                 remoting_server,
@@ -75,4 +79,5 @@ async def namesrv(
             server.host,
             server.port,
         )
+        health.serving = True
         task_status.started(server.address)

@@ -33,6 +33,10 @@ class NamesrvConfig:
     # NettyServerConfig
     listenPort: int = 9876
     serverChannelMaxIdleTimeSeconds: int = 120
+    # RocketMQ 5's metrics keys: PROM serves /metrics, /healthz, /readyz over HTTP.
+    metricsExporterType: str = "DISABLE"
+    metricsPromExporterHost: str = ""
+    metricsPromExporterPort: int = 5557
 
     @classmethod
     def in_dir(cls, directory: str | Path, *, listen_port: int = 0) -> NamesrvConfig:

@@ -16,7 +16,12 @@ from contextlib import asynccontextmanager
 import attrs
 import trio
 
-from actors.remoting.connection import Connection, stream_addresses
+from actors.remoting.connection import (
+    MAX_SPAWNED,
+    WRITE_HIGH_WATER,
+    Connection,
+    stream_addresses,
+)
 from actors.remoting.errors import (
     RemotingClosedError,
     RemotingConnectError,
@@ -25,6 +30,7 @@ from actors.remoting.errors import (
     RemotingTooManyRequestsError,
 )
 from actors.remoting.router import Router
+from actors.remoting.transport import Transport, current_transport, named_addresses
 from protocol.command import RemotingCommand
 from protocol.frame import DEFAULT_MAX_FRAME_SIZE
 
@@ -54,9 +60,15 @@ class RemotingClient:
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
     idle_timeout: float | None = 120.0
     max_async: int = 65535
+    # Per connection, as on the server (connection.py): unsent bytes at which invokes wait
+    # and the reader stops, and spawned handlers of the server's requests.
+    write_limit: int = WRITE_HIGH_WATER
+    max_spawned: int = MAX_SPAWNED
     request_hook: RequestHook | None = None
     # TLS for every connection (tls.client_context()); None = plain text.
     ssl_context: ssl.SSLContext | None = None
+    # None: the transport current when the client was opened (TCP unless simulated).
+    transport: Transport | None = None
     # Called with the address whenever a connection to it ends (for route/broker cleanup).
     on_close: list[Callable[[str], object]] = attrs.field(factory=list)
 
@@ -177,12 +189,13 @@ class RemotingClient:
             raise RemotingConnectError(addr, str(exc)) from None
         stream: trio.abc.Stream | None = None
         peer = local = ""
+        transport = self.transport or current_transport()
         with trio.move_on_after(timeout):
             try:
-                sock = await trio.open_tcp_stream(host, port)
+                sock = await transport.connect(host, port)
             except OSError as exc:
                 raise RemotingConnectError(addr, str(exc)) from None
-            peer, local = stream_addresses(sock)
+            peer, local = named_addresses(sock) or stream_addresses(sock)
             if self.ssl_context is None:
                 stream = sock
             else:
@@ -208,6 +221,8 @@ class RemotingClient:
             name=self.name,
             max_frame_size=self.max_frame_size,
             idle_timeout=self.idle_timeout,
+            write_limit=self.write_limit,
+            max_spawned=self.max_spawned,
         )
         self._connections[addr] = conn
         await self._nursery.start(self._run_connection, addr, conn, name=f"{self.name} {addr}")
@@ -242,9 +257,12 @@ async def open_remoting_client(
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     idle_timeout: float | None = 120.0,
     max_async: int = 65535,
+    write_limit: int = WRITE_HIGH_WATER,
+    max_spawned: int = MAX_SPAWNED,
     name: str = "client",
     request_hook: RequestHook | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    transport: Transport | None = None,
 ) -> AsyncIterator[RemotingClient]:
     """A client for the duration of the block; leaving it closes every connection."""
     async with trio.open_nursery() as nursery:
@@ -256,8 +274,11 @@ async def open_remoting_client(
             max_frame_size=max_frame_size,
             idle_timeout=idle_timeout,
             max_async=max_async,
+            write_limit=write_limit,
+            max_spawned=max_spawned,
             request_hook=request_hook,
             ssl_context=ssl_context,
+            transport=transport or current_transport(),
         )
         try:
             yield client

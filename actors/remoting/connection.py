@@ -18,10 +18,22 @@ unbuffered channel hop ~16 us, a bare checkpoint ~4.5 us, a task spawn more than
   ``reschedule``: the cheapest wake-up trio has, no Event or channel per request; its
   timeout is an entry in a per-connection deadline heap, not a cancel scope per request.
 
-Bounds: the outbox holds at most ``WRITE_HIGH_WATER`` bytes before producers wait and
-the reader stops reading (backpressure to the peer through TCP); frames are limited to
-``max_frame_size`` before a byte of them is buffered (FrameDecoder).  A malformed or
-oversized frame ends this connection only.
+Bounds (memory per connection stays bounded whatever the peer does):
+
+* Unsent bytes (``queued_bytes``: encoded frames queued or in the middle of a
+  ``send_all``) above ``write_limit`` stop the reader, checked after every frame, not
+  only after a whole read: a peer that pipelines requests and never reads its replies
+  meets TCP back pressure after at most one reply past the limit.  Producers (invokes,
+  late replies) wait for room too.
+* At most ``max_spawned`` spawned handlers run per connection; at that many the reader
+  stops too, so their replies add at most ``max_spawned`` replies to the above.
+* Frames are limited to ``max_frame_size`` before a byte of them is buffered
+  (FrameDecoder).  A malformed or oversized frame ends this connection only.
+
+Requests already read are served even when their replies can no longer be written: a
+failed write discards the outbox and ends writing, but the reader goes on dispatching
+what the peer sent until its end, and spawned handlers run to their end before the
+connection's tasks are cancelled (a client that sends and closes at once loses nothing).
 """
 
 from __future__ import annotations
@@ -30,7 +42,7 @@ import heapq
 import itertools
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, final
 
 import attrs
@@ -49,8 +61,14 @@ log = logging.getLogger(__name__)
 # 64 KiB takes dozens of pipelined 1 KiB sends per read; 16 KiB measured slower and
 # 256 KiB no faster (64 requests in flight, apps/bench_remoting.py's send handler).
 RECEIVE_SIZE = 64 * 1024
-# Bytes queued for the writer before producers wait and the reader stops reading.
+# Default unsent bytes per connection above which producers wait and the reader stops.
 WRITE_HIGH_WATER = 4 * 1024 * 1024
+# Default spawned handlers running per connection at which the reader stops.  Above the
+# router's default per-code limit (64), so one connection's pipelined sends still fill it.
+MAX_SPAWNED = 64
+# Queued frames are joined into one send_all up to about this many bytes; a larger frame
+# is sent by itself instead of being copied into a join.
+JOIN_LIMIT = 256 * 1024
 
 _opaques = itertools.count(1)
 
@@ -93,6 +111,31 @@ def _with_opaque(cmd: RemotingCommand, opaque: int) -> RemotingCommand:
     )
 
 
+def _chunks(frames: list[bytes], total: int) -> Iterator[bytes]:
+    """``frames`` as few buffers as copying at most ~JOIN_LIMIT bytes at a time allows."""
+    if len(frames) == 1:
+        yield frames[0]
+    elif total <= JOIN_LIMIT:
+        yield b"".join(frames)  # the common case: many small replies, one send_all
+    else:
+        run: list[bytes] = []
+        size = 0
+        for frame in frames:
+            if len(frame) >= JOIN_LIMIT:
+                if run:
+                    yield b"".join(run)
+                    run, size = [], 0
+                yield frame
+            else:
+                run.append(frame)
+                size += len(frame)
+                if size >= JOIN_LIMIT:
+                    yield b"".join(run)
+                    run, size = [], 0
+        if run:
+            yield b"".join(run)
+
+
 # A pending request's continuation: called exactly once with the reply or the failure.
 _Resolve = Callable[[RemotingCommand | BaseException], None]
 
@@ -113,6 +156,8 @@ class Connection:
     name: str = "conn"
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
     idle_timeout: float | None = 120.0
+    write_limit: int = WRITE_HIGH_WATER
+    max_spawned: int = MAX_SPAWNED
     # Limits for untrusted peers (server side; 0 = none; actors/remoting/netconfig.py): frames
     # within one second, and bytes of requests held at once (decoder + unanswered bodies).
     max_frames_per_second: int = 0
@@ -126,7 +171,12 @@ class Connection:
     # which removes it because the waiter is being cancelled anyway.
     _pending: dict[int, _Resolve] = attrs.field(factory=dict, init=False)
     _outbox: list[bytes] = attrs.field(factory=list, init=False)
+    # Bytes of frames queued or being written: the send turn's holder subtracts what it
+    # wrote only after send_all returns.
     _outbox_bytes: int = attrs.field(default=0, init=False)
+    _spawned: int = attrs.field(default=0, init=False)
+    # The most ``queued_bytes`` ever reached: what the write limit let this peer cost.
+    peak_queued_bytes: int = attrs.field(default=0, init=False)
     # The send turn: True while one task (the reader after a read, or the writer) is in
     # _drain.  Invariant: whoever holds it empties the outbox before giving it up, so a
     # frame queued meanwhile needs no wake-up; frames queued without it wake the writer.
@@ -159,17 +209,25 @@ class Connection:
 
     @property
     def queued_bytes(self) -> int:
-        """Encoded frames not yet handed to the stream."""
+        """Encoded frames not yet written: queued, or handed to a send_all still running."""
         return self._outbox_bytes
+
+    @property
+    def spawned_count(self) -> int:
+        """Spawned handlers of this connection's requests still running."""
+        return self._spawned
 
     def close(self, reason: str = "closed by this side") -> None:
         """Close the connection; pending requests fail at once.  Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        self.close_reason = reason
+        self._stop_writing(reason)
         if self._scope is not None:
-            self._scope.cancel(reason=f"{self.name} {self.peer}: {reason}")
+            self._scope.cancel(reason=f"{self.name} {self.peer}: {self.close_reason}")
+
+    def _stop_writing(self, reason: str) -> None:
+        """No frame is queued any more (``closed``); tasks cut off from them go on."""
+        if not self._closed:
+            self._closed = True
+            self.close_reason = reason
         self._room.set()
 
     async def send(self, cmd: RemotingCommand) -> None:
@@ -278,12 +336,19 @@ class Connection:
                 nursery.start_soon(self._expire_loop, name=f"{self.name}-expirer {self.peer}")
                 if self.idle_timeout is not None:
                     nursery.start_soon(self._idle_watch, name=f"{self.name}-idle {self.peer}")
-                task_status.started(self)
-                reason = await self._read_loop()
+                async with trio.open_nursery() as handlers:
+                    self._nursery = handlers
+                    task_status.started(self)
+                    reason = await self._read_loop()
+                    # Nothing more will be read.  Spawned handlers of requests already read
+                    # run to their end (a send is stored although nobody hears of it).
+                    self._stop_writing(reason)
+                    self._fail_pending()
                 self.close(reason)
         finally:
             self.close("connection task ended")
             self._fail_pending()
+            self._outbox, self._outbox_bytes = [], 0
             # The connection owns its stream: closing it is how the peer learns we are gone.
             await trio.aclose_forcefully(self.stream)
             log.info("%s %s: connection closed (%s)", self.name, self.peer, self.close_reason)
@@ -308,6 +373,8 @@ class Connection:
         max_rate, window_start, window_frames = self.max_frames_per_second, trio.current_time(), 0
         max_memory = self.max_memory
         while True:
+            if self._must_pause():
+                await self._wait_readable()
             try:
                 data = await stream.receive_some(RECEIVE_SIZE)
             except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
@@ -334,8 +401,19 @@ class Connection:
                     elif router.is_inline(cmd.code):
                         self._reply(cmd, await router.dispatch(ctx, cmd))
                     else:
+                        self._spawned += 1
                         self._held_bytes += len(cmd.body)
                         nursery.start_soon(self._serve, cmd)
+                    if self._outbox_bytes > self.write_limit or self._spawned >= self.max_spawned:
+                        # Over a limit in the middle of a read: write (or let the writer
+                        # write) before decoding the next frame, so a read of many
+                        # requests cannot queue many replies.
+                        if own_turn:
+                            own_turn = False
+                            await self._drain()
+                        await self._wait_readable()
+                        own_turn = not self._sending
+                        self._sending = True
             except RemoteProtocolError as exc:
                 log.info("%s %s: closing on a bad frame: %s", self.name, self.peer, exc)
                 return f"bad frame: {exc}"
@@ -363,11 +441,22 @@ class Connection:
             if own_turn:
                 if not self._outbox:
                     self._sending = False  # a read of replies only: nothing to send
-                elif not await self._drain():
-                    return self.close_reason or "write failed"
-            if self._outbox_bytes > WRITE_HIGH_WATER:
-                # The peer does not read its replies: stop reading its requests.
-                await self._wait_room()
+                else:
+                    # A failed write ends writing only: what the peer sent is still served.
+                    await self._drain()
+
+    def _must_pause(self) -> bool:
+        # After a failed write nothing is queued any more; the spawned bound still holds.
+        return (
+            self._outbox_bytes > self.write_limit and not self._closed
+        ) or self._spawned >= self.max_spawned
+
+    async def _wait_readable(self) -> None:
+        """Wait until the unsent bytes and the spawned handlers are under their limits."""
+        while self._must_pause():
+            if self._room.is_set():
+                self._room = trio.Event()
+            await self._room.wait()
 
     def _on_response(self, cmd: RemotingCommand) -> None:
         resolve = self._pending.pop(cmd.opaque, None)
@@ -386,6 +475,9 @@ class Connection:
             self._reply(req, await self.router.dispatch(self._ctx, req))
         finally:
             self._held_bytes -= len(req.body)
+            self._spawned -= 1
+            if self._spawned == self.max_spawned - 1:
+                self._room.set()  # the reader may wait for this
 
     def _reply(self, req: RemotingCommand, reply: RemotingCommand | None) -> None:
         if reply is None or req.is_oneway or self._closed:
@@ -406,11 +498,13 @@ class Connection:
     def _enqueue(self, frame: bytes) -> None:
         self._outbox.append(frame)
         self._outbox_bytes += len(frame)
+        if self._outbox_bytes > self.peak_queued_bytes:
+            self.peak_queued_bytes = self._outbox_bytes
         if not self._sending:
             self._writer_wake.set()
 
     async def _wait_room(self) -> None:
-        while self._outbox_bytes > WRITE_HIGH_WATER and not self._closed:
+        while self._outbox_bytes > self.write_limit and not self._closed:
             if self._room.is_set():
                 self._room = trio.Event()
             await self._room.wait()
@@ -426,20 +520,27 @@ class Connection:
         try:
             while self._outbox:
                 outbox = self._outbox
-                data = outbox[0] if len(outbox) == 1 else b"".join(outbox)
                 self._outbox = []
-                try:
-                    await stream.send_all(data)
-                except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                    self.close(f"write failed: {exc!r}")
-                    return False
-                self._outbox_bytes -= len(data)
-                self._last_io = trio.current_time()
-                if self._outbox_bytes <= WRITE_HIGH_WATER:
-                    self._room.set()
+                for data in _chunks(outbox, self._outbox_bytes):
+                    try:
+                        await stream.send_all(data)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                        self._write_failed(f"write failed: {exc!r}")
+                        return False
+                    self._outbox_bytes -= len(data)
+                    self._last_io = trio.current_time()
+                    if self._outbox_bytes <= self.write_limit:
+                        self._room.set()
             return True
         finally:
             self._sending = False
+
+    def _write_failed(self, reason: str) -> None:
+        # The peer takes no more frames: drop what is queued (and anything queued later),
+        # fail what waits for a reply; the reader still serves what the peer sent.
+        self._stop_writing(reason)
+        self._fail_pending()
+        self._outbox, self._outbox_bytes = [], 0
 
     async def _write_loop(self) -> None:
         """Sends what tasks other than the reader queue (invokes, spawned handlers)."""
@@ -465,6 +566,7 @@ class Connection:
 
 
 __all__ = [
+    "MAX_SPAWNED",
     "RECEIVE_SIZE",
     "WRITE_HIGH_WATER",
     "Connection",

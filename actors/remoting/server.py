@@ -16,11 +16,17 @@ from collections.abc import Callable
 import attrs
 import trio
 
-from actors.remoting.connection import Connection, stream_addresses
+from actors.remoting.connection import (
+    MAX_SPAWNED,
+    WRITE_HIGH_WATER,
+    Connection,
+    stream_addresses,
+)
 from actors.remoting.limits import ConnectionLimits, peer_host
 from actors.remoting.netconfig import ServerNetConfig
 from actors.remoting.router import Channel, Router
 from actors.remoting.tls import ServerTls
+from actors.remoting.transport import Transport, current_transport, named_addresses
 from protocol.frame import DEFAULT_MAX_FRAME_SIZE
 
 log = logging.getLogger(__name__)
@@ -65,15 +71,19 @@ async def remoting_server(
     name: str = "remoting",
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     idle_timeout: float | None = 120.0,
+    write_limit: int = WRITE_HIGH_WATER,
+    max_spawned: int = MAX_SPAWNED,
     on_open: Callable[[Channel], None] | None = None,
     on_close: Callable[[Channel], None] | None = None,
     net: ServerNetConfig | None = None,
+    transport: Transport | None = None,
     task_status: trio.TaskStatus[ServerHandle] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``router`` on ``host:port`` (0 = any free port) until cancelled.
 
     ``net``: TLS and the limits for untrusted peers (actors/remoting/netconfig.py); without
-    it, plain text and no limits beyond the frame size.
+    it, plain text and no limits beyond the frame size.  ``transport`` defaults to the
+    current task's (actors/remoting/transport.py: TCP unless a simulation set another).
     """
     tls = ServerTls.from_config(net) if net is not None else None
     limits = (
@@ -81,12 +91,12 @@ async def remoting_server(
         if net is not None and (net.maxConnections or net.maxConnectionsPerAddress)
         else None
     )
-    listeners = await trio.open_tcp_listeners(port, host=host)
-    bound_host, bound_port = listeners[0].socket.getsockname()[:2]
+    listening = await (transport or current_transport()).listen(host, port)
+    listeners, bound_host, bound_port = listening.listeners, listening.host, listening.port
     handle = ServerHandle(host=bound_host, port=bound_port, limits=limits)
 
-    async def serve_stream(stream: trio.SocketStream) -> None:
-        peer, local = stream_addresses(stream)
+    async def serve_stream(stream: trio.abc.Stream) -> None:
+        peer, local = named_addresses(stream) or stream_addresses(stream)
         if limits is None:
             await serve_admitted(stream, peer, local)
             return
@@ -99,7 +109,7 @@ async def remoting_server(
         finally:
             limits.release(host)
 
-    async def serve_admitted(stream: trio.SocketStream, peer: str, local: str) -> None:
+    async def serve_admitted(stream: trio.abc.Stream, peer: str, local: str) -> None:
         conn_stream: trio.abc.Stream = stream
         if tls is not None:
             accepted = await tls.accept(stream, peer, name)
@@ -115,6 +125,8 @@ async def remoting_server(
             name=name,
             max_frame_size=max_frame_size,
             idle_timeout=idle_timeout,
+            write_limit=write_limit,
+            max_spawned=max_spawned,
             max_frames_per_second=net.maxFramesPerSecond if net is not None else 0,
             max_memory=net.maxConnectionMemoryBytes if net is not None else 0,
         )

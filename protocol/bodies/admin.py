@@ -119,3 +119,19 @@ class ClusterAclVersionInfo:
     cluster_name: str | None = None
     acl_config_data_version: DataVersion | None = None  # deprecated in 4.9, still written
     all_acl_config_data_version: dict[str, DataVersion] = attrs.field(factory=dict)
+
+
+@attrs.frozen(kw_only=True)
+class BrokerStatsItem:
+    sum: int = 0
+    tps: float = 0.0
+    avgpt: float = 0.0
+
+
+@attrs.frozen(kw_only=True)
+class BrokerStatsData:
+    """VIEW_BROKER_STATS_DATA (315): one stats item over the last minute, hour and day."""
+
+    stats_minute: BrokerStatsItem = attrs.Factory(BrokerStatsItem)
+    stats_hour: BrokerStatsItem = attrs.Factory(BrokerStatsItem)
+    stats_day: BrokerStatsItem = attrs.Factory(BrokerStatsItem)

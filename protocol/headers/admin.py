@@ -5,17 +5,18 @@ from __future__ import annotations
 import attrs
 
 from protocol.bodies.common import TopicFilterType
+from protocol.convert import Int32
 
 
 @attrs.frozen(kw_only=True)
 class CreateTopicRequestHeader:
     topic: str
     default_topic: str
-    read_queue_nums: int
-    write_queue_nums: int
-    perm: int
+    read_queue_nums: Int32
+    write_queue_nums: Int32
+    perm: Int32
     topic_filter_type: TopicFilterType
-    topic_sys_flag: int | None = None
+    topic_sys_flag: Int32 | None = None
     # Java declares it @CFNotNull with default false; Java tools always send it, we accept its absence.
     order: bool = False
 
@@ -99,9 +100,9 @@ class QueryConsumeQueueRequestHeader:
     """No field is annotated in Java: primitives default to 0, Strings to null."""
 
     topic: str | None = None
-    queue_id: int = 0
+    queue_id: Int32 = 0
     index: int = 0
-    count: int = 0
+    count: Int32 = 0
     consumer_group: str | None = None
 
 

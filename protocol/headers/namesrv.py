@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import attrs
 
+from protocol.convert import Int32
+
 
 @attrs.frozen(kw_only=True)
 class RegisterBrokerRequestHeader:
@@ -18,7 +20,7 @@ class RegisterBrokerRequestHeader:
     ha_server_addr: str
     broker_id: int
     compressed: bool = False
-    body_crc32: int = 0
+    body_crc32: Int32 = 0
 
 
 @attrs.frozen(kw_only=True)
@@ -90,7 +92,7 @@ class WipeWritePermOfBrokerRequestHeader:
 
 @attrs.frozen(kw_only=True)
 class WipeWritePermOfBrokerResponseHeader:
-    wipe_topic_count: int
+    wipe_topic_count: Int32
 
 
 @attrs.frozen(kw_only=True)
@@ -100,7 +102,7 @@ class AddWritePermOfBrokerRequestHeader:
 
 @attrs.frozen(kw_only=True)
 class AddWritePermOfBrokerResponseHeader:
-    add_topic_count: int
+    add_topic_count: Int32
 
 
 @attrs.frozen(kw_only=True)

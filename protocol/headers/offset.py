@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import attrs
 
+from protocol.convert import Int32
+
 
 @attrs.frozen(kw_only=True)
 class QueryConsumerOffsetRequestHeader:
     consumer_group: str
     topic: str
-    queue_id: int
+    queue_id: Int32
     bname: str | None = None
 
 
@@ -22,7 +24,7 @@ class QueryConsumerOffsetResponseHeader:
 class UpdateConsumerOffsetRequestHeader:
     consumer_group: str
     topic: str
-    queue_id: int
+    queue_id: Int32
     commit_offset: int
     bname: str | None = None
 
@@ -30,7 +32,7 @@ class UpdateConsumerOffsetRequestHeader:
 @attrs.frozen(kw_only=True)
 class GetMaxOffsetRequestHeader:
     topic: str
-    queue_id: int
+    queue_id: Int32
     bname: str | None = None
 
 
@@ -42,7 +44,7 @@ class GetMaxOffsetResponseHeader:
 @attrs.frozen(kw_only=True)
 class GetMinOffsetRequestHeader:
     topic: str
-    queue_id: int
+    queue_id: Int32
     bname: str | None = None
 
 
@@ -54,7 +56,7 @@ class GetMinOffsetResponseHeader:
 @attrs.frozen(kw_only=True)
 class SearchOffsetRequestHeader:
     topic: str
-    queue_id: int
+    queue_id: Int32
     timestamp: int
     bname: str | None = None
 
@@ -67,7 +69,7 @@ class SearchOffsetResponseHeader:
 @attrs.frozen(kw_only=True)
 class GetEarliestMsgStoretimeRequestHeader:
     topic: str
-    queue_id: int
+    queue_id: Int32
     bname: str | None = None
 
 

@@ -6,6 +6,8 @@ import enum
 
 import attrs
 
+from protocol.convert import Int32
+
 
 class PullSysFlag(enum.IntFlag):
     COMMIT_OFFSET = 0x1
@@ -19,10 +21,10 @@ class PullSysFlag(enum.IntFlag):
 class PullMessageRequestHeader:
     consumer_group: str
     topic: str
-    queue_id: int
+    queue_id: Int32
     queue_offset: int
-    max_msg_nums: int
-    sys_flag: int
+    max_msg_nums: Int32
+    sys_flag: Int32
     commit_offset: int
     suspend_timeout_millis: int
     sub_version: int

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from protocol.convert import wire
+from protocol.convert import Int32, wire
 
 
 @attrs.frozen(kw_only=True)
@@ -13,7 +13,7 @@ class QueryMessageRequestHeader:
 
     topic: str
     key: str
-    max_num: int
+    max_num: Int32
     begin_timestamp: int
     end_timestamp: int
     unique_key_query: bool | None = attrs.field(default=None, metadata=wire("_UNIQUE_KEY_QUERY"))

@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-from protocol.convert import decode_header, wire
+from protocol.convert import Int32, decode_header, utf8_encodable, wire
 
 
 @attrs.frozen(kw_only=True)
@@ -20,16 +20,16 @@ class SendMessageRequestHeader:
     producer_group: str
     topic: str
     default_topic: str
-    default_topic_queue_nums: int
-    queue_id: int
-    sys_flag: int
+    default_topic_queue_nums: Int32
+    queue_id: Int32
+    sys_flag: Int32
     born_timestamp: int
-    flag: int
+    flag: Int32
     properties: str | None = None
-    reconsume_times: int | None = None
+    reconsume_times: Int32 | None = None
     unit_mode: bool = False
     batch: bool = False
-    max_reconsume_times: int | None = None
+    max_reconsume_times: Int32 | None = None
     bname: str | None = None
 
     def to_v2(self) -> SendMessageRequestHeaderV2:
@@ -43,15 +43,15 @@ class SendMessageRequestHeaderV2:
     producer_group: str = attrs.field(metadata=wire("a"))
     topic: str = attrs.field(metadata=wire("b"))
     default_topic: str = attrs.field(metadata=wire("c"))
-    default_topic_queue_nums: int = attrs.field(metadata=wire("d"))
-    queue_id: int = attrs.field(metadata=wire("e"))
-    sys_flag: int = attrs.field(metadata=wire("f"))
+    default_topic_queue_nums: Int32 = attrs.field(metadata=wire("d"))
+    queue_id: Int32 = attrs.field(metadata=wire("e"))
+    sys_flag: Int32 = attrs.field(metadata=wire("f"))
     born_timestamp: int = attrs.field(metadata=wire("g"))
-    flag: int = attrs.field(metadata=wire("h"))
+    flag: Int32 = attrs.field(metadata=wire("h"))
     properties: str | None = attrs.field(default=None, metadata=wire("i"))
-    reconsume_times: int | None = attrs.field(default=None, metadata=wire("j"))
+    reconsume_times: Int32 | None = attrs.field(default=None, metadata=wire("j"))
     unit_mode: bool = attrs.field(default=False, metadata=wire("k"))
-    max_reconsume_times: int | None = attrs.field(default=None, metadata=wire("l"))
+    max_reconsume_times: Int32 | None = attrs.field(default=None, metadata=wire("l"))
     batch: bool = attrs.field(default=False, metadata=wire("m"))
     bname: str | None = attrs.field(default=None, metadata=wire("n"))
 
@@ -90,7 +90,14 @@ _ABSENT: Any = object()
 
 
 def _int(value: object) -> int:
-    if type(value) is str and value.isdigit():
+    # Up to 9 digits always fits a Java int; anything longer is range-checked on the slow path.
+    if type(value) is str and len(value) < 10 and value.isdigit():
+        return int(value)
+    raise _Slow
+
+
+def _long(value: object) -> int:
+    if type(value) is str and len(value) < 19 and value.isdigit():
         return int(value)
     raise _Slow
 
@@ -104,7 +111,7 @@ def _opt_int(value: object) -> int | None:
 def _opt_str(value: object) -> str | None:
     if value is _ABSENT:
         return None
-    if type(value) is str:
+    if type(value) is str and (value.isascii() or utf8_encodable(value)):
         return value
     raise _Slow
 
@@ -133,6 +140,8 @@ def decode_send_v2(ext: Mapping[str, str]) -> SendMessageRequestHeader:
         default_topic = get("c", _ABSENT)
         if type(group) is not str or type(topic) is not str or type(default_topic) is not str:
             raise _Slow
+        if not (group.isascii() and topic.isascii() and default_topic.isascii()):
+            raise _Slow  # rare (topic names are ASCII); the slow path refuses lone surrogates
         return SendMessageRequestHeader(
             producer_group=group,
             topic=topic,
@@ -140,7 +149,7 @@ def decode_send_v2(ext: Mapping[str, str]) -> SendMessageRequestHeader:
             default_topic_queue_nums=_int(get("d", _ABSENT)),
             queue_id=_int(get("e", _ABSENT)),
             sys_flag=_int(get("f", _ABSENT)),
-            born_timestamp=_int(get("g", _ABSENT)),
+            born_timestamp=_long(get("g", _ABSENT)),
             flag=_int(get("h", _ABSENT)),
             properties=_opt_str(get("i", _ABSENT)),
             reconsume_times=_opt_int(get("j", _ABSENT)),
@@ -149,7 +158,7 @@ def decode_send_v2(ext: Mapping[str, str]) -> SendMessageRequestHeader:
             max_reconsume_times=_opt_int(get("l", _ABSENT)),
             bname=_opt_str(get("n", _ABSENT)),
         )
-    except _Slow:
+    except (_Slow, ValueError):  # ValueError: a non-ASCII digit int() refuses
         return decode_header(SendMessageRequestHeaderV2, ext).to_v1()
 
 
@@ -158,7 +167,7 @@ class SendMessageResponseHeader:
     """``msg_region``/``trace_on`` are the extra ext keys the broker adds to every send reply."""
 
     msg_id: str
-    queue_id: int
+    queue_id: Int32
     queue_offset: int
     transaction_id: str | None = None
     msg_region: str | None = attrs.field(default=None, metadata=wire("MSG_REGION"))
@@ -169,11 +178,11 @@ class SendMessageResponseHeader:
 class ConsumerSendMsgBackRequestHeader:
     offset: int  # commit-log offset of the message that failed
     group: str
-    delay_level: int
+    delay_level: Int32
     origin_msg_id: str | None = None
     origin_topic: str | None = None
     unit_mode: bool = False
-    max_reconsume_times: int | None = None
+    max_reconsume_times: Int32 | None = None
     bname: str | None = None
 
 
@@ -182,14 +191,14 @@ class ReplyMessageRequestHeader:
     producer_group: str
     topic: str
     default_topic: str
-    default_topic_queue_nums: int
-    queue_id: int
-    sys_flag: int
+    default_topic_queue_nums: Int32
+    queue_id: Int32
+    sys_flag: Int32
     born_timestamp: int
-    flag: int
+    flag: Int32
     born_host: str
     store_host: str
     store_timestamp: int
     properties: str | None = None
-    reconsume_times: int | None = None
+    reconsume_times: Int32 | None = None
     unit_mode: bool = False

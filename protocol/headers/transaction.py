@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import attrs
 
+from protocol.convert import Int32
+
 
 @attrs.frozen(kw_only=True)
 class EndTransactionRequestHeader:
@@ -12,7 +14,7 @@ class EndTransactionRequestHeader:
     producer_group: str
     tran_state_table_offset: int
     commit_log_offset: int
-    commit_or_rollback: int
+    commit_or_rollback: Int32
     msg_id: str
     from_transaction_check: bool | None = None
     transaction_id: str | None = None

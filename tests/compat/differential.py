@@ -33,6 +33,8 @@ UNIQ = {
     "b1": "7F000001000000000000000000000004",
     "b2": "7F000001000000000000000000000005",
     "wake": "7F000001000000000000000000000006",
+    "tx1": "7F000001000000000000000000000007",
+    "tx2": "7F000001000000000000000000000008",
 }
 CLIENT_ID = "127.0.0.1@differential"
 OTHER_CLIENT_ID = "127.0.0.1@differential-other"
@@ -88,6 +90,13 @@ STEPS = (
     "delete_topic_in_namesrv",
     "unknown_request_code",
     "unregister_client",
+    "tx_send_half",
+    "tx_end_wrong_group",
+    "tx_end_wrong_table_offset",
+    "tx_end_commit",
+    "tx_pull_committed",
+    "tx_check_back",
+    "tx_end_rollback_from_check",
     "ns_all_topics",
 )
 
@@ -620,6 +629,98 @@ async def _admin_steps(s: Scenario, conn: RawConnection) -> None:
     s.capture("unregister_client", r, await conn.call(r))
 
 
+def _tx_half(s: Scenario, topic: str, uniq: str, body: bytes) -> RemotingCommand:
+    properties = {
+        "TAGS": "TagT",
+        "WAIT": "true",
+        "TRAN_MSG": "true",
+        "PGROUP": f"{s.producer_group}_TX",
+        "UNIQ_KEY": uniq,
+    }
+    r = _send_v2(s, 0, properties, body, topic=topic)
+    return attrs.evolve(r, ext_fields={**r.ext_fields, "a": f"{s.producer_group}_TX", "f": "4"})
+
+
+def _tx_end(
+    s: Scenario, table_offset: str, commit_log_offset: int, kind: int, uniq: str, **more: Any
+) -> RemotingCommand:
+    return req(
+        RequestCode.END_TRANSACTION,
+        {
+            "producerGroup": f"{s.producer_group}_TX",
+            "tranStateTableOffset": table_offset,
+            "commitLogOffset": commit_log_offset,
+            "commitOrRollback": kind,
+            "fromTransactionCheck": False,
+            "msgId": uniq,
+            "transactionId": uniq,
+            **more,
+        },
+    )
+
+
+def _blur_offsets(capture: Capture, *, queue_offset: bool) -> None:
+    """Commit-log offsets (and half-queue offsets) depend on what the server stored before."""
+    for record in capture.observation.get("body") or []:
+        if isinstance(record, dict):
+            if record.get("preparedTransactionOffset"):
+                record["preparedTransactionOffset"] = "<offset>"
+            if queue_offset:
+                record["queueOffset"] = "<offset>"
+
+
+async def _transaction_steps(s: Scenario, conn: RawConnection) -> None:
+    """Prepare, END_TRANSACTION's checks, commit, the committed message, a check-back and its
+    answer (reference §7.6); both servers check unresolved transactions after 2 s, every 1 s."""
+    topic = f"{s.topic}_TX"
+    r = _tx_half(s, topic, UNIQ["tx1"], b"tx committed")
+    sent = await conn.call(r)
+    s.capture("tx_send_half", r, sent, exact_ext=("queueId", "MSG_REGION", "TRACE_ON"))
+    offset = int(sent.ext_fields["msgId"][-16:], 16)
+    table_offset = sent.ext_fields["queueOffset"]
+    r = _tx_end(s, table_offset, offset, 8, UNIQ["tx1"], producerGroup="wrong_group")
+    s.capture("tx_end_wrong_group", r, await conn.call(r), exact_remark=True)
+    r = _tx_end(s, str(int(table_offset) + 1000), offset, 8, UNIQ["tx1"])
+    s.capture("tx_end_wrong_table_offset", r, await conn.call(r), exact_remark=True)
+    r = _tx_end(s, table_offset, offset, 8, UNIQ["tx1"])
+    s.capture("tx_end_commit", r, await conn.call(r), exact_remark=True)
+    pull = _pull(s, 0, 0)
+    pull = attrs.evolve(pull, ext_fields={**pull.ext_fields, "topic": topic})
+    reply = await _retry_until(partial(conn.call, pull), lambda x: x.code == 0, 10)
+    s.capture("tx_pull_committed", pull, reply, exact_ext=PULL_EXACT, body="records")
+    _blur_offsets(s.captures[-1], queue_offset=False)
+
+    # a producer of the group on this connection, then a half nobody ends: the check-back
+    hb = body_json(
+        {
+            "clientID": CLIENT_ID,
+            "consumerDataSet": [],
+            "producerDataSet": [{"groupName": f"{s.producer_group}_TX"}],
+        }
+    )
+    await conn.call(req(RequestCode.HEART_BEAT, body=hb))
+    r = _tx_half(s, topic, UNIQ["tx2"], b"tx checked")
+    await conn.call(r)
+    check = await conn.next_request(RequestCode.CHECK_TRANSACTION_STATE, timeout=20)
+    s.capture(
+        "tx_check_back",
+        r,
+        check,
+        exact_ext=("msgId", "transactionId"),
+        body="records",
+    )
+    _blur_offsets(s.captures[-1], queue_offset=True)
+    r = _tx_end(
+        s,
+        check.ext_fields["tranStateTableOffset"],
+        int(check.ext_fields["commitLogOffset"]),
+        12,
+        UNIQ["tx2"],
+        fromTransactionCheck=True,
+    )
+    s.capture("tx_end_rollback_from_check", r, await conn.call(r), exact_remark=True)
+
+
 async def _namesrv_steps_after(s: Scenario, ns: RawConnection) -> None:
     r = req(RequestCode.GET_ALL_TOPIC_LIST_FROM_NAMESERVER)
     reply = await ns.call(r)
@@ -641,6 +742,7 @@ async def run_scenario(
             await _client_steps(s, conn)
             await _query_steps(s, conn)
             await _admin_steps(s, conn)
+            await _transaction_steps(s, conn)
             await _namesrv_steps_after(s, ns)
     except Exception as exc:  # reported per step by the test, with the servers' logs
         return s.captures, exc

@@ -51,6 +51,19 @@ class RawConnection:
                 if not cmd.is_response:
                     self.server_requests.append(cmd)
 
+    async def next_request(self, code: int, timeout: float = 10.0) -> RemotingCommand:
+        """The next server-initiated request with ``code`` (one seen earlier counts)."""
+        for i, cmd in enumerate(self.server_requests):
+            if cmd.code == code:
+                return self.server_requests.pop(i)
+        with trio.fail_after(timeout):
+            while True:
+                cmd = await self._next()
+                if not cmd.is_response and cmd.code == code:
+                    return cmd
+                if not cmd.is_response:
+                    self.server_requests.append(cmd)
+
     async def oneway(self, request: RemotingCommand) -> None:
         await self.stream.send_all(encode_command(request.with_opaque(next(_opaques))))
 

@@ -65,17 +65,7 @@ def test_program_with_binary_headers(
     run_program(jvm, target, names, program, client_dir, {"rocketmq.serialize.type": "ROCKETMQ"})
 
 
-@pytest.mark.parametrize(
-    "target",
-    [
-        "apache",
-        pytest.param(
-            "ours",
-            marks=pytest.mark.xfail(strict=True, reason="transactions come in a later issue"),
-        ),
-    ],
-    indirect=True,
-)
+@pytest.mark.parametrize("target", ["apache", "ours"], indirect=True)
 def test_transaction(jvm: Jvm, target: Target, names: Names, client_dir: Path) -> None:
     """Commit delivered, rollback dropped, unknown resolved through the broker's check-back."""
     run_program(jvm, target, names, "transaction", client_dir)

@@ -6,12 +6,14 @@ import enum
 import functools
 import inspect
 from types import NoneType, UnionType
-from typing import Any, Union, get_args, get_origin
+from typing import Annotated, Any, Union, get_args, get_origin
 
 import attrs
 from hypothesis import strategies as st
 
-# Lone surrogates cannot be UTF-8 encoded; no peer can send them.
+from protocol.convert import JavaRange
+
+# Lone surrogates cannot be UTF-8 encoded; the codec refuses them (tests/protocol/test_java_ranges.py).
 text = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
 json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), text)
 
@@ -41,6 +43,9 @@ def for_type(tp: Any) -> st.SearchStrategy[Any]:
         return st.booleans()
     if tp is int:
         return st.integers(-(2**63), 2**63 - 1)
+    if origin is Annotated:
+        java = next(m for m in tp.__metadata__ if isinstance(m, JavaRange))
+        return st.integers(java.low, java.high)
     if tp is float:
         return st.floats(allow_nan=False, allow_infinity=False)
     if isinstance(tp, type) and issubclass(tp, enum.Enum):

@@ -288,7 +288,8 @@ def runtime_table(ctx: BrokerContext, disk: tuple[int, int]) -> dict[str, str]:
     ``disk`` is (total, free) bytes of the commit log's file system.
 
     Rates are over the last minute, repeated in the three slots Java fills with its 10 s / 1 min /
-    10 min windows; figures we do not keep (latency histograms, yesterday's totals) are zero.
+    10 min windows; latencies come from the send and pull histograms (``putLatency99`` is the
+    upper edge of the bucket holding the 99th percentile); yesterday's totals are zero.
     """
     now_ms = ctx.now_ms()
     store, stats, config = ctx.store, ctx.stats, ctx.config
@@ -319,11 +320,11 @@ def runtime_table(ctx: BrokerContext, disk: tuple[int, int]) -> dict[str, str]:
         "putMessageSizeTotal": str(stats.put_bytes.total),
         "putMessageAverageSize": str(stats.put_bytes.total / puts if puts else 0.0),
         "putMessageFailedTimes": str(stats.send_failures),
-        "putMessageEntireTimeMax": "0",
-        "getMessageEntireTimeMax": "0",
-        "putMessageDistributeTime": "null",
-        "putLatency99": "0.00",
-        "putLatency999": "0.00",
+        "putMessageEntireTimeMax": str(int(stats.put_latency.max_ms)),
+        "getMessageEntireTimeMax": str(int(stats.pull_latency.max_ms)),
+        "putMessageDistributeTime": stats.put_latency.java_distribution(),
+        "putLatency99": f"{stats.put_latency.quantile(0.99):.2f}",
+        "putLatency999": f"{stats.put_latency.quantile(0.999):.2f}",
         "pageCacheLockTimeMills": "0",
         "remainTransientStoreBufferNumbs": str(2**31 - 1),
         "remainHowManyDataToFlush": _human_bytes(

@@ -8,6 +8,7 @@ calls ``resume``, which runs ``process`` again without the right to park.
 from __future__ import annotations
 
 import logging
+from time import perf_counter
 from typing import Any
 
 import trio
@@ -25,6 +26,9 @@ from protocol.headers.pull import PullMessageRequestHeader
 from storage.message_store import GetStatus
 
 log = logging.getLogger(__name__)
+
+# Pulls one connection may have held at once (one per queue it consumes is the normal case).
+MAX_HELD_PER_CONNECTION = 4096
 
 _CODES = {
     GetStatus.FOUND: ResponseCode.SUCCESS,
@@ -49,6 +53,9 @@ def response_code(status: GetStatus, requested_offset: int) -> ResponseCode:
 class PullHandler:
     def __init__(self, ctx: BrokerContext) -> None:
         self.ctx = ctx
+        # Held pulls per connection, and the turn of its resumed pulls (see resume).
+        self._held: dict[Any, int] = {}
+        self._turns: dict[Any, trio.Lock] = {}
 
     def register(self, router: Router) -> None:
         # A pull never awaits (a store read, or parking in the hold table): the connection's
@@ -56,24 +63,55 @@ class PullHandler:
         router.register(RequestCode.PULL_MESSAGE, self.handle, inline=True)
 
     async def handle(self, rctx: RequestContext, req: RemotingCommand) -> RemotingCommand | None:
-        return self.process(rctx.channel, req, allow_suspend=True)
+        started = perf_counter()
+        reply = self.process(rctx.channel, req, allow_suspend=True)
+        if reply is not None:  # a held pull's wait is the consumer's choice, not latency
+            self.ctx.stats.pull_latency.observe((perf_counter() - started) * 1000)
+        return reply
+
+    def abandoned(self, held: HeldPull) -> bool:
+        """True when the held pull's connection is closed: nobody to answer."""
+        return bool(held.payload[0].closed)
 
     async def resume(self, held: HeldPull) -> None:
-        """Answer a released pull on its own connection (dropped there if it closed)."""
+        """Answer a released pull on its own connection (dropped there if it closed).
+
+        One arrival may release many pulls of one connection, each with a large reply.
+        They take turns per connection: a reply is built only when the previous one was
+        queued, and queuing waits for the connection's write limit, so a consumer that
+        does not read holds at most one resumed reply beyond that limit.
+        """
         channel, req = held.payload
-        try:
-            reply = self.process(channel, req, allow_suspend=False)
-        except RequestError as exc:
-            reply = req.reply(exc.code, exc.remark)
-        except Exception as exc:
-            log.exception("resumed pull failed")
-            reply = req.reply(ResponseCode.SYSTEM_ERROR, f"{type(exc).__name__}: {exc}")
-        if reply is None:
+        count = self._held.get(channel, 0) - 1
+        if count > 0:
+            self._held[channel] = count
+        else:
+            self._held.pop(channel, None)
+        if channel.closed:
             return
+        turn = self._turns.get(channel)
+        if turn is None:
+            turn = self._turns[channel] = trio.Lock()
         try:
-            await channel.send(reply)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            log.debug("held pull's connection is gone: %s", exc)
+            async with turn:
+                if channel.closed:
+                    return
+                try:
+                    reply = self.process(channel, req, allow_suspend=False)
+                except RequestError as exc:
+                    reply = req.reply(exc.code, exc.remark)
+                except Exception as exc:
+                    log.exception("resumed pull failed")
+                    reply = req.reply(ResponseCode.SYSTEM_ERROR, f"{type(exc).__name__}: {exc}")
+                if reply is None:
+                    return
+                try:
+                    await channel.send(reply)
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                    log.debug("held pull's connection is gone: %s", exc)
+        finally:
+            if not turn.locked() and turn.statistics().tasks_waiting == 0:
+                self._turns.pop(channel, None)
 
     def process(
         self, channel: Any, req: RemotingCommand, *, allow_suspend: bool
@@ -111,8 +149,13 @@ class PullHandler:
             ctx.stats.on_get(group, topic, result.message_count, len(body))
         reply: RemotingCommand | None = req.reply(code, result.status.name, fields, body)
         if code == ResponseCode.PULL_NOT_FOUND and allow_suspend and header.has_suspend:
-            self._hold(channel, req, header, subscription)
-            reply = None
+            if self._hold(channel, req, header, subscription):
+                reply = None
+            else:
+                reply = req.reply(
+                    ResponseCode.SYSTEM_BUSY,
+                    f"too many held pulls on this connection (at most {MAX_HELD_PER_CONNECTION})",
+                )
         if allow_suspend and header.has_commit_offset and not ctx.is_slave:
             ctx.offsets.commit(group, topic, queue_id, header.commit_offset)
         return reply
@@ -203,7 +246,12 @@ class PullHandler:
         req: RemotingCommand,
         header: PullMessageRequestHeader,
         subscription: Subscription,
-    ) -> None:
+    ) -> bool:
+        """Hold the pull; False when its connection holds the most it may."""
+        held = self._held.get(channel, 0)
+        if held >= MAX_HELD_PER_CONNECTION:
+            return False
+        self._held[channel] = held + 1
         config = self.ctx.config
         hold_ms = (
             header.suspend_timeout_millis
@@ -220,3 +268,4 @@ class PullHandler:
                 payload=(channel, req),
             )
         )
+        return True

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 import random
+from time import perf_counter
 
 import trio
 
 from actors.broker.context import BrokerContext
 from actors.broker.delay import DelayRejected, rewrite_on_put
 from actors.broker.durability import wait_durable
+from actors.broker.transaction import half_message
 from actors.remoting.router import RequestContext, RequestError, Router
 from protocol.bodies.common import PermName, TopicFilterType, TopicSysFlag
 from protocol.bodies.topic import TopicConfig
@@ -127,10 +129,12 @@ class SendHandler:
                 ctx.send_gate.acquire_nowait()
             except trio.WouldBlock:
                 await self._enter_gate()
+            started = perf_counter()
             try:
                 code, fields = await self._send(rctx, req)
             finally:
                 ctx.send_gate.release()
+                ctx.stats.put_latency.observe((perf_counter() - started) * 1000)
         except RequestError as exc:
             ctx.stats.send_failures += 1
             return req.reply(exc.code, exc.remark, ext)
@@ -203,7 +207,8 @@ class SendHandler:
         topic = header.topic
         if topic.startswith(RETRY_GROUP_TOPIC_PREFIX):
             topic, queue_id = self._retry_or_dlq(header, req.version, props, queue_id, now_ms)
-        if props.get(MessageConst.TRAN_MSG) == "true" and ctx.config.rejectTransactionMessage:
+        prepared = props.get(MessageConst.TRAN_MSG) == "true"
+        if prepared and ctx.config.rejectTransactionMessage:
             raise RequestError(
                 ResponseCode.NO_PERMISSION,
                 f"the broker[{ctx.config.brokerIP1}] sending transaction message is forbidden",
@@ -219,13 +224,21 @@ class SendHandler:
             born_host=rctx.peer,
             reconsume_times=header.reconsume_times or 0,
         )
-        timer = ctx.delivery.timer_config if ctx.delivery is not None else None
-        try:
-            parked = rewrite_on_put(msg, ctx.delay_levels, timer, now_ms, wait=wait)
-        except DelayRejected as exc:
-            raise RequestError(ResponseCode.MESSAGE_ILLEGAL, str(exc)) from None
+        if prepared:
+            # a half message (§7.6); a delay applies to the committed message, not to this
+            parked = half_message(ctx, msg, now_ms, wait)
+        else:
+            parked = self._rewrite_delay(msg, now_ms, wait)
         result = ctx.store.put_message(parked)
         return await self._finish(result, header.topic, queue_id, wait_store)
+
+    def _rewrite_delay(self, msg: MessageInner, now_ms: int, wait: str | None) -> MessageInner:
+        ctx = self.ctx
+        timer = ctx.delivery.timer_config if ctx.delivery is not None else None
+        try:
+            return rewrite_on_put(msg, ctx.delay_levels, timer, now_ms, wait=wait)
+        except DelayRejected as exc:
+            raise RequestError(ResponseCode.MESSAGE_ILLEGAL, str(exc)) from None
 
     def _topic_for_send(self, header: SendMessageRequestHeader, now_ms: int) -> TopicConfig:
         ctx = self.ctx

@@ -82,6 +82,8 @@ async def test_retry_through_our_broker(real_namesrv, real_broker) -> None:
         consumer.subscribe("E3")
         async with consumer:
             await done.wait()
+    # Each failed once (RECONSUME_LATER) and came back once through the retry topic.
+    assert attempts == {b"a": 2, b"b": 2}
 
 
 async def test_orderly_order_survives_a_consumer_restart(real_namesrv, real_broker) -> None:
@@ -163,3 +165,5 @@ async def test_rebalance_through_our_broker(real_namesrv, real_broker) -> None:
                 sent |= {(await producer.send(Message("E5", b"y"))).msg_id for _ in range(20)}
                 while set().union(*seen.values()) != sent:  # noqa: ASYNC110 - filled by listeners
                     await trio.sleep(0.05)
+    assert set(seen) == {"a", "b"}  # both members consumed
+    assert set().union(*seen.values()) == sent
