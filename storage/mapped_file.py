@@ -62,13 +62,17 @@ def create_mapped(path: str, file_size: int, *, sync_dir: bool = True) -> tuple[
     """A new preallocated file at ``path``, mapped shared.
 
     Built under a temporary name and renamed into place, so a crash mid-creation never leaves a
-    short file under a real name (loading refuses files of the wrong size); the directory is
-    synced so the new name is as durable as the data a later fdatasync writes into it.
+    short file under a real name (loading refuses files of the wrong size); the file is synced
+    before the rename and the directory after it, so the name never outlives the size.
     """
     tmp = path + TMP_SUFFIX
     fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         os.posix_fallocate(fd, 0, file_size)
+        # the size is the file's data as far as POSIX goes: without this fsync a power loss can
+        # leave the durable name (after the directory fsync below) on an empty file, which
+        # loading refuses (tests/powerloss/test_lazyfs.py::test_commit_log_mapped_file...)
+        os.fsync(fd)
         if os.path.exists(path):
             raise FileExistsError(path)
         os.rename(tmp, path)
