@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
@@ -44,6 +44,10 @@ from storage.delay_offsets import DelayOffsetTable
 from storage.message_store import MessageStore
 from storage.subscription_groups import SubscriptionGroupTable
 from storage.topic_config import SystemTopicSettings, TopicConfigTable
+
+if TYPE_CHECKING:
+    from actors.failover.actor import Failover
+    from actors.failover.election import MasterRecord
 
 log = logging.getLogger(__name__)
 
@@ -154,8 +158,10 @@ class BrokerContext:
     demoted: bool = False
     # automatic failover (actors/broker/failover.py): the running elector (None: failover is
     # off), and the master etcd elected that this broker follows (None: it leads, or none yet)
-    failover: Any = None
-    failover_master: trio_util.AsyncValue[Any] = attrs.Factory(lambda: trio_util.AsyncValue(None))
+    failover: Failover | None = None
+    failover_master: trio_util.AsyncValue[MasterRecord | None] = attrs.Factory(
+        lambda: trio_util.AsyncValue(None)
+    )
     # schedule + timer services, set by the app
     delivery: DelayedDelivery | None = None
     started_ms: int = attrs.field(factory=wall_clock_ms)

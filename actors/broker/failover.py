@@ -26,7 +26,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
@@ -42,6 +42,9 @@ from actors.failover.election import (
 )
 from actors.failover.etcd import EtcdClient, parse_endpoints
 from storage.config import BrokerRole, MessageStoreConfig
+
+if TYPE_CHECKING:
+    from actors.broker.context import BrokerContext
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +78,11 @@ def failover_configs(config: Any, store_config: MessageStoreConfig) -> tuple[Any
     return config, store_config, ident
 
 
-def _epoch_path(ctx: Any) -> Path:
+def _epoch_path(ctx: BrokerContext) -> Path:
     return Path(ctx.store_config.storePathRootDir) / "config" / EPOCH_FILE
 
 
-def load_held_epoch(ctx: Any) -> int:
+def load_held_epoch(ctx: BrokerContext) -> int:
     try:
         return int(json.loads(_epoch_path(ctx).read_text())["epoch"])
     except FileNotFoundError:
@@ -102,7 +105,7 @@ def _write_held_epoch(path: Path, epoch: int) -> None:
 
 @attrs.define(eq=False)
 class BrokerFailover:
-    ctx: Any  # actors.broker.context.BrokerContext
+    ctx: BrokerContext
     ident: FailoverIdentity
     held_epoch: int = 0  # the epoch whose log this store holds (persisted)
     fo: Failover | None = None
@@ -167,7 +170,7 @@ async def broker_failover(
         task_status.started(bf)
 
 
-async def _track_in_sync(ctx: Any, fo: Failover) -> None:
+async def _track_in_sync(ctx: BrokerContext, fo: Failover) -> None:
     """While master: a slave whose acknowledged offset reached every acknowledged send
     (``acked_end``) joins; under steady load it never catches the log's end itself."""
     while True:

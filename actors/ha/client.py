@@ -17,7 +17,7 @@ beyond the master's offset is one nobody acknowledged, and it is truncated.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -32,6 +32,10 @@ from protocol.ha import (
 )
 from storage.errors import StoreError
 
+if TYPE_CHECKING:
+    from actors.broker.context import BrokerContext
+    from actors.failover.election import MasterRecord
+
 log = logging.getLogger(__name__)
 
 RECONNECT_DELAY = 5.0
@@ -45,7 +49,7 @@ class _Diverged(Exception):
     pass
 
 
-def master_ha_address(ctx: Any) -> str | None:
+def master_ha_address(ctx: BrokerContext) -> str | None:
     if ctx.failover is not None:
         # with failover, only the master etcd elected (actors/broker/failover.py)
         master = ctx.failover_master.value
@@ -54,7 +58,7 @@ def master_ha_address(ctx: Any) -> str | None:
 
 
 async def ha_client(
-    ctx: Any,  # actors.broker.context.BrokerContext
+    ctx: BrokerContext,
     *,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -91,7 +95,7 @@ async def _connect(addr: str) -> trio.SocketStream:
             raise OSError(f"bad master HA address {addr!r}") from exc
 
 
-async def _follow(ctx: Any, addr: str) -> None:
+async def _follow(ctx: BrokerContext, addr: str) -> None:
     try:
         stream = await _connect(addr)
     except trio.TooSlowError as exc:
@@ -109,15 +113,17 @@ async def _follow(ctx: Any, addr: str) -> None:
         conn.cancel_scope.cancel()
 
 
-async def _until_changed(ctx: Any, master: Any, conn: trio.CancelScope) -> None:
+async def _until_changed(ctx: BrokerContext, master: MasterRecord | None, conn: trio.CancelScope) -> None:
     await ctx.failover_master.wait_value(lambda m: m is not master)
     log.info("master changed: leaving %s", master.ha_addr if master else None)
     conn.cancel()
 
 
-async def _hello(ctx: Any, stream: trio.SocketStream, master: Any) -> None:
+async def _hello(ctx: BrokerContext, stream: trio.SocketStream, master: MasterRecord) -> None:
     """The failover hello (protocol/ha.py): follow only a master of the elected epoch."""
-    await stream.send_all(encode_hello(ctx.failover.elector.broker_id, master.epoch))
+    failover = ctx.failover
+    assert failover is not None  # only called with failover on
+    await stream.send_all(encode_hello(failover.elector.broker_id, master.epoch))
     data = b""
     with trio.fail_after(ctx.store_config.haHousekeepingInterval / 1000):
         while len(data) < EPOCH_SIZE:
@@ -130,7 +136,7 @@ async def _hello(ctx: Any, stream: trio.SocketStream, master: Any) -> None:
         raise _Diverged(f"master at {master.ha_addr} is of epoch {epoch}, etcd elected epoch {master.epoch}")
 
 
-async def _report(ctx: Any, stream: trio.SocketStream, moved: Wake) -> None:
+async def _report(ctx: BrokerContext, stream: trio.SocketStream, moved: Wake) -> None:
     store = ctx.store
     heartbeat = ctx.store_config.haSendHeartbeatInterval / 1000
     sent = -1
@@ -146,7 +152,7 @@ async def _report(ctx: Any, stream: trio.SocketStream, moved: Wake) -> None:
             sent = -1  # a heartbeat: report even if nothing moved
 
 
-async def _receive(ctx: Any, stream: trio.SocketStream, moved: Wake, master: Any = None) -> None:
+async def _receive(ctx: BrokerContext, stream: trio.SocketStream, moved: Wake, master: MasterRecord | None = None) -> None:
     store = ctx.store
     silence = ctx.store_config.haHousekeepingInterval / 1000
     decoder = TransferDecoder(max_body=max(ctx.store_config.haTransferBatchSize, 4 << 20))

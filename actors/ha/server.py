@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -34,6 +34,9 @@ from protocol.ha import (
     encode_transfer_header,
 )
 
+if TYPE_CHECKING:
+    from actors.broker.context import BrokerContext
+
 log = logging.getLogger(__name__)
 
 RECEIVE_SIZE = 64 * 1024
@@ -41,7 +44,7 @@ BIND_RETRY = 5.0
 
 
 async def ha_server(
-    ctx: Any,  # actors.broker.context.BrokerContext
+    ctx: BrokerContext,
     *,
     host: str | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
@@ -84,7 +87,7 @@ def _ring(rep: Replication) -> Any:
     return hook
 
 
-async def _serve_slave(ctx: Any, rep: Replication, stream: trio.SocketStream) -> None:
+async def _serve_slave(ctx: BrokerContext, rep: Replication, stream: trio.SocketStream) -> None:
     try:
         ip, port = stream.socket.getpeername()[:2]
         peer = f"{ip}:{port}"
@@ -126,7 +129,7 @@ async def _receive_exactly(stream: trio.SocketStream, n: int, timeout: float) ->
     return data
 
 
-async def _hello(ctx: Any, rep: Replication, stream: trio.SocketStream, peer: str) -> bool:
+async def _hello(ctx: BrokerContext, rep: Replication, stream: trio.SocketStream, peer: str) -> bool:
     """The failover hello (protocol/ha.py): serve only a slave that follows this master's
     epoch; every slave learns this master's epoch (a stale one is refused by the slave)."""
     silence = ctx.store_config.haHousekeepingInterval / 1000
@@ -135,7 +138,9 @@ async def _hello(ctx: Any, rep: Replication, stream: trio.SocketStream, peer: st
     except trio.TooSlowError:
         log.warning("slave %s sent no failover hello within %.0f s", peer, silence)
         return False
-    mine = ctx.failover.leading
+    failover = ctx.failover
+    assert failover is not None  # only called with failover on
+    mine = failover.leading
     await stream.send_all(encode_epoch(mine))
     if epoch != mine or not mine:
         log.warning("slave %s (broker %d) follows epoch %d, this master is of epoch %d: refused", peer, broker_id, epoch, mine)
