@@ -128,6 +128,7 @@ def browser(tmp_path: Path) -> Iterator[object]:
 def test_pages_match_rmqadmin_and_lookup_finds_the_message(
     cluster: Target, dashboard: str, browser, tmp_path: Path
 ) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -135,7 +136,15 @@ def test_pages_match_rmqadmin_and_lookup_finds_the_message(
     shots = tmp_path / "screenshots"
     shots.mkdir()
     print(f"\ndashboard screenshots: {shots}")
-    wait = WebDriverWait(browser, 15)
+    # the page re-renders its tables every 2 s: a handle found just before may be gone
+    wait = WebDriverWait(browser, 15, ignored_exceptions=(StaleElementReferenceException,))
+
+    def click(by: str, what: str) -> None:
+        def clicked(d) -> bool:
+            d.find_element(by, what).click()
+            return True
+
+        wait.until(clicked)
 
     def rows(table: str) -> list[list[str]]:
         # one script call: the page re-renders its tables every 2 s, so element handles go
@@ -165,7 +174,7 @@ def test_pages_match_rmqadmin_and_lookup_finds_the_message(
     assert progress["diffTotal"] == 3
     groups = until_rows("groups", lambda r: any(g[0] == GROUP for g in r))
     assert next(g for g in groups if g[0] == GROUP)[6] == "3"
-    browser.find_element(By.LINK_TEXT, GROUP).click()
+    click(By.LINK_TEXT, GROUP)
     queues = until_rows("group-queues", lambda r: len(r) > 0)
     page = sorted((int(q[2]), int(q[3]), int(q[4]), int(q[5])) for q in queues if q[0] == TOPIC)
     admin_q = sorted(
