@@ -20,8 +20,7 @@ import trio
 from actors.remoting.client import RemotingClient, open_remoting_client
 from protocol.codes import SWITCH_BROKER_ROLE, RequestCode, ResponseCode
 from protocol.command import RemotingCommand
-from protocol.message import decode_records
-from tests.actors.broker.wire import pull, send_v2
+from tests.actors.broker.wire import pull_all_bodies, send_v2
 from tests.compat.processes import ManagedProcess, child_env, free_port, spawn, write_properties
 from tests.crash.test_broker_crash import wait_listening
 
@@ -58,23 +57,7 @@ def _broker(work: Path, name: str, port: int, namesrv: str, **extra: object) -> 
 
 
 async def _read_all(client: RemotingClient, addr: str) -> set[bytes]:
-    found: set[bytes] = set()
-    for queue_id in range(QUEUES):
-        offset = 0
-        while True:
-            reply = await client.invoke(
-                addr, pull(TOPIC, queue_id=queue_id, offset=offset, suspend_ms=0), 5
-            )
-            if reply.code != ResponseCode.SUCCESS:
-                # a slave that joined late starts at the master's last file then
-                low = int(reply.ext_fields.get("minOffset", 0))
-                if low > offset:
-                    offset = low
-                    continue
-                break
-            found.update(m.body for m in decode_records(reply.body))
-            offset = int(reply.ext_fields["nextBeginOffset"])
-    return found
+    return await pull_all_bodies(client, addr, TOPIC, QUEUES)
 
 
 async def test_promoted_slave_has_every_acknowledged_message(tmp_path: Path) -> None:

@@ -7,10 +7,10 @@ import struct
 
 import trio
 
-from protocol.codes import RequestCode
+from protocol.codes import RequestCode, ResponseCode
 from protocol.command import RemotingCommand
 from protocol.frame import FrameDecoder
-from protocol.message import properties_to_string
+from protocol.message import decode_records, properties_to_string
 from protocol.msgid import new_uniq_id
 
 
@@ -121,3 +121,24 @@ async def raw_call(addr: str, header: dict, body: bytes = b"") -> RemotingComman
             cmd = decoder.next_command()
             if cmd is not None:
                 return cmd
+
+
+async def pull_all_bodies(client, addr: str, topic: str, queues: int) -> set[bytes]:
+    """Every message body of ``topic`` on the broker at ``addr``, queue by queue, from the
+    queue's start (a slave that joined late starts at the master's last file: its minOffset)."""
+    found: set[bytes] = set()
+    for queue_id in range(queues):
+        offset = 0
+        while True:
+            reply = await client.invoke(
+                addr, pull(topic, queue_id=queue_id, offset=offset, suspend_ms=0), 5
+            )
+            if reply.code != ResponseCode.SUCCESS:
+                low = int(reply.ext_fields.get("minOffset", 0))
+                if low > offset:
+                    offset = low
+                    continue
+                break
+            found.update(m.body for m in decode_records(reply.body))
+            offset = int(reply.ext_fields["nextBeginOffset"])
+    return found
