@@ -147,16 +147,34 @@ class IndexFile:
         return self.index_count >= self.index_num
 
     def put(self, key: str, phy_offset: int, store_timestamp: int) -> bool:
-        """Add ``key``; False when the file is full."""
+        """Add ``key``; False when the file is full.
+
+        The header is left to the caller (``write_header``), once per record: after a process
+        crash, load trusts the header's end offset as "every key of records up to here is
+        indexed" and replays the commit log after it, so the header must never cover a record
+        whose other keys are not in yet.
+        """
         n = self.index_count
         if n >= self.index_num:
             return False
         h = key_hash(key)
         mm = self.mm
         slot_num = self.slot_num
-        slot_pos = HEADER_SIZE + (h % slot_num) * SLOT_SIZE
+        entries_at = HEADER_SIZE + slot_num * SLOT_SIZE
+        slot = h % slot_num
+        slot_pos = HEADER_SIZE + slot * SLOT_SIZE
         (prev,) = _SLOT.unpack_from(mm, slot_pos)
-        if prev <= 0 or prev > n:
+        # A slot at or past the count was written by a put the header never covered (a crash
+        # between them).  That entry's own link is what the slot held before it: follow it, or
+        # the chain behind would be cut (Java resets such a slot to 0 and loses the chain, and
+        # keeping it would make entry n link to itself).
+        while n <= prev < self.index_num:
+            stale_hash, _, _, before = _ENTRY.unpack_from(mm, entries_at + prev * ENTRY_SIZE)
+            if stale_hash % slot_num != slot or before >= prev:
+                prev = 0  # not this slot's entry after all: start the chain afresh
+                break
+            prev = before
+        if prev <= 0 or prev >= n:
             prev = 0
         if n <= 1:
             self.begin_timestamp = store_timestamp
@@ -165,31 +183,17 @@ class IndexFile:
         diff = 0
         if begin_ts > 0:
             diff = min(max((store_timestamp - begin_ts) // 1000, 0), INT_MAX)
-        _ENTRY.pack_into(
-            mm, HEADER_SIZE + slot_num * SLOT_SIZE + n * ENTRY_SIZE, h, phy_offset, diff, prev
-        )
+        _ENTRY.pack_into(mm, entries_at + n * ENTRY_SIZE, h, phy_offset, diff, prev)
         _SLOT.pack_into(mm, slot_pos, n)
         if prev == 0:
             self.hash_slot_count += 1
         self.index_count = n + 1
         self.end_phy_offset = phy_offset
         self.end_timestamp = store_timestamp
-        # Kept current on every put: after a process crash, load trusts the header for which
-        # entries exist and replays from its end offset.  Writing it only once per reput step
-        # (d093cda) left it behind entries a SIGKILL had already made visible, and keys of
-        # recent records went missing after recovery (tests/crash/test_store_crash.py failed
-        # 2 of 8 runs); the ~1 us per key it saved is not worth a lost index entry.
-        _HEADER.pack_into(
-            mm,
-            0,
-            self.begin_timestamp,
-            store_timestamp,
-            self.begin_phy_offset,
-            phy_offset,
-            self.hash_slot_count,
-            n + 1,
-        )
         return True
+
+    def room(self) -> int:
+        return self.index_num - self.index_count
 
     def overlaps(self, begin: int, end: int) -> bool:
         return self.begin_timestamp <= end and self.end_timestamp >= begin

@@ -80,11 +80,13 @@ class IndexService:
     def max_phy_offset(self) -> int:
         return self.files[-1].end_phy_offset if self.files else 0
 
-    def _writable(self, now_ms: int) -> IndexFile:
+    def _writable(self, now_ms: int, need: int) -> tuple[IndexFile, IndexFile | None]:
+        """The file to put ``need`` keys into, and the file it took over from (to flush): a
+        record's keys go into one file where they fit, so one header write covers them all."""
         last = self.files[-1] if self.files else None
         if last is not None:
-            if not last.is_full:
-                return last
+            if last.room() >= need or (last.index_count <= 1 and not last.is_full):
+                return last, None
             last.write_header()  # its final state, before the next file takes over
         os.makedirs(self.directory, exist_ok=True)
         stamp = now_ms
@@ -104,17 +106,19 @@ class IndexService:
         )
         with self._mutate:
             self.files = [*self.files, f]
-        return f
+        return f, last
 
     def build(self, req: DispatchRequest, now_ms: int) -> IndexFile | None:
-        """Index ``req``'s UNIQ_KEY and KEYS; returns a file that just filled up (to flush)."""
+        """Index ``req``'s UNIQ_KEY and KEYS; returns a file that was just finished (to flush).
+
+        The header is written once, after the record's last key: a crash between two keys
+        leaves it covering only whole records, and replay indexes this one again.
+        """
         if transaction_type(req.sys_flag) == MessageSysFlag.TRANSACTION_ROLLBACK:
             return None
         phy = req.commit_log_offset
         if phy < self.indexed_upto:
             return None  # already indexed (replay after recovery)
-        self.indexed_upto = phy + 1
-        f = self._writable(now_ms)
         uniq = req.uniq_key
         text = req.keys
         keys: list[str]
@@ -124,16 +128,19 @@ class IndexService:
         elif uniq:
             keys = [uniq]  # the common case: a producer's message id only
         else:
+            self.indexed_upto = phy + 1
             return None
-        full: IndexFile | None = None
+        f, full = self._writable(now_ms, len(keys))
         topic = req.topic
         ts = req.store_timestamp
         for key in keys:
             full_key = f"{topic}#{key}"
             if not f.put(full_key, phy, ts):
-                full = f
-                f = self._writable(now_ms)
+                # more keys than a whole file holds: the rest go on in a new one
+                f, full = self._writable(now_ms, 1)
                 f.put(full_key, phy, ts)
+        f.write_header()
+        self.indexed_upto = phy + 1
         return full
 
     def query(self, topic: str, key: str, max_num: int, begin: int, end: int) -> IndexQueryResult:
@@ -160,17 +167,6 @@ class IndexService:
         for f in doomed:
             f.destroy()
         return len(doomed)
-
-    def write_header(self) -> None:
-        """Bring the writable file's header up to date (IndexFile.put leaves it to its caller).
-
-        Reput calls this after each step, on the event loop: after a crash, load trusts the
-        header for which entries exist and replays the commit log from its end offset, which
-        re-creates any entries written after it, in the same places.
-        """
-        files = self.files
-        if files:
-            files[-1].write_header()
 
     def flush(self) -> None:
         for f in self.files[-2:]:

@@ -597,8 +597,6 @@ class MessageStore:
                 self.flags.logics_error = True
                 nxt = end
             off = nxt
-        if index_on and off != self.reput_from:
-            self.index.write_header()
         self.reput_from = off
         return [Arrived(t, q, m, ts, code) for (t, q, code), (m, ts) in latest.items()]
 
