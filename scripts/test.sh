@@ -20,4 +20,11 @@ if ! command -v chromium >/dev/null || [ ! -x /usr/bin/chromedriver ]; then
 fi
 .venv/bin/ruff check .
 .venv/bin/mypy
-.venv/bin/python -m pytest -q "$@"
+# Two workers (pytest-xdist), each module kept on one worker and the compat tests together
+# (tests/conftest.py says why); PYTEST_WORKERS=0 runs everything in this one process.
+workers=${PYTEST_WORKERS:-2}
+if [ "$workers" = 0 ]; then
+    .venv/bin/python -m pytest -q "$@"
+else
+    .venv/bin/python -m pytest -q -n "$workers" --dist loadgroup --no-loadscope-reorder "$@"
+fi

@@ -52,6 +52,9 @@ def save_text(path: Path | str, text: str) -> None:
             os.link(path, bak_tmp)
         except OSError:
             shutil.copyfile(path, bak_tmp)
+            # a copy is new data: unsynced, a power loss could leave .bak empty
+            with open(bak_tmp, "rb") as copied:
+                os.fsync(copied.fileno())
         os.replace(bak_tmp, bak)
     os.replace(tmp, path)
     _fsync_dir(path.parent)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import shutil
 import subprocess
 
@@ -38,10 +39,19 @@ def available() -> bool:
     return ok
 
 
+def _free_subnet() -> int:
+    """A 10.213.N.0/24 no interface of this machine uses: two test processes (xdist workers,
+    or two engineers' runs) build networks at the same time."""
+    shown = _ip("-o", "-4", "addr", "show", check=False).stdout
+    taken = {int(n) for n in re.findall(r"inet 10\.213\.(\d+)\.", shown)}
+    free = [n for n in range(1, 250) if n not in taken]
+    return random.choice(free or list(range(1, 250)))
+
+
 @attrs.define
 class Network:
     tag: str = attrs.field(factory=lambda: f"ha-{random.randrange(16**4):04x}")
-    subnet: int = attrs.field(factory=lambda: random.randrange(1, 250))
+    subnet: int = attrs.field(factory=lambda: _free_subnet())
     hosts: dict[str, str] = attrs.field(factory=dict)  # name -> namespace
     addrs: dict[str, str] = attrs.field(factory=dict)  # name -> IP
     _created: list[str] = attrs.field(factory=list)
