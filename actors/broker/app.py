@@ -236,7 +236,7 @@ async def broker(
     await trio.to_thread.run_sync(store.load)
     stopped = trio.Event()
     try:
-        ctx = await BrokerContext.load(config, store_config, store, **extra)
+        ctx = await BrokerContext.load(config, store_config, store, listen_host=host, **extra)
         ctx.delivery = DelayedDelivery.for_broker(ctx, timer_config)
         await _serve(ctx, host, net, stopped, task_status, ident)
     finally:

@@ -146,6 +146,8 @@ class BrokerContext:
     # Set once the broker begins to stop: new sends get SERVICE_NOT_AVAILABLE.
     stopping: bool = False
     now_ms: Callable[[], int] = wall_clock_ms
+    # Where the broker's servers listen (bindAddress; the app sets it): the HA server too.
+    listen_host: str = "0.0.0.0"
     # Learnt from the name servers' REGISTER_BROKER replies (a slave's master, for HA).
     master_addr: str | None = None
     master_ha_addr: str | None = None

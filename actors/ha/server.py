@@ -10,6 +10,11 @@
 
 It runs in the master's role scope: a switch to SLAVE cancels it, closing every connection.
 
+It listens where the broker's remoting server does (``bindAddress``).  Apache's
+AcceptSocketService (4.9 and 5.x) binds the wildcard address whatever the remoting server's
+address; we do not, on purpose: the HA port streams the whole commit log, unauthenticated, to
+anyone who connects, so a broker kept on one interface must not offer it on every other.
+
 One deliberate difference from Java: a first report beyond this master's commit log (a
 demoted master with a tail nobody acknowledged) is answered from this master's end, so the
 first frame tells the slave where the logs diverge (our HA client truncates to it; Java's
@@ -51,8 +56,10 @@ async def ha_server(
 ) -> None:
     """Serve slaves on ``haListenPort`` until cancelled; reports the port it listens on (0
     while the port cannot be bound: retried every BIND_RETRY seconds, loudly, rather than
-    taking the whole broker down with it)."""
+    taking the whole broker down with it).  ``host``: default the broker's bind address."""
     store, cfg = ctx.store, ctx.store_config
+    if host is None and ctx.listen_host not in ("", "0.0.0.0"):
+        host = ctx.listen_host  # else every interface, IPv6 too, as Java's wildcard bind
     rep = Replication()
     ctx.replication = rep  # what SYNC_MASTER sends wait on, fresh for every master term
     hook = _ring(rep)
@@ -99,7 +106,12 @@ async def _serve_slave(ctx: BrokerContext, rep: Replication, stream: trio.Socket
             if not await _hello(ctx, rep, stream, peer):
                 await stream.aclose()
                 return
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError, HAProtocolError) as exc:
+        except (
+            trio.BrokenResourceError,
+            trio.ClosedResourceError,
+            OSError,
+            HAProtocolError,
+        ) as exc:
             log.warning("slave %s: failover hello failed: %s", peer, exc)
             await stream.aclose()
             return
@@ -129,7 +141,9 @@ async def _receive_exactly(stream: trio.SocketStream, n: int, timeout: float) ->
     return data
 
 
-async def _hello(ctx: BrokerContext, rep: Replication, stream: trio.SocketStream, peer: str) -> bool:
+async def _hello(
+    ctx: BrokerContext, rep: Replication, stream: trio.SocketStream, peer: str
+) -> bool:
     """The failover hello (protocol/ha.py): serve only a slave that follows this master's
     epoch; every slave learns this master's epoch (a stale one is refused by the slave)."""
     silence = ctx.store_config.haHousekeepingInterval / 1000
@@ -143,7 +157,13 @@ async def _hello(ctx: BrokerContext, rep: Replication, stream: trio.SocketStream
     mine = failover.leading
     await stream.send_all(encode_epoch(mine))
     if epoch != mine or not mine:
-        log.warning("slave %s (broker %d) follows epoch %d, this master is of epoch %d: refused", peer, broker_id, epoch, mine)
+        log.warning(
+            "slave %s (broker %d) follows epoch %d, this master is of epoch %d: refused",
+            peer,
+            broker_id,
+            epoch,
+            mine,
+        )
         return False
     rep.ids[peer] = broker_id
     return True

@@ -297,3 +297,17 @@ async def test_demoted_master_drops_a_tail_the_new_master_lacks(
     assert log_bytes(master.ctx.store) == log_bytes(slave.ctx.store)
     assert master.ctx.store.max_offset_in_queue(TOPIC, 0) == 5
     assert not master.ctx.demoted
+
+
+async def test_ha_server_listens_on_the_bind_address_only(
+    nursery, tmp_path, namesrv_addr, ha_clock
+):
+    """bindAddress 127.0.0.1 (start_broker's host): the HA port, which streams the whole
+    commit log, is not offered on another address (127.0.0.2 is loopback too on Linux)."""
+    master = await start_broker(nursery, tmp_path / "m", namesrv_addr)
+    assert master.ctx.listen_host == "127.0.0.1"
+    port = master.ctx.store_config.haListenPort
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    await stream.aclose()
+    with pytest.raises(OSError, match="connect"):
+        await trio.open_tcp_stream("127.0.0.2", port)
