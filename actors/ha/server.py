@@ -106,12 +106,7 @@ async def _serve_slave(ctx: BrokerContext, rep: Replication, stream: trio.Socket
             if not await _hello(ctx, rep, stream, peer):
                 await stream.aclose()
                 return
-        except (
-            trio.BrokenResourceError,
-            trio.ClosedResourceError,
-            OSError,
-            HAProtocolError,
-        ) as exc:
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError, HAProtocolError) as exc:
             log.warning("slave %s: failover hello failed: %s", peer, exc)
             await stream.aclose()
             return
@@ -141,9 +136,7 @@ async def _receive_exactly(stream: trio.SocketStream, n: int, timeout: float) ->
     return data
 
 
-async def _hello(
-    ctx: BrokerContext, rep: Replication, stream: trio.SocketStream, peer: str
-) -> bool:
+async def _hello(ctx: BrokerContext, rep: Replication, stream: trio.SocketStream, peer: str) -> bool:
     """The failover hello (protocol/ha.py): serve only a slave that follows this master's
     epoch; every slave learns this master's epoch (a stale one is refused by the slave)."""
     silence = ctx.store_config.haHousekeepingInterval / 1000
@@ -157,13 +150,7 @@ async def _hello(
     mine = failover.leading
     await stream.send_all(encode_epoch(mine))
     if epoch != mine or not mine:
-        log.warning(
-            "slave %s (broker %d) follows epoch %d, this master is of epoch %d: refused",
-            peer,
-            broker_id,
-            epoch,
-            mine,
-        )
+        log.warning("slave %s (broker %d) follows epoch %d, this master is of epoch %d: refused", peer, broker_id, epoch, mine)
         return False
     rep.ids[peer] = broker_id
     return True
