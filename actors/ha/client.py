@@ -108,9 +108,13 @@ async def _follow(ctx: BrokerContext, addr: str) -> None:
             # another master elected: leave this one at once
             conn.start_soon(_until_changed, ctx, master, conn.cancel_scope)
         log.info("following master %s from %d", addr, ctx.store.max_phy_offset)
-        conn.start_soon(_report, ctx, stream, moved)
-        await _receive(ctx, stream, moved, master)
-        conn.cancel_scope.cancel()
+        ctx.following.master_addr = addr
+        try:
+            conn.start_soon(_report, ctx, stream, moved)
+            await _receive(ctx, stream, moved, master)
+            conn.cancel_scope.cancel()
+        finally:
+            ctx.following.master_addr = None
 
 
 async def _until_changed(ctx: BrokerContext, master: MasterRecord | None, conn: trio.CancelScope) -> None:
@@ -144,6 +148,7 @@ async def _report(ctx: BrokerContext, stream: trio.SocketStream, moved: Wake) ->
         offset = store.max_phy_offset
         if offset != sent:
             await stream.send_all(encode_report(offset))
+            ctx.following.last_write_ms = ctx.now_ms()
             sent = offset
             continue  # the send was a checkpoint: look again before sleeping
         with trio.move_on_after(heartbeat) as idle:
@@ -164,6 +169,8 @@ async def _receive(ctx: BrokerContext, stream: trio.SocketStream, moved: Wake, m
             raise _Diverged(f"master silent for {silence:.0f} s")
         if not data:
             raise trio.BrokenResourceError("master closed the connection")
+        ctx.following.last_read_ms = ctx.now_ms()
+        ctx.following.flow.add(len(data), trio.current_time())
         decoder.feed(data)
         while (frame := decoder.next_transfer()) is not None:
             if ctx.failover is not None and ctx.failover_master.value is not master:
