@@ -117,3 +117,50 @@ def test_demoted_master_truncates_the_tail_the_new_master_lacks(open_store, stor
     got = old.get_message("g", "TopicTest", 1, 20, 32)
     assert got.status is GetStatus.FOUND
     assert [decode_record(raw).body for raw in got.buffers] == [b"new"] * 7
+
+
+def test_truncation_waits_for_a_flush_in_progress(open_store, store_config, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A demoted master truncates on the event loop while the flush thread may be inside an
+    fdatasync of the old tail: that flush must not record the old end as flushed (the bytes
+    appended again below it would count as synced, and SYNC_FLUSH sends be acknowledged
+    before their fdatasync)."""
+    import os
+    import threading
+
+    import storage.mapped_file as mapped_file
+
+    store = open_store()
+    for i in range(3):
+        assert store.put_message(message(queue_id=i % 2)).status is PutStatus.PUT_OK
+    store.flush_commit_log()
+    common = store.max_phy_offset
+    for _ in range(2):
+        assert store.put_message(message(body=b"tail" * 20)).status is PutStatus.PUT_OK
+    store.set_role(BrokerRole.SLAVE)
+    entered, release = threading.Event(), threading.Event()
+    real_fdatasync = os.fdatasync
+
+    def slow_fdatasync(fd: int) -> None:
+        entered.set()
+        assert release.wait(10)
+        real_fdatasync(fd)
+
+    monkeypatch.setattr(mapped_file.os, "fdatasync", slow_fdatasync)
+    flusher = threading.Thread(target=store.flush_commit_log)
+    flusher.start()
+    assert entered.wait(10)  # the flush read the old end and is syncing
+    truncator = threading.Thread(target=store.truncate_replicated, args=(common,))
+    truncator.start()
+    truncator.join(0.5)  # with the fix it waits for the flush; without, it is done by now
+    release.set()
+    flusher.join(10)
+    truncator.join(10)
+    monkeypatch.setattr(mapped_file.os, "fdatasync", real_fdatasync)
+    assert store.max_phy_offset == common
+    assert store.commit_log.queue.flushed_where <= common
+    # bytes written again below the old end are flushed by the next flush, not taken as synced
+    store.append_replicated(common, b"\x00" * 8)
+    synced: list[int] = []
+    monkeypatch.setattr(mapped_file.os, "fdatasync", lambda fd: synced.append(fd))
+    assert store.flush_commit_log() == common + 8
+    assert synced
