@@ -1233,7 +1233,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-r", "--role", required=True, choices=("ASYNC_MASTER", "SYNC_MASTER", "SLAVE"))
     p.add_argument("-i", "--brokerId", type=int, help="a slave's id (default: its own, else 1)")
     p.add_argument(
-        "--truncate-to", dest="truncateTo", type=int, help="demotion: drop the log beyond this offset"
+        "--truncate-to",
+        dest="truncateTo",
+        type=int,
+        help="demotion: drop the log beyond this offset (the promotion's maxPhyOffset; needed if "
+        "this master was written to after the promotion: offsets alone cannot tell)",
     )
     p.add_argument(
         "--ha-master-addr", dest="haMasterAddr", help="demotion: the master's HA address host:port"

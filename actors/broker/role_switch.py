@@ -9,7 +9,13 @@ send whose slave went away: FLUSH_SLAVE_TIMEOUT); later ones SERVICE_NOT_AVAILAB
 
 A promoted slave continues from its own commit log and registers with brokerId 0 at once; a
 demoted master may drop a tail its new master lacks: ``truncateTo`` in the request, or the
-new master's first frame (see actors/ha/client.py).
+new master's first frame (see actors/ha/client.py).  The first frame decides by offset only,
+which is not enough once both brokers were written to after the promotion: with the slave
+promoted at P, the old master's bytes from P on are its own, not the new master's, yet every
+frame continues the log at its offset and is appended (B < A bytes written after P: the old
+master keeps its [P, P+B); B >= A: it keeps [P, P+A) and appends from P+A, mid-record).  Only
+P - the promotion reply's maxPhyOffset - tells, so such a demotion must pass ``truncateTo``;
+automatic failover cuts back to its epoch's start instead (actors/failover).
 
 SWITCH_BROKER_ROLE (30001, ours; Apache 4.9 has no such request - its roles change only by a
 restart or, in 5.x, by the controller).  Header fields: ``brokerRole`` (ASYNC_MASTER,
