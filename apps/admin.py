@@ -1236,8 +1236,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--truncate-to",
         dest="truncateTo",
         type=int,
-        help="demotion: drop the log beyond this offset (the promotion's maxPhyOffset; needed if "
-        "this master was written to after the promotion: offsets alone cannot tell)",
+        help="demotion: drop the log beyond this offset (the promotion's maxPhyOffset; without "
+        "it the log is compared with the new master's record by record)",
     )
     p.add_argument(
         "--ha-master-addr", dest="haMasterAddr", help="demotion: the master's HA address host:port"

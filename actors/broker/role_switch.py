@@ -14,8 +14,9 @@ which is not enough once both brokers were written to after the promotion: with 
 promoted at P, the old master's bytes from P on are its own, not the new master's, yet every
 frame continues the log at its offset and is appended (B < A bytes written after P: the old
 master keeps its [P, P+B); B >= A: it keeps [P, P+A) and appends from P+A, mid-record).  Only
-P - the promotion reply's maxPhyOffset - tells, so such a demotion must pass ``truncateTo``;
-automatic failover cuts back to its epoch's start instead (actors/failover).
+P - the promotion reply's maxPhyOffset - tells, or the records themselves: a demotion without
+``truncateTo`` compares its log with the new master's record by record before following
+(actors/ha/divergence.py); automatic failover cuts back to its epoch's start instead.
 
 SWITCH_BROKER_ROLE (30001, ours; Apache 4.9 has no such request - its roles change only by a
 restart or, in 5.x, by the controller).  Header fields: ``brokerRole`` (ASYNC_MASTER,
@@ -84,6 +85,8 @@ def switch_role(
     if role is BrokerRole.SLAVE and truncate_to is not None:
         ctx.store.truncate_replicated(truncate_to)
     ctx.demoted = old is not BrokerRole.SLAVE and role is BrokerRole.SLAVE
+    # without truncateTo only the records themselves tell where the logs diverge
+    ctx.following.verify_prefix = ctx.demoted and truncate_to is None
     if role is not BrokerRole.SLAVE:
         ctx.master_addr = ctx.master_ha_addr = None  # stale: we are the master now
         if ctx.store_config.haMasterAddress:

@@ -11,7 +11,9 @@
 Either side closes a connection silent for haHousekeepingInterval.  A frame that does not
 continue this commit log drops the connection, as in Java - unless this broker was a master
 just demoted (``ctx.demoted``) and the master starts below this log's end: then the tail
-beyond the master's offset is one nobody acknowledged, and it is truncated.
+beyond the master's offset is one nobody acknowledged, and it is truncated.  A master demoted
+without ``truncateTo`` first compares its log with the new master's by content
+(actors/ha/divergence.py): offsets alone miss records both wrote at the same offsets.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from actors.ha.divergence import cut_divergent_tail
 from actors.wake import Wake
 from protocol.ha import (
     EPOCH_SIZE,
@@ -96,6 +99,10 @@ async def _connect(addr: str) -> trio.SocketStream:
 
 
 async def _follow(ctx: BrokerContext, addr: str) -> None:
+    if ctx.following.verify_prefix and ctx.failover is None:
+        await cut_divergent_tail(ctx, addr)  # a demoted master: offsets alone cannot tell
+        # what is left is a prefix of the master's log: nothing more to drop
+        ctx.following.verify_prefix = ctx.demoted = False
     try:
         stream = await _connect(addr)
     except trio.TooSlowError as exc:

@@ -51,6 +51,9 @@ class Following:
     """The slave's HA client link, for GET_BROKER_HA_STATUS (only the HA client changes it)."""
 
     master_addr: str | None = None  # the master's HA address while connected
+    # a master demoted without truncateTo: compare its log with the new master's by content
+    # before following (actors/ha/divergence.py); cleared once done
+    verify_prefix: bool = False
     last_read_ms: int = 0
     last_write_ms: int = 0
     flow: FlowMeter = attrs.Factory(FlowMeter)
