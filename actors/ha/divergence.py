@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT = 5.0
+# the remark of a VIEW_MESSAGE_BY_ID that found no record (Apache 4.9's and ours); any other
+# refusal (Apache answers an ACL failure with SYSTEM_ERROR too) is not an answer
+NOT_FOUND = "can not find message by the offset"
 
 # the master's whole record at a commit-log offset, None if it has none there
 Probe = Callable[[int], Awaitable[bytes | None]]
@@ -123,7 +126,12 @@ async def cut_divergent_tail(ctx: BrokerContext, ha_addr: str) -> int:
                 reply = await client.invoke(addr, request, PROBE_TIMEOUT)
             except RemotingError as exc:
                 raise OSError(f"master {addr}: {exc}") from exc
-            return bytes(reply.body) if reply.code == ResponseCode.SUCCESS else None
+            if reply.code == ResponseCode.SUCCESS:
+                return bytes(reply.body)
+            if reply.code == ResponseCode.SYSTEM_ERROR and NOT_FOUND in (reply.remark or ""):
+                return None
+            # refused (ACL, a busy broker): not an answer - cutting on it could drop the log
+            raise OSError(f"master {addr} refused VIEW_MESSAGE_BY_ID: {reply.code} {reply.remark}")
 
         try:
             info = await client.invoke(
