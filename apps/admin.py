@@ -37,6 +37,7 @@ from protocol.bodies.admin import (
     BrokerStatsData,
     ConsumerConnection,
     ConsumeStats,
+    HARuntimeInfo,
     OffsetWrapper,
     ProducerConnection,
     ResetOffsetBody,
@@ -46,7 +47,7 @@ from protocol.bodies.common import GroupList, KVTable, MessageQueue, TopicList
 from protocol.bodies.config import SubscriptionGroupConfig
 from protocol.bodies.route import ClusterInfo, TopicRouteData
 from protocol.bodies.topic import TopicConfig
-from protocol.codes import RequestCode, ResponseCode
+from protocol.codes import GET_BROKER_HA_STATUS, SWITCH_BROKER_ROLE, RequestCode, ResponseCode
 from protocol.command import RemotingCommand
 from protocol.convert import decode_body, encode_body, unstructure_body
 from protocol.errors import ProtocolError
@@ -94,8 +95,12 @@ class Admin:
     async def call(
         self, addr: str, code: int, header: Any = None, body: bytes = b""
     ) -> RemotingCommand:
+        if isinstance(header, dict):  # a request of ours, without a typed header
+            request = RemotingCommand.request(code, header, body, language=api.LANGUAGE)
+        else:
+            request = api.request(code, header, body)
         try:
-            reply = await api.invoke(self.client, addr, api.request(code, header, body), TIMEOUT)
+            reply = await api.invoke(self.client, addr, request, TIMEOUT)
         except ClientError as exc:
             raise AdminError(f"{addr}: {exc}") from None
         if reply.code != ResponseCode.SUCCESS:
@@ -1036,6 +1041,72 @@ async def stats_all(a: Admin, args: argparse.Namespace) -> tuple[str, Any]:
 Command = Callable[[Admin, argparse.Namespace], Awaitable[tuple[str, Any]]]
 
 
+async def ha_status(a: Admin, args: argparse.Namespace) -> tuple[str, Any]:
+    """RocketMQ 5 mqadmin's haStatus (GET_BROKER_HA_STATUS, 907): -b one broker (a slave
+    too), or every master of -c."""
+    addrs = await a.masters(args.clusterName, args.brokerAddr)
+    out: list[str] = []
+    data: dict[str, Any] = {}
+    for addr in addrs:
+        info = decode_body(HARuntimeInfo, (await a.call(addr, GET_BROKER_HA_STATUS)).body)
+        data[addr] = unstructure_body(info)
+        if info.master:
+            out.append(
+                "\n#MasterAddr\t%s\n#MasterCommitLogMaxOffset\t%d\n#SlaveNum\t%d\n#InSyncSlaveNum\t%d"
+                % (addr, info.master_commit_log_max_offset, len(info.ha_connection_info),
+                   info.in_sync_slave_nums)
+            )  # fmt: skip
+            out.append(
+                "%-32s  %-16s %16s %16s %16s %16s"
+                % ("#SlaveAddr", "#SlaveAckOffset", "#Diff", "#TransferSpeed(KB/s)", "#Status",
+                   "#TransferFromWhere")
+            )  # fmt: skip
+            out.extend(
+                "%-32s  %-16d %16d %16.2f %16s %16d"
+                % (c.addr, c.slave_ack_offset, c.diff, c.transferred_byte_in_second / 1024.0,
+                   "OK" if c.in_sync else "Fall Behind", c.transfer_from_where)
+                for c in info.ha_connection_info
+            )  # fmt: skip
+        else:
+            c2 = info.ha_client_runtime_info
+            out.append(f"\n#MasterAddr\t{c2.master_addr}")
+            out.append(f"#CommitLogMaxOffset\t{c2.max_offset}")
+            out.append("#TransferSpeed(KB/s)\t%.2f" % (c2.transferred_byte_in_second / 1024.0))
+            out.append(f"#LastReadTime\t{_time(c2.last_read_timestamp)}")
+            out.append(f"#LastWriteTime\t{_time(c2.last_write_timestamp)}")
+            out.append(f"#MasterFlushOffset\t{c2.master_flush_offset}")
+    return "\n".join(out) + "\n", data
+
+
+async def switch_broker_role(a: Admin, args: argparse.Namespace) -> tuple[str, Any]:
+    """Ours (SWITCH_BROKER_ROLE, 30001; mqadmin 4.9 has no such command): change one running
+    broker's role.  The reply's maxPhyOffset of a promoted slave is the --truncate-to for
+    demoting the old master later (where its log may diverge from the new master's)."""
+    fields = {"brokerRole": args.role}
+    if args.brokerId is not None:
+        fields["brokerId"] = str(args.brokerId)
+    if args.truncateTo is not None:
+        fields["truncateTo"] = str(args.truncateTo)
+    if args.haMasterAddr:
+        fields["haMasterAddress"] = args.haMasterAddr
+    reply = await a.call(args.brokerAddr, SWITCH_BROKER_ROLE, fields)
+    data = {
+        "brokerAddr": args.brokerAddr,
+        "brokerRole": reply.ext_fields.get("brokerRole", args.role),
+        "brokerId": int(reply.ext_fields.get("brokerId", -1)),
+        "maxPhyOffset": int(reply.ext_fields.get("maxPhyOffset", -1)),
+        "changed": not reply.remark,
+    }
+    text = "switch broker role %s, %s: %s brokerId %d, maxPhyOffset %d\n" % (
+        "success" if data["changed"] else "unchanged (%s)" % reply.remark,
+        args.brokerAddr,
+        data["brokerRole"],
+        data["brokerId"],
+        data["maxPhyOffset"],
+    )
+    return text, data
+
+
 def _bool(text: str) -> bool:
     if text.lower() in ("true", "1", "yes"):
         return True
@@ -1150,6 +1221,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = cmd("statsAll", stats_all, "Topic and Consumer tps stats")
     p.add_argument("-t", "--topic")
     p.add_argument("-a", "--activeTopic", action="store_true")
+    p = cmd("haStatus", ha_status, "Fetch ha runtime status data")
+    target(p)
+    p = cmd(
+        "switchBrokerRole",
+        switch_broker_role,
+        "Switch a running broker's role (ours: SWITCH_BROKER_ROLE 30001)",
+    )
+    p.set_defaults(namesrv_optional=True)
+    p.add_argument("-b", "--brokerAddr", required=True)
+    p.add_argument("-r", "--role", required=True, choices=("ASYNC_MASTER", "SYNC_MASTER", "SLAVE"))
+    p.add_argument("-i", "--brokerId", type=int, help="a slave's id (default: its own, else 1)")
+    p.add_argument(
+        "--truncate-to",
+        dest="truncateTo",
+        type=int,
+        help="demotion: drop the log beyond this offset (the promotion's maxPhyOffset; without "
+        "it the log is compared with the new master's record by record)",
+    )
+    p.add_argument(
+        "--ha-master-addr", dest="haMasterAddr", help="demotion: the master's HA address host:port"
+    )
     return parser
 
 
@@ -1176,7 +1268,7 @@ def credentials(args: argparse.Namespace) -> SessionCredentials | None:
 
 async def run_command(args: argparse.Namespace) -> tuple[str, Any]:
     namesrv = [x.strip() for x in (args.namesrvAddr or "").split(";") if x.strip()]
-    if not namesrv:
+    if not namesrv and not getattr(args, "namesrv_optional", False):
         raise AdminError("no name server address: give -n or set NAMESRV_ADDR")
     keys = credentials(args)
     hook = None if keys is None else functools.partial(sign_request, credentials=keys)

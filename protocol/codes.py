@@ -128,6 +128,9 @@ class RequestCode(enum.IntEnum):
 # Ours, beside Apache's codes (RequestCode stays Apache's alone): switch a running broker between
 # master and slave (actors/broker/role_switch.py).  Needs an admin account under ACL.
 SWITCH_BROKER_ROLE = 30001
+# RocketMQ 5's (absent from 4.9): the HA state of a master's slave links or a slave's link
+# (actors/broker/handlers/ha_status.py).
+GET_BROKER_HA_STATUS = 907
 
 
 class ResponseCode(enum.IntEnum):

@@ -41,6 +41,10 @@ class MappedFileQueue:
         self._ready: MappedFile | None = None
         self._creating = threading.Lock()
         self.flushed_where = 0
+        # held by a flush (a flusher thread) and by a truncation (a demoted master, on the event
+        # loop): a flush that read the old write position must not store it as flushed after
+        # a truncation cut the data below it (the new bytes there would count as synced)
+        self._flushing = threading.Lock()
         # files unlinked while readers still held views of them; closed on a later sweep
         self._zombies: list[MappedFile] = []
 
@@ -168,6 +172,10 @@ class MappedFileQueue:
 
     def flush(self, least_pages: int = 0) -> int:
         """Flush from ``flushed_where`` on (across a file boundary if needed); new flushed_where."""
+        with self._flushing:
+            return self._flush(least_pages)
+
+    def _flush(self, least_pages: int) -> int:
         while True:
             mf = self.find(self.flushed_where)
             if mf is None:
@@ -180,7 +188,12 @@ class MappedFileQueue:
     # ------------------------------------------------------------ truncate / delete
 
     def truncate_dirty(self, offset: int) -> None:
-        """Make ``offset`` the end of data: later files go, the file holding it is cut there."""
+        """Make ``offset`` the end of data: later files go, the file holding it is cut there.
+        Waits for a flush in progress (one fdatasync at most)."""
+        with self._flushing:
+            self._truncate_dirty(offset)
+
+    def _truncate_dirty(self, offset: int) -> None:
         self._drop_ready()
         keep: list[MappedFile] = []
         for mf in self._files:

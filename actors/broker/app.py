@@ -32,6 +32,7 @@ from actors.broker.failover import FailoverIdentity, broker_failover, failover_c
 from actors.broker.handlers.admin import AdminHandlers
 from actors.broker.handlers.client_manage import ClientHandlers, channel_closed
 from actors.broker.handlers.end_transaction import EndTransactionHandler
+from actors.broker.handlers.ha_status import HAStatusHandler
 from actors.broker.handlers.lock import LockHandlers
 from actors.broker.handlers.offsets import OffsetHandlers
 from actors.broker.handlers.ops import OpsHandlers
@@ -139,6 +140,7 @@ def build_router(ctx: BrokerContext, pull: PullHandler) -> BrokerRouter:
     AdminHandlers(ctx).register(router)
     SendBackHandler(ctx).register(router)
     RoleSwitchHandler(ctx).register(router)
+    HAStatusHandler(ctx).register(router)
     EndTransactionHandler(ctx).register(router)
     OpsHandlers(ctx).register(router)
     return router
@@ -236,7 +238,7 @@ async def broker(
     await trio.to_thread.run_sync(store.load)
     stopped = trio.Event()
     try:
-        ctx = await BrokerContext.load(config, store_config, store, **extra)
+        ctx = await BrokerContext.load(config, store_config, store, listen_host=host, **extra)
         ctx.delivery = DelayedDelivery.for_broker(ctx, timer_config)
         await _serve(ctx, host, net, stopped, task_status, ident)
     finally:

@@ -29,7 +29,7 @@ from actors.broker.durability import announce_appends
 from actors.broker.locks import RebalanceLockManager
 from actors.broker.long_polling import PullHoldTable
 from actors.broker.stats import BrokerStats, OpsState
-from actors.ha.state import Replication
+from actors.ha.state import Following, Replication
 from actors.remoting.router import Channel
 from actors.store.flush import FlushWake
 from actors.waiters import OffsetWaiters
@@ -146,6 +146,8 @@ class BrokerContext:
     # Set once the broker begins to stop: new sends get SERVICE_NOT_AVAILABLE.
     stopping: bool = False
     now_ms: Callable[[], int] = wall_clock_ms
+    # Where the broker's servers listen (bindAddress; the app sets it): the HA server too.
+    listen_host: str = "0.0.0.0"
     # Learnt from the name servers' REGISTER_BROKER replies (a slave's master, for HA).
     master_addr: str | None = None
     master_ha_addr: str | None = None
@@ -153,6 +155,8 @@ class BrokerContext:
     # the HA server's view of its slaves (a fresh one for every master term, made by the HA
     # server); SYNC_MASTER sends wait on its acked offset
     replication: Replication = attrs.Factory(Replication)
+    # the HA client's link to its master (a slave's side of GET_BROKER_HA_STATUS)
+    following: Following = attrs.Factory(Following)
     # Set by a MASTER -> SLAVE switch (role_switch.py): until its logs agree with the new
     # master's, the HA client may drop a tail the new master never had.
     demoted: bool = False

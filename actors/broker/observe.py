@@ -146,6 +146,7 @@ class BrokerCollector:
         )
         dispatch.add_metric(base, store.dispatch_behind_bytes())
         yield dispatch
+        yield from _replication(ctx, base_names, base)
 
         producers = GaugeMetricFamily(
             "rocketmq_producer_connections", "Producer connections", labels=base_names
@@ -174,6 +175,43 @@ class BrokerCollector:
         )
         perm.add_metric(base, config.brokerPermission)
         yield perm
+
+
+def _replication(ctx: BrokerContext, base_names: list[str], base: list[str]) -> Iterator[Metric]:
+    """Replication lag (ours: RocketMQ 5 exports no HA metric; its GET_BROKER_HA_STATUS has
+    the same figures).  A master reports each connected slave's distance from its commit
+    log's end (a slave that has not reported yet counts from offset 0); a slave reports how
+    long ago its master's last bytes or heartbeat arrived, -1 while not connected."""
+    lag = GaugeMetricFamily(
+        "rocketmq_ha_slave_lag_bytes",
+        "Master: commit log bytes a connected slave has not acknowledged",
+        labels=[*base_names, "slave_addr"],
+    )
+    slaves = GaugeMetricFamily(
+        "rocketmq_ha_slaves", "Master: slaves connected, and of them in sync", labels=[*base_names, "state"]
+    )
+    quiet = GaugeMetricFamily(
+        "rocketmq_ha_master_silence_seconds",
+        "Slave: seconds since the master's last frame (-1: not connected)",
+        labels=base_names,
+    )
+    if ctx.is_slave:
+        following = ctx.following
+        connected = following.master_addr is not None and following.last_read_ms
+        quiet.add_metric(
+            base, (ctx.now_ms() - following.last_read_ms) / 1000 if connected else -1.0
+        )
+    else:
+        end, gap = ctx.store.max_phy_offset, ctx.store_config.haSlaveFallbehindMax
+        behind = {addr: end - max(acked, 0) for addr, acked in ctx.replication.slaves.items()}
+        for addr, n in sorted(behind.items()):
+            lag.add_metric([*base, addr], n)
+        slaves.add_metric([*base, "connected"], len(behind))
+        in_sync = sum(a >= 0 and end - a < gap for a in ctx.replication.slaves.values())
+        slaves.add_metric([*base, "in_sync"], in_sync)
+    yield lag
+    yield slaves
+    yield quiet
 
 
 def _lags(ctx: BrokerContext) -> Iterator[tuple[str, str, dict[int, int]]]:

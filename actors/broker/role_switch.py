@@ -9,12 +9,21 @@ send whose slave went away: FLUSH_SLAVE_TIMEOUT); later ones SERVICE_NOT_AVAILAB
 
 A promoted slave continues from its own commit log and registers with brokerId 0 at once; a
 demoted master may drop a tail its new master lacks: ``truncateTo`` in the request, or the
-new master's first frame (see actors/ha/client.py).
+new master's first frame (see actors/ha/client.py).  The first frame decides by offset only,
+which is not enough once both brokers were written to after the promotion: with the slave
+promoted at P, the old master's bytes from P on are its own, not the new master's, yet every
+frame continues the log at its offset and is appended (B < A bytes written after P: the old
+master keeps its [P, P+B); B >= A: it keeps [P, P+A) and appends from P+A, mid-record).  Only
+P - the promotion reply's maxPhyOffset - tells, or the records themselves: a demotion without
+``truncateTo`` compares its log with the new master's record by record before following
+(actors/ha/divergence.py); automatic failover cuts back to its epoch's start instead.
 
 SWITCH_BROKER_ROLE (30001, ours; Apache 4.9 has no such request - its roles change only by a
 restart or, in 5.x, by the controller).  Header fields: ``brokerRole`` (ASYNC_MASTER,
 SYNC_MASTER or SLAVE), ``brokerId`` (a slave's id, default its current one or 1),
-``truncateTo`` (optional, demotion only).  The reply carries ``maxPhyOffset``: a promoted
+``truncateTo`` (optional, demotion only), ``haMasterAddress`` (optional, SLAVE only: the
+master's HA address to follow, as the config key; else the one the name servers name; a
+promotion clears it).  The reply carries ``maxPhyOffset``: a promoted
 slave's commit-log end, the ``truncateTo`` for the old master's later demotion (offsets alone
 cannot tell where two logs diverge once both were written to).  Who may ask: as for topic
 administration, an admin account under ACL (``aclEnable``; protocol/acl/plain.py ADMIN_CODES),
@@ -50,6 +59,7 @@ def switch_role(
     *,
     broker_id: int | None = None,
     truncate_to: int | None = None,
+    ha_master_addr: str | None = None,
 ) -> bool:
     """Switch to ``role`` now (no checkpoint); False if nothing changed."""
     old = ctx.role.value
@@ -60,15 +70,27 @@ def switch_role(
     else:
         if truncate_to is not None:
             raise ValueError("only a demotion truncates")
+        if ha_master_addr:
+            raise ValueError("only a SLAVE follows a master's HA address")
         broker_id = 0
+    if ha_master_addr is not None and ha_master_addr != ctx.store_config.haMasterAddress:
+        # a slave told whom to follow: its HA client reads this on every (re)connect
+        ctx.store_config = attrs.evolve(ctx.store_config, haMasterAddress=ha_master_addr)
+        if role is old and broker_id == ctx.config.brokerId and truncate_to is None:
+            log.warning("master HA address %s: followed from the next (re)connect", ha_master_addr)
+            return True
     if role is old and broker_id == ctx.config.brokerId and truncate_to is None:
         return False
     ctx.store.set_role(role)
     if role is BrokerRole.SLAVE and truncate_to is not None:
         ctx.store.truncate_replicated(truncate_to)
     ctx.demoted = old is not BrokerRole.SLAVE and role is BrokerRole.SLAVE
+    # without truncateTo only the records themselves tell where the logs diverge
+    ctx.following.verify_prefix = ctx.demoted and truncate_to is None
     if role is not BrokerRole.SLAVE:
         ctx.master_addr = ctx.master_ha_addr = None  # stale: we are the master now
+        if ctx.store_config.haMasterAddress:
+            ctx.store_config = attrs.evolve(ctx.store_config, haMasterAddress="")
     ctx.config = attrs.evolve(ctx.config, brokerId=broker_id)
     ctx.role.value = role
     ctx.topic_table_changed()  # re-register at once, under the new broker id
@@ -110,12 +132,15 @@ class RoleSwitchHandler:
             role = BrokerRole[fields.get("brokerRole", "")]
             broker_id = int(fields["brokerId"]) if fields.get("brokerId") else None
             truncate = int(fields["truncateTo"]) if fields.get("truncateTo") else None
+            follow = fields.get("haMasterAddress") or None
         except (KeyError, ValueError) as exc:
             raise RequestError(
                 ResponseCode.SYSTEM_ERROR, f"bad role switch request: {exc}"
             ) from exc
         try:
-            changed = switch_role(self.ctx, role, broker_id=broker_id, truncate_to=truncate)
+            changed = switch_role(
+                self.ctx, role, broker_id=broker_id, truncate_to=truncate, ha_master_addr=follow
+            )
         except (ValueError, StoreError) as exc:
             raise RequestError(ResponseCode.SYSTEM_ERROR, str(exc)) from exc
         return req.reply(

@@ -11,7 +11,9 @@
 Either side closes a connection silent for haHousekeepingInterval.  A frame that does not
 continue this commit log drops the connection, as in Java - unless this broker was a master
 just demoted (``ctx.demoted``) and the master starts below this log's end: then the tail
-beyond the master's offset is one nobody acknowledged, and it is truncated.
+beyond the master's offset is one nobody acknowledged, and it is truncated.  A master demoted
+without ``truncateTo`` first compares its log with the new master's by content
+(actors/ha/divergence.py): offsets alone miss records both wrote at the same offsets.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from actors.ha.divergence import cut_divergent_tail
 from actors.wake import Wake
 from protocol.ha import (
     EPOCH_SIZE,
@@ -96,6 +99,10 @@ async def _connect(addr: str) -> trio.SocketStream:
 
 
 async def _follow(ctx: BrokerContext, addr: str) -> None:
+    if ctx.following.verify_prefix and ctx.failover is None:
+        await cut_divergent_tail(ctx, addr)  # a demoted master: offsets alone cannot tell
+        # what is left is a prefix of the master's log: nothing more to drop
+        ctx.following.verify_prefix = ctx.demoted = False
     try:
         stream = await _connect(addr)
     except trio.TooSlowError as exc:
@@ -108,9 +115,13 @@ async def _follow(ctx: BrokerContext, addr: str) -> None:
             # another master elected: leave this one at once
             conn.start_soon(_until_changed, ctx, master, conn.cancel_scope)
         log.info("following master %s from %d", addr, ctx.store.max_phy_offset)
-        conn.start_soon(_report, ctx, stream, moved)
-        await _receive(ctx, stream, moved, master)
-        conn.cancel_scope.cancel()
+        ctx.following.master_addr = addr
+        try:
+            conn.start_soon(_report, ctx, stream, moved)
+            await _receive(ctx, stream, moved, master)
+            conn.cancel_scope.cancel()
+        finally:
+            ctx.following.master_addr = None
 
 
 async def _until_changed(ctx: BrokerContext, master: MasterRecord | None, conn: trio.CancelScope) -> None:
@@ -144,6 +155,7 @@ async def _report(ctx: BrokerContext, stream: trio.SocketStream, moved: Wake) ->
         offset = store.max_phy_offset
         if offset != sent:
             await stream.send_all(encode_report(offset))
+            ctx.following.last_write_ms = ctx.now_ms()
             sent = offset
             continue  # the send was a checkpoint: look again before sleeping
         with trio.move_on_after(heartbeat) as idle:
@@ -164,6 +176,8 @@ async def _receive(ctx: BrokerContext, stream: trio.SocketStream, moved: Wake, m
             raise _Diverged(f"master silent for {silence:.0f} s")
         if not data:
             raise trio.BrokenResourceError("master closed the connection")
+        ctx.following.last_read_ms = ctx.now_ms()
+        ctx.following.flow.add(len(data), trio.current_time())
         decoder.feed(data)
         while (frame := decoder.next_transfer()) is not None:
             if ctx.failover is not None and ctx.failover_master.value is not master:

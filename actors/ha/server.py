@@ -10,6 +10,11 @@
 
 It runs in the master's role scope: a switch to SLAVE cancels it, closing every connection.
 
+It listens where the broker's remoting server does (``bindAddress``).  Apache's
+AcceptSocketService (4.9 and 5.x) binds the wildcard address whatever the remoting server's
+address; we do not, on purpose: the HA port streams the whole commit log, unauthenticated, to
+anyone who connects, so a broker kept on one interface must not offer it on every other.
+
 One deliberate difference from Java: a first report beyond this master's commit log (a
 demoted master with a tail nobody acknowledged) is answered from this master's end, so the
 first frame tells the slave where the logs diverge (our HA client truncates to it; Java's
@@ -24,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from actors.ha.state import Replication
+from actors.ha.state import Replication, SlaveLink
 from protocol.ha import (
     HELLO_SIZE,
     HAProtocolError,
@@ -51,8 +56,10 @@ async def ha_server(
 ) -> None:
     """Serve slaves on ``haListenPort`` until cancelled; reports the port it listens on (0
     while the port cannot be bound: retried every BIND_RETRY seconds, loudly, rather than
-    taking the whole broker down with it)."""
+    taking the whole broker down with it).  ``host``: default the broker's bind address."""
     store, cfg = ctx.store, ctx.store_config
+    if host is None and ctx.listen_host not in ("", "0.0.0.0"):
+        host = ctx.listen_host  # else every interface, IPv6 too, as Java's wildcard bind
     rep = Replication()
     ctx.replication = rep  # what SYNC_MASTER sends wait on, fresh for every master term
     hook = _ring(rep)
@@ -104,17 +111,19 @@ async def _serve_slave(ctx: BrokerContext, rep: Replication, stream: trio.Socket
             await stream.aclose()
             return
     rep.slaves[peer] = -1
+    link = rep.links[peer] = SlaveLink()
     requested: trio.MemorySendChannel[int]
     requested, first = trio.open_memory_channel[int](1)
     try:
         async with stream, trio.open_nursery() as conn:
             conn.start_soon(_read_reports, ctx, rep, stream, peer, requested, conn.cancel_scope)
-            conn.start_soon(_transfer, ctx, rep, stream, first, conn.cancel_scope)
+            conn.start_soon(_transfer, ctx, rep, stream, first, conn.cancel_scope, link)
     except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as group:
         log.info("slave %s connection broken: %s", peer, group.exceptions[0])
     finally:
         del rep.slaves[peer]
         rep.ids.pop(peer, None)
+        rep.links.pop(peer, None)
         log.info("slave %s disconnected", peer)
 
 
@@ -214,6 +223,7 @@ async def _transfer(
     stream: trio.SocketStream,
     first: trio.MemoryReceiveChannel[int],
     conn: trio.CancelScope,
+    link: SlaveLink,
 ) -> None:
     store, cfg = ctx.store, ctx.store_config
     batch = cfg.haTransferBatchSize
@@ -221,6 +231,7 @@ async def _transfer(
     requested = await first.receive()
     nxt = start_offset(requested, store.max_phy_offset, cfg.mappedFileSizeCommitLog)
     log.info("transfer to slave from %d (it requested %d)", nxt, requested)
+    link.transfer_from = nxt
     if nxt != requested:
         await stream.send_all(encode_transfer_header(nxt, 0))
     wake = rep.transfer
@@ -229,6 +240,8 @@ async def _transfer(
         if body:
             await stream.send_all(encode_transfer_header(nxt, len(body)) + body)
             nxt += len(body)
+            link.transfer_from = nxt
+            link.flow.add(len(body), trio.current_time())
             continue
         # nothing new: no checkpoint since the read, so no append can slip in unseen
         with trio.move_on_after(heartbeat) as idle:

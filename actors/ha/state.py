@@ -14,6 +14,51 @@ from actors.waiters import OffsetWaiters
 from actors.wake import Wake
 
 
+@attrs.define
+class FlowMeter:
+    """Bytes per second as RocketMQ 5's FlowMonitor reports them: those of the last whole
+    second (``now`` in seconds, trio's clock)."""
+
+    _second: int = -1
+    _count: int = 0
+    _last: int = 0
+
+    def _roll(self, now: float) -> None:
+        second = int(now)
+        if second != self._second:
+            self._last = self._count if second == self._second + 1 else 0
+            self._second, self._count = second, 0
+
+    def add(self, n: int, now: float) -> None:
+        self._roll(now)
+        self._count += n
+
+    def per_second(self, now: float) -> int:
+        self._roll(now)
+        return self._last
+
+
+@attrs.define(eq=False)
+class SlaveLink:
+    """One slave connection as the HA server's transfer task sees it."""
+
+    transfer_from: int = -1  # the next offset it sends (-1: the slave has not reported yet)
+    flow: FlowMeter = attrs.Factory(FlowMeter)
+
+
+@attrs.define(eq=False)
+class Following:
+    """The slave's HA client link, for GET_BROKER_HA_STATUS (only the HA client changes it)."""
+
+    master_addr: str | None = None  # the master's HA address while connected
+    # a master demoted without truncateTo: compare its log with the new master's by content
+    # before following (actors/ha/divergence.py); cleared once done
+    verify_prefix: bool = False
+    last_read_ms: int = 0
+    last_write_ms: int = 0
+    flow: FlowMeter = attrs.Factory(FlowMeter)
+
+
 @attrs.define(eq=False)
 class Replication:
     acked: OffsetWaiters = attrs.Factory(OffsetWaiters)
@@ -24,6 +69,8 @@ class Replication:
     ids: dict[str, int] = attrs.Factory(dict)
     # rung on every report (what a wait for one particular slave's ack listens to)
     reported: Wake = attrs.Factory(Wake)
+    # slave address -> its connection's transfer state
+    links: dict[str, SlaveLink] = attrs.Factory(dict)
 
     def acked_by(self, broker_id: int) -> int:
         """The highest offset the slave with this broker id acknowledged (-1: not connected)."""

@@ -135,3 +135,35 @@ class BrokerStatsData:
     stats_minute: BrokerStatsItem = attrs.Factory(BrokerStatsItem)
     stats_hour: BrokerStatsItem = attrs.Factory(BrokerStatsItem)
     stats_day: BrokerStatsItem = attrs.Factory(BrokerStatsItem)
+
+
+# GET_BROKER_HA_STATUS (RocketMQ 5's request 907; 4.9 reports no HA state anywhere): fields as
+# RocketMQ 5's HARuntimeInfo serializes them (its HAClientRuntimeInfo.isActivated has no getter,
+# so fastjson never writes it).
+@attrs.frozen(kw_only=True)
+class HAConnectionRuntimeInfo:
+    addr: str = ""
+    slave_ack_offset: int = 0
+    diff: int = 0
+    in_sync: bool = False
+    transferred_byte_in_second: int = 0
+    transfer_from_where: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class HAClientRuntimeInfo:
+    master_addr: str | None = None
+    transferred_byte_in_second: int = 0
+    max_offset: int = 0
+    last_read_timestamp: int = 0
+    last_write_timestamp: int = 0
+    master_flush_offset: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class HARuntimeInfo:
+    master: bool = False
+    master_commit_log_max_offset: int = 0
+    in_sync_slave_nums: int = 0
+    ha_connection_info: tuple[HAConnectionRuntimeInfo, ...] = ()
+    ha_client_runtime_info: HAClientRuntimeInfo = attrs.Factory(HAClientRuntimeInfo)

@@ -172,3 +172,13 @@ class Jvm:
             timeout=timeout,
             check=False,
         )
+
+
+def check_program(done: subprocess.CompletedProcess[str], what: str, more: str = "") -> None:
+    """The program exited 0 and said OK (its last line), else fail with what it printed."""
+    last = done.stdout.strip().splitlines()[-1:] or ["<no output>"]
+    assert done.returncode == 0, (
+        f"{what} exited {done.returncode}: {last[0]}\n"
+        f"--- stdout\n{done.stdout[-4000:]}\n--- stderr\n{done.stderr[-2000:]}\n--- {more}"
+    )
+    assert last[0].startswith("OK "), done.stdout

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -92,11 +93,27 @@ def _bindable(port: int) -> bool:
     return True
 
 
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port(*, neighbours: Sequence[int] = ()) -> int:
     """A free loopback port ``p`` such that ``p + d`` is also free for every ``d`` in neighbours.
 
     Apache's broker also listens on ``listenPort - 2`` (VIP channel) and ``listenPort + 1`` (HA).
+    Picked below the kernel's ephemeral range: a port in it that is free now can be taken by
+    any outgoing connection (the readiness probes make dozens) before the server binds it.
     """
+    low = _ephemeral_low()
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(10000, max(10001, low - 3))
+        if all(0 < port + d < 65536 and _bindable(port + d) for d in (0, *neighbours)):
+            return port
     for _ in range(200):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.bind(("127.0.0.1", 0))

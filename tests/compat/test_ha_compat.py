@@ -1,7 +1,8 @@
 """Replication against Apache RocketMQ 4.9.7 itself (reference §6.5): an Apache slave follows
 our master, and our slave follows an Apache master.  After a mixed workload (single, batch,
-delayed, orderly sends) the two commit logs are byte-identical, and the slave serves every
-message (pulled from it with slaveReadEnable).
+delayed, orderly sends) the two commit logs are byte-identical; then the master is stopped and
+Apache's Java client (a push consumer, tests/compat/java ``consume-stored``) consumes every
+message from the slave alone: its route, pulls, offset queries and commits all go there.
 
 One name server (ours) serves both brokers: it is the registry the slave learns its master's
 HA address from.  Brokers run as the subprocesses users start.
@@ -14,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import attrs
 import pytest
 import trio
 
@@ -22,9 +24,8 @@ from actors.client.producer import Producer
 from protocol.codes import RequestCode, ResponseCode
 from protocol.command import RemotingCommand
 from protocol.fastjson import loads
-from protocol.message import decode_records
 from tests.compat.apache import MAINS, SERVER_HEAP
-from tests.compat.jvm import Jvm
+from tests.compat.jvm import Jvm, check_program
 from tests.compat.processes import ManagedProcess, child_env, free_port, spawn, write_properties
 from tests.compat.raw import connect
 from tests.compat.servers import broker_properties, wait_ready
@@ -72,11 +73,19 @@ def _apache_broker(jvm: Jvm, conf: Path, work: Path) -> ManagedProcess:
     return spawn("apache-broker", cmd, log_dir=work / "logs", cwd=home, env=jvm.env())
 
 
+@attrs.frozen
+class Group:
+    namesrv: str
+    master: str
+    slave: str
+    master_store: Path
+    slave_store: Path
+    master_proc: ManagedProcess
+
+
 @pytest.fixture(params=["apache-slave", "apache-master"])
-def group(
-    request: pytest.FixtureRequest, jvm: Jvm, tmp_path: Path
-) -> Iterator[tuple[str, str, str, Path, Path]]:
-    """(namesrv, master addr, slave addr, master store, slave store), one side Apache's."""
+def group(request: pytest.FixtureRequest, jvm: Jvm, tmp_path: Path) -> Iterator[Group]:
+    """A master and its slave, one side Apache's, and our name server."""
     apache_is_slave = request.param == "apache-slave"
     ns_port = free_port()
     namesrv = f"127.0.0.1:{ns_port}"
@@ -103,7 +112,9 @@ def group(
             procs.append(proc)
             addrs[side], stores[side] = f"127.0.0.1:{port}", store
             wait_ready(namesrv, addrs[side], procs)
-        yield namesrv, addrs["master"], addrs["slave"], stores["master"], stores["slave"]
+        yield Group(
+            namesrv, addrs["master"], addrs["slave"], stores["master"], stores["slave"], procs[1]
+        )
     except BaseException:
         print("\n\n".join(p.describe() for p in procs))
         raise
@@ -122,56 +133,36 @@ async def _runtime(addr: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in table.items()}
 
 
-async def _workload(namesrv: str) -> int:
-    sent = 0
+async def _workload(namesrv: str) -> list[str]:
+    """Sends a mixed workload; returns every body (each distinct)."""
+    bodies: list[str] = []
+
+    def msg(body: str, tags: str | None = None, keys: str | None = None, delay: int = 0) -> Message:
+        bodies.append(body)
+        return Message(TOPIC, body.encode(), tags=tags, keys=keys, delay_level=delay)
+
     async with Producer("pg_ha_compat", namesrv=namesrv) as producer:
         for i in range(30):
-            await producer.send(Message(TOPIC, b"single-%d" % i, tags="A", keys=f"k{i}"))
-            sent += 1
-        for _ in range(3):
-            await producer.send_batch([Message(TOPIC, b"batch-%d" % i) for i in range(5)])
-            sent += 5
+            await producer.send(msg(f"single-{i}", tags="A", keys=f"k{i}"))
+        for b in range(3):
+            await producer.send_batch([msg(f"batch-{b}-{i}") for i in range(5)])
         for i in range(5):
-            await producer.send(Message(TOPIC, b"delayed-%d" % i, delay_level=1))
-            sent += 1
+            await producer.send(msg(f"delayed-{i}", delay=1))
         for i in range(10):
-            await producer.send_orderly(Message(TOPIC, b"orderly-%d" % i), sharding_key=f"o{i % 3}")
-            sent += 1
-    return sent
+            await producer.send_orderly(msg(f"orderly-{i}"), sharding_key=f"o{i % 3}")
+    return bodies
 
 
-async def _pull_all(addr: str) -> int:
-    total = 0
-    async with connect(addr) as conn:
-        for queue_id in range(4):  # defaultTopicQueueNums
-            offset = 0
-            while True:
-                reply = await conn.call(_pull(queue_id, offset), timeout=5.0)
-                if reply.code != ResponseCode.SUCCESS:
-                    break
-                records = decode_records(reply.body)
-                total += len(records)
-                offset = int(reply.ext_fields["nextBeginOffset"])
-    return total
-
-
-def _pull(queue_id: int, offset: int) -> RemotingCommand:
-    return RemotingCommand.request(
-        RequestCode.PULL_MESSAGE,
-        {
-            "consumerGroup": "cg_ha_compat",
-            "topic": TOPIC,
-            "queueId": str(queue_id),
-            "queueOffset": str(offset),
-            "maxMsgNums": "32",
-            "sysFlag": "4",  # subscription in the request: no heartbeat needed
-            "commitOffset": "0",
-            "suspendTimeoutMillis": "0",
-            "subscription": "*",
-            "subVersion": "0",
-            "expressionType": "TAG",
-        },
-    )
+async def _route_brokers(namesrv: str) -> list[dict[str, str]]:
+    """The brokerAddrs of every broker data in the topic's route."""
+    async with connect(namesrv) as conn:
+        reply = await conn.call(
+            RemotingCommand.request(RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": TOPIC}),
+            timeout=5.0,
+        )
+    assert reply.code == ResponseCode.SUCCESS, reply.remark
+    route = loads(reply.body.decode())
+    return [{str(k): str(v) for k, v in b["brokerAddrs"].items()} for b in route["brokerDatas"]]
 
 
 def _log_bytes(store: Path, length: int) -> bytes:
@@ -180,22 +171,28 @@ def _log_bytes(store: Path, length: int) -> bytes:
     return data[:length]
 
 
-def test_commit_logs_byte_identical(group: tuple[str, str, str, Path, Path]) -> None:
-    namesrv, master, slave, master_store, slave_store = group
-    sent = trio.run(_workload, namesrv)
+def test_commit_logs_byte_identical(group: Group, jvm: Jvm, tmp_path: Path) -> None:
+    bodies = trio.run(_workload, group.namesrv)
     time.sleep(3.0)  # the delayed messages come back (level 1: 1 s) as new records
     deadline = time.monotonic() + 60
     while True:
-        m_max = int(trio.run(_runtime, master)["commitLogMaxOffset"])
-        s_max = int(trio.run(_runtime, slave)["commitLogMaxOffset"])
+        m_max = int(trio.run(_runtime, group.master)["commitLogMaxOffset"])
+        s_max = int(trio.run(_runtime, group.slave)["commitLogMaxOffset"])
         if m_max == s_max:
             break
         assert time.monotonic() < deadline, f"slave at {s_max}, master at {m_max}"
         time.sleep(0.5)
-    assert _log_bytes(slave_store, m_max) == _log_bytes(master_store, m_max)
-    # every message (the delayed ones after their re-put) is served from the slave
+    assert _log_bytes(group.slave_store, m_max) == _log_bytes(group.master_store, m_max)
+    # the master goes away: a real client finds only the slave, and gets every message there
+    group.master_proc.stop(10.0)
     deadline = time.monotonic() + 30
-    while (got := trio.run(_pull_all, slave)) < sent:
-        assert time.monotonic() < deadline, f"slave serves {got} of {sent}"
-        time.sleep(0.5)
-    assert got == sent
+    while (route := trio.run(_route_brokers, group.namesrv)) != [{"1": group.slave}]:
+        assert time.monotonic() < deadline, f"the route still has {route}"
+        time.sleep(0.2)
+    done = jvm.run_client(
+        "consume-stored",
+        {"namesrv": group.namesrv, "topic": TOPIC, "group": "cg_ha_compat"},
+        work_dir=tmp_path / "client",
+        stdin="".join(f"{body}\n" for body in bodies),
+    )
+    check_program(done, f"consume-stored from slave {group.slave}")

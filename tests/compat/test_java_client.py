@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.compat.jvm import Jvm
+from tests.compat.jvm import Jvm, check_program
 from tests.compat.servers import Names, Target
 
 pytestmark = [pytest.mark.compat, pytest.mark.java]
@@ -42,13 +42,11 @@ def run_program(
         work_dir=work_dir,
         system_properties=system_properties,
     )
-    last = done.stdout.strip().splitlines()[-1:] or ["<no output>"]
-    assert done.returncode == 0, (
-        f"{program} against {target.name} exited {done.returncode}: {last[0]}\n"
-        f"--- stdout\n{done.stdout[-4000:]}\n--- stderr\n{done.stderr[-2000:]}\n"
-        f"--- client log under {work_dir}\n--- servers\n{target.diagnose()}"
+    check_program(
+        done,
+        f"{program} against {target.name}",
+        f"client log under {work_dir}\n--- servers\n{target.diagnose()}",
     )
-    assert last[0].startswith("OK "), done.stdout
 
 
 @pytest.mark.parametrize("program", list(PROGRAMS))

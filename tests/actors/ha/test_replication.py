@@ -297,3 +297,49 @@ async def test_demoted_master_drops_a_tail_the_new_master_lacks(
     assert log_bytes(master.ctx.store) == log_bytes(slave.ctx.store)
     assert master.ctx.store.max_offset_in_queue(TOPIC, 0) == 5
     assert not master.ctx.demoted
+
+
+async def test_ha_server_listens_on_the_bind_address_only(
+    nursery, tmp_path, namesrv_addr, ha_clock
+):
+    """bindAddress 127.0.0.1 (start_broker's host): the HA port, which streams the whole
+    commit log, is not offered on another address (127.0.0.2 is loopback too on Linux)."""
+    master = await start_broker(nursery, tmp_path / "m", namesrv_addr)
+    assert master.ctx.listen_host == "127.0.0.1"
+    port = master.ctx.store_config.haListenPort
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    await stream.aclose()
+    with pytest.raises(OSError, match="connect"):
+        await trio.open_tcp_stream("127.0.0.2", port)
+
+
+async def test_demoted_master_without_truncate_to_drops_records_the_new_master_replaced(
+    nursery, tmp_path, namesrv_addr, client, ha_clock
+):
+    """Both wrote after the promotion, the new master more: by offsets alone the old master
+    would keep its own records below the new master's end (and append the new master's from
+    the middle of one); compared by content, it keeps only the common prefix."""
+    master, slave = await start_pair(nursery, tmp_path, namesrv_addr)
+    await send(client, master, 10)
+    await caught_up(slave, master)
+
+    async def switch(broker, role: str, **extra: str) -> None:
+        reply = await client.invoke(
+            broker.address,
+            RemotingCommand.request(SWITCH_BROKER_ROLE, {"brokerRole": role, **extra}),
+            5,
+        )
+        assert reply.code == ResponseCode.SUCCESS, reply.remark
+
+    await switch(slave, "ASYNC_MASTER")
+    promoted_at = slave.ctx.store.max_phy_offset
+    await send(client, master, 3, b"acknowledged-by-nobody")
+    await send(client, slave, 12, b"new")
+    assert slave.ctx.store.max_phy_offset > master.ctx.store.max_phy_offset > promoted_at
+    await switch(master, "SLAVE", brokerId="1")  # no truncateTo
+    await caught_up(master, slave)
+    assert log_bytes(master.ctx.store) == log_bytes(slave.ctx.store)
+    assert master.ctx.store.max_offset_in_queue(TOPIC, 1) == slave.ctx.store.max_offset_in_queue(
+        TOPIC, 1
+    )
+    assert not master.ctx.following.verify_prefix

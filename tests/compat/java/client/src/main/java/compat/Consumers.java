@@ -1,5 +1,8 @@
 package compat;
 
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
@@ -99,6 +102,31 @@ final class Consumers {
         first.checkExactly(bodies, "first broadcasting consumer");
         second.checkExactly(bodies, "second broadcasting consumer");
         return "both broadcasting consumers got all " + bodies.size();
+    }
+
+    /**
+     * Consumes what is already stored (sent by someone else): every body on stdin, one per
+     * line, exactly once and nothing else. Used against a slave whose master is down, so the
+     * client's pulls, offset queries and commits all go to the slave.
+     */
+    static String consumeStored(Args a) throws Exception {
+        Set<String> expected = new HashSet<>();
+        int lines = 0;
+        BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+        for (String line = in.readLine(); line != null; line = in.readLine()) {
+            if (!line.isEmpty()) {
+                expected.add(line);
+                lines++;
+            }
+        }
+        Check.that(lines == expected.size() && !expected.isEmpty(),
+            "stdin must list distinct bodies: %d lines, %d distinct", lines, expected.size());
+        Collector got = new Collector();
+        Clients.collectingPush(a, a.group(), a.group(), MessageModel.CLUSTERING, "*", got);
+        got.awaitCount(expected.size(), RECEIVE_MS, "consumer of the stored messages");
+        Thread.sleep(500);  // a duplicate or a stray message would arrive by now
+        got.checkExactly(expected, "consumer of the stored messages");
+        return "consumed all " + expected.size() + " stored messages";
     }
 
     /** Subscription "TagA || TagC" gets exactly those tags. */

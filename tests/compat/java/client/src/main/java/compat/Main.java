@@ -60,6 +60,7 @@ public final class Main {
         COMMANDS.put("clustering", () -> Consumers.clustering(a));
         COMMANDS.put("broadcast", () -> Consumers.broadcast(a));
         COMMANDS.put("tag-filter", () -> Consumers.tagFilter(a));
+        COMMANDS.put("consume-stored", () -> Consumers.consumeStored(a));
         COMMANDS.put("mqadmin", () -> AdminBatch.run(a));
         COMMANDS.put("acl-allowed", () -> Acl.allowed(a));
         COMMANDS.put("acl-refused", () -> Acl.refused(a));
