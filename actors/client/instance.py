@@ -249,6 +249,32 @@ class ClientInstance:
             topics |= consumer.topics()
         return topics
 
+    # ------------------------------------------------------------ members
+
+    def register_producer(self, group: str) -> None:
+        """A producer of ``group`` joins; one per group and instance, as Java's
+        registerProducer (two would answer each other's transaction checks)."""
+        if group in self.producer_groups:
+            raise ClientError(
+                f"The producer group[{group}] has been created before, specify another name "
+                f"please (or another instance_name: client id {self.client_id})"
+            )
+        self.producer_groups.add(group)
+
+    def register_consumer(self, consumer: ConsumerHooks) -> None:
+        """A consumer joins; one per group and instance, as Java's registerConsumer (the
+        broker sees one member per client id, so two would share one allocation)."""
+        if consumer.group in self.consumers:
+            raise ClientError(
+                f"The consumer group[{consumer.group}] has been created before, specify another "
+                f"name please (or another instance_name: client id {self.client_id})"
+            )
+        self.consumers[consumer.group] = consumer
+
+    def unregister_consumer(self, consumer: ConsumerHooks) -> None:
+        if self.consumers.get(consumer.group) is consumer:
+            del self.consumers[consumer.group]
+
     # ------------------------------------------------------------ heartbeat
 
     def heartbeat_data(self) -> HeartbeatData:

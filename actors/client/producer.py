@@ -27,10 +27,10 @@ from actors.client.instance import (
     DEFAULT_TOPIC_QUEUE_NUMS,
     ClientConfig,
     ClientInstance,
-    open_client_instance,
     parse_namesrv,
     unique_instance_name,
 )
+from actors.client.manager import shared_client_instance
 from actors.client.message import Message, MessageQueue, SendResult, SendStatus
 from actors.client.route import TopicPublishInfo, select_queue
 from actors.remoting.tls import tls_context
@@ -408,10 +408,13 @@ class Producer:
 
     async def __aenter__(self) -> Producer:
         async with AsyncExitStack() as stack:
-            inst = await stack.enter_async_context(open_client_instance(self.client_config))
-            inst.producer_groups.add(self.group)
+            inst = await stack.enter_async_context(shared_client_instance(self.client_config))
+            inst.register_producer(self.group)
             stack.push_async_callback(self._unregister, inst)
             self._core = ProducerCore(inst, self.group, self.config)
+            # As Java's start: brokers an instance shared with others already knows learn of
+            # this group now (transaction check-backs find it), not at the next 30 s round.
+            await inst.heartbeat_all()
             self._stack = stack.pop_all()
         return self
 

@@ -31,10 +31,10 @@ from actors.client.errors import ClientError
 from actors.client.instance import (
     LOOP_POLICY,
     ClientConfig,
-    open_client_instance,
     parse_namesrv,
     unique_instance_name,
 )
+from actors.client.manager import shared_client_instance
 from actors.client.offset_store import RemoteOffsetStore
 from actors.client.pull_service import pull_loop
 from actors.client.rebalance import rebalance_service
@@ -109,7 +109,7 @@ class LitePullConsumer:
 
     async def __aenter__(self) -> LitePullConsumer:
         async with AsyncExitStack() as stack:
-            inst = await stack.enter_async_context(open_client_instance(self.client_config))
+            inst = await stack.enter_async_context(shared_client_instance(self.client_config))
             core = ConsumerCore(
                 inst,
                 self.group,
@@ -118,7 +118,7 @@ class LitePullConsumer:
                 consume_type=ConsumeType.CONSUME_ACTIVELY,
             )
             self._send, self._recv = trio.open_memory_channel[_Batch](self._buffer_batches)
-            inst.consumers[self.group] = core
+            inst.register_consumer(core)
             stack.push_async_callback(self._final_cleanup, core)
             nursery = await stack.enter_async_context(trio.open_nursery())
             stack.callback(nursery.cancel_scope.cancel, reason="lite consumer closing")
@@ -161,7 +161,7 @@ class LitePullConsumer:
             if self.auto_commit:
                 self._commit_to_store()
             await core.offset_store.persist_all(list(core.table), wait=True)
-            core.instance.consumers.pop(self.group, None)
+            core.instance.unregister_consumer(core)
             await core.instance.unregister(producer_group=None, consumer_group=self.group)
 
     async def __aexit__(self, *exc: object) -> bool | None:

@@ -47,10 +47,10 @@ from actors.client.instance import (
     LOOP_POLICY,
     ClientConfig,
     ClientInstance,
-    open_client_instance,
     parse_namesrv,
     unique_instance_name,
 )
+from actors.client.manager import shared_client_instance
 from actors.client.offset_store import LocalFileOffsetStore, OffsetStore, RemoteOffsetStore
 from actors.client.producer import ProducerCore
 from actors.client.pull_service import pull_loop
@@ -196,7 +196,7 @@ class PushConsumer:
         if self.listener is None:
             raise ClientError("register a listener before starting the consumer")
         async with AsyncExitStack() as stack:
-            inst = await stack.enter_async_context(open_client_instance(self.client_config))
+            inst = await stack.enter_async_context(shared_client_instance(self.client_config))
             store = self._offset_store(inst)
             await store.load()
             core = ConsumerCore(inst, self.group, self.settings, store, orderly=self.orderly)
@@ -205,7 +205,7 @@ class PushConsumer:
             inner = ProducerCore(inst, CLIENT_INNER_PRODUCER_GROUP)
             service_cls = OrderlyConsumeService if self.orderly else ConcurrentConsumeService
             service = service_cls(core, self.listener, inner)
-            inst.consumers[self.group] = core
+            inst.register_consumer(core)
             stack.push_async_callback(self._final_cleanup, core)
             nursery = await stack.enter_async_context(trio.open_nursery())
             stack.callback(nursery.cancel_scope.cancel, reason="consumer shutting down")
@@ -236,7 +236,7 @@ class PushConsumer:
             if self.orderly and core.clustering and held:
                 await unlock_queues(core, held, wait=True)
             await core.offset_store.persist_all(held, wait=True)
-            inst.consumers.pop(self.group, None)
+            inst.unregister_consumer(core)
             await inst.unregister(producer_group=None, consumer_group=self.group)
 
     async def __aexit__(self, *exc: object) -> bool | None:
