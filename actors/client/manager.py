@@ -117,16 +117,6 @@ async def _run_instance(key: tuple[int, str], entry: SharedInstance) -> None:
         entry.done.set()
 
 
-async def _watch(entry: SharedInstance) -> None:
-    """Raise the instance's failure into the user's block."""
-    await entry.done.wait()
-    if entry.stop.is_set():
-        return
-    raise ClientError(
-        f"client instance {entry.config.client_id} stopped: {entry.error!r}"
-    ) from entry.error
-
-
 async def _join(config: ClientConfig) -> SharedInstance:
     transport = current_transport()
     key = (id(transport), config.client_id)
@@ -171,12 +161,28 @@ async def shared_client_instance(config: ClientConfig) -> AsyncIterator[ClientIn
             raise ClientError(
                 f"client instance {config.client_id} could not start: {entry.error!r}"
             ) from entry.error
+        failed = False
+
+        async def watch() -> None:
+            # The instance ended while this user still holds it: end the user's block too.
+            nonlocal failed
+            await entry.done.wait()
+            if not entry.stop.is_set():
+                failed = True
+                nursery.cancel_scope.cancel(reason=f"client instance {config.client_id} failed")
+
         async with collapse_single(), trio.open_nursery() as nursery:
-            nursery.start_soon(_watch, entry, name=f"watch client instance {config.client_id}")
+            nursery.start_soon(watch, name=f"watch client instance {config.client_id}")
             try:
                 yield entry.instance
             finally:
                 nursery.cancel_scope.cancel(reason="client closed")
+        if failed:
+            # Raised here, after the block unwound, rather than from the watcher: a user
+            # nested in another user of the same instance then raises one error, not a group.
+            raise ClientError(
+                f"client instance {config.client_id} failed: {entry.error!r}"
+            ) from entry.error
     finally:
         _leave(entry)
         if entry.stop.is_set():

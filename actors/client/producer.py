@@ -401,6 +401,11 @@ class Producer:
         self._core: ProducerCore | None = None
 
     @property
+    def client_id(self) -> str:
+        """``clientIP@instanceName``: producers and consumers with one id share a client."""
+        return self.client_config.client_id
+
+    @property
     def core(self) -> ProducerCore:
         if self._core is None:
             raise ClientError("the producer is not started: use 'async with Producer(...)'")

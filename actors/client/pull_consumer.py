@@ -100,6 +100,11 @@ class LitePullConsumer:
         self._unread: collections.deque[MessageExt] = collections.deque()
 
     @property
+    def client_id(self) -> str:
+        """``clientIP@instanceName``: producers and consumers with one id share a client."""
+        return self.client_config.client_id
+
+    @property
     def core(self) -> ConsumerCore:
         if self._core is None:
             raise ClientError("the consumer is not started: use 'async with consumer'")

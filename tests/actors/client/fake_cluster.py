@@ -81,6 +81,9 @@ class FakeBroker:
     refuse_sends: ResponseCode | None = None
     query_not_found: bool = False
     requests: list[int] = attrs.Factory(list)
+    # the client address of every request (one per connection a client opened)
+    peers: list[str] = attrs.Factory(list)
+    heartbeats: list[HeartbeatData] = attrs.Factory(list)
     send_backs: list[ConsumerSendMsgBackRequestHeader] = attrs.Factory(list)
     server: Any = None
     stall_sends: bool = False
@@ -144,6 +147,7 @@ class FakeBroker:
     def _counting(self, handler: Any) -> Any:
         async def wrapped(ctx: RequestContext, req: RemotingCommand) -> RemotingCommand | None:
             self.requests.append(req.code)
+            self.peers.append(ctx.peer)
             return await handler(ctx, req)
 
         return wrapped
@@ -252,6 +256,7 @@ class FakeBroker:
 
     async def on_heartbeat(self, ctx: RequestContext, req: RemotingCommand) -> RemotingCommand:
         hb = decode_body(HeartbeatData, req.body)
+        self.heartbeats.append(hb)
         for cd in hb.consumer_data_set:
             members = self.groups.setdefault(cd.group_name, {})
             self.ensure_topic(f"%RETRY%{cd.group_name}", 1)
