@@ -4,7 +4,9 @@
         await consumer.subscribe("TopicTest", "TagA || TagB")
         ...  # messages arrive at ``on_messages`` until the block ends
 
-(``subscribe`` before ``async with``, without ``await``, works too.)
+(``subscribe`` before ``async with``, without ``await``, works too.)  Without a listener,
+the messages come from ``async for msg in consumer`` instead (message_stream.py says when
+a message counts as consumed).
 
 Supervision tree (all inside the ``async with``):
 
@@ -51,6 +53,7 @@ from actors.client.instance import (
     unique_instance_name,
 )
 from actors.client.manager import shared_client_instance
+from actors.client.message_stream import MessageStream
 from actors.client.offset_store import LocalFileOffsetStore, OffsetStore, RemoteOffsetStore
 from actors.client.producer import ProducerCore
 from actors.client.pull_service import pull_loop
@@ -123,6 +126,7 @@ class PushConsumer:
         self._expressions: dict[str, str] = {}
         self._core: ConsumerCore | None = None
         self._stack: AsyncExitStack | None = None
+        self._stream: MessageStream | None = None  # without a listener: ``async for``
 
     # ------------------------------------------------------------ configuration
 
@@ -193,8 +197,9 @@ class PushConsumer:
         return RemoteOffsetStore(inst, self.group)
 
     async def __aenter__(self) -> PushConsumer:
-        if self.listener is None:
-            raise ClientError("register a listener before starting the consumer")
+        listener = self.listener
+        if listener is None:
+            self._stream = listener = MessageStream(self.orderly)
         async with AsyncExitStack() as stack:
             inst = await stack.enter_async_context(shared_client_instance(self.client_config))
             store = self._offset_store(inst)
@@ -204,7 +209,7 @@ class PushConsumer:
                 core.subscribe(topic, expression)
             inner = ProducerCore(inst, CLIENT_INNER_PRODUCER_GROUP)
             service_cls = OrderlyConsumeService if self.orderly else ConcurrentConsumeService
-            service = service_cls(core, self.listener, inner)
+            service = service_cls(core, listener, inner)
             inst.register_consumer(core)
             stack.push_async_callback(self._final_cleanup, core)
             nursery = await stack.enter_async_context(trio.open_nursery())
@@ -242,7 +247,36 @@ class PushConsumer:
     async def __aexit__(self, *exc: object) -> bool | None:
         stack, self._stack = self._stack, None
         assert stack is not None
+        stream, self._stream = self._stream, None
         try:
+            if stream is not None:
+                await stream.close(ok=exc[0] is None)
             return await stack.__aexit__(*exc)  # type: ignore[arg-type]
         finally:
             self._core = None
+
+    # ------------------------------------------------------------ async for
+
+    def __aiter__(self) -> MessageStream:
+        """``async for msg in consumer``, on a started consumer made without a listener.
+
+        A message counts as consumed once the body finished with it: when the loop asks for
+        the next one, or when the ``async with`` block ends without an exception; it comes
+        again later after ``reconsume_later()``, or when the block ends with an exception
+        while the body held it.  Details in actors/client/message_stream.py.
+        """
+        if self._core is None:
+            raise ClientError("the consumer is not started: use 'async with consumer'")
+        if self._stream is None:
+            raise ClientError(
+                "this consumer has a listener: 'async for' is for a consumer made without one"
+            )
+        return self._stream
+
+    def reconsume_later(self, delay_level: int = 0, suspend_seconds: float | None = None) -> None:
+        """In ``async for``: the message the body holds (and the rest of its batch) is not
+        consumed and comes again later (RECONSUME_LATER with ``delay_level``, or for an
+        orderly consumer SUSPEND_CURRENT_QUEUE_A_MOMENT for ``suspend_seconds``)."""
+        if self._stream is None:
+            raise ClientError("reconsume_later() is for a consumer read with 'async for'")
+        self._stream.reconsume_later(delay_level, suspend_seconds)
