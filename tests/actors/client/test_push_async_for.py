@@ -91,11 +91,15 @@ async def test_an_exception_in_the_body_leaves_the_message_unconsumed(
     broker.ensure_topic("AF3", 1)
     await produce(ns.addr, "AF3", [b"m0", b"boom", b"m2"])
     consumer = consumer_of(ns.addr, "af3", "AF3")
-    with trio.fail_after(60), pytest.raises(ValueError, match="handler failed"):
+
+    async def consume_until_boom() -> None:
         async with consumer:
             async for msg in consumer:
                 if msg.body == b"boom":
                     raise ValueError("handler failed")
+
+    with trio.fail_after(60), pytest.raises(ValueError, match="handler failed"):
+        await consume_until_boom()
     # m0 was consumed; "boom" was not: it comes again to the group's next consumer
     assert committed(broker, "af3", "AF3") == 1
     again = consumer_of(ns.addr, "af3", "AF3")
