@@ -23,7 +23,7 @@ import attrs
 import trio
 
 from actors.client import api
-from actors.client.errors import ClientError, NoRouteError
+from actors.client.errors import BrokerError, ClientError, NoRouteError
 from actors.client.route import (
     TopicPublishInfo,
     broker_addrs,
@@ -40,7 +40,7 @@ from protocol.bodies.admin import ResetOffsetBody
 from protocol.bodies.common import MessageQueue
 from protocol.bodies.heartbeat import ConsumerData, HeartbeatData, ProducerData
 from protocol.bodies.route import TopicRouteData
-from protocol.codes import RequestCode
+from protocol.codes import RequestCode, ResponseCode
 from protocol.command import RemotingCommand
 from protocol.convert import decode_body, decode_header, encode_body
 from protocol.errors import ProtocolError
@@ -296,16 +296,30 @@ class ClientInstance:
                     targets.append(addr)
         return targets
 
-    async def heartbeat_all(self) -> None:
-        """HEART_BEAT to every known broker; failures are logged, never raised."""
+    async def heartbeat_all(self, *, raise_refusal: bool = False) -> None:
+        """HEART_BEAT to every known broker; failures are logged.
+
+        ``raise_refusal`` (a subscription the caller awaits): a broker that answered with
+        an error code (say NO_PERMISSION under ACL) is raised as ``BrokerError`` after
+        every broker was tried; one that cannot be reached is only logged, as the periodic
+        heartbeat and the pull loops retry it.
+        """
+        refused: BrokerError | None = None
         async with self._heartbeat_lock:
             body = encode_body(self.heartbeat_data())
             for addr in self._heartbeat_targets():
                 cmd = api.request(RequestCode.HEART_BEAT, None, body)
                 try:
-                    await api.invoke(self.remoting, addr, cmd, self.timeout)
+                    reply = await api.invoke(self.remoting, addr, cmd, self.timeout)
                 except ClientError as exc:
                     log.info("heartbeat to %s failed: %s", addr, exc)
+                    continue
+                if reply.code != ResponseCode.SUCCESS:
+                    # Java's sendHearbeat throws MQBrokerException here; the timer logs it.
+                    log.warning("heartbeat to %s refused: %d %s", addr, reply.code, reply.remark)
+                    refused = refused or BrokerError(reply.code, reply.remark, addr)
+        if refused is not None and raise_refusal:
+            raise refused
 
     def drop_offline_brokers(self) -> None:
         """Forget brokers no cached route mentions any more (Java's cleanOfflineBroker)."""

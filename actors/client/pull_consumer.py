@@ -197,17 +197,20 @@ class LitePullConsumer:
         core = self.core
         core.subscribe(topic, expression)
         await core.instance.update_route(topic)
-        await core.instance.heartbeat_all()
-        if not self._rebalancing:
-            assert self._nursery is not None
-            self._rebalancing = True
-            await self._nursery.start(
-                functools.partial(
-                    supervise, "rebalance_service", rebalance_service, core, policy=LOOP_POLICY
+        try:
+            # a broker refusing the heartbeat is raised, after the rebalance is under way
+            await core.instance.heartbeat_all(raise_refusal=True)
+        finally:
+            if not self._rebalancing:
+                assert self._nursery is not None
+                self._rebalancing = True
+                await self._nursery.start(
+                    functools.partial(
+                        supervise, "rebalance_service", rebalance_service, core, policy=LOOP_POLICY
+                    )
                 )
-            )
-        else:
-            core.rebalance_wake.set()
+            else:
+                core.rebalance_wake.set()
 
     async def assign(self, mqs: Sequence[MessageQueue]) -> None:
         """Consume exactly these queues (no rebalance)."""

@@ -152,7 +152,7 @@ class PushConsumer:
     def _start_resync(self, topic: str | None) -> Pending:
         pending = Pending()
         self.core.instance.nursery.start_soon(
-            pending.run, functools.partial(self._resync, strict=topic)
+            pending.run, functools.partial(self._resync, strict=topic, awaited=True)
         )
         return pending
 
@@ -162,9 +162,11 @@ class PushConsumer:
         self.listener = listener
         self.orderly = orderly
 
-    async def _resync(self, strict: str | None = None) -> None:
+    async def _resync(self, strict: str | None = None, *, awaited: bool = False) -> None:
         """Routes of every topic, a heartbeat, a rebalance; a route error of ``strict`` (the
-        topic just subscribed) is raised, the others' only logged."""
+        topic just subscribed) is raised, the others' only logged.  ``awaited`` (a
+        subscription change on a running consumer): a broker refusing the heartbeat is raised
+        too, after the rebalance is woken."""
         core = self.core
         for topic in core.topics():
             try:
@@ -173,8 +175,10 @@ class PushConsumer:
                 if topic == strict:
                     raise
                 log.info("route of %s: %s", topic, exc)
-        await core.instance.heartbeat_all()
-        core.rebalance_wake.set()
+        try:
+            await core.instance.heartbeat_all(raise_refusal=awaited)
+        finally:
+            core.rebalance_wake.set()
 
     @property
     def core(self) -> ConsumerCore:

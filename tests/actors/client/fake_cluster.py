@@ -79,6 +79,7 @@ class FakeBroker:
     arrived: trio.Event = attrs.Factory(trio.Event)
     phys: int = 0
     refuse_sends: ResponseCode | None = None
+    refuse_heartbeats: ResponseCode | None = None
     query_not_found: bool = False
     requests: list[int] = attrs.Factory(list)
     # the client address of every request (one per connection a client opened)
@@ -257,6 +258,8 @@ class FakeBroker:
     async def on_heartbeat(self, ctx: RequestContext, req: RemotingCommand) -> RemotingCommand:
         hb = decode_body(HeartbeatData, req.body)
         self.heartbeats.append(hb)
+        if self.refuse_heartbeats is not None:
+            return req.reply(self.refuse_heartbeats, "heartbeat refused (test)")
         for cd in hb.consumer_data_set:
             members = self.groups.setdefault(cd.group_name, {})
             self.ensure_topic(f"%RETRY%{cd.group_name}", 1)

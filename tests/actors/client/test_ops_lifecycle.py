@@ -8,6 +8,7 @@ import trio
 
 from actors.broker.app import pick_free_port
 from actors.client import (
+    BrokerError,
     ClientError,
     ConsumeFromWhere,
     ConsumeStatus,
@@ -16,6 +17,8 @@ from actors.client import (
     Producer,
     PushConsumer,
 )
+from protocol.codes import ResponseCode
+from tests.actors.client.fake_cluster import start_fake_cluster
 
 
 async def produce(namesrv: str, topic: str, n: int) -> None:
@@ -93,3 +96,29 @@ async def test_a_failed_subscription_reaches_the_caller() -> None:
         async with LitePullConsumer("lc_err2", namesrv=nobody) as lite:
             with pytest.raises(ClientError):
                 await lite.subscribe("LC_ERR")
+
+
+async def test_a_broker_refusing_the_heartbeat_reaches_the_awaited_subscription(
+    autojump_clock, nursery
+) -> None:
+    ns, [broker] = await start_fake_cluster(nursery)
+    broker.ensure_topic("LC_REFUSED")
+    broker.refuse_heartbeats = ResponseCode.NO_PERMISSION
+
+    async def listener(msgs, ctx):
+        return ConsumeStatus.CONSUME_SUCCESS
+
+    async with PushConsumer("lc_refused", namesrv=ns.addr, listener=listener) as consumer:
+        with pytest.raises(BrokerError) as info:
+            await consumer.subscribe("LC_REFUSED")
+        assert info.value.code == ResponseCode.NO_PERMISSION
+        with pytest.raises(BrokerError):
+            await consumer.unsubscribe("LC_REFUSED")
+        consumer.subscribe("LC_REFUSED")  # not awaited: only logged, the consumer carries on
+        await trio.sleep(1)
+        broker.refuse_heartbeats = None
+        await consumer.subscribe("LC_REFUSED")  # and once the broker accepts, it works
+    async with LitePullConsumer("lc_refused2", namesrv=ns.addr) as lite:
+        broker.refuse_heartbeats = ResponseCode.NO_PERMISSION
+        with pytest.raises(BrokerError):
+            await lite.subscribe("LC_REFUSED")
