@@ -371,7 +371,22 @@ class ProducerCore:
 
 
 class Producer:
-    """``async with Producer("group", namesrv="127.0.0.1:9876") as producer: ...``"""
+    """A producer (Java's DefaultMQProducer).
+
+        async with Producer("group", namesrv="127.0.0.1:9876") as producer:
+            result = await producer.send(Message("TopicTest", b"hello", tags="TagA"))
+
+    ``group``: the producer group (what brokers list in producerConnection and ask for
+    transaction check-backs); ``namesrv``: ``"host:port;host:port"`` or a list;
+    ``config``: send timeout, retries, compression threshold, ... (``ProducerConfig``);
+    ``instance_name``: with ``client_ip`` the client id ``clientIP@instanceName``.  Clients
+    of one process with the same id share one client instance (connections, heartbeat,
+    route refresh); the default is unique per producer, as Java's ``pid#nanoTime``.
+    ``credentials``: sign requests for brokers with ``aclEnable=true``; ``tls``: True, or an
+    ``ssl.SSLContext``, to talk TLS to name servers and brokers.
+
+    Sends are valid inside the ``async with`` block only.
+    """
 
     def __init__(
         self,
@@ -407,11 +422,13 @@ class Producer:
 
     @property
     def core(self) -> ProducerCore:
+        """The send logic over the running client instance (ClientError if not started)."""
         if self._core is None:
             raise ClientError("the producer is not started: use 'async with Producer(...)'")
         return self._core
 
     async def __aenter__(self) -> Producer:
+        """Join (or start) the client instance of this client id and register the group."""
         async with AsyncExitStack() as stack:
             inst = await stack.enter_async_context(shared_client_instance(self.client_config))
             inst.register_producer(self.group)
@@ -434,16 +451,22 @@ class Producer:
         return await stack.__aexit__(*exc)  # type: ignore[arg-type]
 
     async def send(self, msg: Message, *, timeout: float | None = None) -> SendResult:
+        """Send and wait for the broker's answer; on a failed attempt (connection, or a
+        retryable broker code) up to ``retry_times`` more on another broker, all within
+        ``timeout`` (default ``send_timeout``).  Raises ``ClientError`` subclasses."""
         return await self.core.send(msg, timeout=timeout)
 
     async def send_to_queue(
         self, msg: Message, mq: MessageQueue, *, timeout: float | None = None
     ) -> SendResult:
+        """Send to the queue ``mq`` of ``msg``'s topic: one attempt, no other queue."""
         return await self.core.send_to_queue(msg, mq, timeout=timeout)
 
     async def send_batch(
         self, msgs: Sequence[Message], *, timeout: float | None = None
     ) -> SendResult:
+        """Send messages of one topic as one batch (one queue, one answer); no delay levels
+        and no retry topics in a batch, as Java's."""
         return await self.core.send_batch(msgs, timeout=timeout)
 
     async def send_orderly(
@@ -455,16 +478,22 @@ class Producer:
         sharding_key: str | None = None,
         timeout: float | None = None,
     ) -> SendResult:
+        """Send to the queue ``selector(queues, msg, arg)`` picks, or the one
+        ``sharding_key`` hashes to (Java's SelectMessageQueueByHash); one attempt only,
+        since another queue would break the order."""
         return await self.core.send_orderly(
             msg, selector=selector, arg=arg, sharding_key=sharding_key, timeout=timeout
         )
 
     async def send_oneway(self, msg: Message) -> None:
+        """Send without waiting for an answer (one attempt; nothing says it was stored)."""
         await self.core.send_oneway(msg)
 
     async def send_async(
         self, msg: Message, callback: SendCallback, *, timeout: float | None = None
     ) -> None:
+        """Start a send in the background; ``callback`` gets the ``SendResult`` or the
+        ``ClientError``.  Returns once started (waits while ``max_async_in_flight`` run)."""
         await self.core.send_async(msg, callback, timeout=timeout)
 
     async def queues(self, topic: str) -> list[MessageQueue]:

@@ -57,6 +57,20 @@ class _Batch:
 
 
 class LitePullConsumer:
+    """A lite pull consumer (Java's DefaultLitePullConsumer): ``poll()`` (or ``async for``)
+    takes what the background pull loops buffered.
+
+    ``group``: the consumer group (clustering only); ``auto_commit``: offsets of what
+    ``poll`` returned are committed every 5 s, else by ``commit()``;
+    ``consume_from_where``: where a group without a stored offset starts;
+    ``pull_batch_size``: messages per pull; ``buffer_batches``: pulled batches held before
+    the pull loops wait (the memory bound); ``settings``: the rest (a copy is kept).
+    ``instance_name``/``client_ip``/``credentials``/``tls``: as Producer.
+
+    Lifecycle: configure, ``async with``, then ``subscribe`` (queues rebalanced among the
+    group) or ``assign`` (exactly these queues).
+    """
+
     def __init__(
         self,
         group: str,
@@ -68,6 +82,7 @@ class LitePullConsumer:
         buffer_batches: int = 64,
         settings: ConsumerSettings | None = None,
         instance_name: str | None = None,
+        client_ip: str | None = None,
         credentials: SessionCredentials | None = None,
         tls: ssl.SSLContext | bool = False,
     ) -> None:
@@ -86,6 +101,8 @@ class LitePullConsumer:
             credentials=credentials,
             tls=tls_context(tls),
         )
+        if client_ip is not None:
+            self.client_config.client_ip = client_ip
         self._buffer_batches = buffer_batches
         self._core: ConsumerCore | None = None
         self._stack: AsyncExitStack | None = None
@@ -106,6 +123,7 @@ class LitePullConsumer:
 
     @property
     def core(self) -> ConsumerCore:
+        """The consumer's state over the running instance (ClientError if not started)."""
         if self._core is None:
             raise ClientError("the consumer is not started: use 'async with consumer'")
         return self._core
@@ -113,6 +131,7 @@ class LitePullConsumer:
     # ------------------------------------------------------------ lifetime
 
     async def __aenter__(self) -> LitePullConsumer:
+        """Join (or start) the client instance; subscriptions made before start begin."""
         async with AsyncExitStack() as stack:
             inst = await stack.enter_async_context(shared_client_instance(self.client_config))
             core = ConsumerCore(
@@ -146,6 +165,7 @@ class LitePullConsumer:
         return self
 
     async def __anext__(self) -> MessageExt:
+        """The next message (waits for one); see ``__aiter__``."""
         while not self._unread:
             self._unread.extend(await self.poll())
         return self._unread.popleft()
@@ -236,9 +256,11 @@ class LitePullConsumer:
         await core.instance.heartbeat_all()
 
     async def fetch_queues(self, topic: str) -> list[MessageQueue]:
+        """All readable queues of ``topic`` (Java's fetchMessageQueues), e.g. for ``assign``."""
         return await self.core.instance.subscribe_queues(topic)
 
     def assignment(self) -> set[MessageQueue]:
+        """The queues this consumer pulls now."""
         return set(self.core.table)
 
     # ------------------------------------------------------------ consuming
@@ -294,6 +316,7 @@ class LitePullConsumer:
         await core.offset_store.persist_all(list(core.table), wait=True)
 
     def committed_offset(self, mq: MessageQueue) -> int | None:
+        """The offset this consumer will commit (or has) for ``mq``; None if none yet."""
         return self.core.offset_store.table.get(mq)
 
     async def _min_max(self, mq: MessageQueue) -> tuple[int, int]:
@@ -330,7 +353,9 @@ class LitePullConsumer:
         core.assign(mq, offset)
 
     async def seek_to_begin(self, mq: MessageQueue) -> None:
+        """Consume ``mq`` from its first (minimum) offset on."""
         await self.seek(mq, (await self._min_max(mq))[0])
 
     async def seek_to_end(self, mq: MessageQueue) -> None:
+        """Consume ``mq`` from its end (only messages that arrive from now on)."""
         await self.seek(mq, (await self._min_max(mq))[1])

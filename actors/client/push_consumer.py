@@ -79,6 +79,24 @@ __all__ = [
 
 
 class PushConsumer:
+    """A push consumer (Java's DefaultMQPushConsumer): pull loops per assigned queue feed
+    ``listener(msgs, ctx)`` (or ``async for``, when made without a listener).
+
+    ``group``: the consumer group; queues are shared among its members (``strategy``,
+    default averagely) in ``CLUSTERING``, every member gets every message in
+    ``BROADCASTING`` (offsets then kept in a local file under ``offsets_dir``).
+    ``listener``: async, returns ``ConsumeStatus`` (``ConsumeOrderlyStatus`` if
+    ``orderly``: one queue at a time, in queue order, under a broker lock).
+    ``consume_from_where``/``consume_timestamp``: where a group without a stored offset
+    starts.  ``settings``: batch sizes, flow limits, workers, timeouts (a copy is kept).
+    ``instance_name``/``client_ip``: the client id ``clientIP@instanceName``; clients of one
+    process with the same id share one client instance (clustering default: unique per
+    consumer; broadcasting: ``DEFAULT``, as Java).  ``credentials``/``tls``: as Producer.
+
+    Lifecycle: configure, ``async with``, then ``await consumer.subscribe(...)`` (subscribing
+    before ``async with`` works too).  Leaving the block commits offsets and unregisters.
+    """
+
     def __init__(
         self,
         group: str,
@@ -143,6 +161,7 @@ class PushConsumer:
         return self._start_resync(topic)
 
     def unsubscribe(self, topic: str) -> Pending:
+        """Stop consuming ``topic``; on a running consumer ``await`` it as ``subscribe``."""
         self._expressions.pop(topic, None)
         if self._core is None:
             return Pending.finished()
@@ -157,6 +176,7 @@ class PushConsumer:
         return pending
 
     def register_listener(self, listener: Listener, *, orderly: bool = False) -> None:
+        """Set the listener (Java's registerMessageListener); before ``async with`` only."""
         if self._core is not None:
             raise ClientError("register the listener before starting the consumer")
         self.listener = listener
@@ -182,15 +202,18 @@ class PushConsumer:
 
     @property
     def core(self) -> ConsumerCore:
+        """The consumer's state over the running instance (ClientError if not started)."""
         if self._core is None:
             raise ClientError("the consumer is not started: use 'async with consumer'")
         return self._core
 
     @property
     def client_id(self) -> str:
+        """``clientIP@instanceName``: producers and consumers with one id share a client."""
         return self.client_config.client_id
 
     def assigned_queues(self) -> set[MessageQueue]:
+        """The queues this member holds now (after the last rebalance)."""
         return set(self.core.table)
 
     # ------------------------------------------------------------ lifetime
@@ -201,6 +224,7 @@ class PushConsumer:
         return RemoteOffsetStore(inst, self.group)
 
     async def __aenter__(self) -> PushConsumer:
+        """Join (or start) the client instance, load offsets, start consuming."""
         listener = self.listener
         if listener is None:
             self._stream = listener = MessageStream(self.orderly)
