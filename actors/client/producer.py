@@ -434,11 +434,15 @@ class Producer:
             inst.register_producer(self.group)
             stack.push_async_callback(self._unregister, inst)
             self._core = ProducerCore(inst, self.group, self.config)
+            self._joined(inst, stack)
             # As Java's start: brokers an instance shared with others already knows learn of
             # this group now (transaction check-backs find it), not at the next 30 s round.
             await inst.heartbeat_all()
             self._stack = stack.pop_all()
         return self
+
+    def _joined(self, inst: ClientInstance, stack: AsyncExitStack) -> None:
+        """For subclasses: hook into the instance before the brokers learn of the group."""
 
     async def _unregister(self, inst: ClientInstance) -> None:
         inst.producer_groups.discard(self.group)

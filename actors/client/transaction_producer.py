@@ -21,13 +21,14 @@ import logging
 import re
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
 from typing import Any
 
 import attrs
 import trio
 
 from actors.client.errors import ClientError
-from actors.client.instance import CLIENT_INNER_PRODUCER_GROUP
+from actors.client.instance import CLIENT_INNER_PRODUCER_GROUP, ClientInstance
 from actors.client.message import Message, MessageExt, SendResult, SendStatus
 from actors.client.producer import Producer, ProducerConfig
 from actors.remoting.router import Channel
@@ -169,19 +170,15 @@ class TransactionProducer(Producer):
         self._checks_in_flight = 0
 
     async def __aenter__(self) -> TransactionProducer:
-        """Start as a Producer, then answer the brokers' check-backs for this group."""
+        """Start as a Producer that answers the brokers' check-backs for this group."""
         await super().__aenter__()
-        inst = self.core.instance
-        if self.group in inst.transaction_checkers:
-            await super().__aexit__(None, None, None)
-            raise ClientError(f"a transaction producer of group {self.group!r} is already running")
-        inst.transaction_checkers[self.group] = self._on_check
         return self
 
-    async def __aexit__(self, *exc: object) -> bool | None:
-        if self._core is not None:
-            self._core.instance.transaction_checkers.pop(self.group, None)
-        return await super().__aexit__(*exc)
+    def _joined(self, inst: ClientInstance, stack: AsyncExitStack) -> None:
+        # Before the first heartbeat: a broker may ask about pending halves at once.  One
+        # per group and instance: register_producer refused a second producer of the group.
+        inst.transaction_checkers[self.group] = self._on_check
+        stack.callback(inst.transaction_checkers.pop, self.group, None)
 
     # ------------------------------------------------------------ sending
 
