@@ -12,8 +12,9 @@
 loop takes it, then until the loop has finished with it, and returns the verdict the loop
 gave.  So everything a listener has (retries through the broker, orderly queue locks, the
 consume timeout, flow control, offsets committed only for what was consumed) holds for
-the loop too, and at most ``consume_workers`` batches are pulled-but-unconsumed in the
-stream at once.
+the loop too.  The consumer runs one consume worker in this mode: the loop takes one
+message at a time anyway, and a batch waiting in a second worker for the loop would have
+its wait counted against the consume timeout.
 
 When a message counts as consumed (its batch's listener call returns success):
 * the loop asks for the next message after the last one of the batch (the body finished);

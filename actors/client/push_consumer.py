@@ -226,13 +226,18 @@ class PushConsumer:
     async def __aenter__(self) -> PushConsumer:
         """Join (or start) the client instance, load offsets, start consuming."""
         listener = self.listener
+        settings = self.settings
         if listener is None:
             self._stream = listener = MessageStream(self.orderly)
+            # One worker: the loop takes one message at a time anyway, and a batch waiting
+            # in a second worker for the loop would count that wait against its consume
+            # timeout (and be sent back for it).
+            settings = attrs.evolve(settings, consume_workers=1)
         async with AsyncExitStack() as stack:
             inst = await stack.enter_async_context(shared_client_instance(self.client_config))
             store = self._offset_store(inst)
             await store.load()
-            core = ConsumerCore(inst, self.group, self.settings, store, orderly=self.orderly)
+            core = ConsumerCore(inst, self.group, settings, store, orderly=self.orderly)
             for topic, expression in self._expressions.items():
                 core.subscribe(topic, expression)
             inner = ProducerCore(inst, CLIENT_INNER_PRODUCER_GROUP)

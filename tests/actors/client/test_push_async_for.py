@@ -168,3 +168,25 @@ async def test_async_for_needs_a_started_consumer_without_listener(autojump_cloc
     async with PushConsumer("af6c", namesrv=ns.addr) as bare:
         with pytest.raises(ClientError, match="holds"):
             bare.reconsume_later()  # nothing taken yet
+
+
+async def test_the_consume_timeout_counts_from_when_the_loop_takes_a_message(
+    autojump_clock, nursery
+) -> None:
+    ns, [broker] = await start_fake_cluster(nursery)
+    broker.ensure_topic("AF7", 1)
+    await produce(ns.addr, "AF7", [b"slow", b"m1", b"m2", b"m3"])
+    consumer = consumer_of(ns.addr, "af7", "AF7", settings=ConsumerSettings(consume_timeout=10.0))
+    seen: list[tuple[bytes, int]] = []
+    with trio.fail_after(300):
+        async with consumer:
+            async for msg in consumer:
+                seen.append((msg.body, msg.reconsume_times))
+                # 6 s each: none past 10 s from when the loop took it, though the last
+                # arrived 18 s after the first was taken
+                await trio.sleep(11 if seen == [(b"slow", 0)] else 6)
+                if len(seen) == 5:
+                    break
+    # only the one body that took 11 s was cut: it came again, the others once
+    assert sorted(seen) == [(b"m1", 0), (b"m2", 0), (b"m3", 0), (b"slow", 0), (b"slow", 1)]
+    assert len(broker.send_backs) == 1
