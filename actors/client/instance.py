@@ -3,8 +3,11 @@
 It owns the remoting client, the route cache and the broker address table, and runs the
 instance-wide timers (§8.1) under one supervisor: route refresh (30 s), heartbeat to every
 broker (30 s, also drops brokers no route mentions any more) and consumer offset
-persistence (5 s).  Producers and consumers register with it; server-to-client requests
-(NOTIFY_CONSUMER_IDS_CHANGED) are routed to the consumer of the named group.
+persistence (5 s).  Producers and consumers register with it by group (one of each per
+group), and its heartbeat carries all of them; server-to-client requests
+(NOTIFY_CONSUMER_IDS_CHANGED, RESET_CONSUMER_CLIENT_OFFSET, CHECK_TRANSACTION_STATE) are
+routed to the consumer or producer of the named group.  ``open_client_instance`` runs one for
+the duration of a block; clients get theirs from manager.py, which shares one per client id.
 """
 
 from __future__ import annotations

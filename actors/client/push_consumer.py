@@ -8,10 +8,12 @@
 the messages come from ``async for msg in consumer`` instead (message_stream.py says when
 a message counts as consumed).
 
-Supervision tree (all inside the ``async with``):
+Supervision tree:
 
-    client instance ........ route refresh 30 s, heartbeat 30 s, offset persist 5 s
-    └─ consumer nursery
+    client instance ........ shared by the clients of one client id (manager.py, a system
+                             task): connections, route refresh 30 s, heartbeat 30 s,
+                             offset persist 5 s
+    consumer nursery ....... inside the ``async with``
        ├─ consume service .. concurrent workers, or orderly per-queue workers
        ├─ lock renewer ..... orderly + clustering only, every 20 s
        ├─ rebalance ........ now, every 20 s, and on NOTIFY_CONSUMER_IDS_CHANGED
