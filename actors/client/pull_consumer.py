@@ -26,7 +26,13 @@ import attrs
 import trio
 
 from actors.client import api
-from actors.client.consumer import AssignedQueue, ConsumerCore, ConsumerSettings, Pending
+from actors.client.consumer import (
+    AssignedQueue,
+    ConsumerCore,
+    ConsumerSettings,
+    Pending,
+    build_subscription,
+)
 from actors.client.errors import ClientError
 from actors.client.instance import (
     LOOP_POLICY,
@@ -205,6 +211,7 @@ class LitePullConsumer:
         know and to get the error (as PushConsumer.subscribe)."""
         if self._assigned is not None:
             raise ClientError("subscribe and assign are mutually exclusive")
+        build_subscription(topic, expression, 0)  # a bad expression raises here, as in Java
         if self._core is None:
             self._before_start[topic] = expression
             return Pending.finished()

@@ -44,7 +44,13 @@ from actors.client.consume_service import (
     Listener,
     OrderlyConsumeService,
 )
-from actors.client.consumer import AssignedQueue, ConsumerCore, ConsumerSettings, Pending
+from actors.client.consumer import (
+    AssignedQueue,
+    ConsumerCore,
+    ConsumerSettings,
+    Pending,
+    build_subscription,
+)
 from actors.client.errors import ClientError
 from actors.client.instance import (
     CLIENT_INNER_PRODUCER_GROUP,
@@ -154,8 +160,10 @@ class PushConsumer:
         """Consume ``topic`` (tags: ``"TagA || TagB"`` or ``*``), before or after ``async with``.
 
         On a running consumer ``await consumer.subscribe(...)`` returns once the route is
-        known and the brokers have the new heartbeat, and raises what went wrong.
+        known and the brokers have the new heartbeat, and raises what went wrong.  A bad
+        expression raises ``InvalidSubscriptionError`` at once, as Java's subscribe.
         """
+        build_subscription(topic, expression, 0)  # validates; the real one has the time
         self._expressions[topic] = expression
         if self._core is None:
             return Pending.finished()

@@ -12,6 +12,7 @@ from actors.client import (
     ClientError,
     ConsumeFromWhere,
     ConsumeStatus,
+    InvalidSubscriptionError,
     LitePullConsumer,
     Message,
     Producer,
@@ -122,3 +123,17 @@ async def test_a_broker_refusing_the_heartbeat_reaches_the_awaited_subscription(
         broker.refuse_heartbeats = ResponseCode.NO_PERMISSION
         with pytest.raises(BrokerError):
             await lite.subscribe("LC_REFUSED")
+
+
+@pytest.mark.parametrize("kind", [PushConsumer, LitePullConsumer])
+async def test_a_bad_expression_raises_at_subscribe_before_or_after_start(
+    autojump_clock, nursery, kind
+) -> None:
+    ns, _ = await start_fake_cluster(nursery)
+    consumer = kind("lc_expr", namesrv=ns.addr)
+    with pytest.raises(InvalidSubscriptionError):
+        consumer.subscribe("LC_EXPR", "||")
+    async with consumer:  # nothing of the refused subscription was kept
+        with pytest.raises(InvalidSubscriptionError):
+            consumer.subscribe("LC_EXPR", " || ")
+        assert consumer.core.subscriptions == {}
