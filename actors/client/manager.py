@@ -1,7 +1,8 @@
 """One client instance per client id in a process (Java's MQClientManager).
 
 Producers and consumers whose client ids are equal (``clientIP@instanceName``, §8.2) share
-one ``ClientInstance``: one remoting client (one connection per broker and name server),
+one ``ClientInstance`` (per Trio run, and per transport: two simulated hosts of tests/sim,
+each with its own network view, never share one): one remoting client (one connection per broker and name server),
 one route refresher, one heartbeat carrying every group of the instance, one offset
 persister.  The first ``async with`` of a client starts the instance, the last one to leave
 stops it and waits until its connections are closed.

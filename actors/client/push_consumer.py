@@ -153,6 +153,7 @@ class PushConsumer:
         self._core: ConsumerCore | None = None
         self._stack: AsyncExitStack | None = None
         self._stream: MessageStream | None = None  # without a listener: ``async for``
+        self._nursery: trio.Nursery | None = None
 
     # ------------------------------------------------------------ configuration
 
@@ -180,7 +181,9 @@ class PushConsumer:
 
     def _start_resync(self, topic: str | None) -> Pending:
         pending = Pending()
-        self.core.instance.nursery.start_soon(
+        # In the consumer's own nursery, not the (shared) instance's: it ends with the consumer.
+        assert self._nursery is not None
+        self._nursery.start_soon(
             pending.run, functools.partial(self._resync, strict=topic, awaited=True)
         )
         return pending
@@ -256,6 +259,7 @@ class PushConsumer:
             inst.register_consumer(core)
             stack.push_async_callback(self._final_cleanup, core)
             nursery = await stack.enter_async_context(trio.open_nursery())
+            self._nursery = nursery
             stack.callback(nursery.cancel_scope.cancel, reason="consumer shutting down")
 
             def start_pull(aq: AssignedQueue) -> None:
@@ -297,6 +301,7 @@ class PushConsumer:
             return await stack.__aexit__(*exc)  # type: ignore[arg-type]
         finally:
             self._core = None
+            self._nursery = None
 
     # ------------------------------------------------------------ async for
 
