@@ -89,6 +89,10 @@ def _clock_ms() -> int:
 
 @attrs.frozen
 class ProducerConfig:
+    """A producer's settings, Java's defaults (DefaultMQProducer, in seconds): the deadline
+    of a whole send, retries on another broker, the compression threshold, the size limit,
+    latency fault tolerance, and the bound on async sends in flight."""
+
     send_timeout: float = 3.0
     retry_times: int = 2  # sync and async: up to 3 attempts
     compress_over: int = 4096
