@@ -212,33 +212,44 @@ async def test_real_broker_sees_one_connection_for_all_groups(real_namesrv, real
     consumer.subscribe("SHR")
     with trio.fail_after(30):
         async with (
-            Producer("shr_pg1", namesrv=real_namesrv, instance_name=name) as p1,
+            open_remoting_client() as admin,
             Producer("shr_pg2", namesrv=real_namesrv, instance_name=name) as p2,
         ):
-            await p1.send(Message("SHR", b"x"))
-            await p2.send(Message("SHR", b"y"))
-            async with consumer, open_remoting_client() as admin:
-                await consumer.subscribe("SHR")  # returns once the brokers had the heartbeat
 
-                async def connections(code: int, **fields: str) -> list[dict[str, str]]:
-                    req = RemotingCommand.request(code, fields)
-                    reply = await admin.invoke(real_broker.address, req, 5)
-                    assert reply.code == ResponseCode.SUCCESS, reply.remark
-                    return list(json.loads(reply.body)["connectionSet"])
+            async def connections(code: int, **fields: str) -> list[dict[str, str]] | None:
+                """mqadmin's producerConnection/consumerConnection; None: group not online."""
+                req = RemotingCommand.request(code, fields)
+                reply = await admin.invoke(real_broker.address, req, 5)
+                if reply.code != ResponseCode.SUCCESS:
+                    return None
+                return list(json.loads(reply.body)["connectionSet"])
 
-                seen = [
-                    *await connections(
-                        RequestCode.GET_PRODUCER_CONNECTION_LIST, producerGroup="shr_pg1"
-                    ),
-                    *await connections(
-                        RequestCode.GET_PRODUCER_CONNECTION_LIST, producerGroup="shr_pg2"
-                    ),
-                    *await connections(
-                        RequestCode.GET_CONSUMER_CONNECTION_LIST, consumerGroup="shr_cg"
-                    ),
-                ]
-                assert len(seen) == 3  # one connection in each group ...
-                # ... and it is the same one: one client id on one client address
-                assert {(c["clientId"], c["clientAddr"]) for c in seen} == {
-                    (consumer.client_id, seen[0]["clientAddr"])
-                }
+            async def producers(group: str) -> list[dict[str, str]] | None:
+                return await connections(
+                    RequestCode.GET_PRODUCER_CONNECTION_LIST, producerGroup=group
+                )
+
+            async with Producer("shr_pg1", namesrv=real_namesrv, instance_name=name) as p1:
+                await p1.send(Message("SHR", b"x"))
+                await p2.send(Message("SHR", b"y"))
+                async with consumer:
+                    await consumer.subscribe("SHR")  # returns once the brokers had the heartbeat
+                    seen = [
+                        *(await producers("shr_pg1") or []),
+                        *(await producers("shr_pg2") or []),
+                        *(
+                            await connections(
+                                RequestCode.GET_CONSUMER_CONNECTION_LIST, consumerGroup="shr_cg"
+                            )
+                            or []
+                        ),
+                    ]
+                    assert len(seen) == 3  # one connection in each group ...
+                    # ... and it is the same one: one client id on one client address
+                    assert {(c["clientId"], c["clientAddr"]) for c in seen} == {
+                        (consumer.client_id, seen[0]["clientAddr"])
+                    }
+            # p1 and the consumer left: their groups are gone, p2's stays on that connection
+            assert await producers("shr_pg1") is None
+            assert await producers("shr_pg2") == [seen[1]]
+            await p2.send(Message("SHR", b"z"))
