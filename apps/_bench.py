@@ -30,9 +30,16 @@ from typing import Any
 
 import attrs
 import trio
-from rich.console import Console
-from rich.live import Live
-from rich.text import Text
+
+try:
+    from rich.console import Console
+    from rich.live import Live
+    from rich.text import Text
+except ImportError as exc:  # rich is the bench extra, not a runtime dependency
+    raise SystemExit(
+        "the bench tools need rich: pip install 'trio-rocketmq[bench]' "
+        f"(or pip install rich): {exc}"
+    ) from exc
 
 from apps._security import add_security_options
 

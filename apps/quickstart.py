@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -30,7 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("produce", "consume"):
         p = sub.add_parser(name)
-        p.add_argument("-n", "--namesrv", default="127.0.0.1:9876", help="name server(s), a;b")
+        p.add_argument(
+            "-n",
+            "--namesrv",
+            # as Java's clients and tools: NAMESRV_ADDR when no address is given
+            default=os.environ.get("NAMESRV_ADDR", "127.0.0.1:9876"),
+            help="name server(s), a;b (default: $NAMESRV_ADDR, else 127.0.0.1:9876)",
+        )
         p.add_argument("-t", "--topic", default="TopicTest")
         p.add_argument("-g", "--group", default="please_rename_unique_group_name")
         p.add_argument("--count", type=int, default=1000 if name == "produce" else 10)

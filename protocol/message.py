@@ -252,15 +252,18 @@ class MessageExt:
 
     @property
     def tags(self) -> str | None:
+        """The TAGS property (what subscriptions filter on), or None."""
         return self.properties.get(MessageConst.TAGS)
 
     @property
     def keys(self) -> list[str]:
+        """The KEYS property split on spaces (what queryMsgByKey finds)."""
         text = self.properties.get(MessageConst.KEYS, "")
         return [k for k in text.split(MessageConst.KEY_SEPARATOR) if k]
 
     @property
     def uniq_key(self) -> str | None:
+        """The producer's message id (UNIQ_KEY), or None for a message sent without one."""
         return self.properties.get(MessageConst.UNIQ_KEY)
 
 

@@ -30,7 +30,7 @@ from actors.client.errors import (
     NotConnectedError,
 )
 from actors.client.message import Message, SendResult, SendStatus, client_msg_id
-from actors.client.producer import Producer
+from actors.client.producer import Producer, ProducerConfig, select_by_hash
 from actors.client.pull_consumer import LitePullConsumer
 from actors.client.push_consumer import ConsumeFromWhere, MessageModel, PushConsumer
 from actors.client.transaction_producer import (
@@ -38,6 +38,7 @@ from actors.client.transaction_producer import (
     TransactionProducer,
     TransactionSendResult,
 )
+from protocol.acl import SessionCredentials
 from protocol.bodies.common import MessageQueue
 from protocol.message import MessageExt
 
@@ -62,10 +63,13 @@ __all__ = [
     "NoRouteError",
     "NotConnectedError",
     "Producer",
+    "ProducerConfig",
     "PushConsumer",
     "SendResult",
     "SendStatus",
+    "SessionCredentials",
     "TransactionProducer",
     "TransactionSendResult",
     "client_msg_id",
+    "select_by_hash",
 ]

@@ -34,12 +34,20 @@ class AllocationError(ValueError):
 
 
 class AllocateStrategy(Protocol):
+    """How a consumer group's queues are shared among its members (Java's
+    AllocateMessageQueueStrategy); every member runs it on the same sorted inputs, so
+    each takes a disjoint part without talking to the others."""
+
     @property
-    def name(self) -> str: ...
+    def name(self) -> str:
+        """The strategy's name as Java's (what the broker's consumer runtime info shows)."""
+        ...
 
     def allocate(
         self, group: str, current_cid: str, mq_all: Sequence[Q], cid_all: Sequence[str]
-    ) -> list[Q]: ...
+    ) -> list[Q]:
+        """The queues of ``mq_all`` that member ``current_cid`` of ``cid_all`` takes."""
+        ...
 
 
 def _check(current_cid: str, mq_all: Sequence[object], cid_all: Sequence[str]) -> bool:

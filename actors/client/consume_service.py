@@ -58,6 +58,8 @@ _ORDERLY_CONSUMED = ConsumeOrderlyStatus.SUCCESS
 
 @attrs.define(eq=False)
 class ConsumeContext:
+    """What a listener call is about (its queue) and what it may set for a failure."""
+
     mq: MessageQueue
     # Concurrent: the delay level of the retry (0 = let the broker pick 3 + reconsume times).
     delay_level_when_next_consume: int = 0

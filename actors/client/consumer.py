@@ -91,6 +91,10 @@ def half_hour_ago() -> str:
 
 @attrs.define(eq=False)
 class ConsumerSettings:
+    """A consumer's tuning, Java's defaults (DefaultMQPushConsumer's fields, in seconds):
+    batch sizes per pull and per listener call, flow limits of the local cache, workers,
+    rebalance/lock periods, retries and timeouts."""
+
     message_model: MessageModel = MessageModel.CLUSTERING
     consume_from_where: ConsumeFromWhere = ConsumeFromWhere.CONSUME_FROM_LAST_OFFSET
     consume_timestamp: str = attrs.Factory(half_hour_ago)

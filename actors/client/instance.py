@@ -3,8 +3,11 @@
 It owns the remoting client, the route cache and the broker address table, and runs the
 instance-wide timers (§8.1) under one supervisor: route refresh (30 s), heartbeat to every
 broker (30 s, also drops brokers no route mentions any more) and consumer offset
-persistence (5 s).  Producers and consumers register with it; server-to-client requests
-(NOTIFY_CONSUMER_IDS_CHANGED) are routed to the consumer of the named group.
+persistence (5 s).  Producers and consumers register with it by group (one of each per
+group), and its heartbeat carries all of them; server-to-client requests
+(NOTIFY_CONSUMER_IDS_CHANGED, RESET_CONSUMER_CLIENT_OFFSET, CHECK_TRANSACTION_STATE) are
+routed to the consumer or producer of the named group.  ``open_client_instance`` runs one for
+the duration of a block; clients get theirs from manager.py, which shares one per client id.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import attrs
 import trio
 
 from actors.client import api
-from actors.client.errors import ClientError, NoRouteError
+from actors.client.errors import BrokerError, ClientError, NoRouteError
 from actors.client.route import (
     TopicPublishInfo,
     broker_addrs,
@@ -40,7 +43,7 @@ from protocol.bodies.admin import ResetOffsetBody
 from protocol.bodies.common import MessageQueue
 from protocol.bodies.heartbeat import ConsumerData, HeartbeatData, ProducerData
 from protocol.bodies.route import TopicRouteData
-from protocol.codes import RequestCode
+from protocol.codes import RequestCode, ResponseCode
 from protocol.command import RemotingCommand
 from protocol.convert import decode_body, decode_header, encode_body
 from protocol.errors import ProtocolError
@@ -249,6 +252,32 @@ class ClientInstance:
             topics |= consumer.topics()
         return topics
 
+    # ------------------------------------------------------------ members
+
+    def register_producer(self, group: str) -> None:
+        """A producer of ``group`` joins; one per group and instance, as Java's
+        registerProducer (two would answer each other's transaction checks)."""
+        if group in self.producer_groups:
+            raise ClientError(
+                f"The producer group[{group}] has been created before, specify another name "
+                f"please (or another instance_name: client id {self.client_id})"
+            )
+        self.producer_groups.add(group)
+
+    def register_consumer(self, consumer: ConsumerHooks) -> None:
+        """A consumer joins; one per group and instance, as Java's registerConsumer (the
+        broker sees one member per client id, so two would share one allocation)."""
+        if consumer.group in self.consumers:
+            raise ClientError(
+                f"The consumer group[{consumer.group}] has been created before, specify another "
+                f"name please (or another instance_name: client id {self.client_id})"
+            )
+        self.consumers[consumer.group] = consumer
+
+    def unregister_consumer(self, consumer: ConsumerHooks) -> None:
+        if self.consumers.get(consumer.group) is consumer:
+            del self.consumers[consumer.group]
+
     # ------------------------------------------------------------ heartbeat
 
     def heartbeat_data(self) -> HeartbeatData:
@@ -270,16 +299,30 @@ class ClientInstance:
                     targets.append(addr)
         return targets
 
-    async def heartbeat_all(self) -> None:
-        """HEART_BEAT to every known broker; failures are logged, never raised."""
+    async def heartbeat_all(self, *, raise_refusal: bool = False) -> None:
+        """HEART_BEAT to every known broker; failures are logged.
+
+        ``raise_refusal`` (a subscription the caller awaits): a broker that answered with
+        an error code (say NO_PERMISSION under ACL) is raised as ``BrokerError`` after
+        every broker was tried; one that cannot be reached is only logged, as the periodic
+        heartbeat and the pull loops retry it.
+        """
+        refused: BrokerError | None = None
         async with self._heartbeat_lock:
             body = encode_body(self.heartbeat_data())
             for addr in self._heartbeat_targets():
                 cmd = api.request(RequestCode.HEART_BEAT, None, body)
                 try:
-                    await api.invoke(self.remoting, addr, cmd, self.timeout)
+                    reply = await api.invoke(self.remoting, addr, cmd, self.timeout)
                 except ClientError as exc:
                     log.info("heartbeat to %s failed: %s", addr, exc)
+                    continue
+                if reply.code != ResponseCode.SUCCESS:
+                    # Java's sendHearbeat throws MQBrokerException here; the timer logs it.
+                    log.warning("heartbeat to %s refused: %d %s", addr, reply.code, reply.remark)
+                    refused = refused or BrokerError(reply.code, reply.remark, addr)
+        if refused is not None and raise_refusal:
+            raise refused
 
     def drop_offline_brokers(self) -> None:
         """Forget brokers no cached route mentions any more (Java's cleanOfflineBroker)."""

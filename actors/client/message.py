@@ -41,6 +41,7 @@ FORBIDDEN_TOPICS = frozenset(
 
 
 def check_topic(topic: str) -> None:
+    """Java's Validators.checkTopic: InvalidMessageError for a name a broker refuses."""
     if not topic:
         raise InvalidMessageError("the specified topic is blank")
     if len(topic) > 127:
@@ -66,6 +67,8 @@ class Message:
     wait_store_msg_ok: bool = True
 
     def validate(self, max_size: int = MAX_MESSAGE_SIZE) -> None:
+        """Java's Validators.checkMessage: InvalidMessageError on a bad topic, an empty or
+        oversized body, or a delay level outside 0..18."""
         check_topic(self.topic)
         if not isinstance(self.body, bytes | bytearray):
             raise InvalidMessageError("the message body must be bytes")
@@ -93,6 +96,9 @@ class Message:
 
 
 class SendStatus(enum.Enum):
+    """Stored, with the guarantee the broker could give: anything but SEND_OK means stored
+    but not flushed (or not replicated) within the broker's timeout."""
+
     SEND_OK = "SEND_OK"
     FLUSH_DISK_TIMEOUT = "FLUSH_DISK_TIMEOUT"
     FLUSH_SLAVE_TIMEOUT = "FLUSH_SLAVE_TIMEOUT"
@@ -101,6 +107,9 @@ class SendStatus(enum.Enum):
 
 @attrs.frozen
 class SendResult:
+    """What a send returns: the status, the message id (the producer's UNIQ_KEY), the
+    broker's offset message id, the queue and the offset in it."""
+
     status: SendStatus
     msg_id: str  # UNIQ_KEY (comma-joined for a batch)
     offset_msg_id: str  # broker-assigned offset id(s)

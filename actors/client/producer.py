@@ -27,10 +27,10 @@ from actors.client.instance import (
     DEFAULT_TOPIC_QUEUE_NUMS,
     ClientConfig,
     ClientInstance,
-    open_client_instance,
     parse_namesrv,
     unique_instance_name,
 )
+from actors.client.manager import shared_client_instance
 from actors.client.message import Message, MessageQueue, SendResult, SendStatus
 from actors.client.route import TopicPublishInfo, select_queue
 from actors.remoting.tls import tls_context
@@ -89,6 +89,10 @@ def _clock_ms() -> int:
 
 @attrs.frozen
 class ProducerConfig:
+    """A producer's settings, Java's defaults (DefaultMQProducer, in seconds): the deadline
+    of a whole send, retries on another broker, the compression threshold, the size limit,
+    latency fault tolerance, and the bound on async sends in flight."""
+
     send_timeout: float = 3.0
     retry_times: int = 2  # sync and async: up to 3 attempts
     compress_over: int = 4096
@@ -371,7 +375,22 @@ class ProducerCore:
 
 
 class Producer:
-    """``async with Producer("group", namesrv="127.0.0.1:9876") as producer: ...``"""
+    """A producer (Java's DefaultMQProducer).
+
+        async with Producer("group", namesrv="127.0.0.1:9876") as producer:
+            result = await producer.send(Message("TopicTest", b"hello", tags="TagA"))
+
+    ``group``: the producer group (what brokers list in producerConnection and ask for
+    transaction check-backs); ``namesrv``: ``"host:port;host:port"`` or a list;
+    ``config``: send timeout, retries, compression threshold, ... (``ProducerConfig``);
+    ``instance_name``: with ``client_ip`` the client id ``clientIP@instanceName``.  Clients
+    of one process with the same id share one client instance (connections, heartbeat,
+    route refresh); the default is unique per producer, as Java's ``pid#nanoTime``.
+    ``credentials``: sign requests for brokers with ``aclEnable=true``; ``tls``: True, or an
+    ``ssl.SSLContext``, to talk TLS to name servers and brokers.
+
+    Sends are valid inside the ``async with`` block only.
+    """
 
     def __init__(
         self,
@@ -401,19 +420,33 @@ class Producer:
         self._core: ProducerCore | None = None
 
     @property
+    def client_id(self) -> str:
+        """``clientIP@instanceName``: producers and consumers with one id share a client."""
+        return self.client_config.client_id
+
+    @property
     def core(self) -> ProducerCore:
+        """The send logic over the running client instance (ClientError if not started)."""
         if self._core is None:
             raise ClientError("the producer is not started: use 'async with Producer(...)'")
         return self._core
 
     async def __aenter__(self) -> Producer:
+        """Join (or start) the client instance of this client id and register the group."""
         async with AsyncExitStack() as stack:
-            inst = await stack.enter_async_context(open_client_instance(self.client_config))
-            inst.producer_groups.add(self.group)
+            inst = await stack.enter_async_context(shared_client_instance(self.client_config))
+            inst.register_producer(self.group)
             stack.push_async_callback(self._unregister, inst)
             self._core = ProducerCore(inst, self.group, self.config)
+            self._joined(inst, stack)
+            # As Java's start: brokers an instance shared with others already knows learn of
+            # this group now (transaction check-backs find it), not at the next 30 s round.
+            await inst.heartbeat_all()
             self._stack = stack.pop_all()
         return self
+
+    def _joined(self, inst: ClientInstance, stack: AsyncExitStack) -> None:
+        """For subclasses: hook into the instance before the brokers learn of the group."""
 
     async def _unregister(self, inst: ClientInstance) -> None:
         inst.producer_groups.discard(self.group)
@@ -426,16 +459,22 @@ class Producer:
         return await stack.__aexit__(*exc)  # type: ignore[arg-type]
 
     async def send(self, msg: Message, *, timeout: float | None = None) -> SendResult:
+        """Send and wait for the broker's answer; on a failed attempt (connection, or a
+        retryable broker code) up to ``retry_times`` more on another broker, all within
+        ``timeout`` (default ``send_timeout``).  Raises ``ClientError`` subclasses."""
         return await self.core.send(msg, timeout=timeout)
 
     async def send_to_queue(
         self, msg: Message, mq: MessageQueue, *, timeout: float | None = None
     ) -> SendResult:
+        """Send to the queue ``mq`` of ``msg``'s topic: one attempt, no other queue."""
         return await self.core.send_to_queue(msg, mq, timeout=timeout)
 
     async def send_batch(
         self, msgs: Sequence[Message], *, timeout: float | None = None
     ) -> SendResult:
+        """Send messages of one topic as one batch (one queue, one answer); no delay levels
+        and no retry topics in a batch, as Java's."""
         return await self.core.send_batch(msgs, timeout=timeout)
 
     async def send_orderly(
@@ -447,16 +486,22 @@ class Producer:
         sharding_key: str | None = None,
         timeout: float | None = None,
     ) -> SendResult:
+        """Send to the queue ``selector(queues, msg, arg)`` picks, or the one
+        ``sharding_key`` hashes to (Java's SelectMessageQueueByHash); one attempt only,
+        since another queue would break the order."""
         return await self.core.send_orderly(
             msg, selector=selector, arg=arg, sharding_key=sharding_key, timeout=timeout
         )
 
     async def send_oneway(self, msg: Message) -> None:
+        """Send without waiting for an answer (one attempt; nothing says it was stored)."""
         await self.core.send_oneway(msg)
 
     async def send_async(
         self, msg: Message, callback: SendCallback, *, timeout: float | None = None
     ) -> None:
+        """Start a send in the background; ``callback`` gets the ``SendResult`` or the
+        ``ClientError``.  Returns once started (waits while ``max_async_in_flight`` run)."""
         await self.core.send_async(msg, callback, timeout=timeout)
 
     async def queues(self, topic: str) -> list[MessageQueue]:

@@ -26,15 +26,21 @@ import attrs
 import trio
 
 from actors.client import api
-from actors.client.consumer import AssignedQueue, ConsumerCore, ConsumerSettings, Pending
+from actors.client.consumer import (
+    AssignedQueue,
+    ConsumerCore,
+    ConsumerSettings,
+    Pending,
+    build_subscription,
+)
 from actors.client.errors import ClientError
 from actors.client.instance import (
     LOOP_POLICY,
     ClientConfig,
-    open_client_instance,
     parse_namesrv,
     unique_instance_name,
 )
+from actors.client.manager import shared_client_instance
 from actors.client.offset_store import RemoteOffsetStore
 from actors.client.pull_service import pull_loop
 from actors.client.rebalance import rebalance_service
@@ -57,6 +63,20 @@ class _Batch:
 
 
 class LitePullConsumer:
+    """A lite pull consumer (Java's DefaultLitePullConsumer): ``poll()`` (or ``async for``)
+    takes what the background pull loops buffered.
+
+    ``group``: the consumer group (clustering only); ``auto_commit``: offsets of what
+    ``poll`` returned are committed every 5 s, else by ``commit()``;
+    ``consume_from_where``: where a group without a stored offset starts;
+    ``pull_batch_size``: messages per pull; ``buffer_batches``: pulled batches held before
+    the pull loops wait (the memory bound); ``settings``: the rest (a copy is kept).
+    ``instance_name``/``client_ip``/``credentials``/``tls``: as Producer.
+
+    Lifecycle: configure, ``async with``, then ``subscribe`` (queues rebalanced among the
+    group) or ``assign`` (exactly these queues).
+    """
+
     def __init__(
         self,
         group: str,
@@ -68,6 +88,7 @@ class LitePullConsumer:
         buffer_batches: int = 64,
         settings: ConsumerSettings | None = None,
         instance_name: str | None = None,
+        client_ip: str | None = None,
         credentials: SessionCredentials | None = None,
         tls: ssl.SSLContext | bool = False,
     ) -> None:
@@ -86,6 +107,8 @@ class LitePullConsumer:
             credentials=credentials,
             tls=tls_context(tls),
         )
+        if client_ip is not None:
+            self.client_config.client_ip = client_ip
         self._buffer_batches = buffer_batches
         self._core: ConsumerCore | None = None
         self._stack: AsyncExitStack | None = None
@@ -100,7 +123,13 @@ class LitePullConsumer:
         self._unread: collections.deque[MessageExt] = collections.deque()
 
     @property
+    def client_id(self) -> str:
+        """``clientIP@instanceName``: producers and consumers with one id share a client."""
+        return self.client_config.client_id
+
+    @property
     def core(self) -> ConsumerCore:
+        """The consumer's state over the running instance (ClientError if not started)."""
         if self._core is None:
             raise ClientError("the consumer is not started: use 'async with consumer'")
         return self._core
@@ -108,8 +137,9 @@ class LitePullConsumer:
     # ------------------------------------------------------------ lifetime
 
     async def __aenter__(self) -> LitePullConsumer:
+        """Join (or start) the client instance; subscriptions made before start begin."""
         async with AsyncExitStack() as stack:
-            inst = await stack.enter_async_context(open_client_instance(self.client_config))
+            inst = await stack.enter_async_context(shared_client_instance(self.client_config))
             core = ConsumerCore(
                 inst,
                 self.group,
@@ -118,7 +148,7 @@ class LitePullConsumer:
                 consume_type=ConsumeType.CONSUME_ACTIVELY,
             )
             self._send, self._recv = trio.open_memory_channel[_Batch](self._buffer_batches)
-            inst.consumers[self.group] = core
+            inst.register_consumer(core)
             stack.push_async_callback(self._final_cleanup, core)
             nursery = await stack.enter_async_context(trio.open_nursery())
             stack.callback(nursery.cancel_scope.cancel, reason="lite consumer closing")
@@ -141,6 +171,7 @@ class LitePullConsumer:
         return self
 
     async def __anext__(self) -> MessageExt:
+        """The next message (waits for one); see ``__aiter__``."""
         while not self._unread:
             self._unread.extend(await self.poll())
         return self._unread.popleft()
@@ -161,7 +192,7 @@ class LitePullConsumer:
             if self.auto_commit:
                 self._commit_to_store()
             await core.offset_store.persist_all(list(core.table), wait=True)
-            core.instance.consumers.pop(self.group, None)
+            core.instance.unregister_consumer(core)
             await core.instance.unregister(producer_group=None, consumer_group=self.group)
 
     async def __aexit__(self, *exc: object) -> bool | None:
@@ -180,6 +211,7 @@ class LitePullConsumer:
         know and to get the error (as PushConsumer.subscribe)."""
         if self._assigned is not None:
             raise ClientError("subscribe and assign are mutually exclusive")
+        build_subscription(topic, expression, 0)  # a bad expression raises here, as in Java
         if self._core is None:
             self._before_start[topic] = expression
             return Pending.finished()
@@ -192,17 +224,20 @@ class LitePullConsumer:
         core = self.core
         core.subscribe(topic, expression)
         await core.instance.update_route(topic)
-        await core.instance.heartbeat_all()
-        if not self._rebalancing:
-            assert self._nursery is not None
-            self._rebalancing = True
-            await self._nursery.start(
-                functools.partial(
-                    supervise, "rebalance_service", rebalance_service, core, policy=LOOP_POLICY
+        try:
+            # a broker refusing the heartbeat is raised, after the rebalance is under way
+            await core.instance.heartbeat_all(raise_refusal=True)
+        finally:
+            if not self._rebalancing:
+                assert self._nursery is not None
+                self._rebalancing = True
+                await self._nursery.start(
+                    functools.partial(
+                        supervise, "rebalance_service", rebalance_service, core, policy=LOOP_POLICY
+                    )
                 )
-            )
-        else:
-            core.rebalance_wake.set()
+            else:
+                core.rebalance_wake.set()
 
     async def assign(self, mqs: Sequence[MessageQueue]) -> None:
         """Consume exactly these queues (no rebalance)."""
@@ -228,9 +263,11 @@ class LitePullConsumer:
         await core.instance.heartbeat_all()
 
     async def fetch_queues(self, topic: str) -> list[MessageQueue]:
+        """All readable queues of ``topic`` (Java's fetchMessageQueues), e.g. for ``assign``."""
         return await self.core.instance.subscribe_queues(topic)
 
     def assignment(self) -> set[MessageQueue]:
+        """The queues this consumer pulls now."""
         return set(self.core.table)
 
     # ------------------------------------------------------------ consuming
@@ -286,6 +323,7 @@ class LitePullConsumer:
         await core.offset_store.persist_all(list(core.table), wait=True)
 
     def committed_offset(self, mq: MessageQueue) -> int | None:
+        """The offset this consumer will commit (or has) for ``mq``; None if none yet."""
         return self.core.offset_store.table.get(mq)
 
     async def _min_max(self, mq: MessageQueue) -> tuple[int, int]:
@@ -322,7 +360,9 @@ class LitePullConsumer:
         core.assign(mq, offset)
 
     async def seek_to_begin(self, mq: MessageQueue) -> None:
+        """Consume ``mq`` from its first (minimum) offset on."""
         await self.seek(mq, (await self._min_max(mq))[0])
 
     async def seek_to_end(self, mq: MessageQueue) -> None:
+        """Consume ``mq`` from its end (only messages that arrive from now on)."""
         await self.seek(mq, (await self._min_max(mq))[1])

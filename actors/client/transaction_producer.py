@@ -19,17 +19,20 @@ from __future__ import annotations
 import enum
 import logging
 import re
-from collections.abc import Awaitable, Callable
+import ssl
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
 from typing import Any
 
 import attrs
 import trio
 
 from actors.client.errors import ClientError
-from actors.client.instance import CLIENT_INNER_PRODUCER_GROUP
+from actors.client.instance import CLIENT_INNER_PRODUCER_GROUP, ClientInstance
 from actors.client.message import Message, MessageExt, SendResult, SendStatus
 from actors.client.producer import Producer, ProducerConfig
 from actors.remoting.router import Channel
+from protocol.acl import SessionCredentials
 from protocol.codes import LanguageCode, RequestCode
 from protocol.command import RemotingCommand
 from protocol.convert import encode_header
@@ -47,6 +50,8 @@ MAX_GROUP_LENGTH = 255
 
 
 class LocalTransactionState(enum.Enum):
+    """What a local transaction (or a check-back) decided about its half message."""
+
     COMMIT_MESSAGE = "COMMIT_MESSAGE"
     ROLLBACK_MESSAGE = "ROLLBACK_MESSAGE"
     UNKNOW = "UNKNOW"  # sic: Java's name
@@ -64,15 +69,19 @@ CheckLocal = Callable[[MessageExt], Awaitable[LocalTransactionState]]
 
 @attrs.frozen
 class TransactionSendResult:
+    """The half message's send result and the local transaction's state."""
+
     send_result: SendResult
     local_state: LocalTransactionState
 
     @property
     def transaction_id(self) -> str:
+        """The transaction's id: the half message's UNIQ_KEY, as Java's."""
         return self.send_result.msg_id
 
     @property
     def status(self) -> SendStatus:
+        """The half message's send status."""
         return self.send_result.status
 
 
@@ -123,17 +132,27 @@ async def _run_local(
 
 
 class TransactionProducer(Producer):
+    """A transaction producer (Java's TransactionMQProducer): a Producer whose
+    ``send_message_in_transaction`` sends a half message, runs ``execute(msg, arg)`` and
+    commits or rolls back with the state it returns; ``check(msg)`` answers the broker's
+    check-backs of transactions left UNKNOW.  Both are async and return a
+    ``LocalTransactionState`` (an exception counts as UNKNOW).  At most
+    ``max_checks_in_flight`` check-backs run at once; the other arguments are Producer's.
+    """
+
     def __init__(
         self,
         group: str,
         *,
-        namesrv: str | list[str],
+        namesrv: str | Sequence[str],
         execute: ExecuteLocal,
         check: CheckLocal,
         config: ProducerConfig | None = None,
         instance_name: str | None = None,
         client_ip: str | None = None,
         max_checks_in_flight: int = 64,
+        credentials: SessionCredentials | None = None,
+        tls: ssl.SSLContext | bool = False,
     ) -> None:
         check_group(group)
         super().__init__(
@@ -142,6 +161,8 @@ class TransactionProducer(Producer):
             config=config,
             instance_name=instance_name,
             client_ip=client_ip,
+            credentials=credentials,
+            tls=tls,
         )
         self._execute = execute
         self._check = check
@@ -149,18 +170,15 @@ class TransactionProducer(Producer):
         self._checks_in_flight = 0
 
     async def __aenter__(self) -> TransactionProducer:
+        """Start as a Producer that answers the brokers' check-backs for this group."""
         await super().__aenter__()
-        inst = self.core.instance
-        if self.group in inst.transaction_checkers:
-            await super().__aexit__(None, None, None)
-            raise ClientError(f"a transaction producer of group {self.group!r} is already running")
-        inst.transaction_checkers[self.group] = self._on_check
         return self
 
-    async def __aexit__(self, *exc: object) -> bool | None:
-        if self._core is not None:
-            self._core.instance.transaction_checkers.pop(self.group, None)
-        return await super().__aexit__(*exc)
+    def _joined(self, inst: ClientInstance, stack: AsyncExitStack) -> None:
+        # Before the first heartbeat: a broker may ask about pending halves at once.  One
+        # per group and instance: register_producer refused a second producer of the group.
+        inst.transaction_checkers[self.group] = self._on_check
+        stack.callback(inst.transaction_checkers.pop, self.group, None)
 
     # ------------------------------------------------------------ sending
 

@@ -32,11 +32,15 @@ class ConsumeType(enum.IntEnum):
 
 
 class MessageModel(enum.IntEnum):
+    """CLUSTERING: a group's members share its queues; BROADCASTING: each gets all."""
+
     BROADCASTING = 0
     CLUSTERING = 1
 
 
 class ConsumeFromWhere(enum.IntEnum):
+    """Where a group with no stored offset for a queue starts (§8.4)."""
+
     CONSUME_FROM_LAST_OFFSET = 0
     CONSUME_FROM_LAST_OFFSET_AND_FROM_MIN_WHEN_BOOT_FIRST = 1
     CONSUME_FROM_MIN_OFFSET = 2

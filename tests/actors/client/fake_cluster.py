@@ -79,8 +79,12 @@ class FakeBroker:
     arrived: trio.Event = attrs.Factory(trio.Event)
     phys: int = 0
     refuse_sends: ResponseCode | None = None
+    refuse_heartbeats: ResponseCode | None = None
     query_not_found: bool = False
     requests: list[int] = attrs.Factory(list)
+    # the client address of every request (one per connection a client opened)
+    peers: list[str] = attrs.Factory(list)
+    heartbeats: list[HeartbeatData] = attrs.Factory(list)
     send_backs: list[ConsumerSendMsgBackRequestHeader] = attrs.Factory(list)
     server: Any = None
     stall_sends: bool = False
@@ -144,6 +148,7 @@ class FakeBroker:
     def _counting(self, handler: Any) -> Any:
         async def wrapped(ctx: RequestContext, req: RemotingCommand) -> RemotingCommand | None:
             self.requests.append(req.code)
+            self.peers.append(ctx.peer)
             return await handler(ctx, req)
 
         return wrapped
@@ -252,6 +257,9 @@ class FakeBroker:
 
     async def on_heartbeat(self, ctx: RequestContext, req: RemotingCommand) -> RemotingCommand:
         hb = decode_body(HeartbeatData, req.body)
+        self.heartbeats.append(hb)
+        if self.refuse_heartbeats is not None:
+            return req.reply(self.refuse_heartbeats, "heartbeat refused (test)")
         for cd in hb.consumer_data_set:
             members = self.groups.setdefault(cd.group_name, {})
             self.ensure_topic(f"%RETRY%{cd.group_name}", 1)

@@ -8,14 +8,18 @@ import trio
 
 from actors.broker.app import pick_free_port
 from actors.client import (
+    BrokerError,
     ClientError,
     ConsumeFromWhere,
     ConsumeStatus,
+    InvalidSubscriptionError,
     LitePullConsumer,
     Message,
     Producer,
     PushConsumer,
 )
+from protocol.codes import ResponseCode
+from tests.actors.client.fake_cluster import start_fake_cluster
 
 
 async def produce(namesrv: str, topic: str, n: int) -> None:
@@ -93,3 +97,43 @@ async def test_a_failed_subscription_reaches_the_caller() -> None:
         async with LitePullConsumer("lc_err2", namesrv=nobody) as lite:
             with pytest.raises(ClientError):
                 await lite.subscribe("LC_ERR")
+
+
+async def test_a_broker_refusing_the_heartbeat_reaches_the_awaited_subscription(
+    autojump_clock, nursery
+) -> None:
+    ns, [broker] = await start_fake_cluster(nursery)
+    broker.ensure_topic("LC_REFUSED")
+    broker.refuse_heartbeats = ResponseCode.NO_PERMISSION
+
+    async def listener(msgs, ctx):
+        return ConsumeStatus.CONSUME_SUCCESS
+
+    async with PushConsumer("lc_refused", namesrv=ns.addr, listener=listener) as consumer:
+        with pytest.raises(BrokerError) as info:
+            await consumer.subscribe("LC_REFUSED")
+        assert info.value.code == ResponseCode.NO_PERMISSION
+        with pytest.raises(BrokerError):
+            await consumer.unsubscribe("LC_REFUSED")
+        consumer.subscribe("LC_REFUSED")  # not awaited: only logged, the consumer carries on
+        await trio.sleep(1)
+        broker.refuse_heartbeats = None
+        await consumer.subscribe("LC_REFUSED")  # and once the broker accepts, it works
+    async with LitePullConsumer("lc_refused2", namesrv=ns.addr) as lite:
+        broker.refuse_heartbeats = ResponseCode.NO_PERMISSION
+        with pytest.raises(BrokerError):
+            await lite.subscribe("LC_REFUSED")
+
+
+@pytest.mark.parametrize("kind", [PushConsumer, LitePullConsumer])
+async def test_a_bad_expression_raises_at_subscribe_before_or_after_start(
+    autojump_clock, nursery, kind
+) -> None:
+    ns, _ = await start_fake_cluster(nursery)
+    consumer = kind("lc_expr", namesrv=ns.addr)
+    with pytest.raises(InvalidSubscriptionError):
+        consumer.subscribe("LC_EXPR", "||")
+    async with consumer:  # nothing of the refused subscription was kept
+        with pytest.raises(InvalidSubscriptionError):
+            consumer.subscribe("LC_EXPR", " || ")
+        assert consumer.core.subscriptions == {}

@@ -97,3 +97,33 @@ async def test_clear_errors(real_namesrv, tx_broker) -> None:
         ) as producer:
             with pytest.raises(ClientError, match=r"illegal|forbidden"):
                 await producer.send_message_in_transaction(Message("bad topic", b"x"))
+
+
+async def test_check_backs_reach_their_group_through_a_shared_instance(
+    real_namesrv, tx_broker
+) -> None:
+    checked: dict[str, list[bytes]] = {"txa": [], "txb": []}
+    both = trio.Event()
+
+    def producer(group: str) -> TransactionProducer:
+        async def execute(msg: Message, arg: object) -> LocalTransactionState:
+            return State.UNKNOW
+
+        async def check(msg: MessageExt) -> LocalTransactionState:
+            checked[group].append(msg.body)
+            if all(checked.values()):
+                both.set()
+            return State.COMMIT_MESSAGE
+
+        return TransactionProducer(
+            group, namesrv=real_namesrv, execute=execute, check=check, instance_name="tx-shared"
+        )
+
+    with trio.fail_after(30):
+        async with producer("txa") as a, producer("txb") as b:
+            assert a.core.instance is b.core.instance
+            await a.send_message_in_transaction(Message("TX3", b"from a"))
+            await b.send_message_in_transaction(Message("TX3", b"from b"))
+            await both.wait()
+    assert set(checked["txa"]) == {b"from a"}
+    assert set(checked["txb"]) == {b"from b"}
