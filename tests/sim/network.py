@@ -226,9 +226,9 @@ class NodeTransport:
         if self.host in self.net._down or self.net._gen[self.host] != self.generation:
             raise OSError(f"host {self.host} (incarnation {self.generation}) is down")
 
-    async def listen(self, host: str, port: int) -> Listening:
+    async def listen(self, host: str | None, port: int) -> Listening:
         await trio.lowlevel.checkpoint()
-        if host not in ("", "0.0.0.0", self.host):
+        if host not in (None, "", "0.0.0.0", self.host):
             raise OSError(f"{self.host} cannot listen on {host}")
         self._check_alive()
         if port == 0:
