@@ -28,6 +28,7 @@ import collections
 import itertools
 import math
 import random
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -291,6 +292,9 @@ class SimNetwork:
         self.bytes_sent = 0
         self.connects = 0
         self.log: list[tuple[float, str]] = []
+        # called after every partition, heal, crash or return: what is not a connection of
+        # this network (the simulated etcd, tests/sim/etcd.py) follows its reachability
+        self.on_change: list[Callable[[], None]] = []
 
     def node(self, host: str) -> NodeTransport:
         """The transport of ``host``'s current incarnation."""
@@ -304,6 +308,9 @@ class SimNetwork:
     def delay(self, src: str, dst: str) -> float:
         spec = self._links.get(frozenset((src, dst)), self.default)
         return spec.latency + (self.rng.uniform(0, spec.jitter) if spec.jitter else 0.0)
+
+    def is_down(self, host: str) -> bool:
+        return host in self._down
 
     def is_cut(self, a: str, b: str) -> bool:
         if a == b:
@@ -319,10 +326,12 @@ class SimNetwork:
         """Cut the link between two hosts (both directions); bytes wait for ``heal``."""
         self._note(f"partition {a} {b}")
         self._cuts.add(frozenset((a, b)))
+        self._changed()
 
     def isolate(self, host: str) -> None:
         self._note(f"isolate {host}")
         self._isolated.add(host)
+        self._changed()
 
     def heal(self, a: str | None = None, b: str | None = None) -> None:
         """Heal one link (or every cut and isolation when called without hosts)."""
@@ -335,6 +344,7 @@ class SimNetwork:
         else:
             self._cuts.discard(frozenset((a, b)))
         self._wake_all()
+        self._changed()
 
     def reset(self, a: str, b: str | None = None) -> int:
         """Reset every connection of host ``a`` (with ``b`` only: between the two)."""
@@ -363,6 +373,7 @@ class SimNetwork:
             self._isolated.add(host)
         else:
             self.reset(host)
+        self._changed()
 
     def up(self, host: str) -> None:
         """The host is back (a new incarnation): whatever it had open is reset."""
@@ -372,6 +383,7 @@ class SimNetwork:
         self._isolated.discard(host)
         self._gen[host] += 1
         self._wake_all()
+        self._changed()
 
     # ------------------------------------------------------------ internals
 
@@ -381,6 +393,10 @@ class SimNetwork:
             port = next(counter)
             if (host, port) not in self._listeners:
                 return port
+
+    def _changed(self) -> None:
+        for callback in self.on_change:
+            callback()
 
     async def _heal_wait(self) -> None:
         await self._healed.wait()

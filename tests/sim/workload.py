@@ -119,6 +119,7 @@ def consumer_program(
                     m.reconsume_times,
                     (m.store_host, m.queue_id),
                     m.queue_offset,
+                    (m.store_host, m.store_timestamp),
                 )
             await trio.sleep(rng.uniform(*work))
             return ConsumeOrderlyStatus.SUCCESS if orderly else ConsumeStatus.CONSUME_SUCCESS
