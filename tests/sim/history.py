@@ -363,6 +363,9 @@ class History:
                 report.append(
                     f"power loss of {loss.broker} at {loss.at:.3f}, flushed {loss.flushed}"
                 )
+            for broker, timeline in sorted(self.roles.items()):
+                roles = ", ".join(f"{t:.3f} {r}" for t, r in timeline)
+                report.append(f"roles of {broker}: {roles}")
             raise Violation("\n".join(report))
 
     def summary(self) -> dict[str, int]:
