@@ -45,15 +45,24 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     report = yield
     seed = getattr(item, "callspec", None) and item.callspec.params.get("seed")
     if report.failed and call.when == "call" and seed is not None:
-        report.sections.append(
-            (
-                "simulation seed",
-                f"seed {seed}: replay with  .venv/bin/python -m pytest "
-                f"'{item.nodeid}' --seed {seed}  (exact interleavings across processes also "
-                "need the same PYTHONHASHSEED)",
-            )
-        )
+        report.sections.append(("simulation seed", replay_command(item.nodeid, seed)))
     return report
+
+
+def replay_command(nodeid: str, seed: int) -> str:
+    """What replays a failing seed in another process.  The seed decides every fault and
+    workload choice, but some interleavings follow the iteration order of sets and dicts of
+    strings in the broker and client code (e.g. a consumer's topics), which depends on the
+    process's string hashing: the replay needs this run's PYTHONHASHSEED."""
+    command = f".venv/bin/python -m pytest '{nodeid}' --seed {seed}"
+    hashseed = os.environ.get("PYTHONHASHSEED")
+    if hashseed is not None and hashseed != "random":
+        return f"seed {seed}: replay with  PYTHONHASHSEED={hashseed} {command}"
+    return (
+        f"seed {seed}: replay with  PYTHONHASHSEED=<?> {command}  - this run's string hashing "
+        "was random (PYTHONHASHSEED unset), so an exact replay may need other hash seeds too; "
+        "scripts/test.sh fixes and prints one"
+    )
 
 
 @pytest.fixture

@@ -390,6 +390,11 @@ class History:
         ]
         out += [("deliver", d.key, d.group, d.consumer, round(d.at, 6)) for d in self.deliveries]
         out += [("member", round(t, 6), w) for t, w in self.membership]
+        out += [
+            ("role", broker, round(t, 6), role)
+            for broker, timeline in sorted(self.roles.items())
+            for t, role in timeline
+        ]
         return out
 
 

@@ -268,6 +268,11 @@ async def network_chaos(sim: Simulation) -> None:
 # master's HA address from the next registration reply), HA heartbeats every second.
 GROUP_CONFIG = {"registerNameServerPeriod": 10_000}
 GROUP_STORE = {"haSendHeartbeatInterval": 1000, "haHousekeepingInterval": 10_000}
+# Clients of a replicated group poll the name servers every 5 s (Java's
+# pollNameServerInterval): a client with a stale route sends to, and pulls from, a demoted
+# master (refused: SERVICE_NOT_AVAILABLE, PULL_RETRY_IMMEDIATELY at once, again and again)
+# until it polls.
+ROUTE_POLL = 5.0
 
 
 async def _wait_until(pred: Callable[[], object], timeout: float) -> None:
@@ -330,13 +335,16 @@ async def role_switch_under_load(sim: Simulation) -> None:
         slave_id = {master.name: 1, other.name: 2}
         sim.history.replicated = True
         for i in range(2):
-            await sim.add_client(f"c{i}", consumer_program("g1", TOPIC, rng=child_rng(sim)))
+            await sim.add_client(
+                f"c{i}",
+                consumer_program("g1", TOPIC, rng=child_rng(sim), route_poll=ROUTE_POLL),
+            )
         producers = [
             await sim.add_client(
                 f"p{i}",
                 producer_program(
                     # longer than slaveTimeout: the broker answers FLUSH_SLAVE_TIMEOUT first
-                    ProducerPlan(TOPIC, 120, interval=0.3, send_timeout=10.0),
+                    ProducerPlan(TOPIC, 120, interval=0.3, send_timeout=10.0, route_poll=ROUTE_POLL),
                     child_rng(sim),
                 ),
             )
@@ -423,12 +431,17 @@ async def failover_under_load(sim: Simulation) -> None:
     await sim.wait_route(TOPIC)
     sim.history.replicated = True
     for i in range(2):
-        await sim.add_client(f"c{i}", consumer_program("g1", TOPIC, rng=child_rng(sim)))
+        await sim.add_client(
+            f"c{i}", consumer_program("g1", TOPIC, rng=child_rng(sim), route_poll=ROUTE_POLL)
+        )
     producers = [
         await sim.add_client(
             f"p{i}",
             producer_program(
-                ProducerPlan(TOPIC, 150, interval=0.3, send_timeout=10.0), child_rng(sim)
+                ProducerPlan(
+                    TOPIC, 150, interval=0.3, send_timeout=10.0, route_poll=ROUTE_POLL
+                ),
+                child_rng(sim),
             ),
         )
         for i in range(2)
