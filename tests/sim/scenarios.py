@@ -266,7 +266,7 @@ async def network_chaos(sim: Simulation) -> None:
 
 # A broker group under replication: registrations every 10 s (a demoted master learns its new
 # master's HA address from the next registration reply), HA heartbeats every second.
-GROUP_CONFIG = {"registerNameServerPeriod": 10_000}
+GROUP_CONFIG = {"registerNameServerPeriod": 10_000, "slaveReadEnable": True}
 GROUP_STORE = {"haSendHeartbeatInterval": 1000, "haHousekeepingInterval": 10_000}
 # Clients of a replicated group poll the name servers every 5 s (Java's
 # pollNameServerInterval): a client with a stale route sends to, and pulls from, a demoted
