@@ -366,12 +366,13 @@ class Simulation:
                     req = RemotingCommand.request(
                         RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": topic}
                     )
+                    found: RemotingCommand | None
                     try:
-                        reply = await client.invoke(self.namesrvs[0].addr, req, 5)
+                        found = await client.invoke(self.namesrvs[0].addr, req, 5)
                     except Exception:
-                        reply = None
-                    if reply is not None and reply.code == ResponseCode.SUCCESS:
-                        names = {d["brokerName"] for d in _json(reply.body).get("brokerDatas", [])}
+                        found = None
+                    if found is not None and found.code == ResponseCode.SUCCESS:
+                        names = {d["brokerName"] for d in _json(found.body).get("brokerDatas", [])}
                         if wanted <= names:
                             return
                     await trio.sleep(1)

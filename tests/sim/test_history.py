@@ -147,7 +147,7 @@ async def test_two_acks_at_one_offset_of_a_group_are_a_violation(autojump_clock)
     # another master of the group (a new epoch) acknowledges a message at the same offset
     s = h.send_started("c", "T", 100)
     h.send_finished(s, "SEND_OK", offset_msg_id_prefix(other).hex().upper() + f"{2000:016X}", 0, 2)
-    with pytest.raises(Violation, match="acknowledged twice at offset 2000: b by .*, c by"):
+    with pytest.raises(Violation, match=r"acknowledged twice at offset 2000: b by .*, c by"):
         h.check()
 
 
