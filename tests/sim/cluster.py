@@ -181,6 +181,11 @@ class BrokerNode(Node):
         return attrs.evolve(MessageStoreConfig(), **settings)
 
     async def main(self, task_status: trio.TaskStatus[None]) -> None:
+        # the role it starts in (with failover: SLAVE until elected), from before its first
+        # write (delayed deliveries may be stored while it starts)
+        configured = self.store_settings.get("brokerRole", BrokerRole.ASYNC_MASTER)
+        first = BrokerRole.SLAVE if "etcdEndpoints" in self.config_overrides else configured
+        self.sim.history.role_changed(self.addr, BrokerRole(first).name)
         sim_etcd = self.sim.etcd
         token = None
         if sim_etcd is not None:

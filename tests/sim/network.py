@@ -85,7 +85,7 @@ class SimConnection:
     def reset(self, reason: str = "connection reset") -> None:
         self.client.send_pipe.break_(reason)
         self.client.recv_pipe.break_(reason)
-        self.client.net._connections.discard(self)
+        self.client.net._connections.pop(self, None)
 
 
 class SimStream(trio.abc.Stream):
@@ -190,7 +190,7 @@ class SimStream(trio.abc.Stream):
             self.recv_pipe.break_("connection reset by peer")
             conn = self.connection
             if conn is not None and conn.client.closed and conn.server.closed:
-                self.net._connections.discard(conn)
+                self.net._connections.pop(conn, None)
         self.send_pipe.notify()
         await trio.lowlevel.checkpoint()
 
@@ -261,7 +261,7 @@ class NodeTransport:
             listener.send.send_nowait(server)
         except (trio.WouldBlock, trio.ClosedResourceError):
             raise ConnectionRefusedError(f"backlog full or closed: {host}:{port}") from None
-        net._connections.add(conn)
+        net._connections[conn] = None
         net.connects += 1
         return client
 
@@ -286,7 +286,9 @@ class SimNetwork:
         self._down: set[str] = set()
         self._gen: collections.defaultdict[str, int] = collections.defaultdict(int)
         self._listeners: dict[tuple[str, int], SimListener] = {}
-        self._connections: set[SimConnection] = set()
+        # insertion-ordered (a dict, not a set of identity-hashed objects): resets and wake-ups
+        # happen in the same order in every process
+        self._connections: dict[SimConnection, None] = {}
         self._ports: dict[str, itertools.count[int]] = {}
         self._healed = trio.Event()
         self.bytes_sent = 0
