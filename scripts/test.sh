@@ -18,11 +18,6 @@ if ! command -v chromium >/dev/null || [ ! -x /usr/bin/chromedriver ]; then
     $SUDO apt-get update -q
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q chromium chromium-driver
 fi
-# Some interleavings of the cluster simulation (tests/sim) follow the iteration order of sets
-# of strings, i.e. the string hashing: a fixed, printed PYTHONHASHSEED (random unless given)
-# lets a failing simulation seed replay exactly in another process (its failure report says how).
-export PYTHONHASHSEED="${PYTHONHASHSEED:-$((RANDOM % 4096))}"
-echo "PYTHONHASHSEED=$PYTHONHASHSEED"
 .venv/bin/ruff check .
 .venv/bin/mypy
 .venv/bin/python -m pytest -q "$@"

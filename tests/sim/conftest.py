@@ -50,19 +50,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
 
 
 def replay_command(nodeid: str, seed: int) -> str:
-    """What replays a failing seed in another process.  The seed decides every fault and
-    workload choice, but some interleavings follow the iteration order of sets and dicts of
-    strings in the broker and client code (e.g. a consumer's topics), which depends on the
-    process's string hashing: the replay needs this run's PYTHONHASHSEED."""
-    command = f".venv/bin/python -m pytest '{nodeid}' --seed {seed}"
+    """What replays a failing seed in another process: the seed decides every fault and
+    workload choice, and the ``deterministic`` fixture makes the scheduling independent of
+    memory addresses and string hashing (tests/sim/test_scenarios.py runs one seed under two
+    PYTHONHASHSEEDs).  The hash seed is printed anyway, for a path no test has covered."""
     hashseed = os.environ.get("PYTHONHASHSEED")
-    if hashseed is not None and hashseed != "random":
-        return f"seed {seed}: replay with  PYTHONHASHSEED={hashseed} {command}"
-    return (
-        f"seed {seed}: replay with  PYTHONHASHSEED=<?> {command}  - this run's string hashing "
-        "was random (PYTHONHASHSEED unset), so an exact replay may need other hash seeds too; "
-        "scripts/test.sh fixes and prints one"
-    )
+    env = f"PYTHONHASHSEED={hashseed} " if hashseed not in (None, "random") else ""
+    return f"seed {seed}: replay with  {env}.venv/bin/python -m pytest '{nodeid}' --seed {seed}"
 
 
 @pytest.fixture
@@ -88,7 +82,12 @@ def deterministic(
     seed: int, inline_threads: None, simulated_disk: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Seed every source of choice the code under test uses: the global ``random`` (queue
-    picks, rebalance shuffles) and trio's scheduler (it shuffles runnable batches)."""
+    picks, rebalance shuffles) and trio's scheduler (it shuffles runnable batches).  Trio's
+    deterministic scheduling (what its Hypothesis plugin turns on, and pytest imports
+    Hypothesis) sorts each batch by task creation before the seeded shuffle, so the order in
+    which tasks were woken - by ``Event.set`` over a set of tasks, by deadlines tied in a heap
+    ordered by ``id()`` - does not depend on memory addresses."""
+    monkeypatch.setattr(trio._core._run, "_ALLOW_DETERMINISTIC_SCHEDULING", True)
     state = random.getstate()
     random.seed(seed)
     sched = getattr(trio._core._run, "_r", None)

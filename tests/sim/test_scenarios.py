@@ -40,8 +40,8 @@ async def test_scenario(
     sim.history.check()
 
 
-@pytest.mark.parametrize("name", ["broker_restart_under_load"])
-def test_a_seed_replays_exactly(name: str, inline_threads: None, simulated_disk: None, tmp_path):
+def test_a_seed_replays_exactly(inline_threads: None, simulated_disk: None, tmp_path):
+    name = "orderly_under_broker_restart"
     state = random.getstate()
     try:
         first = replay.run(name, 5, tmp_path / "a")
@@ -67,14 +67,13 @@ def _replay_elsewhere(name: str, seed: int, hashseed: str) -> object:
     return json.loads(out)
 
 
-def test_a_seed_replays_in_another_process_with_the_same_hash_seed():
-    """What the failure report's replay command relies on: one seed and one PYTHONHASHSEED
-    give the same run in two processes (a different seed does not)."""
-    name = "orderly_under_broker_restart"
-    first = _replay_elsewhere(name, 3, "101")
-    again = _replay_elsewhere(name, 3, "101")
-    other = _replay_elsewhere(name, 4, "101")
+def test_a_seed_replays_in_another_process_whatever_its_string_hashing():
+    """What the replay command relies on: a seed gives the same run in another process,
+    also under another PYTHONHASHSEED (before trio's deterministic scheduling was turned on
+    in the simulation, hash seeds 1 and 2 diverged after 29 s of this scenario)."""
+    name = "broker_restart_under_load"
+    first = _replay_elsewhere(name, 5, "1")
+    again = _replay_elsewhere(name, 5, "2")
     assert isinstance(first, list)
     assert len(first) > 100
     assert first == again
-    assert first != other
