@@ -21,6 +21,7 @@ from actors.remoting.transport import use_transport
 from protocol.codes import SWITCH_BROKER_ROLE, RequestCode, ResponseCode
 from protocol.command import RemotingCommand
 from storage.config import BrokerRole
+from tests.actors.broker.wire import send_v2
 from tests.sim.cluster import BrokerNode, ClientNode, Simulation
 from tests.sim.requests import answers_recorded
 from tests.sim.workload import ProducerPlan, consumer_program, producer_program
@@ -301,6 +302,25 @@ async def _switch(
     return int(reply.ext_fields["maxPhyOffset"])
 
 
+async def _stale_route_sends(sim: Simulation, node: BrokerNode, count: int = 2) -> None:
+    """Sends straight to a broker, as from a producer whose route still names it master: a
+    demoted or fenced broker must refuse them (and answer); whatever it acknowledges is held
+    to the history's checks like any other send (delivered, not written while SLAVE)."""
+    for _ in range(count):
+        key = f"direct-{node.name}-{len(sim.history.sends)}"
+        queue_id = sim.rng.randrange(4)
+        send = sim.history.send_started(key, TOPIC, 16)
+        request = send_v2(TOPIC, f"{key}|".encode() + b"x" * 16, queue_id=queue_id)
+        reply = await sim.admin(node.addr, request)
+        if reply.code == ResponseCode.SUCCESS:
+            fields = reply.ext_fields
+            sim.history.send_finished(
+                send, "SEND_OK", fields.get("msgId"), queue_id, int(fields["queueOffset"])
+            )
+        else:
+            sim.history.send_finished(send, f"code {reply.code}: {reply.remark}")
+
+
 async def _master_slave_pair(sim: Simulation) -> tuple[BrokerNode, BrokerNode]:
     await sim.add_namesrv()
     nodes = []
@@ -354,6 +374,7 @@ async def role_switch_under_load(sim: Simulation) -> None:
             await trio.sleep(sim.rng.uniform(2, 10))
             # demote first, then promote: never two masters; the master refuses writes from here
             await _switch(sim, master, BrokerRole.SLAVE, slave_id=slave_id[master.name])
+            await _stale_route_sends(sim, master)
             await trio.sleep(sim.rng.uniform(0, 2))
             if sim.rng.random() < 0.6:
                 end = await _switch(sim, other, BrokerRole.SYNC_MASTER)
@@ -457,7 +478,8 @@ async def failover_under_load(sim: Simulation) -> None:
             sim.net.partition(old.host, etcd.host)  # still reaches clients and slaves
         leader = await _wait_leader([b for b in group if b is not old], epoch, 30)
         sim.history.membership_changed(f"{leader.name} leads epoch {leader.leading}")
-        await trio.sleep(sim.rng.uniform(2, 15))
+        if fault >= 0.7:
+            await _stale_route_sends(sim, old)  # fenced, and still reachable        await trio.sleep(sim.rng.uniform(2, 15))
         if not old.running:
             await old.restart()
         else:
