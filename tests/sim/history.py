@@ -219,7 +219,45 @@ class History:
             and (group, send.key) not in delivered
             and not self.may_be_lost(send)
             and not self.skipped_by_offset_regression(group, send)
+            and not self.skipped_after_truncation(group, send)
         ]
+
+    def skipped_after_truncation(self, group: str, send: Send) -> bool:
+        """Replication: the group consumed an *unacknowledged* message at this send's queue
+        offset of the broker group (read on a master before any slave had it), that message
+        was cut from the log when a slave lacking it became master, and the new master wrote
+        this acknowledged one at the same queue offset: the group's offset is past it.
+
+        Apache RocketMQ 4.9 behaves the same (consumers read what is not yet replicated;
+        RocketMQ 5's controller mode reads only up to the in-sync replicas' confirm offset).
+        Allowed, and counted in ``summary()`` (``skipped_after_truncation``)."""
+        if not self.replicated or send.queue_offset is None or send.broker is None:
+            return False
+        home = self.groups.get(send.broker, send.broker)
+        for d in self.deliveries:
+            if (
+                d.group == group
+                and d.key != send.key
+                and d.queue is not None
+                and d.queue[1] == send.queue_id
+                and d.queue_offset == send.queue_offset
+                and self.groups.get(d.queue[0], d.queue[0]) == home
+            ):
+                other = self.sends.get(d.key)
+                if other is None or other.status != "SEND_OK":
+                    return True
+        return False
+
+    def truncation_skips(self) -> int:
+        delivered = {(d.group, d.key) for d in self.deliveries}
+        return sum(
+            1
+            for group, topics in self.subscriptions.items()
+            for send in self.acked_ok()
+            if send.topic in topics
+            and (group, send.key) not in delivered
+            and self.skipped_after_truncation(group, send)
+        )
 
     def regression_skips(self) -> int:
         delivered = {(d.group, d.key) for d in self.deliveries}
@@ -377,6 +415,7 @@ class History:
             "distinct_delivered": len({(d.group, d.key) for d in self.deliveries}),
             "power_losses": len(self.losses),
             "skipped_after_power_loss": self.regression_skips(),
+            "skipped_after_truncation": self.truncation_skips(),
             "membership_events": len(self.membership),
             "role_changes": sum(len(t) for t in self.roles.values()),
             "unanswered": len(self.unanswered),

@@ -168,3 +168,24 @@ async def test_replication_excuses_no_loss_after_a_power_loss(autojump_clock):
     h.power_loss(BROKER, flushed=0)  # nothing flushed on the master: a slave has it
     with pytest.raises(Violation, match="lost: a"):
         h.check()
+
+
+async def test_a_slot_reused_after_a_truncation_is_counted_not_failed(autojump_clock):
+    old, new = BROKER, "10.0.0.4:10911"
+    for replicated in (True, False):
+        h = History(replicated=replicated)
+        h.groups.update({old: "broker-a", new: "broker-a"})
+        h.subscriptions["g"] = {"T"}
+        # read on the old master before a slave had it, never acknowledged, later cut
+        u = h.send_started("u", "T", 100)
+        h.send_finished(u, "FLUSH_SLAVE_TIMEOUT", msg_id(5000), 0, 5)
+        h.delivered("u", "g", "c1", queue=(old, 0), queue_offset=5)
+        # the new master's acknowledged message at the same queue offset: the group is past it
+        a = h.send_started("a", "T", 100)
+        h.send_finished(a, "SEND_OK", offset_msg_id_prefix(new).hex().upper() + f"{5000:016X}", 0, 5)
+        if replicated:
+            h.check()
+            assert h.summary()["skipped_after_truncation"] == 1
+        else:
+            with pytest.raises(Violation, match="lost: a"):
+                h.check()
