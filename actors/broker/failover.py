@@ -22,9 +22,11 @@ joining, has it, or once a lagging member was removed in etcd (failover_gate.py)
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +42,7 @@ from actors.failover.election import (
     group_prefix,
     truncation_point,
 )
-from actors.failover.etcd import EtcdClient, parse_endpoints
+from actors.failover.etcd import Etcd, EtcdClient, parse_endpoints
 from storage.config import BrokerRole, MessageStoreConfig
 
 if TYPE_CHECKING:
@@ -51,6 +53,16 @@ log = logging.getLogger(__name__)
 FORMER_MASTER_SLAVE_ID = 100
 EPOCH_FILE = "failoverEpoch.json"
 IN_SYNC_CHECK = 0.1  # s between in-sync checks while master (no wake-up: a cheap comparison)
+
+# What makes the group's etcd client from ``etcdEndpoints``: the real client unless set for
+# the current task tree (a simulated cluster, tests/sim, gives each node its view of an
+# in-memory etcd, as actors.remoting.transport.use_transport does for remoting).
+etcd_factory: contextvars.ContextVar[Callable[[str], Etcd]] = contextvars.ContextVar("etcd_factory")
+
+
+def _etcd_client(endpoints: str) -> Etcd:
+    factory = etcd_factory.get(None)
+    return factory(endpoints) if factory is not None else EtcdClient(parse_endpoints(endpoints))
 
 
 @attrs.frozen
@@ -148,7 +160,7 @@ async def broker_failover(
 ) -> None:
     config = ctx.config
     bf = BrokerFailover(ctx, ident, held_epoch=await trio.to_thread.run_sync(load_held_epoch, ctx))
-    client = EtcdClient(parse_endpoints(config.etcdEndpoints))
+    client = _etcd_client(config.etcdEndpoints)
     elector = Elector(
         ident.broker_id,
         ctx.broker_addr,

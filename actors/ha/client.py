@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from actors.ha.divergence import cut_divergent_tail
+from actors.remoting.transport import current_transport
 from actors.wake import Wake
 from protocol.ha import (
     EPOCH_SIZE,
@@ -89,11 +90,12 @@ async def ha_client(
             await ctx.failover_master.wait_value(lambda m, seen=followed: m is not seen and m is not None)
 
 
-async def _connect(addr: str) -> trio.SocketStream:
+async def _connect(addr: str) -> trio.abc.Stream:
     host, _, port = addr.rpartition(":")
     with trio.fail_after(CONNECT_TIMEOUT):
         try:
-            return await trio.open_tcp_stream(host, int(port))
+            # the current transport: real TCP, or a simulated network (tests/sim)
+            return await current_transport().connect(host, int(port))
         except ValueError as exc:
             raise OSError(f"bad master HA address {addr!r}") from exc
 
@@ -130,7 +132,7 @@ async def _until_changed(ctx: BrokerContext, master: MasterRecord | None, conn: 
     conn.cancel()
 
 
-async def _hello(ctx: BrokerContext, stream: trio.SocketStream, master: MasterRecord) -> None:
+async def _hello(ctx: BrokerContext, stream: trio.abc.Stream, master: MasterRecord) -> None:
     """The failover hello (protocol/ha.py): follow only a master of the elected epoch."""
     failover = ctx.failover
     assert failover is not None  # only called with failover on
@@ -147,7 +149,7 @@ async def _hello(ctx: BrokerContext, stream: trio.SocketStream, master: MasterRe
         raise _Diverged(f"master at {master.ha_addr} is of epoch {epoch}, etcd elected epoch {master.epoch}")
 
 
-async def _report(ctx: BrokerContext, stream: trio.SocketStream, moved: Wake) -> None:
+async def _report(ctx: BrokerContext, stream: trio.abc.Stream, moved: Wake) -> None:
     store = ctx.store
     heartbeat = ctx.store_config.haSendHeartbeatInterval / 1000
     sent = -1
@@ -164,7 +166,7 @@ async def _report(ctx: BrokerContext, stream: trio.SocketStream, moved: Wake) ->
             sent = -1  # a heartbeat: report even if nothing moved
 
 
-async def _receive(ctx: BrokerContext, stream: trio.SocketStream, moved: Wake, master: MasterRecord | None = None) -> None:
+async def _receive(ctx: BrokerContext, stream: trio.abc.Stream, moved: Wake, master: MasterRecord | None = None) -> None:
     store = ctx.store
     silence = ctx.store_config.haHousekeepingInterval / 1000
     decoder = TransferDecoder(max_body=max(ctx.store_config.haTransferBatchSize, 4 << 20))
@@ -178,7 +180,7 @@ async def _receive(ctx: BrokerContext, stream: trio.SocketStream, moved: Wake, m
             raise trio.BrokenResourceError("master closed the connection")
         ctx.following.last_read_ms = ctx.now_ms()
         ctx.following.flow.add(len(data), trio.current_time())
-        decoder.feed(data)
+        decoder.feed(bytes(data))  # bytes: the same object, no copy
         while (frame := decoder.next_transfer()) is not None:
             if ctx.failover is not None and ctx.failover_master.value is not master:
                 # bytes received before another master was elected (and this log cut back

@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from actors.ha.state import Replication, SlaveLink
+from actors.remoting.connection import stream_addresses
+from actors.remoting.transport import current_transport, named_addresses
 from protocol.ha import (
     HELLO_SIZE,
     HAProtocolError,
@@ -67,7 +69,8 @@ async def ha_server(
     try:
         while True:
             try:
-                listeners = await trio.open_tcp_listeners(cfg.haListenPort, host=host)
+                # the current transport: real TCP, or a simulated network (tests/sim)
+                listening = await current_transport().listen(host, cfg.haListenPort)
             except OSError as exc:
                 log.error("HA server cannot listen on %d: %s (retrying)", cfg.haListenPort, exc)
                 task_status.started(0)
@@ -75,7 +78,7 @@ async def ha_server(
                 await trio.sleep(BIND_RETRY)
                 continue
             break
-        port = int(listeners[0].socket.getsockname()[1])
+        listeners, port = listening.listeners, listening.port
         async with trio.open_nursery() as nursery:
             handler = functools.partial(_serve_slave, ctx, rep)
             await nursery.start(trio.serve_listeners, handler, listeners)
@@ -94,11 +97,9 @@ def _ring(rep: Replication) -> Any:
     return hook
 
 
-async def _serve_slave(ctx: BrokerContext, rep: Replication, stream: trio.SocketStream) -> None:
-    try:
-        ip, port = stream.socket.getpeername()[:2]
-        peer = f"{ip}:{port}"
-    except OSError:
+async def _serve_slave(ctx: BrokerContext, rep: Replication, stream: trio.abc.Stream) -> None:
+    peer = (named_addresses(stream) or stream_addresses(stream))[0]
+    if peer == "unknown":  # reset between accept and here
         return
     log.info("slave %s connected", peer)
     if ctx.failover is not None:
@@ -127,7 +128,7 @@ async def _serve_slave(ctx: BrokerContext, rep: Replication, stream: trio.Socket
         log.info("slave %s disconnected", peer)
 
 
-async def _receive_exactly(stream: trio.SocketStream, n: int, timeout: float) -> bytes:
+async def _receive_exactly(stream: trio.abc.Stream, n: int, timeout: float) -> bytes:
     data = b""
     with trio.fail_after(timeout):
         while len(data) < n:
@@ -138,7 +139,7 @@ async def _receive_exactly(stream: trio.SocketStream, n: int, timeout: float) ->
     return data
 
 
-async def _hello(ctx: BrokerContext, rep: Replication, stream: trio.SocketStream, peer: str) -> bool:
+async def _hello(ctx: BrokerContext, rep: Replication, stream: trio.abc.Stream, peer: str) -> bool:
     """The failover hello (protocol/ha.py): serve only a slave that follows this master's
     epoch; every slave learns this master's epoch (a stale one is refused by the slave)."""
     silence = ctx.store_config.haHousekeepingInterval / 1000
@@ -161,7 +162,7 @@ async def _hello(ctx: BrokerContext, rep: Replication, stream: trio.SocketStream
 async def _read_reports(
     ctx: Any,
     rep: Replication,
-    stream: trio.SocketStream,
+    stream: trio.abc.Stream,
     peer: str,
     requested: trio.MemorySendChannel[int],
     conn: trio.CancelScope,
@@ -182,7 +183,7 @@ async def _read_reports(
             conn.cancel()
             return
         try:
-            offset = decoder.feed(data)
+            offset = decoder.feed(bytes(data))  # bytes: the same object, no copy
         except HAProtocolError as exc:
             log.warning("slave %s: %s", peer, exc)
             conn.cancel()
@@ -220,7 +221,7 @@ def start_offset(requested: int, max_offset: int, file_size: int) -> int:
 async def _transfer(
     ctx: Any,
     rep: Replication,
-    stream: trio.SocketStream,
+    stream: trio.abc.Stream,
     first: trio.MemoryReceiveChannel[int],
     conn: trio.CancelScope,
     link: SlaveLink,

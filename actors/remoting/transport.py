@@ -34,8 +34,8 @@ class Listening:
 
 @runtime_checkable
 class Transport(Protocol):
-    async def listen(self, host: str, port: int) -> Listening:
-        """Listen on ``host:port`` (port 0: any free port)."""
+    async def listen(self, host: str | None, port: int) -> Listening:
+        """Listen on ``host:port`` (port 0: any free port; host None: every interface)."""
         ...
 
     async def connect(self, host: str, port: int) -> trio.abc.Stream:
@@ -47,7 +47,7 @@ class Transport(Protocol):
 class TcpTransport:
     """Real sockets: trio's TCP listeners and streams."""
 
-    async def listen(self, host: str, port: int) -> Listening:
+    async def listen(self, host: str | None, port: int) -> Listening:
         listeners = await trio.open_tcp_listeners(port, host=host)
         bound_host, bound_port = listeners[0].socket.getsockname()[:2]
         return Listening(listeners, bound_host, bound_port)

@@ -33,11 +33,15 @@ import trio
 
 from actors.broker.app import BrokerHandle, broker
 from actors.broker.config import BrokerConfig
+from actors.broker.failover import etcd_factory
 from actors.namesrv.app import namesrv
 from actors.namesrv.config import NamesrvConfig
 from actors.remoting.transport import use_transport
-from storage.config import FlushDiskType, MessageStoreConfig
+from protocol.codes import RequestCode, ResponseCode
+from protocol.command import RemotingCommand
+from storage.config import BrokerRole, FlushDiskType, MessageStoreConfig
 from tests.sim.durable import ImageStats, power_loss_copy
+from tests.sim.etcd import SimEtcd
 from tests.sim.history import History
 from tests.sim.network import SimNetwork
 
@@ -132,9 +136,11 @@ class NamesrvNode(Node):
 
 @attrs.define(eq=False)
 class BrokerNode(Node):
-    """A master broker.  A slave is the same node with ``brokerId`` > 0 and
-    ``brokerRole=SLAVE`` in ``store_settings`` once replication lands (issue 15); its
-    scenarios add a ``master`` link here, nothing else in the harness changes."""
+    """A broker.  A slave is the same node with ``brokerId`` > 0 in ``config_overrides`` and
+    ``brokerRole=SLAVE`` in ``store_settings``, of its master's ``broker_name``; it finds its
+    master through the name server, and replication runs on the simulated network.  With
+    ``etcdEndpoints`` in ``config_overrides`` (``Simulation.add_etcd``) the group elects its
+    master through the simulation's etcd.  Every role change is recorded in the history."""
 
     port: int = 10911
     broker_name: str = "broker-a"
@@ -175,17 +181,54 @@ class BrokerNode(Node):
         return attrs.evolve(MessageStoreConfig(), **settings)
 
     async def main(self, task_status: trio.TaskStatus[None]) -> None:
-        async with trio.open_nursery() as nursery:
-            self.handle = await nursery.start(
-                functools.partial(
-                    broker,
-                    self.config(),
-                    self.store_config(),
-                    host=self.host,
-                    now_ms=self.sim.now_ms,
+        # the role it starts in (with failover: SLAVE until elected), from before its first
+        # write (delayed deliveries may be stored while it starts)
+        configured = self.store_settings.get("brokerRole", BrokerRole.ASYNC_MASTER)
+        first = BrokerRole.SLAVE if "etcdEndpoints" in self.config_overrides else configured
+        self.sim.history.role_changed(self.addr, BrokerRole(first).name)
+        sim_etcd = self.sim.etcd
+        token = None
+        if sim_etcd is not None:
+            host = self.host
+            token = etcd_factory.set(lambda endpoints: sim_etcd.client(host))
+        try:
+            async with trio.open_nursery() as nursery:
+                self.handle = await nursery.start(
+                    functools.partial(
+                        broker,
+                        self.config(),
+                        self.store_config(),
+                        host=self.host,
+                        now_ms=self.sim.now_ms,
+                    )
                 )
-            )
-            task_status.started()
+                nursery.start_soon(self._record_roles, self.handle)
+                task_status.started()
+        finally:
+            if token is not None:
+                etcd_factory.reset(token)
+
+    async def _record_roles(self, handle: BrokerHandle) -> None:
+        ctx = handle.ctx
+        while True:
+            role = ctx.role.value
+            self.sim.history.role_changed(self.addr, role.name)
+            await ctx.role.wait_value(lambda r, seen=role: r is not seen)
+
+    @property
+    def is_master(self) -> bool:
+        return (
+            self.running
+            and self.handle is not None
+            and self.handle.ctx.role.value is not BrokerRole.SLAVE
+        )
+
+    @property
+    def leading(self) -> int:
+        """The failover epoch this broker is master of (0: none, or no failover)."""
+        if not self.running or self.handle is None or self.handle.ctx.failover is None:
+            return 0
+        return int(self.handle.ctx.failover.leading)
 
     @property
     def flushed_offset(self) -> int:
@@ -194,6 +237,7 @@ class BrokerNode(Node):
 
     def before_kill(self, power_loss: bool) -> None:
         assert self.handle is not None
+        self.sim.history.role_changed(self.addr, "DOWN")
         if power_loss:
             self.sim.history.power_loss(self.addr, self.flushed_offset)
         rng = random.Random(self.sim.rng.random()) if power_loss else None
@@ -243,6 +287,7 @@ class Simulation:
     rng: random.Random = attrs.field(init=False)
     net: SimNetwork = attrs.field(init=False)
     history: History = attrs.field(init=False)
+    etcd: SimEtcd | None = None
     namesrvs: list[NamesrvNode] = attrs.Factory(list)
     brokers: list[BrokerNode] = attrs.Factory(list)
     clients: list[ClientNode] = attrs.Factory(list)
@@ -253,7 +298,7 @@ class Simulation:
     def __attrs_post_init__(self) -> None:
         self.rng = random.Random(self.seed)
         self.net = SimNetwork(random.Random(self.rng.random()))
-        self.history = History(sync_flush=self.flush is FlushDiskType.SYNC_FLUSH)
+        self.history = History(sync_flush=self.flush is FlushDiskType.SYNC_FLUSH, epoch_ms=EPOCH_MS)
 
     def now_ms(self) -> int:
         return EPOCH_MS + int(trio.current_time() * 1000)
@@ -268,11 +313,18 @@ class Simulation:
         await node.start()
         return node
 
+    async def add_etcd(self) -> SimEtcd:
+        """The etcd of the brokers with failover (their ``etcdEndpoints``: ``.endpoints``)."""
+        self.etcd = SimEtcd(self.net)
+        self.nursery.start_soon(self.etcd.run, name="sim etcd")
+        return self.etcd
+
     async def add_broker(self, name: str | None = None, **kw: Any) -> BrokerNode:
         index = len(self.brokers)
         kw.setdefault("broker_name", f"broker-{chr(ord('a') + index)}")
         node = BrokerNode(self, name or f"b{index}", self._host(), **kw)
         self.brokers.append(node)
+        self.history.groups[node.addr] = node.broker_name
         await node.start()
         self.history.membership_changed(f"start {node.name}")
         return node
@@ -284,16 +336,23 @@ class Simulation:
             await node.start()
         return node
 
-    async def wait_route(self, topic: str, timeout: float = 60.0) -> None:
-        """Until every running broker has the topic and a name server routes it."""
+    async def admin(self, addr: str, request: RemotingCommand, timeout: float = 5.0) -> RemotingCommand:
+        """One request from an operator's host (its own connection)."""
         from actors.remoting.client import open_remoting_client
-        from protocol.codes import RequestCode, ResponseCode
-        from protocol.command import RemotingCommand
+
+        with use_transport(self.net.node("10.255.0.3")):
+            async with open_remoting_client(name="sim-operator") as client:
+                return await client.invoke(addr, request, timeout)
+
+    async def wait_route(self, topic: str, timeout: float = 60.0) -> None:
+        """Until every running master has the topic and a name server routes every running
+        broker group."""
+        from actors.remoting.client import open_remoting_client
 
         with trio.fail_after(timeout), use_transport(self.net.node("10.255.0.1")):
             async with open_remoting_client(name="sim-admin") as client:
                 for b in self.brokers:
-                    if b.running:
+                    if b.is_master:
                         req = RemotingCommand.request(
                             RequestCode.UPDATE_AND_CREATE_TOPIC,
                             {
@@ -312,12 +371,13 @@ class Simulation:
                     req = RemotingCommand.request(
                         RequestCode.GET_ROUTEINFO_BY_TOPIC, {"topic": topic}
                     )
+                    found: RemotingCommand | None
                     try:
-                        reply = await client.invoke(self.namesrvs[0].addr, req, 5)
+                        found = await client.invoke(self.namesrvs[0].addr, req, 5)
                     except Exception:
-                        reply = None
-                    if reply is not None and reply.code == ResponseCode.SUCCESS:
-                        names = {d["brokerName"] for d in _json(reply.body).get("brokerDatas", [])}
+                        found = None
+                    if found is not None and found.code == ResponseCode.SUCCESS:
+                        names = {d["brokerName"] for d in _json(found.body).get("brokerDatas", [])}
                         if wanted <= names:
                             return
                     await trio.sleep(1)

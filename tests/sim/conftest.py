@@ -45,15 +45,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     report = yield
     seed = getattr(item, "callspec", None) and item.callspec.params.get("seed")
     if report.failed and call.when == "call" and seed is not None:
-        report.sections.append(
-            (
-                "simulation seed",
-                f"seed {seed}: replay with  .venv/bin/python -m pytest "
-                f"'{item.nodeid}' --seed {seed}  (exact interleavings across processes also "
-                "need the same PYTHONHASHSEED)",
-            )
-        )
+        report.sections.append(("simulation seed", replay_command(item.nodeid, seed)))
     return report
+
+
+def replay_command(nodeid: str, seed: int) -> str:
+    """What replays a failing seed in another process: the seed decides every fault and
+    workload choice, and the ``deterministic`` fixture makes the scheduling independent of
+    memory addresses and string hashing (tests/sim/test_scenarios.py runs one seed under two
+    PYTHONHASHSEEDs).  The hash seed is printed anyway, for a path no test has covered."""
+    hashseed = os.environ.get("PYTHONHASHSEED")
+    env = f"PYTHONHASHSEED={hashseed} " if hashseed not in (None, "random") else ""
+    return f"seed {seed}: replay with  {env}.venv/bin/python -m pytest '{nodeid}' --seed {seed}"
 
 
 @pytest.fixture
@@ -79,7 +82,12 @@ def deterministic(
     seed: int, inline_threads: None, simulated_disk: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Seed every source of choice the code under test uses: the global ``random`` (queue
-    picks, rebalance shuffles) and trio's scheduler (it shuffles runnable batches)."""
+    picks, rebalance shuffles) and trio's scheduler (it shuffles runnable batches).  Trio's
+    deterministic scheduling (what its Hypothesis plugin turns on, and pytest imports
+    Hypothesis) sorts each batch by task creation before the seeded shuffle, so the order in
+    which tasks were woken - by ``Event.set`` over a set of tasks, by deadlines tied in a heap
+    ordered by ``id()`` - does not depend on memory addresses."""
+    monkeypatch.setattr(trio._core._run, "_ALLOW_DETERMINISTIC_SCHEDULING", True)
     state = random.getstate()
     random.seed(seed)
     sched = getattr(trio._core._run, "_r", None)

@@ -16,6 +16,18 @@ in virtual time; the harness records kills and membership changes.  ``check()`` 
   a delivery may go back (redelivery from the last committed offset) only in a rebalance
   window, and never skips ahead of a message of the same key that is delivered later;
 * delays: a delayed message is never delivered before its send began plus its level's delay.
+
+With replication (broker groups of a master and slaves, ``replicated=True``):
+
+* durability: an acknowledged message is on the master and a slave (SYNC_MASTER), so the loss of
+  one broker - power loss included - excuses nothing; the scenarios fault one broker at a time;
+* no write while SLAVE: no delivered message was stored by a broker at a time it was a SLAVE
+  (its store host and timestamp against the role timeline the broker nodes record);
+* one message per offset: no two acknowledged messages of one broker group name the same
+  commit-log offset (all brokers of a group share one offset space: two masters, e.g. of two
+  epochs, acknowledging the same offset is a split brain);
+* every request answered (``expect_answers``): no request of a client timed out or lost its
+  connection (scenarios without network faults or kills).
 """
 
 from __future__ import annotations
@@ -57,6 +69,7 @@ class Delivery:
     reconsume_times: int = 0
     queue: tuple[str, int] | None = None  # (broker address, queue id) it came from
     queue_offset: int = -1
+    stored: tuple[str, int] | None = None  # (store host, store timestamp in ms): who wrote it
 
 
 @attrs.define
@@ -81,6 +94,16 @@ class History:
     subscriptions: dict[str, set[str]] = attrs.Factory(dict)
     orderly_groups: set[str] = attrs.Factory(set)
     sync_flush: bool = False
+    # replication: broker address -> [(time, role name or "DOWN")], recorded by the brokers
+    roles: dict[str, list[tuple[float, str]]] = attrs.Factory(dict)
+    # broker address -> its broker group (brokerName): the brokers sharing an offset space
+    groups: dict[str, str] = attrs.Factory(dict)
+    replicated: bool = False
+    # requests that got no answer: (time, address, request code, error)
+    unanswered: list[tuple[float, str, int, str]] = attrs.Factory(list)
+    expect_answers: bool = False
+    # virtual time 0 in the brokers' store timestamps (tests/sim/cluster.py EPOCH_MS)
+    epoch_ms: int = 0
 
     # ------------------------------------------------------------ recording
 
@@ -114,11 +137,20 @@ class History:
         reconsume_times: int = 0,
         queue: tuple[str, int] | None = None,
         queue_offset: int = -1,
+        stored: tuple[str, int] | None = None,
     ) -> None:
         now = trio.current_time()
         self.deliveries.append(
-            Delivery(key, group, consumer, now, reconsume_times, queue, queue_offset)
+            Delivery(key, group, consumer, now, reconsume_times, queue, queue_offset, stored)
         )
+
+    def role_changed(self, broker: str, role: str) -> None:
+        timeline = self.roles.setdefault(broker, [])
+        if not timeline or timeline[-1][1] != role:
+            timeline.append((trio.current_time(), role))
+
+    def request_unanswered(self, addr: str, code: int, error: str) -> None:
+        self.unanswered.append((trio.current_time(), addr, code, error))
 
     def power_loss(self, broker: str, flushed: int) -> None:
         self.losses.append(PowerLoss(trio.current_time(), broker, flushed))
@@ -140,6 +172,8 @@ class History:
         for loss in self.losses:
             if send.broker != loss.broker or send.acked is None or loss.at < send.acked:
                 continue
+            if self.replicated:
+                return False  # a slave has it: one broker's power loss takes nothing
             if send.phys_offset is None:
                 return True
             end = send.phys_offset + send.body_size + RECORD_OVERHEAD
@@ -185,7 +219,45 @@ class History:
             and (group, send.key) not in delivered
             and not self.may_be_lost(send)
             and not self.skipped_by_offset_regression(group, send)
+            and not self.skipped_after_truncation(group, send)
         ]
+
+    def skipped_after_truncation(self, group: str, send: Send) -> bool:
+        """Replication: the group consumed an *unacknowledged* message at this send's queue
+        offset of the broker group (read on a master before any slave had it), that message
+        was cut from the log when a slave lacking it became master, and the new master wrote
+        this acknowledged one at the same queue offset: the group's offset is past it.
+
+        Apache RocketMQ 4.9 behaves the same (consumers read what is not yet replicated;
+        RocketMQ 5's controller mode reads only up to the in-sync replicas' confirm offset).
+        Allowed, and counted in ``summary()`` (``skipped_after_truncation``)."""
+        if not self.replicated or send.queue_offset is None or send.broker is None:
+            return False
+        home = self.groups.get(send.broker, send.broker)
+        for d in self.deliveries:
+            if (
+                d.group == group
+                and d.key != send.key
+                and d.queue is not None
+                and d.queue[1] == send.queue_id
+                and d.queue_offset == send.queue_offset
+                and self.groups.get(d.queue[0], d.queue[0]) == home
+            ):
+                other = self.sends.get(d.key)
+                if other is None or other.status != "SEND_OK":
+                    return True
+        return False
+
+    def truncation_skips(self) -> int:
+        delivered = {(d.group, d.key) for d in self.deliveries}
+        return sum(
+            1
+            for group, topics in self.subscriptions.items()
+            for send in self.acked_ok()
+            if send.topic in topics
+            and (group, send.key) not in delivered
+            and self.skipped_after_truncation(group, send)
+        )
 
     def regression_skips(self) -> int:
         delivered = {(d.group, d.key) for d in self.deliveries}
@@ -253,8 +325,63 @@ class History:
                 bad.append((d, send))
         return bad
 
+    def written_while_slave(self) -> list[Delivery]:
+        """Deliveries of messages their store host wrote while it was a SLAVE (or down).
+
+        A store timestamp is the millisecond of the put (``int(t * 1000)``), so a message
+        stamped s was written in [s, s + 1) ms: a violation only if a SLAVE interval [a, b)
+        holds that whole millisecond (int(a * 1000) < s < int(b * 1000))."""
+        bad = []
+        for d in self.deliveries:
+            if d.stored is None or d.stored[0] not in self.roles:
+                continue
+            host, stamp = d.stored[0], d.stored[1] - self.epoch_ms
+            timeline = self.roles[host]
+            for i, (start, role) in enumerate(timeline):
+                if role not in ("SLAVE", "DOWN"):
+                    continue
+                end = timeline[i + 1][0] if i + 1 < len(timeline) else float("inf")
+                end_ms = int(end * 1000) if end != float("inf") else stamp + 1
+                if int(start * 1000) < stamp < end_ms:
+                    bad.append(d)
+                    break
+        return bad
+
+    def conflicting_acks(self) -> list[list[Send]]:
+        """Acknowledged messages of one broker group at the same commit-log offset."""
+        by_offset: dict[tuple[str, int], list[Send]] = collections.defaultdict(list)
+        for send in self.acked_ok():
+            if send.broker is not None and send.phys_offset is not None:
+                group = self.groups.get(send.broker, send.broker)
+                by_offset[(group, send.phys_offset)].append(send)
+        return [sends for _, sends in sorted(by_offset.items()) if len(sends) > 1]
+
+    def role_at(self, broker: str | None, at: float) -> str:
+        role = "?"
+        for t, r in self.roles.get(broker or "", ()):
+            if t <= at:
+                role = r
+        return role
+
+    def _describe_conflict(self, sends: list[Send]) -> str:
+        acks = ", ".join(
+            f"{s.key} by {s.broker} ({self.role_at(s.broker, s.acked or 0)}) at {s.acked:.3f}"
+            for s in sends
+        )
+        return f"acknowledged twice at offset {sends[0].phys_offset}: {acks}"
+
     def check(self) -> None:
         report: list[str] = []
+        for d in self.written_while_slave()[:10]:
+            assert d.stored is not None
+            report.append(
+                f"written while SLAVE: {d.key} stored by {d.stored[0]} at "
+                f"{(d.stored[1] - self.epoch_ms) / 1000:.3f} (roles {self.roles[d.stored[0]]})"
+            )
+        report.extend(self._describe_conflict(sends) for sends in self.conflicting_acks()[:10])
+        if self.expect_answers:
+            for at, addr, code, error in self.unanswered[:10]:
+                report.append(f"unanswered: request {code} to {addr} at {at:.3f}: {error}")
         for group, send in self.lost()[:10]:
             report.append(
                 f"lost: {send.key} (acked at {send.acked:.3f}, delay {send.delay_ms} ms, "
@@ -274,6 +401,9 @@ class History:
                 report.append(
                     f"power loss of {loss.broker} at {loss.at:.3f}, flushed {loss.flushed}"
                 )
+            for broker, timeline in sorted(self.roles.items()):
+                roles = ", ".join(f"{t:.3f} {r}" for t, r in timeline)
+                report.append(f"roles of {broker}: {roles}")
             raise Violation("\n".join(report))
 
     def summary(self) -> dict[str, int]:
@@ -285,7 +415,10 @@ class History:
             "distinct_delivered": len({(d.group, d.key) for d in self.deliveries}),
             "power_losses": len(self.losses),
             "skipped_after_power_loss": self.regression_skips(),
+            "skipped_after_truncation": self.truncation_skips(),
             "membership_events": len(self.membership),
+            "role_changes": sum(len(t) for t in self.roles.values()),
+            "unanswered": len(self.unanswered),
         }
 
     def trace(self) -> list[tuple[object, ...]]:
@@ -296,6 +429,11 @@ class History:
         ]
         out += [("deliver", d.key, d.group, d.consumer, round(d.at, 6)) for d in self.deliveries]
         out += [("member", round(t, 6), w) for t, w in self.membership]
+        out += [
+            ("role", broker, round(t, 6), role)
+            for broker, timeline in sorted(self.roles.items())
+            for t, role in timeline
+        ]
         return out
 
 

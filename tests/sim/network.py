@@ -28,6 +28,7 @@ import collections
 import itertools
 import math
 import random
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -84,7 +85,7 @@ class SimConnection:
     def reset(self, reason: str = "connection reset") -> None:
         self.client.send_pipe.break_(reason)
         self.client.recv_pipe.break_(reason)
-        self.client.net._connections.discard(self)
+        self.client.net._connections.pop(self, None)
 
 
 class SimStream(trio.abc.Stream):
@@ -189,7 +190,7 @@ class SimStream(trio.abc.Stream):
             self.recv_pipe.break_("connection reset by peer")
             conn = self.connection
             if conn is not None and conn.client.closed and conn.server.closed:
-                self.net._connections.discard(conn)
+                self.net._connections.pop(conn, None)
         self.send_pipe.notify()
         await trio.lowlevel.checkpoint()
 
@@ -226,9 +227,9 @@ class NodeTransport:
         if self.host in self.net._down or self.net._gen[self.host] != self.generation:
             raise OSError(f"host {self.host} (incarnation {self.generation}) is down")
 
-    async def listen(self, host: str, port: int) -> Listening:
+    async def listen(self, host: str | None, port: int) -> Listening:
         await trio.lowlevel.checkpoint()
-        if host not in ("", "0.0.0.0", self.host):
+        if host not in (None, "", "0.0.0.0", self.host):
             raise OSError(f"{self.host} cannot listen on {host}")
         self._check_alive()
         if port == 0:
@@ -260,7 +261,7 @@ class NodeTransport:
             listener.send.send_nowait(server)
         except (trio.WouldBlock, trio.ClosedResourceError):
             raise ConnectionRefusedError(f"backlog full or closed: {host}:{port}") from None
-        net._connections.add(conn)
+        net._connections[conn] = None
         net.connects += 1
         return client
 
@@ -285,12 +286,17 @@ class SimNetwork:
         self._down: set[str] = set()
         self._gen: collections.defaultdict[str, int] = collections.defaultdict(int)
         self._listeners: dict[tuple[str, int], SimListener] = {}
-        self._connections: set[SimConnection] = set()
+        # insertion-ordered (a dict, not a set of identity-hashed objects): resets and wake-ups
+        # happen in the same order in every process
+        self._connections: dict[SimConnection, None] = {}
         self._ports: dict[str, itertools.count[int]] = {}
         self._healed = trio.Event()
         self.bytes_sent = 0
         self.connects = 0
         self.log: list[tuple[float, str]] = []
+        # called after every partition, heal, crash or return: what is not a connection of
+        # this network (the simulated etcd, tests/sim/etcd.py) follows its reachability
+        self.on_change: list[Callable[[], None]] = []
 
     def node(self, host: str) -> NodeTransport:
         """The transport of ``host``'s current incarnation."""
@@ -304,6 +310,9 @@ class SimNetwork:
     def delay(self, src: str, dst: str) -> float:
         spec = self._links.get(frozenset((src, dst)), self.default)
         return spec.latency + (self.rng.uniform(0, spec.jitter) if spec.jitter else 0.0)
+
+    def is_down(self, host: str) -> bool:
+        return host in self._down
 
     def is_cut(self, a: str, b: str) -> bool:
         if a == b:
@@ -319,10 +328,12 @@ class SimNetwork:
         """Cut the link between two hosts (both directions); bytes wait for ``heal``."""
         self._note(f"partition {a} {b}")
         self._cuts.add(frozenset((a, b)))
+        self._changed()
 
     def isolate(self, host: str) -> None:
         self._note(f"isolate {host}")
         self._isolated.add(host)
+        self._changed()
 
     def heal(self, a: str | None = None, b: str | None = None) -> None:
         """Heal one link (or every cut and isolation when called without hosts)."""
@@ -335,6 +346,7 @@ class SimNetwork:
         else:
             self._cuts.discard(frozenset((a, b)))
         self._wake_all()
+        self._changed()
 
     def reset(self, a: str, b: str | None = None) -> int:
         """Reset every connection of host ``a`` (with ``b`` only: between the two)."""
@@ -363,6 +375,7 @@ class SimNetwork:
             self._isolated.add(host)
         else:
             self.reset(host)
+        self._changed()
 
     def up(self, host: str) -> None:
         """The host is back (a new incarnation): whatever it had open is reset."""
@@ -372,6 +385,7 @@ class SimNetwork:
         self._isolated.discard(host)
         self._gen[host] += 1
         self._wake_all()
+        self._changed()
 
     # ------------------------------------------------------------ internals
 
@@ -381,6 +395,10 @@ class SimNetwork:
             port = next(counter)
             if (host, port) not in self._listeners:
                 return port
+
+    def _changed(self) -> None:
+        for callback in self.on_change:
+            callback()
 
     async def _heal_wait(self) -> None:
         await self._healed.wait()

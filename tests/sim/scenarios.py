@@ -3,22 +3,27 @@
 Each scenario is ``async def scenario(sim)``: it builds a cluster in ``sim``, runs a workload,
 injects its faults, lets the cluster settle and returns; the caller checks ``sim.history``.
 Scenario-specific expectations (route expiry times, delivery latency) are asserted inside.
-Replication's scenarios (issue 15: role switch, failover) add a ``BrokerNode`` with a slave
-role next to its master and reuse everything here.
+Replication's scenarios (role switch, failover) run broker groups of a master and slaves
+(``BrokerNode`` with a slave role and the master's ``broker_name``) and reuse everything here.
 """
 
 from __future__ import annotations
 
+import functools
 import random
+from collections.abc import Callable
 
 import trio
 
 from actors.client.consumer import ConsumerSettings
 from actors.remoting.client import open_remoting_client
 from actors.remoting.transport import use_transport
-from protocol.codes import RequestCode, ResponseCode
+from protocol.codes import SWITCH_BROKER_ROLE, RequestCode, ResponseCode
 from protocol.command import RemotingCommand
-from tests.sim.cluster import ClientNode, Simulation
+from storage.config import BrokerRole
+from tests.actors.broker.wire import send_v2
+from tests.sim.cluster import BrokerNode, ClientNode, Simulation
+from tests.sim.requests import answers_recorded
 from tests.sim.workload import ProducerPlan, consumer_program, producer_program
 
 TOPIC = "SimTopic"
@@ -260,6 +265,231 @@ async def network_chaos(sim: Simulation) -> None:
     await settle(sim, producer, after=120)
 
 
+# A broker group under replication: registrations every 10 s (a demoted master learns its new
+# master's HA address from the next registration reply), HA heartbeats every second.
+GROUP_CONFIG = {"registerNameServerPeriod": 10_000, "slaveReadEnable": True}
+GROUP_STORE = {"haSendHeartbeatInterval": 1000, "haHousekeepingInterval": 10_000}
+# Clients of a replicated group poll the name servers every 5 s (Java's
+# pollNameServerInterval): a client with a stale route sends to, and pulls from, a demoted
+# master (refused: SERVICE_NOT_AVAILABLE, PULL_RETRY_IMMEDIATELY at once, again and again)
+# until it polls.
+ROUTE_POLL = 5.0
+
+
+async def _wait_until(pred: Callable[[], object], timeout: float) -> None:
+    with trio.fail_after(timeout):
+        while not pred():  # noqa: ASYNC110 - polls the state of other nodes' actors
+            await trio.sleep(0.1)
+
+
+async def _switch(
+    sim: Simulation,
+    node: BrokerNode,
+    role: BrokerRole,
+    *,
+    slave_id: int = 1,
+    truncate_to: int | None = None,
+) -> int:
+    """SWITCH_BROKER_ROLE from an operator; the promoted broker's commit-log end."""
+    fields = {"brokerRole": role.name}
+    if role is BrokerRole.SLAVE:
+        fields["brokerId"] = str(slave_id)
+    if truncate_to is not None:
+        fields["truncateTo"] = str(truncate_to)
+    reply = await sim.admin(node.addr, RemotingCommand.request(SWITCH_BROKER_ROLE, fields))
+    assert reply.code == ResponseCode.SUCCESS, reply.remark
+    sim.history.membership_changed(f"{node.name} -> {role.name}")
+    return int(reply.ext_fields["maxPhyOffset"])
+
+
+async def _stale_route_sends(sim: Simulation, node: BrokerNode, count: int = 2) -> None:
+    """Sends straight to a broker, as from a producer whose route still names it master: a
+    demoted or fenced broker must refuse them (and answer); whatever it acknowledges is held
+    to the history's checks like any other send (delivered, not written while SLAVE)."""
+    for _ in range(count):
+        key = f"direct-{node.name}-{len(sim.history.sends)}"
+        queue_id = sim.rng.randrange(4)
+        send = sim.history.send_started(key, TOPIC, 16)
+        request = send_v2(TOPIC, f"{key}|".encode() + b"x" * 16, queue_id=queue_id)
+        reply = await sim.admin(node.addr, request)
+        if reply.code == ResponseCode.SUCCESS:
+            fields = reply.ext_fields
+            sim.history.send_finished(
+                send, "SEND_OK", fields.get("msgId"), queue_id, int(fields["queueOffset"])
+            )
+        else:
+            sim.history.send_finished(send, f"code {reply.code}: {reply.remark}")
+
+
+async def _master_slave_pair(sim: Simulation) -> tuple[BrokerNode, BrokerNode]:
+    await sim.add_namesrv()
+    nodes = []
+    for i, role in enumerate((BrokerRole.SYNC_MASTER, BrokerRole.SLAVE)):
+        nodes.append(
+            await sim.add_broker(
+                f"b{i}",
+                broker_name="broker-a",
+                # each node's id while a slave: two slaves of one group never share one
+                config_overrides={**GROUP_CONFIG, "brokerId": 0 if i == 0 else 2},
+                store_settings={**GROUP_STORE, "brokerRole": role},
+            )
+        )
+    master, slave = nodes
+    await sim.wait_route(TOPIC)
+    assert master.handle is not None
+    rep = master.handle.ctx.replication
+    await _wait_until(lambda: rep is not None and rep.slaves, 30)
+    return master, slave
+
+
+async def role_switch_under_load(sim: Simulation) -> None:
+    """A SYNC_MASTER/SLAVE group under load while an operator switches roles
+    (SWITCH_BROKER_ROLE): switchovers (demote the master, promote the slave, cut the old
+    master's unacknowledged tail) and flaps (demote, promote the same broker back), with sends
+    and held pulls in flight.  Checked: no acknowledged message lost, nothing written by a
+    broker while it was a SLAVE, every request answered (an error code counts; a timeout or
+    a dropped connection does not)."""
+    with answers_recorded(sim.history):
+        master, other = await _master_slave_pair(sim)
+        # each node's brokerId while a slave: two slaves of one group never share one
+        slave_id = {master.name: 1, other.name: 2}
+        sim.history.replicated = True
+        for i in range(2):
+            await sim.add_client(
+                f"c{i}",
+                consumer_program("g1", TOPIC, rng=child_rng(sim), route_poll=ROUTE_POLL),
+            )
+        producers = [
+            await sim.add_client(
+                f"p{i}",
+                producer_program(
+                    # longer than slaveTimeout: the broker answers FLUSH_SLAVE_TIMEOUT first
+                    ProducerPlan(TOPIC, 120, interval=0.3, send_timeout=10.0, route_poll=ROUTE_POLL),
+                    child_rng(sim),
+                ),
+            )
+            for i in range(2)
+        ]
+        for _ in range(5):
+            await trio.sleep(sim.rng.uniform(2, 10))
+            # demote first, then promote: never two masters; the master refuses writes from here
+            await _switch(sim, master, BrokerRole.SLAVE, slave_id=slave_id[master.name])
+            await _stale_route_sends(sim, master)
+            await trio.sleep(sim.rng.uniform(0, 2))
+            if sim.rng.random() < 0.6:
+                end = await _switch(sim, other, BrokerRole.SYNC_MASTER)
+                # what the old master has beyond the new master's end nobody acknowledged
+                await _switch(
+                    sim, master, BrokerRole.SLAVE, slave_id=slave_id[master.name], truncate_to=end
+                )
+                master, other = other, master
+            else:
+                await _switch(sim, master, BrokerRole.SYNC_MASTER)
+        await settle(sim, *producers, after=90)
+    assert sim.history.acked_ok(), "nothing was acknowledged"
+
+
+FAILOVER_CONFIG = {**GROUP_CONFIG, "etcdLeaseTtlSeconds": 2}
+FAILOVER_STORE = {"slaveTimeout": 1000, "haHousekeepingInterval": 5000, "haSendHeartbeatInterval": 500}
+
+
+def _leader(group: list[BrokerNode]) -> BrokerNode | None:
+    leaders = [b for b in group if b.leading]
+    return max(leaders, key=lambda b: b.leading) if leaders else None
+
+
+async def _wait_leader(group: list[BrokerNode], above: int, timeout: float) -> BrokerNode:
+    with trio.fail_after(timeout):
+        while True:
+            leader = _leader(group)
+            if leader is not None and leader.leading > above and leader.is_master:
+                return leader
+            await trio.sleep(0.1)
+
+
+async def _wait_in_sync(leader: BrokerNode, timeout: float = 30) -> None:
+    """Until a slave is in the master's in-sync set: every acknowledged message is then on
+    two brokers, so the next single fault may take nothing acknowledged."""
+    assert leader.handle is not None
+    fo = leader.handle.ctx.failover
+    assert fo is not None
+    await _wait_until(lambda: bool(fo.syncset.written.value), timeout)
+
+
+def _follows(node: BrokerNode, leader: BrokerNode) -> bool:
+    if not node.running or node.is_master or node.handle is None:
+        return False
+    fo = node.handle.ctx.failover
+    return fo is not None and fo.epoch == leader.leading
+
+
+async def failover_under_load(sim: Simulation) -> None:
+    """Three brokers of one group with failover, elected through etcd (the fake of
+    tests/failover on the simulated network), under load; twice the master is killed (power
+    loss or process kill), isolated from everyone, or cut from etcd only, and a slave takes
+    over; the old master comes back and follows.  Checked: no acknowledged message lost, no
+    two acknowledged messages at one offset of the group (two masters of different epochs),
+    nothing written while a SLAVE."""
+    etcd = await sim.add_etcd()
+    await sim.add_namesrv()
+    group = [
+        await sim.add_broker(
+            f"b{i}",
+            broker_name="broker-a",
+            config_overrides={**FAILOVER_CONFIG, "brokerId": i, "etcdEndpoints": etcd.endpoints},
+            store_settings={
+                **FAILOVER_STORE,
+                "brokerRole": BrokerRole.SYNC_MASTER if i == 0 else BrokerRole.SLAVE,
+            },
+        )
+        for i in range(3)
+    ]
+    leader = await _wait_leader(group, 0, 30)
+    await _wait_in_sync(leader)
+    await sim.wait_route(TOPIC)
+    sim.history.replicated = True
+    for i in range(2):
+        await sim.add_client(
+            f"c{i}", consumer_program("g1", TOPIC, rng=child_rng(sim), route_poll=ROUTE_POLL)
+        )
+    producers = [
+        await sim.add_client(
+            f"p{i}",
+            producer_program(
+                ProducerPlan(
+                    TOPIC, 150, interval=0.3, send_timeout=10.0, route_poll=ROUTE_POLL
+                ),
+                child_rng(sim),
+            ),
+        )
+        for i in range(2)
+    ]
+    for _ in range(2):
+        await trio.sleep(sim.rng.uniform(3, 12))
+        await _wait_in_sync(leader)
+        old, epoch = leader, leader.leading
+        fault = sim.rng.random()
+        sim.history.membership_changed(f"fault of master {old.name} (epoch {epoch})")
+        if fault < 0.4:
+            await old.kill(power_loss=sim.rng.random() < 0.6)
+        elif fault < 0.7:
+            sim.net.isolate(old.host)  # a lost machine: everyone's timeouts notice
+        else:
+            sim.net.partition(old.host, etcd.host)  # still reaches clients and slaves
+        leader = await _wait_leader([b for b in group if b is not old], epoch, 30)
+        sim.history.membership_changed(f"{leader.name} leads epoch {leader.leading}")
+        if fault >= 0.7:
+            await _stale_route_sends(sim, old)  # fenced, and still reachable        await trio.sleep(sim.rng.uniform(2, 15))
+        if not old.running:
+            await old.restart()
+        else:
+            sim.net.heal(old.host) if fault < 0.7 else sim.net.heal(old.host, etcd.host)
+        sim.history.membership_changed(f"{old.name} back")
+        await _wait_until(functools.partial(_follows, old, leader), 60)
+    await settle(sim, *producers, after=90)
+    assert sim.history.acked_ok(), "nothing was acknowledged"
+
+
 SCENARIOS = {
     f.__name__: f
     for f in (
@@ -271,5 +501,7 @@ SCENARIOS = {
         orderly_under_broker_restart,
         delayed_messages,
         network_chaos,
+        role_switch_under_load,
+        failover_under_load,
     )
 }

@@ -119,3 +119,73 @@ async def test_after_a_power_loss_only_reused_queue_offsets_are_excused(autojump
     # "reused" took queue offset 1 below the group's committed 3: skipped, as RocketMQ does
     assert {s.key for _, s in h.lost()} == {"fresh"}
     assert h.summary()["skipped_after_power_loss"] == 1
+
+
+async def test_a_message_stored_while_slave_is_a_violation(autojump_clock):
+    h = History(epoch_ms=1000)
+    h.role_changed(BROKER, "SYNC_MASTER")
+    await at(10)
+    h.role_changed(BROKER, "SLAVE")
+    await at(20)
+    h.role_changed(BROKER, "SYNC_MASTER")
+    # stamped within the master's terms (and the millisecond of a switch): fine
+    for stamp in (5_000, 10_000, 20_000, 25_000):
+        h.delivered("ok", "g", "c1", stored=(BROKER, 1000 + stamp))
+    h.check()
+    h.delivered("bad", "g", "c1", stored=(BROKER, 1000 + 15_000))
+    with pytest.raises(Violation, match="written while SLAVE: bad"):
+        h.check()
+
+
+async def test_two_acks_at_one_offset_of_a_group_are_a_violation(autojump_clock):
+    h = History()
+    other = "10.0.0.4:10911"
+    h.groups.update({BROKER: "broker-a", other: "broker-a"})
+    sent(h, "a", 0)
+    sent(h, "b", 2000)
+    h.check()
+    # another master of the group (a new epoch) acknowledges a message at the same offset
+    s = h.send_started("c", "T", 100)
+    h.send_finished(s, "SEND_OK", offset_msg_id_prefix(other).hex().upper() + f"{2000:016X}", 0, 2)
+    with pytest.raises(Violation, match=r"acknowledged twice at offset 2000: b by .*, c by"):
+        h.check()
+
+
+async def test_an_unanswered_request_is_a_violation_where_answers_are_expected(autojump_clock):
+    h = History()
+    h.request_unanswered(BROKER, 11, "RemotingTimeoutError: no reply")
+    h.check()  # a scenario with faults: allowed
+    h.expect_answers = True
+    with pytest.raises(Violation, match="unanswered: request 11"):
+        h.check()
+
+
+async def test_replication_excuses_no_loss_after_a_power_loss(autojump_clock):
+    h = History(replicated=True)
+    h.subscriptions["g"] = {"T"}
+    sent(h, "a", 0)
+    await at(1)
+    h.power_loss(BROKER, flushed=0)  # nothing flushed on the master: a slave has it
+    with pytest.raises(Violation, match="lost: a"):
+        h.check()
+
+
+async def test_a_slot_reused_after_a_truncation_is_counted_not_failed(autojump_clock):
+    old, new = BROKER, "10.0.0.4:10911"
+    for replicated in (True, False):
+        h = History(replicated=replicated)
+        h.groups.update({old: "broker-a", new: "broker-a"})
+        h.subscriptions["g"] = {"T"}
+        # read on the old master before a slave had it, never acknowledged, later cut
+        u = h.send_started("u", "T", 100)
+        h.send_finished(u, "FLUSH_SLAVE_TIMEOUT", msg_id(5000), 0, 5)
+        h.delivered("u", "g", "c1", queue=(old, 0), queue_offset=5)
+        # the new master's acknowledged message at the same queue offset: the group is past it
+        a = h.send_started("a", "T", 100)
+        h.send_finished(a, "SEND_OK", offset_msg_id_prefix(new).hex().upper() + f"{5000:016X}", 0, 5)
+        if replicated:
+            h.check()
+            assert h.summary()["skipped_after_truncation"] == 1
+        else:
+            with pytest.raises(Violation, match="lost: a"):
+                h.check()

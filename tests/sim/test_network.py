@@ -193,3 +193,22 @@ async def test_send_all_waits_for_the_reader_beyond_the_buffer(autojump_clock):
     assert len(await server.receive_some(2000)) == 1000
     await client.send_all(b"b")
     assert await server.receive_some(10) == b"b"
+
+
+async def test_requests_without_an_answer_are_recorded(nursery, autojump_clock):
+    from tests.sim.history import History, Violation
+    from tests.sim.requests import answers_recorded
+
+    net = SimNetwork(random.Random(1))
+    await serve(nursery, net, "10.0.0.1")
+    history = History()
+    with answers_recorded(history):
+        async with open_remoting_client(transport=net.node("10.0.0.2")) as client:
+            await client.invoke("10.0.0.1:9000", echo(), 5)  # answered: nothing recorded
+            history.check()
+            net.partition("10.0.0.1", "10.0.0.2")
+            with pytest.raises(RemotingTimeoutError):
+                await client.invoke("10.0.0.1:9000", echo(), 2)
+    assert [(addr, code) for _, addr, code, _ in history.unanswered] == [("10.0.0.1:9000", ECHO)]
+    with pytest.raises(Violation, match="unanswered: request"):
+        history.check()

@@ -37,6 +37,7 @@ class ProducerPlan:
     delay_share: float = 0.0  # fraction of messages with a delay level
     order_keys: int = 0  # > 0: orderly sends over this many sharding keys
     send_timeout: float = 3.0
+    route_poll: float | None = None  # the client's name-server poll (None: its 30 s)
 
 
 def producer_program(plan: ProducerPlan, rng: random.Random) -> Callable[..., Any]:
@@ -46,13 +47,16 @@ def producer_program(plan: ProducerPlan, rng: random.Random) -> Callable[..., An
         history = node.sim.history
         seqs: dict[str, int] = {}
         config = ProducerConfig(send_timeout=plan.send_timeout)
-        async with Producer(
+        client = Producer(
             f"pg-{node.name}",
             namesrv=node.namesrv,
             config=config,
             instance_name=node.instance,
             client_ip=node.host,
-        ) as producer:
+        )
+        if plan.route_poll is not None:
+            client.client_config.poll_namesrv_interval = plan.route_poll
+        async with client as producer:
             task_status.started()
             sent = node.sim.sent_counter.setdefault(node.name, 0)
             for i in range(sent, plan.count):
@@ -100,8 +104,10 @@ def consumer_program(
     work: tuple[float, float] = (0.0, 0.05),
     rng: random.Random | None = None,
     settings: ConsumerSettings | None = None,
+    route_poll: float | None = None,
 ) -> Callable[..., Any]:
-    """A node body: a push consumer that records each delivery and takes a seeded time."""
+    """A node body: a push consumer that records each delivery and takes a seeded time
+    (``route_poll``: its name-server poll interval, None: the client's 30 s)."""
     rng = rng or random.Random(0)
 
     async def body(node: ClientNode, task_status: trio.TaskStatus[None]) -> None:
@@ -119,6 +125,7 @@ def consumer_program(
                     m.reconsume_times,
                     (m.store_host, m.queue_id),
                     m.queue_offset,
+                    (m.store_host, m.store_timestamp),
                 )
             await trio.sleep(rng.uniform(*work))
             return ConsumeOrderlyStatus.SUCCESS if orderly else ConsumeStatus.CONSUME_SUCCESS
@@ -133,6 +140,8 @@ def consumer_program(
             client_ip=node.host,
             settings=settings,
         )
+        if route_poll is not None:
+            consumer.client_config.poll_namesrv_interval = route_poll
         consumer.subscribe(topic)
         history.membership_changed(f"consumer {node.name} joins")
         try:

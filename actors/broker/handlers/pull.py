@@ -144,6 +144,11 @@ class PullHandler:
         body = b""
         if ctx.is_slave and not ctx.config.slaveReadEnable:
             code, fields["suggestWhichBrokerId"] = ResponseCode.PULL_RETRY_IMMEDIATELY, "0"
+            # none of it is returned: the consumer must pull the same offset again (from the
+            # master).  Java answers result.nextBeginOffset here, and a client moves its
+            # offset past what it never got - seen with a pull held across a demotion
+            # (tests/sim role_switch_under_load).
+            fields["nextBeginOffset"] = str(header.queue_offset)
         elif code == ResponseCode.SUCCESS:
             body = b"".join(result.buffers)
             ctx.stats.on_get(group, topic, result.message_count, len(body))
