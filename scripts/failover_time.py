@@ -191,7 +191,6 @@ async def measure(args: argparse.Namespace) -> list[str]:
                     f"{name} client, etcdLeaseTtlSeconds={args.ttl}, route refresh {poll:g} s: failover time "
                     f"median {statistics.median(ts):.2f} s, max {max(ts):.2f} s over {len(ts)} rounds"
                 )
-                print(summary[-1], flush=True)
     finally:
         group.stop()
         shutil.rmtree(work, ignore_errors=True)
