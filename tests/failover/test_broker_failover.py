@@ -198,7 +198,8 @@ async def test_a_plain_slave_is_served_but_never_in_the_in_sync_set(nursery, tmp
     dec = TransferDecoder()
     dec.feed(got)
     frames = list(iter(dec.next_transfer, None))
-    assert frames and frames[0].phy_offset == 0
+    assert frames
+    assert frames[0].phy_offset == 0
     assert b"".join(f.body for f in frames) == log_bytes(m.ctx.store, end)
     await stream.send_all(encode_report(end))
     await wait_until(lambda: m.ctx.replication.plain_acked.get("127.0.0.1") == end, 5)
@@ -217,6 +218,7 @@ async def test_a_plain_slave_is_served_but_never_in_the_in_sync_set(nursery, tmp
     # a plain slave beyond the term's start that this term never served: its tail may be an
     # older master's, which it cannot cut back - refused
     stream, got, closed = await _plain_slave(ha_addr, end + 100)
-    assert closed and got == b""
+    assert closed
+    assert got == b""
     await stream.aclose()
     assert s1.ctx.failover.epoch == 1
