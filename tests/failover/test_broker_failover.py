@@ -14,7 +14,7 @@ from actors.broker.failover import IN_SYNC_CHECK
 from actors.failover.election import SyncSet
 from actors.failover.etcd import EtcdClient, parse_endpoints
 from protocol.codes import ResponseCode
-from protocol.ha import TransferDecoder, encode_report
+from protocol.ha import TransferDecoder, encode_epoch, encode_hello, encode_report
 from storage.config import BrokerRole
 from storage.results import MessageInner
 from tests.actors.broker.conftest import broker_config, small_store
@@ -179,7 +179,7 @@ async def _plain_slave(ha_addr: str, report: int) -> tuple[trio.SocketStream, by
     return stream, got, closed
 
 
-async def test_a_plain_slave_is_served_but_never_in_the_in_sync_set(nursery, tmp_path, namesrv_addr, client, etcd):
+async def test_ha_handshake_a_plain_slave_is_never_in_the_in_sync_set_a_stale_one_is_refused(nursery, tmp_path, namesrv_addr, client, etcd):
     ep = etcd.endpoints
     m = await Node(nursery, tmp_path / "m", namesrv_addr, ep, role=BrokerRole.SYNC_MASTER, broker_id=0).start()
     s1 = await Node(nursery, tmp_path / "s1", namesrv_addr, ep, role=BrokerRole.SLAVE, broker_id=1).start()
@@ -222,3 +222,17 @@ async def test_a_plain_slave_is_served_but_never_in_the_in_sync_set(nursery, tmp
     assert got == b""
     await stream.aclose()
     assert s1.ctx.failover.epoch == 1
+    # our hello: a slave of another epoch learns this master's epoch and is refused; of this
+    # epoch it is served and known by its id
+    for epoch, served in ((2, False), (0, False), (1, True)):
+        host, _, port = ha_addr.rpartition(":")
+        async with await trio.open_tcp_stream(host, int(port)) as stream:
+            await stream.send_all(encode_hello(7, epoch))
+            got, closed = b"", False
+            with trio.move_on_after(1):
+                while not closed:
+                    chunk = await stream.receive_some(65536)
+                    got, closed = got + chunk, not chunk
+            assert got[:8] == encode_epoch(1)
+            assert closed is not served
+            assert (7 in m.ctx.replication.ids.values()) is served
