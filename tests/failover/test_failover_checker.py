@@ -1,7 +1,8 @@
 """A Jepsen-style checker over randomized fault rounds: a real client (ours) sends all along;
 every acknowledged send is recorded with the commit-log offset its reply names; faults are
 kill -9 of the master, kill -9 of a slave, a double failure (master and a slave), a returning
-old master; at the end everything is read back from the final master.  Killed brokers return
+old master, and in a quarter of the rounds also one of the three etcd nodes (on loopback); at
+the end everything is read back from the final master.  Killed brokers and etcd nodes return
 in the background after random delays, so faults also hit a group with a broker still down.
 
 Checked: 0 acknowledged messages lost, and no commit-log offset acknowledged for two different
@@ -26,7 +27,7 @@ from protocol.codes import ResponseCode
 from protocol.message import decode_records
 from protocol.msgid import decode_offset_msg_id
 from tests.actors.broker.wire import pull
-from tests.failover.etcd_proc import etcd_available
+from tests.failover.etcd_proc import EtcdNode, etcd_available
 from tests.failover.group import Group, start_group, wait_master
 
 pytestmark = [
@@ -40,6 +41,7 @@ SEED = int(os.environ.get("FO_CHECKER_SEED", str(random.randrange(1 << 30))))
 TTL = 1  # etcdLeaseTtlSeconds: etcd's minimum with the tests' timings (etcd_proc.py)
 POLL_NAMESRV = 0.2
 SLAVE_TIMEOUT_MS = 500  # a killed in-sync slave is dropped from the set after this
+ETCD_FAULTS = 0.25  # of the rounds also kill one of the three etcd nodes
 PROGRESS = 10  # acknowledged sends before each fault (the group works again after the last)
 FAILOVER_LIMIT = 30.0  # s: a round without a working master for this long fails the test
 
@@ -121,6 +123,11 @@ async def restart_later(g: Group, i: int, delay: float, pending: set[int]) -> No
     pending.discard(i)
 
 
+async def restart_etcd_later(g: Group, node: EtcdNode, delay: float) -> None:
+    await trio.sleep(delay)
+    node.start(g.etcd.initial_cluster)
+
+
 async def fault_round(g: Group, rec: Record, rnd: random.Random, log: list[str], restarts: trio.Nursery, pending: set[int]) -> bool:
     """One fault; returns whether it killed the master.  Killed brokers come back in the
     background after a random delay (a returning old master, if another was elected
@@ -133,7 +140,14 @@ async def fault_round(g: Group, rec: Record, rnd: random.Random, log: list[str],
     fault = rnd.choice(["kill-master", "kill-master", "kill-slave", "double"])
     if not slaves:
         fault = "kill-master"
-    log.append(f"{trio.current_time():.1f}: epoch {m.epoch}, master {master}, {fault}, down {sorted(pending)}")
+    etcd_down = ""
+    if rnd.random() < ETCD_FAULTS and all(n.proc is not None for n in g.etcd.nodes):
+        # one of the three etcd nodes dies too (the leader, or not): a quorum remains
+        node = rnd.choice(g.etcd.nodes)
+        node.kill()
+        restarts.start_soon(restart_etcd_later, g, node, rnd.uniform(0, 3 * TTL))
+        etcd_down = f", etcd node {node.name} killed"
+    log.append(f"{trio.current_time():.1f}: epoch {m.epoch}, master {master}, {fault}, down {sorted(pending)}{etcd_down}")
 
     def kill(i: int, restart_after: float) -> None:
         g.kill(i)
@@ -154,7 +168,7 @@ async def fault_round(g: Group, rec: Record, rnd: random.Random, log: list[str],
 
 async def test_no_acknowledged_message_lost_over_random_faults(tmp_path):
     rnd = random.Random(SEED)
-    g = start_group(tmp_path / "fo-checker", ttl=TTL, slave_timeout_ms=SLAVE_TIMEOUT_MS)
+    g = start_group(tmp_path / "fo-checker", etcd_nodes=3, ttl=TTL, slave_timeout_ms=SLAVE_TIMEOUT_MS)
     rec = Record()
     log: list[str] = []
     stop = trio.Event()
