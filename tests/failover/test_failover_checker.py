@@ -5,8 +5,9 @@ old master, and in a quarter of the rounds also one of the three etcd nodes (on 
 the end everything is read back from the final master.  Killed brokers and etcd nodes return
 in the background after random delays, so faults also hit a group with a broker still down.
 
-Checked: 0 acknowledged messages lost, and no commit-log offset acknowledged for two different
-messages (two masters of different epochs at the same offset).
+Checked: 0 acknowledged messages lost, no commit-log offset acknowledged for two different
+messages (two masters of different epochs at the same offset), and at the end every broker's
+commit log equals the final master's (a returning old master cut its divergent tail).
 
 Rounds: FO_CHECKER_ROUNDS (default 20, the issue's number; ~60 s on 2 cores: a 1 s lease TTL,
 restarts from pre-imported standby processes (group.py)).  FO_CHECKER_SEED fixes the fault
