@@ -52,8 +52,10 @@ def build_config(
             parse_endpoints(config.etcdEndpoints)
         except ValueError as exc:
             raise _cli.CliError(f"bad config value: etcdEndpoints: {exc}") from None
-    if config.etcdLeaseTtlSeconds < 2:
-        raise _cli.CliError("bad config value: etcdLeaseTtlSeconds must be at least 2")
+    # etcd raises a shorter TTL to its own minimum (1.5 election timeouts, rounded up: 2 s with
+    # its default timings) and the elector fences by the TTL etcd granted, so 1 is safe
+    if config.etcdLeaseTtlSeconds < 1:
+        raise _cli.CliError("bad config value: etcdLeaseTtlSeconds must be at least 1")
     return resolve_defaults(config), store_config, timer_config, net
 
 

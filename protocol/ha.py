@@ -128,10 +128,13 @@ __all__ = [
 ]
 
 
-# ---- the failover hello (ours; only between brokers with etcdEndpoints set, never with Java)
+# ---- the failover hello (ours; only between brokers with etcdEndpoints set)
 # slave -> master first: magic, the slave's broker id (its name in the in-sync set), and the
 # epoch of the master it means to follow; master -> slave: its own epoch.  A slave follows
 # only the master of the epoch etcd elected, and a master serves only slaves of its epoch.
+# A Java slave sends no hello: its first 8 bytes are its first report, an offset that never
+# equals the magic (0x524D5145504F4348, ~5.9e18 bytes), so a master tells the two apart
+# from those 8 bytes (plain_first_report).
 HELLO_MAGIC = b"RMQEPOCH"
 _HELLO = struct.Struct(">8sqq")
 HELLO_SIZE = _HELLO.size
@@ -150,6 +153,19 @@ def decode_hello(data: bytes) -> tuple[int, int]:
     if magic != HELLO_MAGIC:
         raise HAProtocolError("no failover hello (is the slave configured with etcdEndpoints?)")
     return int(broker_id), int(epoch)
+
+
+def plain_first_report(first: bytes) -> int | None:
+    """The first 8 bytes a slave sent: None if they begin our hello, else the offset of a
+    plain (Java) slave's first report.  Raises HAProtocolError on a negative offset."""
+    if len(first) != REPORT_SIZE:
+        raise HAProtocolError(f"{len(first)} bytes, expected {REPORT_SIZE}")
+    if first == HELLO_MAGIC:
+        return None
+    offset = int(_REPORT.unpack(first)[0])
+    if offset < 0:
+        raise HAProtocolError(f"negative slave offset {offset}")
+    return offset
 
 
 def encode_epoch(epoch: int) -> bytes:

@@ -106,6 +106,11 @@ class Failover:
     following: MasterRecord | None = None
     decisions: int = 0
 
+    def term_start(self) -> int | None:
+        """The commit-log offset this master's epoch began at (None: not master, or the
+        epoch key does not say): below it this log equals its predecessor's."""
+        return dict(self.view.starts).get(self.leading) if self.leading else None
+
     @property
     def epoch(self) -> int:
         """The epoch of the master this broker is or follows (what the HA handshake checks)."""

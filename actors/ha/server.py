@@ -34,11 +34,13 @@ from actors.remoting.connection import stream_addresses
 from actors.remoting.transport import current_transport, named_addresses
 from protocol.ha import (
     HELLO_SIZE,
+    REPORT_SIZE,
     HAProtocolError,
     ReportDecoder,
     decode_hello,
     encode_epoch,
     encode_transfer_header,
+    plain_first_report,
 )
 
 if TYPE_CHECKING:
@@ -102,9 +104,11 @@ async def _serve_slave(ctx: BrokerContext, rep: Replication, stream: trio.abc.St
     if peer == "unknown":  # reset between accept and here
         return
     log.info("slave %s connected", peer)
+    first_report = b""  # a plain slave's first report, read while looking for a hello
     if ctx.failover is not None:
         try:
-            if not await _hello(ctx, rep, stream, peer):
+            accepted, first_report = await _hello(ctx, rep, stream, peer)
+            if not accepted:
                 await stream.aclose()
                 return
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError, HAProtocolError) as exc:
@@ -117,7 +121,9 @@ async def _serve_slave(ctx: BrokerContext, rep: Replication, stream: trio.abc.St
     requested, first = trio.open_memory_channel[int](1)
     try:
         async with stream, trio.open_nursery() as conn:
-            conn.start_soon(_read_reports, ctx, rep, stream, peer, requested, conn.cancel_scope)
+            conn.start_soon(
+                _read_reports, ctx, rep, stream, peer, requested, conn.cancel_scope, first_report
+            )
             conn.start_soon(_transfer, ctx, rep, stream, first, conn.cancel_scope, link)
     except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as group:
         log.info("slave %s connection broken: %s", peer, group.exceptions[0])
@@ -139,24 +145,46 @@ async def _receive_exactly(stream: trio.abc.Stream, n: int, timeout: float) -> b
     return data
 
 
-async def _hello(ctx: BrokerContext, rep: Replication, stream: trio.abc.Stream, peer: str) -> bool:
+async def _hello(
+    ctx: BrokerContext, rep: Replication, stream: trio.abc.Stream, peer: str
+) -> tuple[bool, bytes]:
     """The failover hello (protocol/ha.py): serve only a slave that follows this master's
-    epoch; every slave learns this master's epoch (a stale one is refused by the slave)."""
+    epoch; every slave learns this master's epoch (a stale one is refused by the slave).
+    A plain (Java) slave sends none: it is served, but it never joins the in-sync set (so is
+    never elected), unless its first report lies beyond this term's start and beyond what
+    this term sent to its host - its tail may then be an older master's, which a Java slave
+    cannot cut back.  Returns (accepted, the plain slave's first report)."""
     silence = ctx.store_config.haHousekeepingInterval / 1000
-    try:
-        broker_id, epoch = decode_hello(await _receive_exactly(stream, HELLO_SIZE, silence))
-    except trio.TooSlowError:
-        log.warning("slave %s sent no failover hello within %.0f s", peer, silence)
-        return False
     failover = ctx.failover
     assert failover is not None  # only called with failover on
+    try:
+        first = await _receive_exactly(stream, REPORT_SIZE, silence)
+        plain = plain_first_report(first)
+        if plain is None:
+            first += await _receive_exactly(stream, HELLO_SIZE - REPORT_SIZE, silence)
+    except trio.TooSlowError:
+        log.warning("slave %s sent nothing within %.0f s", peer, silence)
+        return False, b""
     mine = failover.leading
+    if plain is not None:
+        start = failover.term_start()
+        host = peer.rpartition(":")[0]
+        if start is None or (plain > start and plain > rep.plain_acked.get(host, -1)):
+            log.warning(
+                "plain slave %s (no failover hello) resumes at %d, beyond where epoch %d began (%s): "
+                "its tail may be an older master's; refused (clear its store to re-sync it)",
+                peer, plain, mine, start,
+            )  # fmt: skip
+            return False, b""
+        log.info("plain slave %s (no failover hello): replicated to, never in the in-sync set", peer)
+        return True, first
+    broker_id, epoch = decode_hello(first)
     await stream.send_all(encode_epoch(mine))
     if epoch != mine or not mine:
         log.warning("slave %s (broker %d) follows epoch %d, this master is of epoch %d: refused", peer, broker_id, epoch, mine)
-        return False
+        return False, b""
     rep.ids[peer] = broker_id
-    return True
+    return True, b""
 
 
 async def _read_reports(
@@ -166,15 +194,21 @@ async def _read_reports(
     peer: str,
     requested: trio.MemorySendChannel[int],
     conn: trio.CancelScope,
+    received: bytes = b"",  # what the failover hello's check already read
 ) -> None:
     store = ctx.store
     silence = ctx.store_config.haHousekeepingInterval / 1000
     decoder = ReportDecoder()
     first = True
+    # a plain slave under failover: what it acknowledges is remembered for its host
+    plain_host = peer.rpartition(":")[0] if ctx.failover is not None and peer not in rep.ids else None
     while True:
-        data = None
-        with trio.move_on_after(silence):
-            data = await stream.receive_some(RECEIVE_SIZE)
+        data: bytes | None = received
+        received = b""
+        if not data:
+            data = None
+            with trio.move_on_after(silence):
+                data = bytes(await stream.receive_some(RECEIVE_SIZE))  # the same object
         if data is None:
             log.warning("slave %s silent for %.0f s: closing", peer, silence)
             conn.cancel()
@@ -183,7 +217,7 @@ async def _read_reports(
             conn.cancel()
             return
         try:
-            offset = decoder.feed(bytes(data))  # bytes: the same object, no copy
+            offset = decoder.feed(data)
         except HAProtocolError as exc:
             log.warning("slave %s: %s", peer, exc)
             conn.cancel()
@@ -206,6 +240,8 @@ async def _read_reports(
             conn.cancel()
             return
         rep.slaves[peer] = offset
+        if plain_host is not None:
+            rep.plain_acked[plain_host] = max(offset, rep.plain_acked.get(plain_host, -1))
         rep.acked.advance(offset)
         rep.reported.set()
 

@@ -67,6 +67,10 @@ class Replication:
     slaves: dict[str, int] = attrs.Factory(dict)
     # slave address -> the broker id from its failover hello (failover only)
     ids: dict[str, int] = attrs.Factory(dict)
+    # failover only: slave host -> the highest offset a plain (Java, no hello) slave on that
+    # host acknowledged in this term: a plain slave may resume beyond the term's start only
+    # from what this master sent it (actors/ha/server.py)
+    plain_acked: dict[str, int] = attrs.Factory(dict)
     # rung on every report (what a wait for one particular slave's ack listens to)
     reported: Wake = attrs.Factory(Wake)
     # slave address -> its connection's transfer state

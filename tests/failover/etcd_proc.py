@@ -103,6 +103,10 @@ class EtcdCluster:
     def endpoints(self) -> str:
         return ",".join(n.endpoint for n in self.nodes)
 
+    @property
+    def initial_cluster(self) -> str:
+        return ",".join(f"{n.name}=http://{n.host}:{n.peer_port}" for n in self.nodes)
+
     def stop(self) -> None:
         for n in self.nodes:
             n.kill()
@@ -117,10 +121,9 @@ def start_etcd(
         EtcdNode(f"fo{i}", free_port(), free_port(), tmp / f"fo{i}.etcd", host=host, prefix=prefix)
         for i in range(size)
     ]
-    initial = ",".join(f"{n.name}=http://{host}:{n.peer_port}" for n in nodes)
     cluster = EtcdCluster(nodes, tmp)
     for n in nodes:
-        n.start(initial)
+        n.start(cluster.initial_cluster)
     try:
         wait_healthy(cluster, timeout)
     except BaseException:

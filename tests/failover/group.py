@@ -1,11 +1,16 @@
 """A broker group with failover as a user runs it: etcd, apps/namesrv.py and three
 apps/broker.py processes with etcdEndpoints; kill -9 and restarts by pid.  Used by the
-checker test (test_failover_checker.py) and scripts/failover_time.py."""
+checker test (test_failover_checker.py) and scripts/failover_time.py.
+
+A killed broker gets a standby process at once (tests/failover/standby.py: Python's imports,
+then it waits for its config on stdin); the restart wakes it, so a restart does not wait the
+seconds those imports take on a loaded machine."""
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -30,6 +35,7 @@ class BrokerProc:
     proc: ManagedProcess | None = None
     host: str = "127.0.0.1"
     prefix: tuple[str, ...] = ()  # ("ip", "netns", "exec", ns) for a broker on its own host
+    standby: ManagedProcess | None = None  # imported, waiting for its config on stdin
 
     @property
     def addr(self) -> str:
@@ -46,15 +52,24 @@ class Group:
     client: EtcdClient
     keys: GroupKeys
 
-    def start(self, i: int) -> None:
-        b = self.brokers[i]
-        b.proc = spawn(
-            f"broker{i}-{os.urandom(2).hex()}",
-            [*b.prefix, sys.executable, "apps/broker.py", "-c", str(b.conf)],
+    def _standby(self, b: BrokerProc) -> ManagedProcess:
+        return spawn(
+            f"broker{b.index}-{os.urandom(2).hex()}",
+            [*b.prefix, sys.executable, "-m", "tests.failover.standby"],
             log_dir=self.work / "logs",
             cwd=REPO,
             env=child_env(HOME=str(self.work)),
+            stdin=subprocess.PIPE,
         )
+
+    def start(self, i: int) -> None:
+        b = self.brokers[i]
+        assert b.proc is None or not b.proc.alive(), f"broker {i} is running"
+        proc = b.standby if b.standby is not None and b.standby.alive() else self._standby(b)
+        assert proc.popen.stdin is not None
+        proc.popen.stdin.write(f"{b.conf}\n".encode())
+        proc.popen.stdin.close()
+        b.proc, b.standby = proc, None
 
     def kill(self, i: int) -> None:
         b = self.brokers[i]
@@ -62,6 +77,8 @@ class Group:
             os.kill(b.proc.pid, signal.SIGKILL)
             b.proc.popen.wait(10)
         b.proc = None
+        if b.standby is None:
+            b.standby = self._standby(b)
 
     def alive(self, i: int) -> bool:
         p = self.brokers[i].proc
@@ -81,6 +98,8 @@ class Group:
         for b in self.brokers:
             if b.proc is not None:
                 b.proc.stop()
+            if b.standby is not None:
+                b.standby.stop()
         self.namesrv.stop()
         self.etcd.stop()
 
@@ -91,6 +110,7 @@ def start_group(
     etcd_nodes: int = 1,
     brokers: int = 3,
     ttl: int = 2,
+    slave_timeout_ms: int = 1000,
     hosts: list[tuple[str, tuple[str, ...]]] | None = None,  # per broker: (IP, exec prefix)
     etcd_host: tuple[str, tuple[str, ...]] = ("127.0.0.1", ()),
     namesrv_ip: str = "127.0.0.1",
@@ -119,7 +139,7 @@ def start_group(
                 "mappedFileSizeConsumeQueue": 6000 * 20,
                 "etcdEndpoints": etcd.endpoints,
                 "etcdLeaseTtlSeconds": ttl,
-                "slaveTimeout": 1000,
+                "slaveTimeout": slave_timeout_ms,
                 # a slave connects to a new master at once, and a dead one is noticed in time
                 "haHousekeepingInterval": 5000,
                 "haSendHeartbeatInterval": 500,

@@ -10,9 +10,11 @@ import pytest
 import trio
 
 from actors.broker.app import BrokerHandle, broker
+from actors.broker.failover import IN_SYNC_CHECK
 from actors.failover.election import SyncSet
 from actors.failover.etcd import EtcdClient, parse_endpoints
 from protocol.codes import ResponseCode
+from protocol.ha import TransferDecoder, encode_epoch, encode_hello, encode_report
 from storage.config import BrokerRole
 from storage.results import MessageInner
 from tests.actors.broker.conftest import broker_config, small_store
@@ -161,3 +163,76 @@ async def test_sync_master_send_waits_for_a_lagging_member_to_leave_the_in_sync_
     r = await client.invoke(m.ctx.broker_addr, send_v2(TOPIC, b"none"), 10)
     assert r.code == ResponseCode.FLUSH_SLAVE_TIMEOUT, r.remark
     assert s1.ctx.store.max_phy_offset == m.ctx.store.max_phy_offset  # s1 had it all along
+
+
+async def _plain_slave(ha_addr: str, report: int) -> tuple[trio.SocketStream, bytes, bool]:
+    """A slave as Apache's HAClient is: no failover hello, its first 8 bytes are a report;
+    returns the stream, what the master sent within a second, and whether it closed."""
+    host, _, port = ha_addr.rpartition(":")
+    stream = await trio.open_tcp_stream(host, int(port))
+    await stream.send_all(encode_report(report))
+    got, closed = b"", False
+    with trio.move_on_after(1):
+        while not closed:
+            chunk = await stream.receive_some(65536)
+            got, closed = got + chunk, not chunk
+    return stream, got, closed
+
+
+async def test_ha_handshake_a_plain_slave_is_never_in_the_in_sync_set_a_stale_one_is_refused(nursery, tmp_path, namesrv_addr, client, etcd):
+    ep = etcd.endpoints
+    m = await Node(nursery, tmp_path / "m", namesrv_addr, ep, role=BrokerRole.SYNC_MASTER, broker_id=0).start()
+    s1 = await Node(nursery, tmp_path / "s1", namesrv_addr, ep, role=BrokerRole.SLAVE, broker_id=1).start()
+    await wait_until(lambda: m.is_master(), 15)
+    fo = m.ctx.failover
+    await wait_until(lambda: fo.syncset.written.value == {1}, 15)
+    for i in range(10):
+        r = await client.invoke(m.ctx.broker_addr, send_v2(TOPIC, b"p%d" % i), 10)
+        assert r.code == ResponseCode.SUCCESS, r.remark
+    end = m.ctx.store.max_phy_offset
+    assert fo.term_start() == 0
+    ha_addr = f"127.0.0.1:{m.ctx.store_config.haListenPort}"
+    # from the start of the log: served (Apache's framing, no epoch first), acks counted
+    stream, got, closed = await _plain_slave(ha_addr, 0)
+    assert not closed
+    dec = TransferDecoder()
+    dec.feed(got)
+    frames = list(iter(dec.next_transfer, None))
+    assert frames
+    assert frames[0].phy_offset == 0
+    assert b"".join(f.body for f in frames) == log_bytes(m.ctx.store, end)
+    await stream.send_all(encode_report(end))
+    await wait_until(lambda: m.ctx.replication.plain_acked.get("127.0.0.1") == end, 5)
+    await trio.sleep(3 * IN_SYNC_CHECK)
+    assert fo.syncset.wanted.value == {1}  # the plain slave never joins
+    await stream.aclose()
+    # it comes back where it left off: served again (what this master sent it)
+    stream, got, closed = await _plain_slave(ha_addr, end)
+    assert not closed
+    r = await client.invoke(m.ctx.broker_addr, send_v2(TOPIC, b"more"), 10)
+    assert r.code == ResponseCode.SUCCESS, r.remark
+    with trio.fail_after(5):
+        head = await stream.receive_some(12)
+    assert head[:8] == end.to_bytes(8, "big")
+    await stream.aclose()
+    # a plain slave beyond the term's start that this term never served: its tail may be an
+    # older master's, which it cannot cut back - refused
+    stream, got, closed = await _plain_slave(ha_addr, end + 100)
+    assert closed
+    assert got == b""
+    await stream.aclose()
+    assert s1.ctx.failover.epoch == 1
+    # our hello: a slave of another epoch learns this master's epoch and is refused; of this
+    # epoch it is served and known by its id
+    for epoch, served in ((2, False), (0, False), (1, True)):
+        host, _, port = ha_addr.rpartition(":")
+        async with await trio.open_tcp_stream(host, int(port)) as stream:
+            await stream.send_all(encode_hello(7, epoch))
+            got, closed = b"", False
+            with trio.move_on_after(1):
+                while not closed:
+                    chunk = await stream.receive_some(65536)
+                    got, closed = got + chunk, not chunk
+            assert got[:8] == encode_epoch(1)
+            assert closed is not served
+            assert (7 in m.ctx.replication.ids.values()) is served

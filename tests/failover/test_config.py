@@ -21,3 +21,12 @@ def test_malformed_endpoints_are_refused_with_the_key_named(tmp_path: Path) -> N
     assert done.returncode != 0
     assert "etcdEndpoints" in done.stderr
     assert "host:port" in done.stderr
+
+
+def test_a_lease_ttl_below_one_second_is_refused(tmp_path: Path) -> None:
+    done = run_app("broker", tmp_path, "-c", "conf/broker.conf", "-p", "--etcdEndpoints=127.0.0.1:2379", "--etcdLeaseTtlSeconds=0")
+    assert done.returncode != 0
+    assert "etcdLeaseTtlSeconds" in done.stderr
+    ok = run_app("broker", tmp_path, "-c", "conf/broker.conf", "-p", "--etcdEndpoints=127.0.0.1:2379", "--etcdLeaseTtlSeconds=1")
+    assert ok.returncode == 0, ok.stderr
+    assert "etcdLeaseTtlSeconds=1" in ok.stdout.splitlines()

@@ -1,6 +1,6 @@
 """The election against real etcd (Debian's etcd-server): one node, and three nodes on loopback
 with one killed.  Brokers are elector actors with recording hooks here; the broker end to end
-is in test_failover_e2e.py."""
+is in test_broker_failover.py."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from tests.failover.test_election import Broker
 
 pytestmark = pytest.mark.skipif(not etcd_available(), reason="etcd-server is not installed (scripts/test.sh installs it)")
 
-TTL = 2  # etcd's minimum with --election-timeout 500
+TTL = 2  # short: etcd_proc.py runs etcd with 500 ms elections (its minimum TTL is then 1 s)
 KEYS = GroupKeys(group_prefix("/rocketmq", "C", "b"))
 
 

@@ -7,13 +7,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from protocol.ha import (
+    HELLO_MAGIC,
+    REPORT_SIZE,
     HAProtocolError,
     ReportDecoder,
     Transfer,
     TransferDecoder,
+    decode_hello,
     encode_heartbeat,
+    encode_hello,
     encode_report,
     encode_transfer_header,
+    plain_first_report,
 )
 
 offsets = st.integers(0, 2**63 - 1)
@@ -89,3 +94,28 @@ def test_transfer_decoder_any_chunking(frames: list[tuple[int, bytes]], sizes: l
             got.append(t)
     assert got == [Transfer(o, b) for o, b in frames]
     assert dec.buffered == 0
+
+
+# ---- failover: a hello or a plain (Java) slave's first report, told apart by 8 bytes
+
+
+@given(st.integers(min_value=0, max_value=(1 << 63) - 1))
+def test_a_plain_first_report_is_its_offset(offset: int) -> None:
+    first = encode_report(offset)
+    if first == HELLO_MAGIC:  # 0x524D5145504F4348: no commit log is that long
+        assert plain_first_report(first) is None
+    else:
+        assert plain_first_report(first) == offset
+
+
+def test_the_hello_starts_with_the_magic() -> None:
+    hello = encode_hello(3, 7)
+    assert plain_first_report(hello[:REPORT_SIZE]) is None
+    assert decode_hello(hello) == (3, 7)
+
+
+def test_a_negative_or_short_first_report_is_refused() -> None:
+    with pytest.raises(HAProtocolError):
+        plain_first_report(b"\xff" * 8)
+    with pytest.raises(HAProtocolError):
+        plain_first_report(b"\x00" * 7)

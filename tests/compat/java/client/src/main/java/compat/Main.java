@@ -64,6 +64,7 @@ public final class Main {
         COMMANDS.put("mqadmin", () -> AdminBatch.run(a));
         COMMANDS.put("acl-allowed", () -> Acl.allowed(a));
         COMMANDS.put("acl-refused", () -> Acl.refused(a));
+        COMMANDS.put("failover-probe", () -> FailoverProbe.run(a));
     }
 
     private static void startWatchdog(int seconds) {
