@@ -84,11 +84,16 @@ def _wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _physical_memory() -> int:
+def _read_physical_memory() -> int:
     try:
         return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError):
         return 8 << 30
+
+
+# A module variable rather than a direct call: tests replace it (monkeypatch), and code compiled
+# by mypyc (scripts/build-mypyc.sh) calls module functions directly, past any replacement.
+_physical_memory: Callable[[], int] = _read_physical_memory
 
 
 class MessageStore:
