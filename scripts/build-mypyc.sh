@@ -39,7 +39,8 @@ MODULES=(
 
 clean() {
     # every extension under protocol/ and storage/ (also of modules dropped from the list
-    # since the last build), and mypyc's shared runtime library of the group at the root
+    # since the last build, and the group's runtime library), and one an older build of this
+    # script left at the repository root
     find protocol storage -name '*.cpython-*.so' -delete
     rm -f ./*__mypyc.cpython-*.so
 }
@@ -61,19 +62,35 @@ case "${1:-}" in
     ;;
 esac
 
-PY=.venv/bin/python
-[[ -x $PY ]] || PY=${PYTHON:-python3}
+PY=$PWD/.venv/bin/python
+[[ -x $PY ]] || PY=$(command -v "${PYTHON:-python3}")
 clean
-# mypyc writes its C and objects under build/ (git-ignored); -O3 is its default optimization.
-MYPYC_OPT_LEVEL=${MYPYC_OPT_LEVEL:-3} "$PY" -m mypyc "${MODULES[@]}" >build-mypyc.log 2>&1 || {
+# mypyc's C and objects go under build/ (git-ignored).  The group's shared runtime library is
+# named into the storage package (group_name): under its default, a top-level module at the
+# repository root, a process started as `python apps/broker.py` or through a console script
+# (repository root not on sys.path) could not import it.
+mkdir -p build
+cat >build/mypyc_setup.py <<'SETUP'
+import sys
+
+from mypyc.build import mypycify
+from setuptools import setup
+
+setup(
+    name="trio-rocketmq-mypyc",
+    ext_modules=mypycify(sys.argv.pop(1).split(), opt_level="3", group_name="storage._mypyc_hot"),
+)
+SETUP
+"$PY" build/mypyc_setup.py "${MODULES[*]}" build_ext --inplace >build-mypyc.log 2>&1 || {
     tail -40 build-mypyc.log >&2
     echo "build-mypyc: failed (full log: build-mypyc.log); pure Python left in place" >&2
     clean
     exit 1
 }
 rm -f build-mypyc.log
-# a quick check that the extensions are the modules imported
-"$PY" - "${MODULES[@]}" <<'EOF'
+# a check that the extensions are the modules imported, from outside the repository (as a
+# console script or `python apps/broker.py` imports them: the repository root not on sys.path)
+(cd / && "$PY" - "${MODULES[@]}") <<'EOF'
 import importlib, sys
 compiled = 0
 for path in sys.argv[1:]:
