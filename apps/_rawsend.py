@@ -58,7 +58,9 @@ class RawSender:
         self.body = body
         self.keys = keys
         self.tag_count = tag_count
-        self.queue_ids = itertools.cycle(range(queues))
+        # Auto-created topics get the header's default queue count ("d", 4 as a Java producer
+        # sends it), so only queues 0..3 exist on them.
+        self.queue_ids = itertools.cycle(range(min(queues, 4) if topics > 1 else queues))
         self.counter = itertools.count()
         self.ids = UniqIdGenerator()
         self.base = {
