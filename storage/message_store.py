@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import collections
 import errno
+import functools
 import logging
 import mmap
 import os
 import time
 from collections.abc import Callable, Sequence
+
+from mypy_extensions import mypyc_attr
 
 from protocol.errors import LocalProtocolError, RemoteProtocolError
 from protocol.message import (
@@ -80,6 +83,10 @@ def _carries_key(raw: bytes, topic: str, key: str) -> bool:
     return msg.topic == topic and (msg.uniq_key == key or key in msg.keys)
 
 
+def _deletable(immediately: bool, now_ms: int, reserved: int, mf: MappedFile) -> bool:
+    return immediately or file_expired(mf.last_modified_ms(), now_ms, reserved)
+
+
 def _wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -96,6 +103,9 @@ def _read_physical_memory() -> int:
 _physical_memory: Callable[[], int] = _read_physical_memory
 
 
+# Not a native class under mypyc (scripts/build-mypyc.sh): tests replace its methods on an
+# instance (slow or failing flushes), which a native class refuses; its methods still compile.
+@mypyc_attr(native_class=False)
 class MessageStore:
     def __init__(
         self,
@@ -748,13 +758,11 @@ class MessageStore:
             or verdict.clean_immediately
             or is_delete_hour(now_ms, cfg.delete_hours)
         ):
-            reserved = cfg.fileReservedTime
-
-            def deletable(mf: MappedFile) -> bool:
-                if verdict.clean_immediately:
-                    return True
-                return file_expired(mf.last_modified_ms(), now_ms, reserved)
-
+            # a module function, not a closure: mypyc cannot compile a closure in a method of a
+            # non-native class
+            deletable = functools.partial(
+                _deletable, verdict.clean_immediately, now_ms, cfg.fileReservedTime
+            )
             deleted = self.commit_log.queue.delete_first_files(deletable, max_files=10)
             for mf in deleted:
                 log.info("deleted commit-log file %s", mf.path)
