@@ -41,14 +41,26 @@ class RawSender:
         keys: bool,
         tag_count: int,
         group: str = "benchmark_raw",
+        topics: int = 1,
     ) -> None:
         self.client = client
         self.addr = addr
         self.topic = topic
+        # ``topics`` > 1: round robin over that many topics the broker does not have yet, each
+        # created by its first send (autoCreateTopicEnable, default topic TBW102) while the
+        # others are sending: the auto-create load.  A run-unique suffix keeps a second
+        # run (--repeat) creating topics too.
+        self.topics = (
+            itertools.cycle([f"{topic}-{time.time_ns():x}-{i}" for i in range(topics)])
+            if topics > 1
+            else None
+        )
         self.body = body
         self.keys = keys
         self.tag_count = tag_count
-        self.queue_ids = itertools.cycle(range(queues))
+        # Auto-created topics get the header's default queue count ("d", 4 as a Java producer
+        # sends it), so only queues 0..3 exist on them.
+        self.queue_ids = itertools.cycle(range(min(queues, 4) if topics > 1 else queues))
         self.counter = itertools.count()
         self.ids = UniqIdGenerator()
         self.base = {
@@ -75,6 +87,8 @@ class RawSender:
         now_ms = int(time.time() * 1000)
         ext = dict(self.base)
         ext["e"] = str(next(self.queue_ids))
+        if self.topics is not None:
+            ext["b"] = next(self.topics)
         ext["g"] = str(now_ms)
         if batch_size:
             entries = [

@@ -58,6 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="our Producer, or raw frames through the remoting client (apps/_rawsend.py)",
     )
     parser.add_argument("-g", "--group", default="benchmark_producer")
+    parser.add_argument(
+        "--topics",
+        type=int,
+        default=1,
+        help="raw client: send round robin to this many new topics, each auto-created by its "
+        "first send (use --warmup 0 to measure the creations)",
+    )
     parser.add_argument("--floor", action="store_true", help="also run the floor; print ratios")
     parser.add_argument("--repeat", type=int, default=1, help="runs per target (median kept)")
     return parser
@@ -156,6 +163,7 @@ async def run_target(
                 body=wl.body,
                 keys=args.keys,
                 tag_count=args.tag_count,
+                topics=args.topics,
             )
         else:
             producer = await stack.enter_async_context(
@@ -289,6 +297,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.threads < 1 or args.batch_size < 1 or args.size < 1 or args.repeat < 1:
         raise SystemExit("bench_producer: -w, -s, --batch-size and --repeat must be positive")
+    if args.topics < 1 or (args.topics > 1 and args.client != "raw"):
+        raise SystemExit("bench_producer: --topics takes a positive count, with --client raw")
     try:
         summary = trio.run(bench, args)
     except KeyboardInterrupt:

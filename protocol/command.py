@@ -38,7 +38,7 @@ class RemotingCommand:
     opaque: int = 0
     flag: int = 0
     remark: str | None = None
-    ext_fields: dict[str, str] = attrs.field(factory=dict)
+    ext_fields: dict[str, str] = attrs.Factory(dict)
     body: bytes = b""
     serialize_type: SerializeType = SerializeType.JSON
 

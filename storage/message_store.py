@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import collections
 import errno
+import functools
 import logging
 import mmap
 import os
 import time
 from collections.abc import Callable, Sequence
+
+from mypy_extensions import mypyc_attr
 
 from protocol.errors import LocalProtocolError, RemoteProtocolError
 from protocol.message import (
@@ -80,17 +83,29 @@ def _carries_key(raw: bytes, topic: str, key: str) -> bool:
     return msg.topic == topic and (msg.uniq_key == key or key in msg.keys)
 
 
+def _deletable(immediately: bool, now_ms: int, reserved: int, mf: MappedFile) -> bool:
+    return immediately or file_expired(mf.last_modified_ms(), now_ms, reserved)
+
+
 def _wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _physical_memory() -> int:
+def _read_physical_memory() -> int:
     try:
         return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError):
         return 8 << 30
 
 
+# A module variable rather than a direct call: tests replace it (monkeypatch), and code compiled
+# by mypyc (scripts/build-mypyc.sh) calls module functions directly, past any replacement.
+_physical_memory: Callable[[], int] = _read_physical_memory
+
+
+# Not a native class under mypyc (scripts/build-mypyc.sh): tests replace its methods on an
+# instance (slow or failing flushes), which a native class refuses; its methods still compile.
+@mypyc_attr(native_class=False)
 class MessageStore:
     def __init__(
         self,
@@ -743,13 +758,11 @@ class MessageStore:
             or verdict.clean_immediately
             or is_delete_hour(now_ms, cfg.delete_hours)
         ):
-            reserved = cfg.fileReservedTime
-
-            def deletable(mf: MappedFile) -> bool:
-                if verdict.clean_immediately:
-                    return True
-                return file_expired(mf.last_modified_ms(), now_ms, reserved)
-
+            # a module function, not a closure: mypyc cannot compile a closure in a method of a
+            # non-native class
+            deletable = functools.partial(
+                _deletable, verdict.clean_immediately, now_ms, cfg.fileReservedTime
+            )
             deleted = self.commit_log.queue.delete_first_files(deletable, max_files=10)
             for mf in deleted:
                 log.info("deleted commit-log file %s", mf.path)
