@@ -107,7 +107,24 @@ class MappedFileQueue:
             last = self.last()
             if last is None or self._ready is not None:
                 return
-            self._ready = self._new_file(last.file_from_offset + self.file_size)
+            ready = self._new_file(last.file_from_offset + self.file_size)
+            ready.take_first_write_fault()
+            self._ready = ready
+
+    def first_file_needed(self) -> bool:
+        """Whether the queue has no file at all and none is prepared."""
+        return not self._files and self._ready is None
+
+    def prepare_first_file(self, start_offset: int = 0) -> None:
+        """Create the first file, for ``start_offset``, ahead of the first write (run in a worker
+        thread): a new topic's consume queues would otherwise each cost the writer a fallocate
+        and an fsync on the event loop."""
+        with self._creating:
+            if self._files or self._ready is not None:
+                return
+            ready = self._new_file(start_offset - start_offset % self.file_size)
+            ready.take_first_write_fault()
+            self._ready = ready
 
     def prefault_needed(self, window: int) -> bool:
         """Whether less than 3/4 of ``window`` bytes past the write position is populated."""

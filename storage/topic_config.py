@@ -9,6 +9,7 @@ re-registers after a change.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 import attrs
@@ -134,6 +135,9 @@ class TopicConfigTable:
         self.dirty = False
         self.version = 0
         self._changes: list[Change] = []
+        # topics created or changed since the registrar last took them: a registration after a
+        # change carries only these (Java's registerIncrementBrokerData), not the whole table
+        self._unregistered: set[str] = set()
 
     @classmethod
     def with_system_topics(cls, settings: SystemTopicSettings) -> TopicConfigTable:
@@ -159,6 +163,14 @@ class TopicConfigTable:
     def _record(self, name: str, config: TopicConfig | None) -> None:
         self.version += 1
         self._changes.append(Change("topic", name, config))
+        if config is not None:
+            self._unregistered.add(name)
+
+    def take_unregistered(self) -> set[str]:
+        """Topics created or changed since the last call (deleted ones are not re-registered:
+        a name server drops a topic only on DELETE_TOPIC_IN_NAMESRV or the broker's expiry)."""
+        names, self._unregistered = self._unregistered, set()
+        return names
 
     def take_changes(self) -> list[Change]:
         """The changes since the last call, oldest first, for the config journal."""
@@ -271,10 +283,12 @@ class TopicConfigTable:
 
     # ------------------------------------------------------------ JSON and files
 
-    def wrapper(self) -> TopicConfigSerializeWrapper:
-        return TopicConfigSerializeWrapper(
-            topic_config_table=dict(self._table), data_version=self.data_version
-        )
+    def wrapper(self, only: Iterable[str] | None = None) -> TopicConfigSerializeWrapper:
+        """The table (or its topics named in ``only`` that still exist) and its data version."""
+        table = self._table
+        if only is not None:
+            table = {name: table[name] for name in only if name in table}
+        return TopicConfigSerializeWrapper(topic_config_table=dict(table), data_version=self.data_version)
 
     def to_json(self, *, pretty: bool = True) -> str:
         return encode_body(self.wrapper(), pretty=pretty).decode()

@@ -1,8 +1,8 @@
 """Registration with every name server (reference §7.10).
 
-At start, every ``registerNameServerPeriod`` (clamped to 10..60 s) and at once after a topic
-change, the whole topic table goes to every configured name server in parallel; at shutdown an
-UNREGISTER_BROKER goes to each.  One unreachable name server never delays the others.
+At start and every ``registerNameServerPeriod`` (clamped to 10..60 s) the whole topic table goes
+to every configured name server in parallel, and at once after a topic change the changed topics
+do; at shutdown an UNREGISTER_BROKER goes to each.  One unreachable name server never delays the others.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import operator
+from collections.abc import Collection
 
 import attrs
 import trio
@@ -45,9 +46,10 @@ def register_period(config_ms: int) -> float:
     return max(10_000, min(config_ms, 60_000)) / 1000
 
 
-def register_request(ctx: BrokerContext) -> RemotingCommand:
+def register_request(ctx: BrokerContext, only: Collection[str] | None = None) -> RemotingCommand:
+    """REGISTER_BROKER with the whole topic table, or with the topics in ``only``."""
     config = ctx.config
-    wrapper = ctx.topics.wrapper()
+    wrapper = ctx.topics.wrapper(only)
     if not ctx.writeable or not ctx.readable:
         # A broker without full permission advertises every topic with its own permission.
         table = {
@@ -73,10 +75,17 @@ def register_request(ctx: BrokerContext) -> RemotingCommand:
     return RemotingCommand.request(RequestCode.REGISTER_BROKER, encode_header(header), body)
 
 
-async def register_once(ctx: BrokerContext, client: RemotingClient, addr: str) -> bool:
+async def register_once(
+    ctx: BrokerContext,
+    client: RemotingClient,
+    addr: str,
+    request: RemotingCommand | None = None,
+) -> bool:
     timeout = ctx.config.registerBrokerTimeoutMills / 1000
+    if request is None:
+        request = register_request(ctx)
     try:
-        reply = await client.invoke(addr, register_request(ctx), timeout)
+        reply = await client.invoke(addr, request, timeout)
     except (RemotingError, ValueError) as exc:  # unreachable or not host:port: retried next round
         log.warning("register to namesrv %s failed: %s", addr, exc)
         return False
@@ -99,10 +108,17 @@ async def register_once(ctx: BrokerContext, client: RemotingClient, addr: str) -
     return True
 
 
-async def register_all(ctx: BrokerContext, client: RemotingClient, addrs: list[str]) -> None:
+async def register_all(
+    ctx: BrokerContext,
+    client: RemotingClient,
+    addrs: list[str],
+    only: Collection[str] | None = None,
+) -> None:
+    """One round: the same request (encoded once) to every name server in parallel."""
+    request = register_request(ctx, only)
     async with trio.open_nursery() as nursery:
         for addr in addrs:
-            nursery.start_soon(register_once, ctx, client, addr)
+            nursery.start_soon(register_once, ctx, client, addr, request)
 
 
 async def unregister_all(ctx: BrokerContext, client: RemotingClient, addrs: list[str]) -> None:
@@ -141,14 +157,23 @@ async def broker_registrar(
     """Register now, then periodically and on every topic change (the app unregisters)."""
     period = register_period(ctx.config.registerNameServerPeriod)
     seen = ctx.topic_changes.value
+    ctx.topics.take_unregistered()  # the first round carries the whole table
     await register_all(ctx, client, addrs)
     ctx.registered.advance(seen)
     task_status.started()
     while True:
+        changed = False
         with trio.move_on_after(period):
             await ctx.topic_changes.wait_value(functools.partial(operator.ne, seen))
+            changed = True
         seen = ctx.topic_changes.value
-        await register_all(ctx, client, addrs)
+        fresh = ctx.topics.take_unregistered()
+        # After a change, only the changed topics (Java's registerIncrementBrokerData): the
+        # whole table is O(topics) to encode here and to decode at every name server, and
+        # with topics being created it was most of the broker's time.  A name server adds
+        # what a registration lists and drops nothing, and the periodic round still carries
+        # everything (it also restores a name server that restarted meanwhile).
+        await register_all(ctx, client, addrs, fresh if changed else None)
         # tried, whatever the outcome: requests held for it go on (Java answers the send
         # even when registerBrokerAll fails)
         ctx.registered.advance(seen)

@@ -335,3 +335,33 @@ async def test_batch_as_code_10_with_batch_true(broker_handle, client):
     assert reply.code == ResponseCode.SUCCESS, reply.remark
     assert len(reply.ext_fields["msgId"].split(",")) == 2
     assert broker_handle.ctx.store.max_offset_in_queue("V1Batch", 1) == 2
+
+
+async def test_a_new_queues_consume_queue_file_is_created_off_the_event_loop(
+    broker_handle, client, monkeypatch
+):
+    """Creating a consume-queue file is a fallocate and an fsync: done by reput on the event
+    loop, it stalled every connection while topics were being created (issue 17's 1,000-topic
+    row).  The first send to a queue creates it in a worker thread, before SEND_OK, so the
+    message is in its queue when the reply comes."""
+    from storage.mapped_file_queue import MappedFileQueue
+
+    created_on: list[tuple[str, bool]] = []
+    real_new_file = MappedFileQueue._new_file
+
+    def recording(self, start_offset):  # type: ignore[no-untyped-def]
+        if "consumequeue" in self.directory:
+            created_on.append((self.directory, threading.current_thread() is threading.main_thread()))
+        return real_new_file(self, start_offset)
+
+    monkeypatch.setattr(MappedFileQueue, "_new_file", recording)
+    for queue_id in range(4):
+        reply = await client.invoke(
+            broker_handle.address, send_v2("FreshTopic", queue_id=queue_id), T
+        )
+        assert reply.code == ResponseCode.SUCCESS, reply.remark
+        got = await client.invoke(broker_handle.address, pull("FreshTopic", queue_id=queue_id), T)
+        assert got.code == ResponseCode.SUCCESS, got.remark
+    mine = [(d, on_loop) for d, on_loop in created_on if "FreshTopic" in d]
+    assert len(mine) == 4
+    assert not any(on_loop for _, on_loop in mine), mine
