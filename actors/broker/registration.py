@@ -75,6 +75,20 @@ def register_request(ctx: BrokerContext, only: Collection[str] | None = None) ->
     return RemotingCommand.request(RequestCode.REGISTER_BROKER, encode_header(header), body)
 
 
+def _identity(ctx: BrokerContext) -> tuple[object, ...]:
+    """What a registration says of the broker besides its topics."""
+    config = ctx.config
+    return (
+        config.brokerName,
+        config.brokerClusterName,
+        config.brokerId,
+        config.brokerPermission,
+        ctx.broker_addr,
+        ctx.writeable,
+        ctx.readable,
+    )
+
+
 async def register_once(
     ctx: BrokerContext,
     client: RemotingClient,
@@ -158,6 +172,7 @@ async def broker_registrar(
     period = register_period(ctx.config.registerNameServerPeriod)
     seen = ctx.topic_changes.value
     ctx.topics.take_unregistered()  # the first round carries the whole table
+    registered_as = _identity(ctx)
     await register_all(ctx, client, addrs)
     ctx.registered.advance(seen)
     task_status.started()
@@ -168,12 +183,18 @@ async def broker_registrar(
             changed = True
         seen = ctx.topic_changes.value
         fresh = ctx.topics.take_unregistered()
-        # After a change, only the changed topics (Java's registerIncrementBrokerData): the
-        # whole table is O(topics) to encode here and to decode at every name server, and
-        # with topics being created it was most of the broker's time.  A name server adds
-        # what a registration lists and drops nothing, and the periodic round still carries
-        # everything (it also restores a name server that restarted meanwhile).
-        await register_all(ctx, client, addrs, fresh if changed else None)
+        identity = _identity(ctx)
+        # After a topic change, only the changed topics (Java's registerIncrementBrokerData):
+        # the whole table is O(topics) to encode here and to decode at every name server, and
+        # with topics being created it was most of the broker's time.  A name server adds what
+        # a registration lists and drops nothing; the periodic round still carries everything
+        # (it also restores a name server that restarted meanwhile).  A round asked for with no
+        # topic changed, or after the broker's id or permission changed (a role switch, a
+        # brokerPermission update), carries the whole table: the name server must see every
+        # topic under the new id or permission.
+        incremental = changed and fresh and identity == registered_as
+        registered_as = identity
+        await register_all(ctx, client, addrs, fresh if incremental else None)
         # tried, whatever the outcome: requests held for it go on (Java answers the send
         # even when registerBrokerAll fails)
         ctx.registered.advance(seen)

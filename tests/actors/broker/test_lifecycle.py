@@ -201,3 +201,19 @@ async def test_a_topic_change_registers_only_the_changed_topics(nursery, tmp_pat
     with trio.fail_after(T):
         await arrived.wait()
     assert bodies[-1] == {"Incremental"}
+
+    # a round asked for with no topic changed (a brokerPermission update), and one after the
+    # broker's id changed (a role switch): the name server must see every topic again
+    everything = set(handle.ctx.topics.all())
+    arrived = trio.Event()
+    handle.ctx.topic_changes.value += 1
+    with trio.fail_after(T):
+        await arrived.wait()
+    assert bodies[-1] == everything
+    arrived = trio.Event()
+    handle.ctx.config = attrs.evolve(handle.ctx.config, brokerId=1)
+    handle.ctx.topics.create_if_absent("AfterSwitch", 4, 6, 0, handle.ctx.now_ms())
+    handle.ctx.topic_table_changed()
+    with trio.fail_after(T):
+        await arrived.wait()
+    assert bodies[-1] == everything | {"AfterSwitch"}
