@@ -29,7 +29,7 @@ class ConsumeQueue:
         self.file_size = file_size
         # rebuildable from the commit log, so file creation skips the directory fsync
         self.queue = MappedFileQueue(
-            os.path.join(root, topic, str(queue_id)), file_size, sync_dir=False
+            os.path.join(root, topic, str(queue_id)), file_size, sync_dir=False, small_folios=True
         )
         self.min_logic_offset = 0  # bytes
         self.max_physic_offset = -1  # end (offset + size) of the last unit's record

@@ -26,11 +26,20 @@ log = logging.getLogger(__name__)
 
 class MappedFileQueue:
     def __init__(
-        self, directory: str, file_size: int, *, warm: bool = False, sync_dir: bool = True
+        self,
+        directory: str,
+        file_size: int,
+        *,
+        warm: bool = False,
+        sync_dir: bool = True,
+        small_folios: bool = False,
     ) -> None:
         self.directory = directory
         self.file_size = file_size
         self.warm = warm
+        # map page by page (MADV_RANDOM), for files whose writer appends 20 bytes at a time on
+        # the event loop: see MappedFile.advise_small_folios
+        self.small_folios = small_folios
         # a new file's name is made durable unless the data is rebuildable (consume queues)
         self.sync_dir = sync_dir
         self._files: list[MappedFile] = []
@@ -57,6 +66,9 @@ class MappedFileQueue:
         remove_leftovers(self.directory)
         names = sorted(n for n in os.listdir(self.directory) if name_to_offset(n) is not None)
         files = [MappedFile.open(os.path.join(self.directory, n), self.file_size) for n in names]
+        if self.small_folios:
+            for mf in files:
+                mf.advise_small_folios()
         for prev, cur in itertools.pairwise(files):
             if cur.file_from_offset != prev.file_from_offset + self.file_size:
                 log.warning("%s: gap before %s", self.directory, cur.path)
@@ -91,7 +103,10 @@ class MappedFileQueue:
     def _new_file(self, start_offset: int) -> MappedFile:
         os.makedirs(self.directory, exist_ok=True)
         path = os.path.join(self.directory, offset_to_name(start_offset))
-        return MappedFile.create(path, self.file_size, warm=self.warm, sync_dir=self.sync_dir)
+        mf = MappedFile.create(path, self.file_size, warm=self.warm, sync_dir=self.sync_dir)
+        if self.small_folios:
+            mf.advise_small_folios()
+        return mf
 
     def next_file_needed(self, ahead: float = 0.5) -> bool:
         """Whether the last file is over ``ahead`` full and its successor is not prepared yet."""
