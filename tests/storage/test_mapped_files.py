@@ -261,8 +261,10 @@ def test_prefault_maps_pages_ahead_of_the_writer_and_never_pins_the_file(tmp_pat
     mf = MappedFile.create(str(tmp_path / f"{0:020d}"), size)
     mf.append(b"x" * 5000)
     assert mf.prefault(64 * 4096) == 64 * 4096
-    # populated from the write position's page on: reading them takes no page fault
-    assert _minor_faults_reading(mf, 4096, 64 * 4096) == 0
+    # populated from the write position's page on: reading them takes no page fault of the
+    # mapping (at most 2 of the interpreter's own: its heap, seen in xdist workers; unpopulated,
+    # the same 63 pages take at least 4 with the kernel's 16-page fault-around)
+    assert _minor_faults_reading(mf, 4096, 64 * 4096) <= 2
     # the control: pages past the window still fault (once per 16 pages: the kernel maps
     # read faults around the faulting page), so the check above can fail
     assert _minor_faults_reading(mf, 128 * 4096, 192 * 4096) >= 3
