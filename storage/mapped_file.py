@@ -243,12 +243,13 @@ class MappedFile:
     def take_first_write_fault(self) -> None:
         """Take the file's first write fault now, in the worker thread preparing the file.
 
-        The first write through a fresh file's mapping costs ~2.5 ms in the kernel here (ext4's
-        first page_mkwrite; later pages ~10 us), and an mmap write holds the GIL meanwhile: at
-        a new queue's first append it stalled the event loop, 62 % of the broker's time while
-        topics were being created.  MADV_POPULATE_WRITE faults the first page in for writing
-        inside a ctypes call, which releases the GIL; the page keeps its zeros.  Without it
-        (a kernel before 5.14) the writer takes the fault as before.
+        The first write through a fresh file's mapping costs ~2 ms here (readahead brings in a
+        large folio; later pages ~6 us), and an mmap write holds the GIL meanwhile, stalling
+        the event loop.  Consume queues avoid the large folio altogether
+        (``advise_small_folios``); for a commit-log successor this takes the cost here instead:
+        MADV_POPULATE_WRITE faults the first page in for writing inside a ctypes call, which
+        releases the GIL; the page keeps its zeros.  Without it (a kernel before 5.14) the
+        writer takes the fault as before.
         """
         if _madvise is None or self.deleted:
             return
