@@ -46,12 +46,13 @@ BROKER_NAME = "floor"
 class Floor:
     """State shared by all connections: the mapped file and the per-queue offsets."""
 
-    def __init__(self, path: str, address: str, queues: int) -> None:
+    def __init__(self, path: str, address: str, queues: int, file_size: int = FILE_SIZE) -> None:
         self.address = address
         self.queues = queues
+        self.file_size = file_size
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.posix_fallocate(fd, 0, FILE_SIZE)
-        self.mm = mmap.mmap(fd, FILE_SIZE)
+        os.posix_fallocate(fd, 0, file_size)
+        self.mm = mmap.mmap(fd, file_size)
         os.close(fd)
         self.pos = 0
         self.wrote = 0  # bytes ever appended (the "physical offset")
@@ -60,7 +61,7 @@ class Floor:
 
     def append(self, body: bytes) -> int:
         end = self.pos + len(body)
-        if end > FILE_SIZE:  # wrap: the floor keeps nothing, it only pays for the copy
+        if end > self.file_size:  # wrap: the floor keeps nothing, it only pays for the copy
             self.pos, end = 0, len(body)
         self.mm[self.pos : end] = body
         self.pos = end
@@ -150,12 +151,16 @@ async def floor_server(
     host: str = "127.0.0.1",
     port: int = 0,
     queues: int = 8,
+    file_size: int = FILE_SIZE,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve until cancelled; ``started`` reports the bound port."""
+    """Serve until cancelled; ``started`` reports the bound port.
+
+    ``file_size``: the preallocated data file's size (tests pass a small one: disk is shared).
+    """
     listeners = await trio.open_tcp_listeners(port, host=host)
     bound = listeners[0].socket.getsockname()[1]
-    floor = Floor(path, f"{host}:{bound}", queues)
+    floor = Floor(path, f"{host}:{bound}", queues, file_size)
 
     async def handler(stream: trio.SocketStream) -> None:
         await serve_connection(floor, stream)

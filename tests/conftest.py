@@ -2,6 +2,8 @@
 tests are spread over pytest-xdist's workers."""
 
 import os
+from collections.abc import Generator
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -43,3 +45,33 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=rank)  # stable: the order within a group is kept
     for item in items:
         item.add_marker(pytest.mark.xdist_group(_group(item)))
+
+
+# Disk: the brokers that tests start preallocate their mapped files, so a test that forgets
+# tests/store_sizes.py (or small_store) costs hundreds of MB per run, and a suite of such tests
+# filled a CI disk.  A test whose tmp_path holds more than this at its end is an error.
+DISK_BUDGET = 256 << 20
+
+
+def _allocated(path: Path) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_blocks * 512
+            except OSError:
+                pass
+    return total
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None]:
+    funcargs = getattr(item, "funcargs", {})
+    path = funcargs.get("tmp_path")
+    used = _allocated(path) if isinstance(path, Path) else 0
+    yield
+    if used > DISK_BUDGET:
+        raise AssertionError(
+            f"{item.nodeid} left {used >> 20} MiB allocated under tmp_path (budget "
+            f"{DISK_BUDGET >> 20} MiB): give its brokers tests/store_sizes.SMALL_FILES"
+        )

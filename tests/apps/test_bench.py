@@ -23,9 +23,14 @@ from actors.client.producer import Producer
 from apps import _bench, _bench_servers, bench_producer
 from apps._bench import Histogram, Meter, Proc, _bucket, _bucket_value, parse_cpus
 from apps.bench_floor import floor_server
+from tests.store_sizes import SMALL_FILES
 
 REPO = Path(__file__).resolve().parents[2]
-SMALL_STORE = "mappedFileSizeCommitLog=16777216"
+SMALL_STORE = [
+    f"--broker-set={key}={value}"
+    for key, value in {"mappedFileSizeCommitLog": 16 << 20, **SMALL_FILES}.items()
+]
+FLOOR_FILE = 16 << 20  # the floor preallocates its file; 1 GiB per test fills a CI disk
 
 
 # ---------------------------------------------------------------- statistics
@@ -107,7 +112,10 @@ async def test_floor_serves_an_unchanged_producer(tmp_path: Path) -> None:
     async with trio.open_nursery() as nursery:
         port = await nursery.start(
             lambda task_status: floor_server(
-                str(tmp_path / "floor.data"), queues=4, task_status=task_status
+                str(tmp_path / "floor.data"),
+                queues=4,
+                file_size=FLOOR_FILE,
+                task_status=task_status,
             )
         )
         addr = f"127.0.0.1:{port}"
@@ -119,7 +127,7 @@ async def test_floor_serves_an_unchanged_producer(tmp_path: Path) -> None:
         assert one.status is SendStatus.SEND_OK
         assert batch.status is SendStatus.SEND_OK
         assert len(batch.offset_msg_id.split(",")) == 5
-        assert (tmp_path / "floor.data").stat().st_size == 1 << 30
+        assert (tmp_path / "floor.data").stat().st_size == FLOOR_FILE
         nursery.cancel_scope.cancel()
 
 
@@ -148,7 +156,9 @@ async def test_each_mode_runs_against_the_floor(tmp_path: Path, mode: str, clien
     )
     async with trio.open_nursery() as nursery:
         port = await nursery.start(
-            lambda task_status: floor_server(str(tmp_path / "f.data"), task_status=task_status)
+            lambda task_status: floor_server(
+                str(tmp_path / "f.data"), file_size=FLOOR_FILE, task_status=task_status
+            )
         )
         with trio.fail_after(30):
             result = await bench_producer.run_target(
@@ -187,7 +197,7 @@ def test_bench_producer_against_our_servers_and_the_floor(tmp_path: Path) -> Non
     result = _run_tool(
         "apps.bench_producer",
         "--count", "300", "--warmup", "0.2", "-w", "4", "--floor",
-        "--dir", str(tmp_path), "--broker-set", SMALL_STORE,
+        "--dir", str(tmp_path), *SMALL_STORE,
     )  # fmt: skip
     for key in ("tps", "p50_ms", "p99_ms", "sent", "failed", "broker_cpu_us_per_msg"):
         assert key in result
@@ -203,7 +213,7 @@ def test_bench_producer_against_our_servers_and_the_floor(tmp_path: Path) -> Non
 def test_bench_consumer_drains_a_backlog(tmp_path: Path) -> None:
     result = _run_tool(
         "apps.bench_consumer",
-        "--backlog", "500", "--dir", str(tmp_path), "--broker-set", SMALL_STORE,
+        "--backlog", "500", "--dir", str(tmp_path), *SMALL_STORE,
     )  # fmt: skip
     assert result["received"] >= 500
     assert result["prefill_tps"] > 0
@@ -226,7 +236,7 @@ def test_parsers_take_rocketmq_option_names() -> None:
 def test_bench_consumer_live_fed_by_a_producer_child(tmp_path: Path) -> None:
     result = _run_tool(
         "apps.bench_consumer",
-        "--duration", "3", "--warmup", "2", "--dir", str(tmp_path), "--broker-set", SMALL_STORE,
+        "--duration", "3", "--warmup", "2", "--dir", str(tmp_path), *SMALL_STORE,
     )  # fmt: skip
     assert result["received"] > 0
     assert "producer_cpu_s" in result
@@ -270,7 +280,7 @@ def test_bench_producer_sends_to_auto_created_topics(tmp_path: Path) -> None:
     result = _run_tool(
         "apps.bench_producer", "--client", "raw", "--topics", "5",
         "--count", "60", "--warmup", "0", "-w", "4",
-        "--dir", str(tmp_path), "--broker-set", SMALL_STORE,
+        "--dir", str(tmp_path), *SMALL_STORE,
     )  # fmt: skip
     # a send to a topic the broker lacks fails unless the broker created it on that send
     assert result["sent"] >= 60

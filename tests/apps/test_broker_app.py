@@ -17,6 +17,7 @@ from protocol.command import RemotingCommand
 from protocol.properties import parse_properties
 from tests.apps.app_process import REPO, TIMEOUT, env_for, run_app
 from tests.compat.processes import free_port
+from tests.store_sizes import SMALL_FILES
 
 
 def run_cli(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -80,6 +81,7 @@ async def test_serves_and_stops_cleanly_on_signal(tmp_path: Path, signum: int) -
         f"--listenPort={port}",
         "--namesrvAddr=",
         "--mappedFileSizeCommitLog=1048576",
+        *(f"--{k}={v}" for k, v in SMALL_FILES.items()),
     ]
     log = tmp_path / "broker.log"
     with log.open("wb") as out:

@@ -15,6 +15,7 @@ from protocol.codes import RequestCode, ResponseCode
 from protocol.command import RemotingCommand
 from tests.apps.app_process import REPO, TIMEOUT, env_for
 from tests.compat.processes import free_port
+from tests.store_sizes import SMALL_FILES
 
 
 async def test_two_processes_register_as_two_groups_and_stop_in_order(tmp_path: Path) -> None:
@@ -31,6 +32,7 @@ async def test_two_processes_register_as_two_groups_and_stop_in_order(tmp_path: 
         f"-n127.0.0.1:{ns_port}",
         f"--listenPort={base}",
         "--mappedFileSizeCommitLog=1048576",
+        *(f"--{k}={v}" for k, v in SMALL_FILES.items()),
     ]
     env = env_for(tmp_path)
     log = tmp_path / "brokers.log"

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.store_sizes import SMALL_FILES
+
 REPO = Path(__file__).resolve().parents[2]
 ACL_YML = """
 accounts:
@@ -36,6 +38,7 @@ def _bench(tmp_path: Path, *keys: str) -> subprocess.CompletedProcess[str]:
             str(tmp_path),
             "--broker-set",
             "mappedFileSizeCommitLog=16777216",
+            *(f"--broker-set={k}={v}" for k, v in SMALL_FILES.items()),
             "--broker-set",
             "aclEnable=true",
             "--broker-set",

@@ -13,6 +13,7 @@ from protocol.codes import RequestCode, ResponseCode
 from protocol.command import RemotingCommand
 from tests.compat.processes import ManagedProcess, free_port, write_properties
 from tests.compat.raw import connect
+from tests.store_sizes import SMALL_FILES
 
 CLUSTER = "CompatCluster"
 BROKER_NAME = "compat-broker"
@@ -66,6 +67,7 @@ def broker_properties(*, listen_port: int, namesrv_addr: str, store: Path) -> di
         "autoCreateTopicEnable": "true",
         "flushDiskType": "ASYNC_FLUSH",
         "mappedFileSizeCommitLog": 32 * 1024 * 1024,
+        **SMALL_FILES,
         # Check an unresolved transaction 2 s after it was born, every second, instead of the
         # defaults (6 s, 60 s) that would make the transaction test wait a minute.
         "transactionTimeOut": 2000,

@@ -20,6 +20,7 @@ from protocol.codes import ResponseCode
 from protocol.message import decode_records
 from tests.actors.broker.wire import pull, send_v2
 from tests.compat.processes import ManagedProcess, child_env, free_port, spawn, write_properties
+from tests.store_sizes import SMALL_FILES
 
 pytestmark = pytest.mark.crash
 
@@ -42,6 +43,7 @@ def start(work: Path, port: int) -> ManagedProcess:
             "flushDiskType": "SYNC_FLUSH",
             # small files, so the run crosses several file boundaries before the kill
             "mappedFileSizeCommitLog": 256 * 1024,
+            **SMALL_FILES,
             "mappedFileSizeConsumeQueue": 600 * 20,
         },
     )

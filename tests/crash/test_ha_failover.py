@@ -23,6 +23,7 @@ from protocol.command import RemotingCommand
 from tests.actors.broker.wire import pull_all_bodies, send_v2
 from tests.compat.processes import ManagedProcess, child_env, free_port, spawn, write_properties
 from tests.crash.test_broker_crash import wait_listening
+from tests.store_sizes import SMALL_FILES
 
 pytestmark = pytest.mark.crash
 
@@ -49,6 +50,7 @@ def _broker(work: Path, name: str, port: int, namesrv: str, **extra: object) -> 
         "storePathRootDir": work / f"{name}-store",
         "flushDiskType": "SYNC_FLUSH",
         "mappedFileSizeCommitLog": 256 * 1024,
+        **SMALL_FILES,
         "mappedFileSizeConsumeQueue": 600 * 20,
         "slaveReadEnable": "true",
         **extra,

@@ -27,6 +27,7 @@ from protocol.msgid import new_uniq_id
 from tests.actors.broker.wire import props, pull, send_v2
 from tests.compat.processes import ManagedProcess, child_env, free_port, spawn, write_properties
 from tests.crash.test_broker_crash import REPO, wait_listening
+from tests.store_sizes import SMALL_FILES
 
 pytestmark = pytest.mark.crash
 
@@ -47,6 +48,7 @@ def start(work: Path, port: int) -> ManagedProcess:
             "storePathRootDir": work / "store",
             "flushDiskType": "SYNC_FLUSH",
             "mappedFileSizeCommitLog": 256 * 1024,
+            **SMALL_FILES,
             "transactionCheckInterval": 1000,
             "transactionTimeOut": 1000,
         },

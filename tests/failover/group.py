@@ -21,6 +21,7 @@ from actors.failover.election import GroupKeys, MasterRecord, group_prefix
 from actors.failover.etcd import EtcdClient, EtcdError, EtcdUnavailable, parse_endpoints
 from tests.compat.processes import ManagedProcess, child_env, spawn, write_properties
 from tests.failover.etcd_proc import EtcdCluster, free_port, start_etcd
+from tests.store_sizes import SMALL_FILES
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER = "FoCluster"
@@ -136,6 +137,7 @@ def start_group(
                 "namesrvAddr": ns_addr,
                 "storePathRootDir": work / f"store{i}",
                 "mappedFileSizeCommitLog": 4 * 1024 * 1024,
+                **SMALL_FILES,
                 "mappedFileSizeConsumeQueue": 6000 * 20,
                 "etcdEndpoints": etcd.endpoints,
                 "etcdLeaseTtlSeconds": ttl,

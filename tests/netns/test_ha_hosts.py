@@ -26,6 +26,7 @@ from protocol.command import RemotingCommand
 from tests.actors.broker.wire import pull_all_bodies, send_v2
 from tests.compat.processes import ManagedProcess, child_env, free_port, spawn, write_properties
 from tests.netns.hosts import Network, available
+from tests.store_sizes import SMALL_FILES
 
 pytestmark = pytest.mark.crash
 
@@ -109,6 +110,7 @@ async def test_partition_and_machine_loss(group: Group, tmp_path: Path) -> None:
                 "storePathRootDir": tmp_path / f"{name}-store",
                 "flushDiskType": "SYNC_FLUSH",
                 "mappedFileSizeCommitLog": 1024 * 1024,
+                **SMALL_FILES,
                 "mappedFileSizeConsumeQueue": 600 * 20,
                 "slaveReadEnable": "true",
                 "slaveTimeout": 1000,
