@@ -20,6 +20,8 @@ UNIT_SIZE = 20
 UNIT = struct.Struct(">qiq")
 _BLANK_UNIT = UNIT.pack(0, 0x7FFFFFFF, 0)
 INT_MAX = 0x7FFFFFFF
+# blocks are allocated 64 KiB (3,276 units) at a time: one posix_fallocate per 3,276 messages
+RESERVE_STEP = 64 * 1024
 
 
 class ConsumeQueue:
@@ -27,9 +29,15 @@ class ConsumeQueue:
         self.topic = topic
         self.queue_id = queue_id
         self.file_size = file_size
-        # rebuildable from the commit log, so file creation skips the directory fsync
+        # rebuildable from the commit log, so file creation skips the directory fsync; blocks
+        # are allocated as units arrive (a queue file is 6 MB by default and most queues of
+        # most topics hold a few units: 1,000 topics preallocated whole would take 48 GB)
         self.queue = MappedFileQueue(
-            os.path.join(root, topic, str(queue_id)), file_size, sync_dir=False, small_folios=True
+            os.path.join(root, topic, str(queue_id)),
+            file_size,
+            sync_dir=False,
+            small_folios=True,
+            reserve_step=RESERVE_STEP,
         )
         self.min_logic_offset = 0  # bytes
         self.max_physic_offset = -1  # end (offset + size) of the last unit's record

@@ -20,6 +20,7 @@ from storage.mapped_file import create_mapped, open_mapped
 HEADER_SIZE = 40
 SLOT_SIZE = 4
 ENTRY_SIZE = 20
+ENTRY_RESERVE = 1 << 20  # 52,428 entries per posix_fallocate
 _HEADER = struct.Struct(">qqqqii")
 _SLOT = struct.Struct(">i")
 _ENTRY = struct.Struct(">iqii")
@@ -69,6 +70,7 @@ class IndexFile:
     __slots__ = (
         "_fd",
         "_io_lock",
+        "allocated_to",
         "begin_phy_offset",
         "begin_timestamp",
         "end_phy_offset",
@@ -91,6 +93,10 @@ class IndexFile:
         self.index_num = index_num
         self._fd = fd
         self.mm = mm
+        # bytes below this have disk blocks: the header and slots from creation on, the entries
+        # region ENTRY_RESERVE at a time as entries arrive (the defaults make a 420 MB file, a
+        # few KB of which a quiet broker ever writes); 0 after open: the next put reserves again
+        self.allocated_to = 0
         self._io_lock = threading.Lock()  # flusher thread vs cleaner thread (see MappedFile)
         (
             self.begin_timestamp,
@@ -113,8 +119,12 @@ class IndexFile:
         begin_timestamp: int = 0,
         begin_phy_offset: int = 0,
     ) -> IndexFile:
-        fd, mm = create_mapped(path, index_file_size(slot_num, index_num), sync_dir=False)
+        reserve = HEADER_SIZE + slot_num * SLOT_SIZE + ENTRY_RESERVE
+        fd, mm = create_mapped(
+            path, index_file_size(slot_num, index_num), sync_dir=False, reserve=reserve
+        )
         f = cls(path, slot_num, index_num, fd, mm)
+        f.allocated_to = min(reserve, index_file_size(slot_num, index_num))
         # a successor file starts where its predecessor ended
         f.begin_timestamp = f.end_timestamp = begin_timestamp
         f.begin_phy_offset = f.end_phy_offset = begin_phy_offset
@@ -125,6 +135,14 @@ class IndexFile:
     def open(cls, path: str, slot_num: int, index_num: int) -> IndexFile:
         fd, mm = open_mapped(path, index_file_size(slot_num, index_num))
         return cls(path, slot_num, index_num, fd, mm)
+
+    def _reserve(self, end: int) -> None:
+        """Blocks up to ``end`` and ENTRY_RESERVE beyond; OSError (ENOSPC) before any write."""
+        size = index_file_size(self.slot_num, self.index_num)
+        target = min(size, end + ENTRY_RESERVE)
+        start = self.allocated_to
+        os.posix_fallocate(self._fd, start, target - start)
+        self.allocated_to = target
 
     def write_header(self) -> None:
         _HEADER.pack_into(
@@ -166,6 +184,8 @@ class IndexFile:
         mm = self.mm
         slot_num = self.slot_num
         entries_at = HEADER_SIZE + slot_num * SLOT_SIZE
+        if entries_at + (n + 1) * ENTRY_SIZE > self.allocated_to:
+            self._reserve(entries_at + (n + 1) * ENTRY_SIZE)
         slot = h % slot_num
         slot_pos = HEADER_SIZE + slot * SLOT_SIZE
         (prev,) = _SLOT.unpack_from(mm, slot_pos)

@@ -59,8 +59,11 @@ def prefault_supported() -> bool:
     return _madvise is not None
 
 
-def create_mapped(path: str, file_size: int, *, sync_dir: bool = True) -> tuple[int, mmap.mmap]:
-    """A new preallocated file at ``path``, mapped shared.
+def create_mapped(
+    path: str, file_size: int, *, sync_dir: bool = True, reserve: int | None = None
+) -> tuple[int, mmap.mmap]:
+    """A new file at ``path``, mapped shared, its first ``reserve`` bytes allocated (all of it
+    when None; the rest is a hole that the writer reserves before it writes there).
 
     Built under a temporary name and renamed into place, so a crash mid-creation never leaves a
     short file under a real name (loading refuses files of the wrong size); the file is synced
@@ -69,7 +72,12 @@ def create_mapped(path: str, file_size: int, *, sync_dir: bool = True) -> tuple[
     tmp = path + TMP_SUFFIX
     fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        os.posix_fallocate(fd, 0, file_size)
+        if reserve is None or reserve >= file_size:
+            os.posix_fallocate(fd, 0, file_size)
+        else:
+            os.ftruncate(fd, file_size)
+            if reserve > 0:
+                os.posix_fallocate(fd, 0, reserve)
         # the size is the file's data as far as POSIX goes: without this fsync a power loss can
         # leave the durable name (after the directory fsync below) on an empty file, which
         # loading refuses (tests/powerloss/test_lazyfs.py::test_commit_log_mapped_file...)
@@ -127,6 +135,7 @@ class MappedFile:
     __slots__ = (
         "_fd",
         "_io_lock",
+        "allocated_to",
         "deleted",
         "file_from_offset",
         "file_size",
@@ -134,12 +143,20 @@ class MappedFile:
         "mm",
         "path",
         "prefaulted_to",
+        "reserve_step",
         "wrote_position",
     )
 
-    def __init__(self, path: str, file_size: int, fd: int, mm: mmap.mmap) -> None:
+    def __init__(
+        self, path: str, file_size: int, fd: int, mm: mmap.mmap, reserve_step: int = 0
+    ) -> None:
         self.path = path
         self.file_size = file_size
+        # Bytes below ``allocated_to`` have disk blocks; ``append`` reserves ``reserve_step``
+        # more (posix_fallocate) before writing past it, so a full disk is an OSError there and
+        # never a SIGBUS on a hole.  0: the file was allocated whole at creation.
+        self.reserve_step = reserve_step
+        self.allocated_to = 0 if reserve_step else file_size
         base = name_to_offset(os.path.basename(path))
         if base is None:
             raise StoreError(f"{path}: file name is not a 20-digit offset")
@@ -156,20 +173,33 @@ class MappedFile:
 
     @classmethod
     def create(
-        cls, path: str, file_size: int, *, warm: bool = False, sync_dir: bool = True
+        cls,
+        path: str,
+        file_size: int,
+        *,
+        warm: bool = False,
+        sync_dir: bool = True,
+        reserve_step: int = 0,
     ) -> MappedFile:
-        """Create and preallocate; OSError (e.g. ENOSPC) here instead of SIGBUS on a later write."""
-        fd, mm = create_mapped(path, file_size, sync_dir=sync_dir)
-        mf = cls(path, file_size, fd, mm)
+        """Create and preallocate (whole, or the first ``reserve_step`` bytes); OSError (e.g.
+        ENOSPC) here instead of SIGBUS on a later write."""
+        reserve = min(reserve_step, file_size) if reserve_step and not warm else None
+        fd, mm = create_mapped(path, file_size, sync_dir=sync_dir, reserve=reserve)
+        mf = cls(path, file_size, fd, mm, reserve_step if reserve is not None else 0)
+        if reserve is not None:
+            mf.allocated_to = reserve
         if warm:
             mf.warm()
         return mf
 
     @classmethod
-    def open(cls, path: str, file_size: int) -> MappedFile:
-        """Open an existing file; it must be exactly ``file_size`` bytes (§5.2)."""
+    def open(cls, path: str, file_size: int, *, reserve_step: int = 0) -> MappedFile:
+        """Open an existing file; it must be exactly ``file_size`` bytes (§5.2).
+
+        With ``reserve_step`` the file may have holes (it was created so): the first append
+        reserves from the start of the file again, which costs one call for what is there."""
         fd, mm = open_mapped(path, file_size)
-        mf = cls(path, file_size, fd, mm)
+        mf = cls(path, file_size, fd, mm, reserve_step)
         # loaded files count as full and durable until recovery sets the real positions
         mf.wrote_position = mf.flushed_position = file_size
         return mf
@@ -199,12 +229,13 @@ class MappedFile:
         - MADV_WILLNEED on a file mapping only fills the page cache; the writer still faults.
         - pwrite on the append path is a syscall per record on the event loop and would need
           a write buffer that readers see (Java's transientStorePool), a larger change.
-        The file is preallocated, so populating never allocates blocks (no SIGBUS, no ENOSPC).
+        Only allocated pages are populated, so populating never allocates blocks (no SIGBUS,
+        no ENOSPC).
         """
         global _madvise
         start = max(self.prefaulted_to, self.wrote_position)
         start -= start % OS_PAGE_SIZE
-        end = min(end, self.file_size)
+        end = min(end, self.allocated_to)  # never populate a hole (see reserve)
         if _madvise is None or end <= start or self.deleted:
             return self.prefaulted_to
         try:
@@ -275,9 +306,23 @@ class MappedFile:
         end = pos + len(data)
         if end > self.file_size:
             return False
+        if end > self.allocated_to:
+            self.reserve(end)
         self.mm[pos:end] = data
         self.wrote_position = end
         return True
+
+    def reserve(self, end: int) -> None:
+        """Allocate disk blocks up to ``end`` and on to the next ``reserve_step`` boundary.
+
+        OSError (ENOSPC) leaves the file as it was: the write that needed the room is refused
+        instead of faulting on a hole it cannot fill."""
+        step = self.reserve_step or self.file_size
+        target = min(self.file_size, -(-end // step) * step)
+        start = self.allocated_to
+        if target > start:
+            os.posix_fallocate(self._fd, start, target - start)
+            self.allocated_to = target
 
     def read(self, pos: int, size: int) -> bytes:
         return self.mm[pos : pos + size]

@@ -33,10 +33,14 @@ class MappedFileQueue:
         warm: bool = False,
         sync_dir: bool = True,
         small_folios: bool = False,
+        reserve_step: int = 0,
     ) -> None:
         self.directory = directory
         self.file_size = file_size
         self.warm = warm
+        # allocate files' blocks this many bytes at a time as they fill (MappedFile.reserve),
+        # instead of the whole file at creation; 0: whole files
+        self.reserve_step = reserve_step
         # map page by page (MADV_RANDOM), for files whose writer appends 20 bytes at a time on
         # the event loop: see MappedFile.advise_small_folios
         self.small_folios = small_folios
@@ -65,7 +69,12 @@ class MappedFileQueue:
             return
         remove_leftovers(self.directory)
         names = sorted(n for n in os.listdir(self.directory) if name_to_offset(n) is not None)
-        files = [MappedFile.open(os.path.join(self.directory, n), self.file_size) for n in names]
+        files = [
+            MappedFile.open(
+                os.path.join(self.directory, n), self.file_size, reserve_step=self.reserve_step
+            )
+            for n in names
+        ]
         if self.small_folios:
             for mf in files:
                 mf.advise_small_folios()
@@ -103,7 +112,13 @@ class MappedFileQueue:
     def _new_file(self, start_offset: int) -> MappedFile:
         os.makedirs(self.directory, exist_ok=True)
         path = os.path.join(self.directory, offset_to_name(start_offset))
-        mf = MappedFile.create(path, self.file_size, warm=self.warm, sync_dir=self.sync_dir)
+        mf = MappedFile.create(
+            path,
+            self.file_size,
+            warm=self.warm,
+            sync_dir=self.sync_dir,
+            reserve_step=self.reserve_step,
+        )
         if self.small_folios:
             mf.advise_small_folios()
         return mf

@@ -366,6 +366,8 @@ class MessageStore:
             return PutStatus.SERVICE_NOT_AVAILABLE
         if self.flags.disk_full:
             return PutStatus.DISK_FULL
+        if self.flags.logics_error:  # reput cannot write a consume queue (see reput)
+            return PutStatus.DISK_FULL
         if not self.flags.writeable:
             return PutStatus.SERVICE_NOT_AVAILABLE
         return None
@@ -389,7 +391,13 @@ class MessageStore:
     def put_message(self, msg: MessageInner) -> PutResult:
         # The hot path: every check and lookup inline; anything unusual takes _encode/_refusal.
         flags = self.flags
-        if self._slave or not self._loaded or flags.disk_full or not flags.writeable:
+        if (
+            self._slave
+            or not self._loaded
+            or flags.disk_full
+            or flags.logics_error
+            or not flags.writeable
+        ):
             return PutResult(self._refusal() or PutStatus.UNKNOWN_ERROR)
         topic = self._topic_bytes.get(msg.topic)
         born = self._hosts.get(msg.born_host)
@@ -592,7 +600,26 @@ class MessageStore:
             if got is None:
                 got, nxt = cl.next_dispatch(off, delay_levels_ms=self.delay_levels_ms)
             if isinstance(got, DispatchRequest):
-                if self._dispatch(got, index_on):
+                try:
+                    queued = self._dispatch(got, index_on)
+                except OSError as exc:
+                    # a full disk (no blocks for a consume-queue file): stop at this record, so
+                    # the next call retries it, and refuse new messages until one succeeds
+                    if not self.flags.logics_error:
+                        log.error(
+                            "cannot write consume queue %s-%d (%s): dispatch waits at %d and "
+                            "the store refuses messages until it can",
+                            got.topic,
+                            got.queue_id,
+                            exc,
+                            off,
+                        )
+                    self.flags.logics_error = True
+                    break
+                if self.flags.logics_error:
+                    log.info("consume queues writable again at %d", off)
+                    self.flags.logics_error = False
+                if queued:
                     latest[(got.topic, got.queue_id, got.tags_code)] = (
                         got.queue_offset + 1,
                         got.store_timestamp,
@@ -609,7 +636,7 @@ class MessageStore:
                     off,
                     end,
                 )
-                self.flags.logics_error = True
+                self.flags.corrupt_log = True
                 nxt = end
             off = nxt
         self.reput_from = off
@@ -649,12 +676,7 @@ class MessageStore:
         queued = tx == 0 or tx == MessageSysFlag.TRANSACTION_COMMIT
         if queued:
             cq = self._queue(req.topic, req.queue_id)
-            try:
-                cq.put(req.queue_offset, req.commit_log_offset, req.size, req.tags_code)
-            except OSError as exc:
-                log.error("cannot write consume queue %s-%d: %s", req.topic, req.queue_id, exc)
-                self.flags.logics_error = True
-                raise
+            cq.put(req.queue_offset, req.commit_log_offset, req.size, req.tags_code)
             self._logics_ts = req.store_timestamp
             # a slave learns queue offsets only from the replicated records
             nxt = self._next_offsets.get((req.topic, req.queue_id), 0)

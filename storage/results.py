@@ -143,5 +143,9 @@ class Arrived:
 class RunningFlags:
     writeable: bool = True
     disk_full: bool = False
+    # a consume queue could not be written (Java's LOGICS_QUEUE_ERROR): reput waits at the
+    # record and the store refuses messages until a retry succeeds
     logics_error: bool = False
     index_error: bool = False
+    # reput met a corrupt or missing record and skipped the rest of the log
+    corrupt_log: bool = False

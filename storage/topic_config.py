@@ -182,7 +182,9 @@ class TopicConfigTable:
         if change.config is None:
             if self._table.pop(change.name, None) is not None:
                 self._changed(now_ms)
-        elif isinstance(change.config, TopicConfig) and self._table.get(change.name) != change.config:
+        elif (
+            isinstance(change.config, TopicConfig) and self._table.get(change.name) != change.config
+        ):
             self._table[change.name] = change.config
             self._changed(now_ms)
 
@@ -288,7 +290,9 @@ class TopicConfigTable:
         table = self._table
         if only is not None:
             table = {name: table[name] for name in only if name in table}
-        return TopicConfigSerializeWrapper(topic_config_table=dict(table), data_version=self.data_version)
+        return TopicConfigSerializeWrapper(
+            topic_config_table=dict(table), data_version=self.data_version
+        )
 
     def to_json(self, *, pretty: bool = True) -> str:
         return encode_body(self.wrapper(), pretty=pretty).decode()

@@ -30,9 +30,7 @@ topics = st.builds(
     perm=st.sampled_from([2, 4, 6]),
     order=st.booleans(),
 )
-groups = st.builds(
-    SubscriptionGroupConfig, group_name=names, retry_max_times=st.integers(0, 32)
-)
+groups = st.builds(SubscriptionGroupConfig, group_name=names, retry_max_times=st.integers(0, 32))
 changes = st.one_of(
     topics.map(lambda c: Change("topic", c.topic_name or "", c)),
     groups.map(lambda c: Change("group", c.group_name, c)),

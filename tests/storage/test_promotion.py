@@ -8,7 +8,9 @@ from tests.storage.conftest import message
 from tests.storage.test_replication import _replicate
 
 
-def test_promoted_slave_continues_queue_offsets_of_replicated_records(open_store, store_config) -> None:  # type: ignore[no-untyped-def]
+def test_promoted_slave_continues_queue_offsets_of_replicated_records(
+    open_store, store_config
+) -> None:  # type: ignore[no-untyped-def]
     master = open_store()
     for i in range(40):
         assert master.put_message(message(queue_id=i % 2)).status is PutStatus.PUT_OK

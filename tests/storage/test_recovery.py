@@ -236,6 +236,7 @@ def test_crash_with_dispatch_behind_rebuilds_the_rest(tmp_path) -> None:  # type
     store = _open(root, clock)
     try:
         assert not store.flags.logics_error
+        assert not store.flags.corrupt_log
         _assert_consistent(store, root, acks)
     finally:
         store.shutdown()

@@ -224,4 +224,6 @@ async def test_agreed_prefix_compares_only_what_the_master_still_has(  # type: i
 
     assert await agreed_prefix(old, probe, master_min=files[1]) == old.max_phy_offset
     # everything it has is older than the master's log: nothing to compare, nothing cut
-    assert await agreed_prefix(old, probe, master_min=old.max_phy_offset + 4096) == old.max_phy_offset
+    assert (
+        await agreed_prefix(old, probe, master_min=old.max_phy_offset + 4096) == old.max_phy_offset
+    )
