@@ -403,6 +403,28 @@ def median_of(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
+class Pacer:
+    """Open-loop pacing shared by all senders: send ``rate`` requests/s in total.
+
+    ``next()`` waits for the next slot and returns when that slot was due; a sender measures
+    latency from there, not from when it got round to sending, so a stall delays every slot
+    queued behind it and the percentiles show it (no coordinated omission).
+    """
+
+    def __init__(self, rate: float, now: Callable[[], float] = time.perf_counter) -> None:
+        self.interval = 1.0 / rate
+        self.now = now  # the clock latencies are measured on
+        self.due: float | None = None
+
+    async def next(self) -> float:
+        now = self.now()
+        # slots stay due however late they are: a sender that fell behind catches up in a burst
+        due = self.due = now if self.due is None else self.due + self.interval
+        if due > now:
+            await trio.sleep(due - now)
+        return due
+
+
 def add_common_options(parser: argparse.ArgumentParser) -> None:
     """Options both tools take (RocketMQ's names where RocketMQ has one)."""
     parser.add_argument("-n", "--namesrv", help="name server(s) to use; default: start ours")

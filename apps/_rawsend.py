@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -23,6 +24,9 @@ from protocol.codes import LanguageCode, RequestCode, ResponseCode
 from protocol.command import RemotingCommand
 from protocol.message import BatchEntry, MessageConst, encode_batch, properties_to_string
 from protocol.msgid import UniqIdGenerator
+
+if TYPE_CHECKING:
+    from apps._bench import Pacer
 
 # (seconds, messages) on success; (messages, broker answered) on failure.
 OnSuccess = Callable[[float, int], None]
@@ -112,12 +116,13 @@ class RawSender:
         on_success: OnSuccess,
         on_failure: OnFailure,
         timeout: float = 3.0,
+        pacer: Pacer | None = None,
     ) -> None:
         n = batch_size if mode == "batch" else 1
         size = batch_size if mode == "batch" else 0
         while not stop.is_set():
             cmd = self.request(size, oneway=mode == "oneway")
-            began = time.perf_counter()
+            began = time.perf_counter() if pacer is None else await pacer.next()
             try:
                 if mode == "oneway":
                     await self.client.invoke_oneway(self.addr, cmd)

@@ -15,12 +15,18 @@ to w sends in flight through ``send_async``; ``oneway`` - w tasks, no reply; ``b
 tasks each sending ``--batch-size`` messages per request.  Latency is from the call to the
 result (to the call's return for oneway).  "Send Failed" counts sends that got no answer,
 "Response Failed" those the broker refused.
+
+``--rate R`` paces all senders together to R requests/s, open loop: latency then runs from
+each request's due time, so a broker stall shows in the percentiles of every request queued
+behind it.  Flat out (the default) the slower side sets the pace, and a oneway send's latency
+is mostly the client waiting for socket buffer room while the broker catches up.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import itertools
 import os
 import sys
@@ -51,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-c", "--tag-count", type=int, default=0, help="tags TagA0..TagA{c-1}")
     parser.add_argument("--mode", choices=("sync", "async", "oneway", "batch"), default="sync")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0,
+        help="requests/s in total, open loop, latency from each request's due time (0: flat out)",
+    )
     parser.add_argument(
         "--client",
         choices=("producer", "raw"),
@@ -111,8 +123,9 @@ async def _send_loop(
     producer: Producer, args: argparse.Namespace, meter: Meter, wl: Workload, stop: trio.Event
 ) -> None:
     mode = args.mode
+    pacer = args.pacer
     while not stop.is_set():
-        began = time.perf_counter()
+        began = time.perf_counter() if pacer is None else await pacer.next()
         try:
             if mode == "sync":
                 _record(meter, began, await producer.send(wl.message()))
@@ -126,10 +139,12 @@ async def _send_loop(
             _record(meter, began, exc, args.batch_size if mode == "batch" else 1)
 
 
-async def _async_loop(producer: Producer, meter: Meter, wl: Workload, stop: trio.Event) -> None:
+async def _async_loop(
+    producer: Producer, meter: Meter, wl: Workload, stop: trio.Event, pacer: _bench.Pacer | None
+) -> None:
     # The producer's own in-flight bound (max_async_in_flight = -w) paces this loop.
     while not stop.is_set():
-        began = time.perf_counter()
+        began = time.perf_counter() if pacer is None else await pacer.next()
 
         def done(result: SendResult | Exception, began: float = began) -> None:
             _record(meter, began, result)
@@ -145,6 +160,7 @@ async def run_target(
         namesrv, args.topic, args.queues, **_security.remoting_options(args)
     )
     wl = Workload(args)
+    args.pacer = _bench.Pacer(args.rate) if args.rate > 0 else None
     meter = Meter(measuring=False)
     config = ProducerConfig(max_async_in_flight=args.threads, send_timeout=3.0)
     watch = CpuWatch([Proc("bench", os.getpid()), *procs])
@@ -176,10 +192,18 @@ async def run_target(
                 if args.client == "raw":
                     for _ in range(args.threads):
                         nursery.start_soon(
-                            raw.loop, args.mode, args.batch_size, stop, meter.success, _fail(meter)
+                            functools.partial(
+                                raw.loop,
+                                args.mode,
+                                args.batch_size,
+                                stop,
+                                meter.success,
+                                _fail(meter),
+                                pacer=args.pacer,
+                            )
                         )
                 elif args.mode == "async":
-                    nursery.start_soon(_async_loop, producer, meter, wl, stop)
+                    nursery.start_soon(_async_loop, producer, meter, wl, stop, args.pacer)
                 else:
                     for _ in range(args.threads):
                         nursery.start_soon(_send_loop, producer, args, meter, wl, stop)

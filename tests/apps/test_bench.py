@@ -105,6 +105,18 @@ def test_median_of_runs() -> None:
     assert _bench.median_of(runs) == {"tps": 20.0, "sent": 6, "label": "x", "runs": 3}
 
 
+async def test_pacer_spaces_slots_and_keeps_late_ones_due(autojump_clock: trio.abc.Clock) -> None:
+    pacer = _bench.Pacer(100, now=trio.current_time)
+    start = trio.current_time()
+    dues = [await pacer.next() for _ in range(5)]
+    assert dues == pytest.approx([start + i / 100 for i in range(5)])
+    assert trio.current_time() == pytest.approx(start + 0.04)
+    await trio.sleep(1)  # the sender stalls: the slots it missed are still due, and due now
+    late = [await pacer.next() for _ in range(3)]
+    assert late == pytest.approx([start + i / 100 for i in range(5, 8)])
+    assert trio.current_time() == pytest.approx(start + 1.04)  # no waiting while behind
+
+
 # ---------------------------------------------------------------- floor + producer modes
 
 
@@ -129,6 +141,29 @@ async def test_floor_serves_an_unchanged_producer(tmp_path: Path) -> None:
         assert len(batch.offset_msg_id.split(",")) == 5
         assert (tmp_path / "floor.data").stat().st_size == FLOOR_FILE
         nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("client", ["producer", "raw"])
+async def test_rate_paces_the_senders(tmp_path: Path, client: str) -> None:
+    args = bench_producer.build_parser().parse_args(
+        [
+            *("--mode", "oneway", "-w", "4", "--rate", "500", "--count", "300"),
+            *("--warmup", "0.1", "--quiet", "--client", client),
+        ]
+    )
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(
+            lambda task_status: floor_server(
+                str(tmp_path / "f.data"), file_size=FLOOR_FILE, task_status=task_status
+            )
+        )
+        with trio.fail_after(30):
+            result = await bench_producer.run_target(
+                "floor", f"127.0.0.1:{port}", args, [Proc("me", os.getpid())]
+            )
+        nursery.cancel_scope.cancel()
+    assert result["sent"] >= 300
+    assert result["tps"] <= 500 * 1.1  # flat out, the floor takes tens of thousands per second
 
 
 @pytest.mark.parametrize("client", ["producer", "raw"])
