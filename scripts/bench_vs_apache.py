@@ -7,7 +7,10 @@ alternating order so drift in the machine's load hits both alike:
 
 * ``java-sync``: Apache's own benchmark Producer (org.apache.rocketmq.example.benchmark,
   rocketmq-example 4.7.0 on a 4.9.7 client), ``-w 16 -s 1024``; its 10 s lines are averaged;
-* ``raw-sync`` / ``raw-batch`` / ``raw-oneway``: apps/bench_producer.py ``--client raw``.
+* ``raw-sync`` / ``raw-batch`` / ``raw-oneway``: apps/bench_producer.py ``--client raw``;
+* ``raw-oneway-5k``: the same oneway load paced at 5,000 msg/s (``--rate``, open loop), below
+  both brokers' capacity, so its p999 shows the broker's stalls rather than the client waiting
+  for a saturated broker (flat out, the slower side sets the pace).
 
 Each measurement also reads the broker's CPU time from /proc before and after, so the table
 shows broker CPU per message beside msgs/s, with the load average.  Figures, never pass/fail.
@@ -46,6 +49,7 @@ LOADS = {
     "raw-sync": ["--mode", "sync", "-w", "16"],
     "raw-batch": ["--mode", "batch", "--batch-size", "64", "-w", "4"],
     "raw-oneway": ["--mode", "oneway", "-w", "4"],
+    "raw-oneway-5k": ["--mode", "oneway", "-w", "4", "--rate", "5000"],
 }
 
 
@@ -54,6 +58,7 @@ class Figure:
     tps: float
     broker_us_per_msg: float | None
     loadavg: float
+    p999_ms: float | None = None  # bench_producer's loads only
 
 
 def cpu_seconds(pid: int) -> float:
@@ -106,7 +111,7 @@ def run_java_producer(jvm: jvm_mod.Jvm, target: Target, seconds: float, work: Pa
     return sum(values) / len(values) if values else 0.0
 
 
-def run_bench_producer(target: Target, extra: list[str], seconds: float) -> float:
+def run_bench_producer(target: Target, extra: list[str], seconds: float) -> dict[str, float]:
     cmd = [
         sys.executable,
         "-m",
@@ -129,26 +134,27 @@ def run_bench_producer(target: Target, extra: list[str], seconds: float) -> floa
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         sys.stderr.write(done.stdout[-2000:] + done.stderr[-2000:])
-        return 0.0
-    return float(json.loads(lines[-1])["tps"])
+        return {"tps": 0.0}
+    summary = json.loads(lines[-1])
+    return {"tps": float(summary["tps"]), "p999_ms": float(summary["p999_ms"])}
 
 
-def measure(
-    load: str, target: Target, jvm: jvm_mod.Jvm, seconds: float, work: Path
-) -> Figure:
+def measure(load: str, target: Target, jvm: jvm_mod.Jvm, seconds: float, work: Path) -> Figure:
     pid = broker_pid(target)
     before_cpu, before = cpu_seconds(pid), time.monotonic()
     extra = LOADS[load]
+    p999: float | None = None
     if extra is None:
         tps = run_java_producer(jvm, target, seconds, work)
     else:
-        tps = run_bench_producer(target, extra, seconds)
+        got = run_bench_producer(target, extra, seconds)
+        tps, p999 = got["tps"], got.get("p999_ms")
     elapsed = time.monotonic() - before
     used = cpu_seconds(pid) - before_cpu
     # CPU over the whole run (start-up included) against the messages of the measured rate
     messages = tps * elapsed
     per_msg = used / messages * 1e6 if messages else None
-    return Figure(tps, per_msg, os.getloadavg()[0])
+    return Figure(tps, per_msg, os.getloadavg()[0], p999)
 
 
 def main() -> int:
@@ -180,9 +186,10 @@ def main() -> int:
                     fig = measure(load, targets[name], jvm, args.seconds, work / name)
                     results.setdefault((load, name), []).append(fig)
                     per = f"{fig.broker_us_per_msg:.0f}" if fig.broker_us_per_msg else "-"
+                    tail = f"  p999 {fig.p999_ms:.2f} ms" if fig.p999_ms is not None else ""
                     print(
-                        f"round {r + 1} {load:<11} {name:<7} {fig.tps:>10,.0f} msg/s  "
-                        f"broker {per:>5} us/msg  load {fig.loadavg:.1f}",
+                        f"round {r + 1} {load:<13} {name:<7} {fig.tps:>10,.0f} msg/s  "
+                        f"broker {per:>5} us/msg  load {fig.loadavg:.1f}{tail}",
                         flush=True,
                     )
     finally:
@@ -193,26 +200,27 @@ def main() -> int:
             shutil.rmtree(work, ignore_errors=True)
     print()
     print(
-        f"{'load':<11} {'apache msg/s':>14} {'ours msg/s':>14} {'ours/apache':>12} "
-        f"{'apache us/msg':>14} {'ours us/msg':>12}"
+        f"{'load':<13} {'apache msg/s':>14} {'ours msg/s':>14} {'ours/apache':>12} "
+        f"{'apache us/msg':>14} {'ours us/msg':>12} {'apache p999':>12} {'ours p999':>12}"
     )
 
-    def span(load: str, name: str, field: str) -> str:
+    def span(load: str, name: str, field: str, fmt: str = ",.0f") -> str:
         values = [getattr(f, field) for f in results.get((load, name), [])]
         values = [v for v in values if v]
         if not values:
             return "-"
         lo, hi = min(values), max(values)
-        return f"{lo:,.0f}" if lo == hi else f"{lo:,.0f}-{hi:,.0f}"
+        return f"{lo:{fmt}}" if lo == hi else f"{lo:{fmt}}-{hi:{fmt}}"
 
     for load in loads:
         a = [f.tps for f in results.get((load, "apache"), []) if f.tps]
         o = [f.tps for f in results.get((load, "ours"), []) if f.tps]
         ratio = f"{sum(o) / len(o) / (sum(a) / len(a)):.2f}" if a and o else "-"
         print(
-            f"{load:<11} {span(load, 'apache', 'tps'):>14} {span(load, 'ours', 'tps'):>14} "
+            f"{load:<13} {span(load, 'apache', 'tps'):>14} {span(load, 'ours', 'tps'):>14} "
             f"{ratio:>12} {span(load, 'apache', 'broker_us_per_msg'):>14} "
-            f"{span(load, 'ours', 'broker_us_per_msg'):>12}"
+            f"{span(load, 'ours', 'broker_us_per_msg'):>12} "
+            f"{span(load, 'apache', 'p999_ms', '.1f'):>12} {span(load, 'ours', 'p999_ms', '.1f'):>12}"
         )
     print(f"load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     return 0

@@ -11,6 +11,7 @@ acknowledged for two different messages."""
 
 from __future__ import annotations
 
+import os
 import random
 
 import pytest
@@ -30,7 +31,11 @@ from tests.netns import hosts
 pytestmark = [
     pytest.mark.crash,
     pytest.mark.skipif(not etcd_available(), reason="etcd-server is not installed (scripts/test.sh installs it)"),
-    pytest.mark.skipif(not hosts.available(), reason="needs root and a working `ip netns`"),
+    # under CI a machine without namespaces is a broken setup: the test runs and fails there
+    pytest.mark.skipif(
+        not os.environ.get("CI") and not hosts.available(),
+        reason="needs root and a working `ip netns`",
+    ),
 ]
 
 TTL = 2
