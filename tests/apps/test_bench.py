@@ -23,6 +23,7 @@ from actors.client.producer import Producer
 from apps import _bench, _bench_servers, bench_producer
 from apps._bench import Histogram, Meter, Proc, _bucket, _bucket_value, parse_cpus
 from apps.bench_floor import floor_server
+from apps.bench_topics import window_figures
 from tests.store_sizes import SMALL_FILES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -242,6 +243,28 @@ def test_bench_producer_against_our_servers_and_the_floor(tmp_path: Path) -> Non
     assert result["floor"]["sent"] >= 300
     assert result["ratio_tps"] is not None
     assert result["broker_peak_rss_mib"] > 0
+
+
+@pytest.mark.slow
+def test_bench_topics_times_each_creation_in_windows(tmp_path: Path) -> None:
+    result = _run_tool(
+        "apps.bench_topics",
+        "--count", "60", "--windows", "3", "--queues", "4", "--dir", str(tmp_path), *SMALL_STORE,
+    )  # fmt: skip
+    assert result["topics"] == 60
+    assert [(w["from"], w["to"]) for w in result["windows"]] == [(0, 20), (20, 40), (40, 60)]
+    assert all(0 < w["median_ms"] <= w["p99_ms"] for w in result["windows"])
+    assert result["growth"] > 0
+    assert result["broker_cpu_s"] > 0
+
+
+def test_window_figures_cut_the_run_in_equal_parts() -> None:
+    parts = window_figures([float(i) for i in range(1, 11)], 2)
+    assert parts == [
+        {"from": 0, "to": 5, "median_ms": 3.0, "p99_ms": 5.0, "mean_ms": 3.0},
+        {"from": 5, "to": 10, "median_ms": 8.0, "p99_ms": 10.0, "mean_ms": 8.0},
+    ]
+    assert [(p["from"], p["to"]) for p in window_figures([1.0] * 7, 3)] == [(0, 2), (2, 4), (4, 6)]
 
 
 @pytest.mark.slow
