@@ -107,7 +107,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         watch = CpuWatch(procs)
         watch.start()
         began = time.perf_counter()
-        millis = await create_topics(args, namesrv)
+        async with _bench.profiled(*_bench.profile_target(procs, args.profile)):
+            millis = await create_topics(args, namesrv)
         seconds = time.perf_counter() - began
         watch.stop()
         parts = window_figures(millis, args.windows)
