@@ -139,13 +139,18 @@ async def in_sync_slave(group: Group, epoch: int) -> bool:
     return ss.epoch == epoch and bool(ss.members)
 
 
-async def rounds(group: Group, probes: list[Probe], poll: float, n: int, rnd: random.Random) -> dict[str, list[float]]:
+async def rounds(
+    group: Group, probes: list[Probe], poll: float, n: int, rnd: random.Random
+) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {p.name: [] for p in probes}
     while len(times[probes[0].name]) < n:
         m = await wait_master(group, LIMIT)
         with trio.fail_after(LIMIT):
             # the clients and etcd are polled (other tasks and processes change them)
-            while not (all(p.sends_through(m.addr, 1.5) for p in probes) and await in_sync_slave(group, m.epoch)):  # noqa: ASYNC110
+            while not (  # noqa: ASYNC110
+                all(p.sends_through(m.addr, 1.5) for p in probes)
+                and await in_sync_slave(group, m.epoch)
+            ):
                 await trio.sleep(0.05)
         await trio.sleep(rnd.uniform(0, poll))
         now = await wait_master(group, LIMIT)
@@ -161,7 +166,10 @@ async def rounds(group: Group, probes: list[Probe], poll: float, n: int, rnd: ra
         for name, t in took.items():
             times[name].append(t)
         shown = ", ".join(f"{name} {t:.2f} s" for name, t in took.items())
-        print(f"  round {len(times[probes[0].name])}: broker {victim} (epoch {m.epoch}) killed; first send through the new master: {shown}", flush=True)
+        print(
+            f"  round {len(times[probes[0].name])}: broker {victim} (epoch {m.epoch}) killed; first send through the new master: {shown}",
+            flush=True,
+        )
         group.start(victim)  # it returns as a slave
     return times
 
@@ -183,7 +191,14 @@ async def measure(args: argparse.Namespace) -> list[str]:
                 await ready.wait()  # the topic exists before the Java client asks for its route
                 if jvm is not None:
                     (work / f"java-{poll:g}").mkdir()
-                    nursery.start_soon(java_client, jvm, work / f"java-{poll:g}", group.namesrv_addr, poll, probes[1])
+                    nursery.start_soon(
+                        java_client,
+                        jvm,
+                        work / f"java-{poll:g}",
+                        group.namesrv_addr,
+                        poll,
+                        probes[1],
+                    )
                 times = await rounds(group, probes, poll, args.rounds, rnd)
                 nursery.cancel_scope.cancel()
             for name, ts in times.items():
@@ -202,12 +217,18 @@ def loadavg() -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--ttl", type=int, default=2, help="etcdLeaseTtlSeconds of the brokers")
-    parser.add_argument("--poll-namesrv", type=float, nargs="+", default=[30.0], help="client route refresh, s")
+    parser.add_argument(
+        "--poll-namesrv", type=float, nargs="+", default=[30.0], help="client route refresh, s"
+    )
     parser.add_argument("--no-java", action="store_true", help="our client only")
-    parser.add_argument("--seed", type=int, default=None, help="of the random wait before each kill")
+    parser.add_argument(
+        "--seed", type=int, default=None, help="of the random wait before each kill"
+    )
     args = parser.parse_args()
     print(f"load average before: {loadavg()}", flush=True)
     summary = trio.run(measure, args)

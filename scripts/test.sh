@@ -19,6 +19,7 @@ if ! command -v chromium >/dev/null || [ ! -x /usr/bin/chromedriver ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q chromium chromium-driver
 fi
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 .venv/bin/mypy
 # Two workers (pytest-xdist), each module kept on one worker and the compat tests together
 # (tests/conftest.py says why); PYTEST_WORKERS=0 runs everything in this one process.

@@ -42,7 +42,9 @@ class DelayedDelivery:
     timer_config: TimerConfig
 
     @classmethod
-    def for_broker(cls, ctx: BrokerContext, timer_config: TimerConfig | None = None) -> DelayedDelivery:
+    def for_broker(
+        cls, ctx: BrokerContext, timer_config: TimerConfig | None = None
+    ) -> DelayedDelivery:
         """Built on the broker's context (actors.broker.context.BrokerContext)."""
         if timer_config is None:
             timer_config = TimerConfig()

@@ -75,7 +75,9 @@ class FailoverIdentity:
         return self.broker_id or FORMER_MASTER_SLAVE_ID
 
 
-def failover_configs(config: Any, store_config: MessageStoreConfig) -> tuple[Any, MessageStoreConfig, FailoverIdentity | None]:
+def failover_configs(
+    config: Any, store_config: MessageStoreConfig
+) -> tuple[Any, MessageStoreConfig, FailoverIdentity | None]:
     """With failover on: the broker starts as a SLAVE; returns who it is to the elector."""
     if not config.etcdEndpoints:
         return config, store_config, None
@@ -151,12 +153,21 @@ class BrokerFailover:
             cut = truncation_point(self.fo.view, self.held_epoch, master.epoch)
             if cut is not None and cut < ctx.store.max_phy_offset:
                 dropped = ctx.store.truncate_replicated(max(cut, ctx.store.min_phy_offset))
-                log.warning("epoch %d -> %d: dropped %d bytes beyond %d", self.held_epoch, master.epoch, dropped, cut)
+                log.warning(
+                    "epoch %d -> %d: dropped %d bytes beyond %d",
+                    self.held_epoch,
+                    master.epoch,
+                    dropped,
+                    cut,
+                )
             await self._hold(master.epoch)
 
 
 async def broker_failover(
-    ctx: Any, ident: FailoverIdentity, *, task_status: trio.TaskStatus[BrokerFailover] = trio.TASK_STATUS_IGNORED
+    ctx: Any,
+    ident: FailoverIdentity,
+    *,
+    task_status: trio.TaskStatus[BrokerFailover] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     config = ctx.config
     bf = BrokerFailover(ctx, ident, held_epoch=await trio.to_thread.run_sync(load_held_epoch, ctx))
@@ -171,7 +182,12 @@ async def broker_failover(
         client,
         GroupKeys(group_prefix(config.etcdKeyPrefix, config.brokerClusterName, config.brokerName)),
         elector,
-        FailoverHooks(bf.promote, bf.follow, bf.fence, lambda: int(min(ctx.store.max_phy_offset, ctx.store.reput_from))),
+        FailoverHooks(
+            bf.promote,
+            bf.follow,
+            bf.fence,
+            lambda: int(min(ctx.store.max_phy_offset, ctx.store.reput_from)),
+        ),
         ttl=config.etcdLeaseTtlSeconds,
     )
     bf.fo = fo

@@ -188,7 +188,9 @@ def _replication(ctx: BrokerContext, base_names: list[str], base: list[str]) -> 
         labels=[*base_names, "slave_addr"],
     )
     slaves = GaugeMetricFamily(
-        "rocketmq_ha_slaves", "Master: slaves connected, and of them in sync", labels=[*base_names, "state"]
+        "rocketmq_ha_slaves",
+        "Master: slaves connected, and of them in sync",
+        labels=[*base_names, "state"],
     )
     quiet = GaugeMetricFamily(
         "rocketmq_ha_master_silence_seconds",

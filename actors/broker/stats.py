@@ -22,7 +22,21 @@ WINDOW_MS = 60_000
 # putMessageDistributeTime bucket edges (1, 10, 50, 100, 200, 500, 1000 ms) so that
 # table is derived from them, with finer steps below 10 ms for Prometheus.
 LATENCY_BOUNDS_MS: tuple[float, ...] = (
-    0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2,
+    5,
+    10,
+    20,
+    50,
+    100,
+    200,
+    500,
+    1000,
+    2000,
+    5000,
 )
 # Java's labels for its eight put-latency buckets, upper edges in LATENCY_BOUNDS_MS (None: rest)
 JAVA_PUT_BUCKETS: tuple[tuple[str, float | None], ...] = (

@@ -59,8 +59,12 @@ class SyncSetKeeper:
     current term; a send may be acknowledged only once every member of ``written`` has it, or
     once a lagging member was removed *in etcd* (``drop``) - never the other way round."""
 
-    written: trio_util.AsyncValue[frozenset[int]] = attrs.Factory(lambda: trio_util.AsyncValue(frozenset()))
-    wanted: trio_util.AsyncValue[frozenset[int]] = attrs.Factory(lambda: trio_util.AsyncValue(frozenset()))
+    written: trio_util.AsyncValue[frozenset[int]] = attrs.Factory(
+        lambda: trio_util.AsyncValue(frozenset())
+    )
+    wanted: trio_util.AsyncValue[frozenset[int]] = attrs.Factory(
+        lambda: trio_util.AsyncValue(frozenset())
+    )
     epoch: int = 0
 
     def reset(self, epoch: int, members: frozenset[int] = frozenset()) -> None:
@@ -119,7 +123,9 @@ class Failover:
         return self.following.epoch if self.following is not None else 0
 
 
-async def failover_elector(fo: Failover, *, task_status: trio.TaskStatus[Failover] = trio.TASK_STATUS_IGNORED) -> None:
+async def failover_elector(
+    fo: Failover, *, task_status: trio.TaskStatus[Failover] = trio.TASK_STATUS_IGNORED
+) -> None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_lease, fo)
         nursery.start_soon(_view, fo)
@@ -147,7 +153,9 @@ async def _act(fo: Failover, d: Decision) -> None:
             log.warning("elected master of epoch %d", d.epoch)
             fo.following = None
             ss = fo.view.syncset
-            fo.syncset.reset(d.epoch, ss.members if ss is not None and ss.epoch == d.epoch else frozenset())
+            fo.syncset.reset(
+                d.epoch, ss.members if ss is not None and ss.epoch == d.epoch else frozenset()
+            )
             fo.leading = d.epoch
             # nobody joins the in-sync set until the promotion made the log whole (a partial
             # replicated record dropped, every record dispatched): the promote hook then sets
@@ -163,7 +171,12 @@ async def _act(fo: Failover, d: Decision) -> None:
     if d.kind is Kind.FOLLOW:
         assert d.master is not None
         if fo.following != d.master:
-            log.warning("following master %d at %s (epoch %d)", d.master.broker_id, d.master.addr, d.master.epoch)
+            log.warning(
+                "following master %d at %s (epoch %d)",
+                d.master.broker_id,
+                d.master.addr,
+                d.master.epoch,
+            )
             fo.following = d.master
             await fo.hooks.follow(d.master)
     elif d.kind is Kind.CAMPAIGN:
@@ -229,7 +242,9 @@ async def _lease(fo: Failover) -> None:
 
 async def _read_view(fo: Failover) -> int:
     revision, kvs = await fo.etcd.range(fo.keys.prefix, prefix=True)
-    view = parse_view(fo.keys, revision, [(kv.key, kv.value, kv.mod_revision, kv.lease) for kv in kvs])
+    view = parse_view(
+        fo.keys, revision, [(kv.key, kv.value, kv.mod_revision, kv.lease) for kv in kvs]
+    )
     if view.revision >= fo.view.revision:
         fo.view = view
         fo.changed.set()

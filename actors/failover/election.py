@@ -65,7 +65,12 @@ class MasterRecord:
 
     def encode(self) -> bytes:
         return orjson.dumps(
-            {"brokerId": self.broker_id, "addr": self.addr, "haAddr": self.ha_addr, "epoch": self.epoch}
+            {
+                "brokerId": self.broker_id,
+                "addr": self.addr,
+                "haAddr": self.ha_addr,
+                "epoch": self.epoch,
+            }
         )
 
     @classmethod
@@ -171,12 +176,21 @@ class Elector:
 
     def holds(self, view: GroupView) -> bool:
         m = view.master
-        return m is not None and self.lease != 0 and m.lease == self.lease and m.broker_id == self.broker_id
+        return (
+            m is not None
+            and self.lease != 0
+            and m.lease == self.lease
+            and m.broker_id == self.broker_id
+        )
 
     def eligible(self, view: GroupView) -> bool:
         if view.epoch == 0:
             return self.configured_master  # the group's first election
-        return view.syncset is not None and view.syncset.epoch == view.epoch and view.syncset.eligible(self.broker_id)
+        return (
+            view.syncset is not None
+            and view.syncset.epoch == view.epoch
+            and view.syncset.eligible(self.broker_id)
+        )
 
     def decide(self, view: GroupView, now: float) -> Decision:
         m = view.master
@@ -198,7 +212,9 @@ class Elector:
         return MasterRecord(self.broker_id, self.addr, self.ha_addr, view.epoch + 1, self.lease)
 
 
-def parse_view(keys: GroupKeys, revision: int, kvs: list[tuple[bytes, bytes, int, int]]) -> GroupView:
+def parse_view(
+    keys: GroupKeys, revision: int, kvs: list[tuple[bytes, bytes, int, int]]
+) -> GroupView:
     """A GroupView from (key, value, mod_revision, lease) of the group's keys.  A value that
     does not parse is treated as absent for the master (it is someone's bug, and a campaign
     then fails on the key's existence) and as an empty history for the rest."""

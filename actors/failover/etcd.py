@@ -89,9 +89,14 @@ class Etcd(Protocol):
     async def range(self, key: bytes, *, prefix: bool = False) -> tuple[int, list[KeyValue]]: ...
     async def put(self, key: bytes, value: bytes, *, lease: int = 0) -> int: ...
     async def txn(
-        self, compare: Sequence[Compare], success: Sequence[Put | Delete], failure: Sequence[Put | Delete] = ()
+        self,
+        compare: Sequence[Compare],
+        success: Sequence[Put | Delete],
+        failure: Sequence[Put | Delete] = (),
     ) -> TxnResult: ...
-    def watch(self, key: bytes, *, prefix: bool = False, start_revision: int = 0) -> AsyncGenerator[list[WatchEvent], None]: ...
+    def watch(
+        self, key: bytes, *, prefix: bool = False, start_revision: int = 0
+    ) -> AsyncGenerator[list[WatchEvent], None]: ...
 
 
 def _b64(data: bytes) -> str:
@@ -134,8 +139,13 @@ def _op(op: Put | Delete) -> dict[str, Any]:
 
 
 def _compare(c: Compare) -> dict[str, Any]:
-    field = {"VALUE": "value", "VERSION": "version", "CREATE": "create_revision",
-             "MOD": "mod_revision", "LEASE": "lease"}[c.target]
+    field = {
+        "VALUE": "value",
+        "VERSION": "version",
+        "CREATE": "create_revision",
+        "MOD": "mod_revision",
+        "LEASE": "lease",
+    }[c.target]
     value: Any = _b64(c.value) if isinstance(c.value, bytes) else str(c.value)
     return {"key": _b64(c.key), "target": c.target, "result": c.result, field: value}
 
@@ -160,14 +170,18 @@ class EtcdClient:
     """One HTTP connection per request (loopback or LAN: cheap, and no connection state to
     repair after a failure); a watch keeps its own connection open."""
 
-    def __init__(self, endpoints: Sequence[tuple[str, int]], timeout: float = REQUEST_TIMEOUT) -> None:
+    def __init__(
+        self, endpoints: Sequence[tuple[str, int]], timeout: float = REQUEST_TIMEOUT
+    ) -> None:
         self.endpoints = list(endpoints)
         self.timeout = timeout
         self._good = 0  # the endpoint that answered last is tried first
 
     # ------------------------------------------------------------------ transport
 
-    async def _open(self, path: str, body: dict[str, Any]) -> tuple[trio.SocketStream, h11.Connection, str]:
+    async def _open(
+        self, path: str, body: dict[str, Any]
+    ) -> tuple[trio.SocketStream, h11.Connection, str]:
         errors = []
         n = len(self.endpoints)
         for i in range(n):
@@ -221,7 +235,12 @@ class EtcdClient:
                 with trio.fail_after(self.timeout):
                     async with stream:
                         status, data = await self._read_all(stream, conn)
-            except (OSError, trio.BrokenResourceError, trio.TooSlowError, h11.RemoteProtocolError) as exc:
+            except (
+                OSError,
+                trio.BrokenResourceError,
+                trio.TooSlowError,
+                h11.RemoteProtocolError,
+            ) as exc:
                 self._good += 1
                 last = f"{where}: {exc or 'timeout'}"
                 continue
@@ -232,7 +251,9 @@ class EtcdClient:
             if not isinstance(reply, dict):
                 raise EtcdError(f"{path} at {where}: unexpected reply {data[:200]!r}")
             if status != 200 or ("error" in reply and "result" not in reply):
-                raise EtcdError(f"{path} at {where}: HTTP {status}: {reply.get('error') or reply.get('message') or data[:200]!r}")
+                raise EtcdError(
+                    f"{path} at {where}: HTTP {status}: {reply.get('error') or reply.get('message') or data[:200]!r}"
+                )
             # streaming RPCs (lease keep-alive) answer {"result": {...}} per message
             return reply.get("result", reply)  # type: ignore[no-any-return]
         raise EtcdUnavailable(last)
@@ -352,11 +373,15 @@ class EtcdClient:
                             msg = orjson.loads(line)
                             result = msg.get("result", {})
                         except (orjson.JSONDecodeError, AttributeError) as exc:
-                            raise EtcdError(f"watch at {where}: bad message {line[:200]!r}") from exc
+                            raise EtcdError(
+                                f"watch at {where}: bad message {line[:200]!r}"
+                            ) from exc
                         if "error" in msg:
                             raise EtcdError(f"watch at {where}: {msg['error']}")
                         if result.get("canceled"):
-                            raise EtcdError(f"watch at {where} canceled: {result.get('cancel_reason')}")
+                            raise EtcdError(
+                                f"watch at {where} canceled: {result.get('cancel_reason')}"
+                            )
                         events = [
                             WatchEvent(e.get("type", "PUT"), _kv(e.get("kv", {})))
                             for e in result.get("events", ())

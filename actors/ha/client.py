@@ -80,14 +80,23 @@ async def ha_client(
         if addr is not None:
             try:
                 await _follow(ctx, addr)
-            except* (OSError, trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError) as group:
+            except* (
+                OSError,
+                trio.BrokenResourceError,
+                trio.ClosedResourceError,
+                trio.TooSlowError,
+            ) as group:
                 log.info("HA connection to master %s: %s", addr, group.exceptions[0])
             except* (HAProtocolError, _Diverged, StoreError, ValueError) as group:
                 log.warning("HA connection to master %s dropped: %s", addr, group.exceptions[0])
         # with failover the master is known (etcd): its HA port may just be opening
-        with trio.move_on_after(RECONNECT_DELAY if ctx.failover is None else FAILOVER_RECONNECT_DELAY):
+        with trio.move_on_after(
+            RECONNECT_DELAY if ctx.failover is None else FAILOVER_RECONNECT_DELAY
+        ):
             # a newly elected master is followed at once, not after the reconnect delay
-            await ctx.failover_master.wait_value(lambda m, seen=followed: m is not seen and m is not None)
+            await ctx.failover_master.wait_value(
+                lambda m, seen=followed: m is not seen and m is not None
+            )
 
 
 async def _connect(addr: str) -> trio.abc.Stream:
@@ -126,7 +135,9 @@ async def _follow(ctx: BrokerContext, addr: str) -> None:
             ctx.following.master_addr = None
 
 
-async def _until_changed(ctx: BrokerContext, master: MasterRecord | None, conn: trio.CancelScope) -> None:
+async def _until_changed(
+    ctx: BrokerContext, master: MasterRecord | None, conn: trio.CancelScope
+) -> None:
     await ctx.failover_master.wait_value(lambda m: m is not master)
     log.info("master changed: leaving %s", master.ha_addr if master else None)
     conn.cancel()
@@ -146,7 +157,9 @@ async def _hello(ctx: BrokerContext, stream: trio.abc.Stream, master: MasterReco
             data += chunk
     epoch = decode_epoch(data)
     if epoch != master.epoch:
-        raise _Diverged(f"master at {master.ha_addr} is of epoch {epoch}, etcd elected epoch {master.epoch}")
+        raise _Diverged(
+            f"master at {master.ha_addr} is of epoch {epoch}, etcd elected epoch {master.epoch}"
+        )
 
 
 async def _report(ctx: BrokerContext, stream: trio.abc.Stream, moved: Wake) -> None:
@@ -166,7 +179,9 @@ async def _report(ctx: BrokerContext, stream: trio.abc.Stream, moved: Wake) -> N
             sent = -1  # a heartbeat: report even if nothing moved
 
 
-async def _receive(ctx: BrokerContext, stream: trio.abc.Stream, moved: Wake, master: MasterRecord | None = None) -> None:
+async def _receive(
+    ctx: BrokerContext, stream: trio.abc.Stream, moved: Wake, master: MasterRecord | None = None
+) -> None:
     store = ctx.store
     silence = ctx.store_config.haHousekeepingInterval / 1000
     decoder = TransferDecoder(max_body=max(ctx.store_config.haTransferBatchSize, 4 << 20))

@@ -111,7 +111,12 @@ async def _serve_slave(ctx: BrokerContext, rep: Replication, stream: trio.abc.St
             if not accepted:
                 await stream.aclose()
                 return
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError, HAProtocolError) as exc:
+        except (
+            trio.BrokenResourceError,
+            trio.ClosedResourceError,
+            OSError,
+            HAProtocolError,
+        ) as exc:
             log.warning("slave %s: failover hello failed: %s", peer, exc)
             await stream.aclose()
             return
@@ -176,12 +181,20 @@ async def _hello(
                 peer, plain, mine, start,
             )  # fmt: skip
             return False, b""
-        log.info("plain slave %s (no failover hello): replicated to, never in the in-sync set", peer)
+        log.info(
+            "plain slave %s (no failover hello): replicated to, never in the in-sync set", peer
+        )
         return True, first
     broker_id, epoch = decode_hello(first)
     await stream.send_all(encode_epoch(mine))
     if epoch != mine or not mine:
-        log.warning("slave %s (broker %d) follows epoch %d, this master is of epoch %d: refused", peer, broker_id, epoch, mine)
+        log.warning(
+            "slave %s (broker %d) follows epoch %d, this master is of epoch %d: refused",
+            peer,
+            broker_id,
+            epoch,
+            mine,
+        )
         return False, b""
     rep.ids[peer] = broker_id
     return True, b""
@@ -201,7 +214,9 @@ async def _read_reports(
     decoder = ReportDecoder()
     first = True
     # a plain slave under failover: what it acknowledges is remembered for its host
-    plain_host = peer.rpartition(":")[0] if ctx.failover is not None and peer not in rep.ids else None
+    plain_host = (
+        peer.rpartition(":")[0] if ctx.failover is not None and peer not in rep.ids else None
+    )
     while True:
         data: bytes | None = received
         received = b""

@@ -78,7 +78,10 @@ class Replication:
 
     def acked_by(self, broker_id: int) -> int:
         """The highest offset the slave with this broker id acknowledged (-1: not connected)."""
-        return max((self.slaves[p] for p, b in self.ids.items() if b == broker_id and p in self.slaves), default=-1)
+        return max(
+            (self.slaves[p] for p, b in self.ids.items() if b == broker_id and p in self.slaves),
+            default=-1,
+        )
 
     def is_slave_ok(self, offset: int, fallbehind_max: int) -> bool:
         """Java's HAService.isSlaveOK: some slave is connected and the fastest one is less

@@ -26,7 +26,9 @@ def run_script(clients: Path, script: str, *args: str) -> str:
         timeout=SCRIPT_TIMEOUT,
         check=False,
     )
-    assert done.returncode == 0, f"{script} {args} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}"
+    assert done.returncode == 0, (
+        f"{script} {args} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}"
+    )
     return done.stdout
 
 
@@ -38,7 +40,18 @@ def test_a_real_client_produces_and_consumes_on_the_threaded_cluster(
     with ThreadedCluster(tmp_path / "store") as cluster:
         cluster.create_topic(topic)
         ns = cluster.namesrv_addr
-        out = run_script(real_clients, f"{client}_produce.py", "--namesrv", ns, "--topic", topic, "--count", "10", "--size", "200")
+        out = run_script(
+            real_clients,
+            f"{client}_produce.py",
+            "--namesrv",
+            ns,
+            "--topic",
+            topic,
+            "--count",
+            "10",
+            "--size",
+            "200",
+        )
         assert "sent=10 failed=0" in out, out
         out = run_script(
             real_clients,

@@ -28,7 +28,9 @@ from tests.failover.test_broker_failover import Node, log_bytes, wait_until
 pytestmark = [
     pytest.mark.compat,
     pytest.mark.java,
-    pytest.mark.skipif(not etcd_available(), reason="etcd-server is not installed (scripts/test.sh installs it)"),
+    pytest.mark.skipif(
+        not etcd_available(), reason="etcd-server is not installed (scripts/test.sh installs it)"
+    ),
 ]
 
 TOPIC = "FoApacheSlave"
@@ -61,11 +63,20 @@ def _apache_slave(jvm: Jvm, work: Path, namesrv: str) -> tuple[ManagedProcess, P
 
 
 async def test_an_apache_slave_follows_a_failover_master_outside_the_in_sync_set(
-    nursery, tmp_path, namesrv_addr, client, etcd, jvm  # noqa: F811
+    nursery,
+    tmp_path,
+    namesrv_addr,  # noqa: F811
+    client,  # noqa: F811
+    etcd,
+    jvm,
 ):
     ep = etcd.endpoints
-    m = await Node(nursery, tmp_path / "m", namesrv_addr, ep, role=BrokerRole.SYNC_MASTER, broker_id=0).start()
-    s1 = await Node(nursery, tmp_path / "s1", namesrv_addr, ep, role=BrokerRole.SLAVE, broker_id=1).start()
+    m = await Node(
+        nursery, tmp_path / "m", namesrv_addr, ep, role=BrokerRole.SYNC_MASTER, broker_id=0
+    ).start()
+    s1 = await Node(
+        nursery, tmp_path / "s1", namesrv_addr, ep, role=BrokerRole.SLAVE, broker_id=1
+    ).start()
     await wait_until(lambda: m.is_master(), 15)
     fo = m.ctx.failover
     await wait_until(lambda: fo.syncset.written.value == {1}, 15)
@@ -74,15 +85,21 @@ async def test_an_apache_slave_follows_a_failover_master_outside_the_in_sync_set
     try:
         rep = m.ctx.replication
         # the Apache slave connects (no hello: no broker id) once it has registered
-        await wait_until(lambda: any(p not in m.ctx.replication.ids for p in m.ctx.replication.slaves), 60)
+        await wait_until(
+            lambda: any(p not in m.ctx.replication.ids for p in m.ctx.replication.slaves), 60
+        )
         rep = m.ctx.replication
         for i in range(40):
-            r = await client.invoke(m.ctx.broker_addr, send_v2(TOPIC, b"apache-%d" % i, queue_id=i % 4), 10)
+            r = await client.invoke(
+                m.ctx.broker_addr, send_v2(TOPIC, b"apache-%d" % i, queue_id=i % 4), 10
+            )
             assert r.code == ResponseCode.SUCCESS, r.remark
         end = m.ctx.store.max_phy_offset
         plain = next(p for p in rep.slaves if p not in rep.ids)
         await wait_until(lambda: rep.slaves.get(plain) == end, 30)
-        assert await trio.to_thread.run_sync(_log_bytes, apache_store, end) == log_bytes(m.ctx.store, end)
+        assert await trio.to_thread.run_sync(_log_bytes, apache_store, end) == log_bytes(
+            m.ctx.store, end
+        )
         await trio.sleep(0.5)
         # our slave is the only member; etcd agrees
         assert fo.syncset.wanted.value == {1}

@@ -89,7 +89,9 @@ class FakeEtcd:
             return
         if old.lease and old.lease in self.leases:
             self.leases[old.lease].keys.discard(key)
-        self.history.append((self.revision, WatchEvent("DELETE", KeyValue(key, b"", 0, self.revision, 0, 0))))
+        self.history.append(
+            (self.revision, WatchEvent("DELETE", KeyValue(key, b"", 0, self.revision, 0, 0)))
+        )
 
     def _put(self, key: bytes, value: bytes, lease: int) -> None:
         if lease and lease not in self.leases:
@@ -189,7 +191,10 @@ class FakeEtcdClient:
         return s.revision
 
     async def txn(
-        self, compare: Sequence[Compare], success: Sequence[Put | Delete], failure: Sequence[Put | Delete] = ()
+        self,
+        compare: Sequence[Compare],
+        success: Sequence[Put | Delete],
+        failure: Sequence[Put | Delete] = (),
     ) -> TxnResult:
         s = await self._reach()
         ok = all(s._compare(c) for c in compare)

@@ -120,8 +120,16 @@ def start_group(
     etcd = start_etcd(etcd_nodes, host=etcd_host[0], prefix=etcd_host[1])
     ns_port = free_port()
     ns_addr = f"{namesrv_ip}:{ns_port}"
-    ns_conf = write_properties(work / "namesrv.conf", {"listenPort": ns_port, "kvConfigPath": work / "kv.json"})
-    namesrv = spawn("namesrv", [sys.executable, "apps/namesrv.py", "-c", str(ns_conf)], log_dir=work / "logs", cwd=REPO, env=child_env(HOME=str(work)))
+    ns_conf = write_properties(
+        work / "namesrv.conf", {"listenPort": ns_port, "kvConfigPath": work / "kv.json"}
+    )
+    namesrv = spawn(
+        "namesrv",
+        [sys.executable, "apps/namesrv.py", "-c", str(ns_conf)],
+        log_dir=work / "logs",
+        cwd=REPO,
+        env=child_env(HOME=str(work)),
+    )
     procs = []
     for i in range(brokers):
         port = free_port(neighbours=(-2, 1))  # the VIP channel and the HA server
@@ -151,13 +159,23 @@ def start_group(
         host, prefix = hosts[i] if hosts else ("127.0.0.1", ())
         procs.append(BrokerProc(i, port, conf, host=host, prefix=prefix))
     client = EtcdClient(parse_endpoints(etcd.endpoints), timeout=1.0)
-    group = Group(work, etcd, ns_addr, namesrv, procs, client, GroupKeys(group_prefix("/rocketmq", CLUSTER, BROKER_NAME)))
+    group = Group(
+        work,
+        etcd,
+        ns_addr,
+        namesrv,
+        procs,
+        client,
+        GroupKeys(group_prefix("/rocketmq", CLUSTER, BROKER_NAME)),
+    )
     for i in range(brokers):
         group.start(i)
     return group
 
 
-async def wait_master(group: Group, timeout: float, *, not_index: int | None = None) -> MasterRecord:
+async def wait_master(
+    group: Group, timeout: float, *, not_index: int | None = None
+) -> MasterRecord:
     with trio.fail_after(timeout):
         while True:
             m = await group.master()

@@ -21,7 +21,9 @@ from tests.actors.broker.conftest import broker_config, small_store
 from tests.actors.broker.wire import send_v2
 from tests.failover.etcd_proc import etcd_available, start_etcd
 
-pytestmark = pytest.mark.skipif(not etcd_available(), reason="etcd-server is not installed (scripts/test.sh installs it)")
+pytestmark = pytest.mark.skipif(
+    not etcd_available(), reason="etcd-server is not installed (scripts/test.sh installs it)"
+)
 
 TOPIC = "TopicFO"
 TTL = 2
@@ -93,9 +95,15 @@ async def test_failover_to_the_in_sync_slave_and_the_old_master_rejoins(
     nursery, tmp_path, namesrv_addr, client, etcd
 ):
     ep = etcd.endpoints
-    m = await Node(nursery, tmp_path / "m", namesrv_addr, ep, role=BrokerRole.SYNC_MASTER, broker_id=0).start()
-    s1 = await Node(nursery, tmp_path / "s1", namesrv_addr, ep, role=BrokerRole.SLAVE, broker_id=1).start()
-    s2 = await Node(nursery, tmp_path / "s2", namesrv_addr, ep, role=BrokerRole.SLAVE, broker_id=2).start()
+    m = await Node(
+        nursery, tmp_path / "m", namesrv_addr, ep, role=BrokerRole.SYNC_MASTER, broker_id=0
+    ).start()
+    s1 = await Node(
+        nursery, tmp_path / "s1", namesrv_addr, ep, role=BrokerRole.SLAVE, broker_id=1
+    ).start()
+    s2 = await Node(
+        nursery, tmp_path / "s2", namesrv_addr, ep, role=BrokerRole.SLAVE, broker_id=2
+    ).start()
     # everyone starts as a slave; etcd makes the configured master the master of epoch 1
     await wait_until(lambda: m.is_master() and m.ctx.role.value is BrokerRole.SYNC_MASTER, 15)
     assert m.ctx.config.brokerId == 0
@@ -121,13 +129,23 @@ async def test_failover_to_the_in_sync_slave_and_the_old_master_rejoins(
     # nothing acknowledged was lost: the new master's log begins with all of it
     assert log_bytes(new.ctx.store, end) == before
     await wait_until(lambda: other.ctx.failover.epoch == 2, 10)
-    await wait_until(lambda: new.ctx.failover.syncset.written.value == {other.ctx.failover.elector.broker_id}, 15)
+    await wait_until(
+        lambda: new.ctx.failover.syncset.written.value == {other.ctx.failover.elector.broker_id}, 15
+    )
     for i in range(8):  # the new epoch's writes where the old master's tail was
         r = await client.invoke(new.ctx.broker_addr, send_v2(TOPIC, b"after%d" % i), 10)
         assert r.code == ResponseCode.SUCCESS, r.remark
     # the old master comes back: it follows epoch 2 and never leads
-    back = await Node(nursery, tmp_path / "m", namesrv_addr, ep, role=BrokerRole.SYNC_MASTER, broker_id=0).start()
-    await wait_until(lambda: back.ctx.failover.epoch == 2 and back.ctx.store.max_phy_offset == new.ctx.store.max_phy_offset, 20)
+    back = await Node(
+        nursery, tmp_path / "m", namesrv_addr, ep, role=BrokerRole.SYNC_MASTER, broker_id=0
+    ).start()
+    await wait_until(
+        lambda: (
+            back.ctx.failover.epoch == 2
+            and back.ctx.store.max_phy_offset == new.ctx.store.max_phy_offset
+        ),
+        20,
+    )
     assert not back.is_master()
     n = new.ctx.store.max_phy_offset
     assert log_bytes(back.ctx.store, n) == log_bytes(new.ctx.store, n)
@@ -137,9 +155,15 @@ async def test_sync_master_send_waits_for_a_lagging_member_to_leave_the_in_sync_
     nursery, tmp_path, namesrv_addr, client, etcd
 ):
     ep = etcd.endpoints
-    m = await Node(nursery, tmp_path / "m", namesrv_addr, ep, role=BrokerRole.SYNC_MASTER, broker_id=0).start()
-    s1 = await Node(nursery, tmp_path / "s1", namesrv_addr, ep, role=BrokerRole.SLAVE, broker_id=1).start()
-    s2 = await Node(nursery, tmp_path / "s2", namesrv_addr, ep, role=BrokerRole.SLAVE, broker_id=2).start()
+    m = await Node(
+        nursery, tmp_path / "m", namesrv_addr, ep, role=BrokerRole.SYNC_MASTER, broker_id=0
+    ).start()
+    s1 = await Node(
+        nursery, tmp_path / "s1", namesrv_addr, ep, role=BrokerRole.SLAVE, broker_id=1
+    ).start()
+    s2 = await Node(
+        nursery, tmp_path / "s2", namesrv_addr, ep, role=BrokerRole.SLAVE, broker_id=2
+    ).start()
     await wait_until(lambda: m.is_master(), 15)
     fo = m.ctx.failover
     await wait_until(lambda: fo.syncset.written.value == {1, 2}, 15)
@@ -156,7 +180,9 @@ async def test_sync_master_send_waits_for_a_lagging_member_to_leave_the_in_sync_
     assert SyncSet.decode(kvs[0].value).members == {1}
     # a master that cannot reach etcd cannot remove a laggard: the send is not acknowledged,
     # although another slave has it
-    s2 = await Node(nursery, tmp_path / "s2", namesrv_addr, ep, role=BrokerRole.SLAVE, broker_id=2).start()
+    s2 = await Node(
+        nursery, tmp_path / "s2", namesrv_addr, ep, role=BrokerRole.SLAVE, broker_id=2
+    ).start()
     await wait_until(lambda: fo.syncset.written.value == {1, 2}, 15)
     fo.etcd.endpoints = [("127.0.0.1", 1)]
     s2.crash()
@@ -179,10 +205,16 @@ async def _plain_slave(ha_addr: str, report: int) -> tuple[trio.SocketStream, by
     return stream, got, closed
 
 
-async def test_ha_handshake_a_plain_slave_is_never_in_the_in_sync_set_a_stale_one_is_refused(nursery, tmp_path, namesrv_addr, client, etcd):
+async def test_ha_handshake_a_plain_slave_is_never_in_the_in_sync_set_a_stale_one_is_refused(
+    nursery, tmp_path, namesrv_addr, client, etcd
+):
     ep = etcd.endpoints
-    m = await Node(nursery, tmp_path / "m", namesrv_addr, ep, role=BrokerRole.SYNC_MASTER, broker_id=0).start()
-    s1 = await Node(nursery, tmp_path / "s1", namesrv_addr, ep, role=BrokerRole.SLAVE, broker_id=1).start()
+    m = await Node(
+        nursery, tmp_path / "m", namesrv_addr, ep, role=BrokerRole.SYNC_MASTER, broker_id=0
+    ).start()
+    s1 = await Node(
+        nursery, tmp_path / "s1", namesrv_addr, ep, role=BrokerRole.SLAVE, broker_id=1
+    ).start()
     await wait_until(lambda: m.is_master(), 15)
     fo = m.ctx.failover
     await wait_until(lambda: fo.syncset.written.value == {1}, 15)

@@ -8,7 +8,14 @@ from tests.apps.app_process import run_app
 
 
 def test_print_shows_the_failover_keys_with_defaults(tmp_path: Path) -> None:
-    done = run_app("broker", tmp_path, "-c", "conf/broker.conf", "-p", "--etcdEndpoints=127.0.0.1:2379,10.0.0.2:2379")
+    done = run_app(
+        "broker",
+        tmp_path,
+        "-c",
+        "conf/broker.conf",
+        "-p",
+        "--etcdEndpoints=127.0.0.1:2379,10.0.0.2:2379",
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert "etcdEndpoints=127.0.0.1:2379,10.0.0.2:2379" in lines
@@ -24,9 +31,25 @@ def test_malformed_endpoints_are_refused_with_the_key_named(tmp_path: Path) -> N
 
 
 def test_a_lease_ttl_below_one_second_is_refused(tmp_path: Path) -> None:
-    done = run_app("broker", tmp_path, "-c", "conf/broker.conf", "-p", "--etcdEndpoints=127.0.0.1:2379", "--etcdLeaseTtlSeconds=0")
+    done = run_app(
+        "broker",
+        tmp_path,
+        "-c",
+        "conf/broker.conf",
+        "-p",
+        "--etcdEndpoints=127.0.0.1:2379",
+        "--etcdLeaseTtlSeconds=0",
+    )
     assert done.returncode != 0
     assert "etcdLeaseTtlSeconds" in done.stderr
-    ok = run_app("broker", tmp_path, "-c", "conf/broker.conf", "-p", "--etcdEndpoints=127.0.0.1:2379", "--etcdLeaseTtlSeconds=1")
+    ok = run_app(
+        "broker",
+        tmp_path,
+        "-c",
+        "conf/broker.conf",
+        "-p",
+        "--etcdEndpoints=127.0.0.1:2379",
+        "--etcdLeaseTtlSeconds=1",
+    )
     assert ok.returncode == 0, ok.stderr
     assert "etcdLeaseTtlSeconds=1" in ok.stdout.splitlines()

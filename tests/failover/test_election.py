@@ -53,7 +53,9 @@ class Broker:
 async def start(nursery: trio.Nursery, etcd: FakeEtcd, broker_id: int, *, master: bool) -> Broker:
     b = Broker(broker_id)
     el = Elector(broker_id, f"10.0.0.{broker_id}:10911", f"10.0.0.{broker_id}:10912", master)
-    fo = Failover(etcd.client(f"b{broker_id}"), KEYS, el, FailoverHooks(b.promote, b.follow, b.fence), ttl=TTL)
+    fo = Failover(
+        etcd.client(f"b{broker_id}"), KEYS, el, FailoverHooks(b.promote, b.follow, b.fence), ttl=TTL
+    )
     b.fo = fo
     scope = trio.CancelScope()
     b.scope = scope
@@ -85,7 +87,9 @@ async def group(nursery: trio.Nursery, etcd: FakeEtcd) -> list[Broker]:
     return bs
 
 
-async def test_first_election_goes_to_the_configured_master_and_slaves_follow(nursery, etcd, autojump_clock):
+async def test_first_election_goes_to_the_configured_master_and_slaves_follow(
+    nursery, etcd, autojump_clock
+):
     # the slaves start first: they must not take the empty group
     s1 = await start(nursery, etcd, 1, master=False)
     s2 = await start(nursery, etcd, 2, master=False)

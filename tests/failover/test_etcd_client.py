@@ -38,7 +38,10 @@ async def test_garbage_is_an_etcd_error(nursery, autojump_clock):
     client = EtcdClient(parse_endpoints(f"127.0.0.1:{port}"))
     with pytest.raises(EtcdError):
         await client.range(b"k")
-    port = await serve(nursery, http(b'{"error":"etcdserver: requested lease not found","code":5}', "404 Not Found"))
+    port = await serve(
+        nursery,
+        http(b'{"error":"etcdserver: requested lease not found","code":5}', "404 Not Found"),
+    )
     with pytest.raises(EtcdError, match="lease not found"):
         await EtcdClient(parse_endpoints(f"127.0.0.1:{port}")).keepalive(1)
     port = await serve(nursery, http(b'{"unexpected": 1}'))

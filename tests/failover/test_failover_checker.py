@@ -34,7 +34,9 @@ from tests.failover.group import Group, start_group, wait_master
 
 pytestmark = [
     pytest.mark.crash,
-    pytest.mark.skipif(not etcd_available(), reason="etcd-server is not installed (scripts/test.sh installs it)"),
+    pytest.mark.skipif(
+        not etcd_available(), reason="etcd-server is not installed (scripts/test.sh installs it)"
+    ),
 ]
 
 TOPIC = "FoCheck"
@@ -83,7 +85,9 @@ async def sender(ns: str, rec: Record, stop: trio.Event) -> None:
                 r = await producer.send(Message(TOPIC, body))
             except Exception as exc:
                 rec.failed += 1
-                rec.reasons[type(exc).__name__ + ": " + str(exc)[:60]] = rec.reasons.get(type(exc).__name__ + ": " + str(exc)[:60], 0) + 1
+                rec.reasons[type(exc).__name__ + ": " + str(exc)[:60]] = (
+                    rec.reasons.get(type(exc).__name__ + ": " + str(exc)[:60], 0) + 1
+                )
                 await trio.sleep(0.02)
                 continue
             if r.status is SendStatus.SEND_OK:
@@ -109,9 +113,15 @@ async def read_all(addr: str) -> dict[int, bytes]:
         for queue_id in range(8):
             offset = 0
             while True:
-                reply = await client.invoke(addr, pull(TOPIC, queue_id=queue_id, offset=offset, max_msgs=256, suspend_ms=0), 5)
+                reply = await client.invoke(
+                    addr,
+                    pull(TOPIC, queue_id=queue_id, offset=offset, max_msgs=256, suspend_ms=0),
+                    5,
+                )
                 if reply.code != ResponseCode.SUCCESS:
-                    print(f"read {addr} queue {queue_id}: {reply.code} {reply.remark} at {offset} {reply.ext_fields}")
+                    print(
+                        f"read {addr} queue {queue_id}: {reply.code} {reply.remark} at {offset} {reply.ext_fields}"
+                    )
                     break
                 for m in decode_records(reply.body):
                     out[m.commit_log_offset] = m.body
@@ -130,7 +140,14 @@ async def restart_etcd_later(g: Group, node: EtcdNode, delay: float) -> None:
     node.start(g.etcd.initial_cluster)
 
 
-async def fault_round(g: Group, rec: Record, rnd: random.Random, log: list[str], restarts: trio.Nursery, pending: set[int]) -> bool:
+async def fault_round(
+    g: Group,
+    rec: Record,
+    rnd: random.Random,
+    log: list[str],
+    restarts: trio.Nursery,
+    pending: set[int],
+) -> bool:
     """One fault; returns whether it killed the master.  Killed brokers come back in the
     background after a random delay (a returning old master, if another was elected
     meanwhile), so the next round may start while one is still down."""
@@ -149,7 +166,9 @@ async def fault_round(g: Group, rec: Record, rnd: random.Random, log: list[str],
         node.kill()
         restarts.start_soon(restart_etcd_later, g, node, rnd.uniform(0, 3 * TTL))
         etcd_down = f", etcd node {node.name} killed"
-    log.append(f"{trio.current_time():.1f}: epoch {m.epoch}, master {master}, {fault}, down {sorted(pending)}{etcd_down}")
+    log.append(
+        f"{trio.current_time():.1f}: epoch {m.epoch}, master {master}, {fault}, down {sorted(pending)}{etcd_down}"
+    )
 
     def kill(i: int, restart_after: float) -> None:
         g.kill(i)
@@ -170,7 +189,9 @@ async def fault_round(g: Group, rec: Record, rnd: random.Random, log: list[str],
 
 async def test_no_acknowledged_message_lost_over_random_faults(tmp_path):
     rnd = random.Random(SEED)
-    g = start_group(tmp_path / "fo-checker", etcd_nodes=3, ttl=TTL, slave_timeout_ms=SLAVE_TIMEOUT_MS)
+    g = start_group(
+        tmp_path / "fo-checker", etcd_nodes=3, ttl=TTL, slave_timeout_ms=SLAVE_TIMEOUT_MS
+    )
     rec = Record()
     log: list[str] = []
     stop = trio.Event()
@@ -211,12 +232,22 @@ async def test_no_acknowledged_message_lost_over_random_faults(tmp_path):
     logs = {i: _log_bytes(g.work / f"store{i}", master_end) for i in ends}
     print("\n".join(log))
     where = f"seed {SEED}; rounds: {log}; sent {rec.sent}, failed {rec.failed}"
-    assert not rec.conflicts, f"offsets acknowledged for two messages: {rec.conflicts[:5]} ({where})"
-    lost = [(b, rec.acked[b], stored.get(rec.acked[b][1])) for b, (_, off) in rec.acked.items() if stored.get(off) != b]
+    assert not rec.conflicts, (
+        f"offsets acknowledged for two messages: {rec.conflicts[:5]} ({where})"
+    )
+    lost = [
+        (b, rec.acked[b], stored.get(rec.acked[b][1]))
+        for b, (_, off) in rec.acked.items()
+        if stored.get(off) != b
+    ]
     print(sorted(rec.reasons.items(), key=lambda kv: -kv[1])[:8])
-    assert not lost, f"{len(lost)} of {len(rec.acked)} acknowledged messages lost: {lost[:5]} ({where})"
+    assert not lost, (
+        f"{len(lost)} of {len(rec.acked)} acknowledged messages lost: {lost[:5]} ({where})"
+    )
     assert len(rec.acked) > PROGRESS * ROUNDS
-    assert set(ends.values()) == {master_end}, f"commit-log ends {ends}, final master {final} ({where})"
+    assert set(ends.values()) == {master_end}, (
+        f"commit-log ends {ends}, final master {final} ({where})"
+    )
     differ = [i for i, data in logs.items() if data != logs[g.index_of(final)]]
     assert not differ, f"brokers {differ} hold another log than the final master {final} ({where})"
     # every kill of the master was followed by an election (the faults were real ones)

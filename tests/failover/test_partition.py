@@ -30,7 +30,9 @@ from tests.netns import hosts
 
 pytestmark = [
     pytest.mark.crash,
-    pytest.mark.skipif(not etcd_available(), reason="etcd-server is not installed (scripts/test.sh installs it)"),
+    pytest.mark.skipif(
+        not etcd_available(), reason="etcd-server is not installed (scripts/test.sh installs it)"
+    ),
     # under CI a machine without namespaces is a broken setup: the test runs and fails there
     pytest.mark.skipif(
         not os.environ.get("CI") and not hosts.available(),

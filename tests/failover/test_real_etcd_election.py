@@ -13,15 +13,21 @@ from actors.failover.etcd import EtcdClient, parse_endpoints
 from tests.failover.etcd_proc import EtcdCluster, etcd_available, start_etcd
 from tests.failover.test_election import Broker
 
-pytestmark = pytest.mark.skipif(not etcd_available(), reason="etcd-server is not installed (scripts/test.sh installs it)")
+pytestmark = pytest.mark.skipif(
+    not etcd_available(), reason="etcd-server is not installed (scripts/test.sh installs it)"
+)
 
 TTL = 2  # short: etcd_proc.py runs etcd with 500 ms elections (its minimum TTL is then 1 s)
 KEYS = GroupKeys(group_prefix("/rocketmq", "C", "b"))
 
 
-async def start(nursery: trio.Nursery, cluster: EtcdCluster, broker_id: int, *, master: bool) -> Broker:
+async def start(
+    nursery: trio.Nursery, cluster: EtcdCluster, broker_id: int, *, master: bool
+) -> Broker:
     b = Broker(broker_id)
-    el = Elector(broker_id, f"127.0.0.1:{10911 + broker_id}", f"127.0.0.1:{10912 + broker_id}", master)
+    el = Elector(
+        broker_id, f"127.0.0.1:{10911 + broker_id}", f"127.0.0.1:{10912 + broker_id}", master
+    )
     client = EtcdClient(parse_endpoints(cluster.endpoints), timeout=1.0)
     b.fo = Failover(client, KEYS, el, FailoverHooks(b.promote, b.follow, b.fence), ttl=TTL)
     b.scope = trio.CancelScope()
@@ -52,7 +58,9 @@ async def test_master_death_elects_the_in_sync_slave(cluster, nursery):
     m = await start(nursery, cluster, 0, master=True)
     s1 = await start(nursery, cluster, 1, master=False)
     s2 = await start(nursery, cluster, 2, master=False)
-    await wait_until(lambda: m.master_epoch == 1 and s1.kinds() == ["follow"] and s2.kinds() == ["follow"], 10)
+    await wait_until(
+        lambda: m.master_epoch == 1 and s1.kinds() == ["follow"] and s2.kinds() == ["follow"], 10
+    )
     assert m.fo is not None
     assert m.scope is not None
     m.fo.syncset.add(1)
@@ -64,7 +72,12 @@ async def test_master_death_elects_the_in_sync_slave(cluster, nursery):
     await wait_until(lambda: s1.master_epoch == 2, 4 * TTL + 5)
     took = trio.current_time() - died
     assert took >= TTL * 0.5  # the lease had to lapse first
-    await wait_until(lambda: s2.fo is not None and s2.fo.following is not None and s2.fo.following.broker_id == 1, 5)
+    await wait_until(
+        lambda: (
+            s2.fo is not None and s2.fo.following is not None and s2.fo.following.broker_id == 1
+        ),
+        5,
+    )
     assert s2.master_epoch == 0
 
 

@@ -85,7 +85,8 @@ class PowerLossBroker:
         if self.zygote is None:
             self.zygote = Zygote(log_dir=self.work / "logs", cwd=REPO, env=child_env())
         self.proc = self.zygote.spawn(
-            f"broker-{self.starts}", ["-c", str(conf)],
+            f"broker-{self.starts}",
+            ["-c", str(conf)],
             log_path=self.work / "logs" / f"broker-{self.starts}.out",
             env=child_env(HOME=str(self.work)),
         )
@@ -169,8 +170,9 @@ async def pull_all(
 
 
 async def max_offset(client: RemotingClient, addr: str, topic: str, queue_id: int) -> int:
-    reply = await client.invoke(addr, req(RequestCode.GET_MAX_OFFSET, topic=topic,
-                                          queueId=queue_id), T)
+    reply = await client.invoke(
+        addr, req(RequestCode.GET_MAX_OFFSET, topic=topic, queueId=queue_id), T
+    )
     assert reply.code == ResponseCode.SUCCESS, reply.remark
     return int(reply.ext_fields["offset"])
 
@@ -195,8 +197,9 @@ async def consumer_offset(
     """The group's committed offset; None where it has none (0 counts as none: the broker
     answers 0 for a group that never committed on a young queue, see handlers/offsets.py)."""
     reply = await client.invoke(
-        addr, req(RequestCode.QUERY_CONSUMER_OFFSET, consumerGroup=group, topic=topic,
-                  queueId=queue_id), T
+        addr,
+        req(RequestCode.QUERY_CONSUMER_OFFSET, consumerGroup=group, topic=topic, queueId=queue_id),
+        T,
     )
     if reply.code == ResponseCode.QUERY_NOT_FOUND:
         return None

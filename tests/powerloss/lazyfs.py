@@ -133,8 +133,16 @@ class LazyFS(pyfuse3.Operations):
         for leftover in os.listdir(staging):  # bodies of names a crash never made durable
             os.unlink(os.path.join(staging, leftover))
         st = os.stat(self.backing)
-        root = Dir(pyfuse3.ROOT_INODE, st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns,
-                   st.st_ctime_ns, st.st_atime_ns, parent=pyfuse3.ROOT_INODE)
+        root = Dir(
+            pyfuse3.ROOT_INODE,
+            st.st_mode,
+            st.st_uid,
+            st.st_gid,
+            st.st_mtime_ns,
+            st.st_ctime_ns,
+            st.st_atime_ns,
+            parent=pyfuse3.ROOT_INODE,
+        )
         self.nodes[root.ino] = root
         self._scan(root, self.backing)
 
@@ -146,16 +154,36 @@ class LazyFS(pyfuse3.Operations):
             name = os.fsencode(entry.name)
             ino = self._new_ino()
             if stat.S_ISDIR(st.st_mode):
-                sub = Dir(ino, st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns, st.st_ctime_ns,
-                          st.st_atime_ns, parent=d.ino, name=name)
+                sub = Dir(
+                    ino,
+                    st.st_mode,
+                    st.st_uid,
+                    st.st_gid,
+                    st.st_mtime_ns,
+                    st.st_ctime_ns,
+                    st.st_atime_ns,
+                    parent=d.ino,
+                    name=name,
+                )
                 self.nodes[ino] = sub
                 d.entries[name] = d.durable[name] = ino
                 self._scan(sub, entry.path)
             elif stat.S_ISREG(st.st_mode):
-                f = File(ino, st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns, st.st_ctime_ns,
-                         st.st_atime_ns, fd=os.open(entry.path, os.O_RDWR), size=st.st_size,
-                         durable_size=st.st_size, base_valid=st.st_size, nlink=1,
-                         durable_loc=(d.ino, name))
+                f = File(
+                    ino,
+                    st.st_mode,
+                    st.st_uid,
+                    st.st_gid,
+                    st.st_mtime_ns,
+                    st.st_ctime_ns,
+                    st.st_atime_ns,
+                    fd=os.open(entry.path, os.O_RDWR),
+                    size=st.st_size,
+                    durable_size=st.st_size,
+                    base_valid=st.st_size,
+                    nlink=1,
+                    durable_loc=(d.ino, name),
+                )
                 self.nodes[ino] = f
                 d.entries[name] = d.durable[name] = ino
             else:
@@ -389,9 +417,7 @@ class LazyFS(pyfuse3.Operations):
             elif isinstance(node, Dir) and not node.lookups and node.parent == 0:
                 self.nodes.pop(ino, None)  # removed and forgotten
 
-    async def getattr(
-        self, inode: int, ctx: pyfuse3.RequestContext
-    ) -> pyfuse3.EntryAttributes:
+    async def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
         if inode == CTL_INO:
             return self._ctl_attrs()
         node = self.nodes.get(inode)
@@ -439,8 +465,17 @@ class LazyFS(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.EEXIST)
         os.mkdir(os.path.join(self._dir_path(d), os.fsdecode(name)), mode & 0o7777)
         now = _now()
-        sub = Dir(self._new_ino(), stat.S_IFDIR | (mode & 0o7777), ctx.uid, ctx.gid, now, now, now,
-                  parent=d.ino, name=name)
+        sub = Dir(
+            self._new_ino(),
+            stat.S_IFDIR | (mode & 0o7777),
+            ctx.uid,
+            ctx.gid,
+            now,
+            now,
+            now,
+            parent=d.ino,
+            name=name,
+        )
         self.nodes[sub.ino] = sub
         d.entries[name] = d.durable[name] = sub.ino
         d.mtime_ns = d.ctime_ns = now
@@ -476,8 +511,19 @@ class LazyFS(pyfuse3.Operations):
         ino = self._new_ino()
         fd = os.open(self._staging(ino), os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
         now = _now()
-        f = File(ino, stat.S_IFREG | (mode & 0o7777), ctx.uid, ctx.gid, now, now, now, fd=fd,
-                 nlink=1, opens=1, lookups=1)
+        f = File(
+            ino,
+            stat.S_IFREG | (mode & 0o7777),
+            ctx.uid,
+            ctx.gid,
+            now,
+            now,
+            now,
+            fd=fd,
+            nlink=1,
+            opens=1,
+            lookups=1,
+        )
         self.nodes[ino] = f
         d.entries[name] = ino
         d.mtime_ns = d.ctime_ns = now
@@ -520,8 +566,9 @@ class LazyFS(pyfuse3.Operations):
                 raise pyfuse3.FUSEError(errno.ENOTEMPTY)  # replacing a directory: unused here
         if isinstance(node, Dir):
             # directories are durable at once (module doc), and with them the names inside
-            os.rename(self._dir_path(node), os.path.join(self._dir_path(dst),
-                                                        os.fsdecode(name_new)))
+            os.rename(
+                self._dir_path(node), os.path.join(self._dir_path(dst), os.fsdecode(name_new))
+            )
             del src.entries[name_old]
             src.durable.pop(name_old, None)
             dst.entries[name_new] = dst.durable[name_new] = ino
@@ -551,8 +598,9 @@ class LazyFS(pyfuse3.Operations):
 
     async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
         if inode == CTL_INO:
-            return pyfuse3.FileInfo(fh=pyfuse3.FileHandleT(CTL_INO), direct_io=True,
-                                    keep_cache=False)
+            return pyfuse3.FileInfo(
+                fh=pyfuse3.FileHandleT(CTL_INO), direct_io=True, keep_cache=False
+            )
         f = self._file(inode)
         if flags & os.O_TRUNC:
             self._alive()
@@ -640,8 +688,17 @@ class LazyFS(pyfuse3.Operations):
     async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
         st = os.statvfs(self.backing)
         out = pyfuse3.StatvfsData()
-        for field in ("f_bsize", "f_frsize", "f_blocks", "f_bfree", "f_bavail", "f_files",
-                      "f_ffree", "f_favail", "f_namemax"):
+        for field in (
+            "f_bsize",
+            "f_frsize",
+            "f_blocks",
+            "f_bfree",
+            "f_bavail",
+            "f_files",
+            "f_ffree",
+            "f_favail",
+            "f_namemax",
+        ):
             setattr(out, field, getattr(st, field))
         return out
 

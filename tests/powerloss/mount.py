@@ -89,8 +89,9 @@ class LazyMount:
     def _warm(self) -> Warm:
         self.generation += 1
         argv = [sys.executable, str(LAZYFS), "--wait", str(self.backing), str(self.mountpoint)]
-        return Warm(f"lazyfs-{self.generation}", argv, log_dir=self.log_dir, cwd=REPO,
-                    env=child_env())
+        return Warm(
+            f"lazyfs-{self.generation}", argv, log_dir=self.log_dir, cwd=REPO, env=child_env()
+        )
 
     def set_fsync_delay(self, ms: int) -> None:
         """Every fsync takes ``ms`` (now and after every remount): a slow disk."""
@@ -111,8 +112,12 @@ class LazyMount:
 
     def unmount(self, timeout: float = 30.0) -> None:
         if _mounted(self.mountpoint):
-            result = subprocess.run(["fusermount3", "-u", str(self.mountpoint)],
-                                    capture_output=True, text=True, timeout=timeout)
+            result = subprocess.run(
+                ["fusermount3", "-u", str(self.mountpoint)],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
             if result.returncode != 0 and _mounted(self.mountpoint):
                 raise MountFailed(f"fusermount3 -u failed: {result.stderr.strip()}")
         if self.daemon is not None:

@@ -133,15 +133,21 @@ async def send(
     client: RemotingClient, addr: str, topic: str, body: bytes, queue_id: int
 ) -> Acked | None:
     try:
-        reply = await client.invoke(addr, send_v2(topic, body, queue_id=queue_id,
-                                                  properties=props()), T)
+        reply = await client.invoke(
+            addr, send_v2(topic, body, queue_id=queue_id, properties=props()), T
+        )
     except Exception:
         return None  # the broker died under it: not acknowledged
     if reply.code != ResponseCode.SUCCESS:
         return None
     _, commit_offset = decode_offset_msg_id(reply.ext_fields["msgId"])
-    return Acked(topic, int(reply.ext_fields["queueId"]), int(reply.ext_fields["queueOffset"]),
-                 commit_offset, body)
+    return Acked(
+        topic,
+        int(reply.ext_fields["queueId"]),
+        int(reply.ext_fields["queueOffset"]),
+        commit_offset,
+        body,
+    )
 
 
 async def found_messages(
@@ -179,15 +185,28 @@ def check_acked(acked: list[Acked], found: dict[bytes, tuple[str, int, int]]) ->
 async def test_harness_sees_a_missing_fsync(
     lazy_mount: LazyMount, tmp_path: Path, broker_factory: list[PowerLossBroker]
 ) -> None:
-    broker = make_broker(broker_factory, lazy_mount, tmp_path, "ASYNC_FLUSH",
-                         flushIntervalCommitLog=600_000, flushCommitLogThoroughInterval=600_000)
+    broker = make_broker(
+        broker_factory,
+        lazy_mount,
+        tmp_path,
+        "ASYNC_FLUSH",
+        flushIntervalCommitLog=600_000,
+        flushCommitLogThoroughInterval=600_000,
+    )
     topic = "ProofTopic"
     broker.start()
     await broker.wait_ready()
     async with open_remoting_client(name="proof") as client:
-        create = req(RequestCode.UPDATE_AND_CREATE_TOPIC, topic=topic, defaultTopic="TBW102",
-                     readQueueNums=QUEUES, writeQueueNums=QUEUES, perm=6,
-                     topicFilterType="SINGLE_TAG", order="false")
+        create = req(
+            RequestCode.UPDATE_AND_CREATE_TOPIC,
+            topic=topic,
+            defaultTopic="TBW102",
+            readQueueNums=QUEUES,
+            writeQueueNums=QUEUES,
+            perm=6,
+            topicFilterType="SINGLE_TAG",
+            order="false",
+        )
         assert (await client.invoke(broker.addr, create, T)).code == ResponseCode.SUCCESS
     broker.stop()  # a clean stop: the topic and the empty store are on disk
     broker.start()
@@ -244,9 +263,16 @@ class Ledger:
 
 
 async def create_topic(client: RemotingClient, addr: str, topic: str) -> bool:
-    create = req(RequestCode.UPDATE_AND_CREATE_TOPIC, topic=topic, defaultTopic="TBW102",
-                 readQueueNums=QUEUES, writeQueueNums=QUEUES, perm=6,
-                 topicFilterType="SINGLE_TAG", order="false")
+    create = req(
+        RequestCode.UPDATE_AND_CREATE_TOPIC,
+        topic=topic,
+        defaultTopic="TBW102",
+        readQueueNums=QUEUES,
+        writeQueueNums=QUEUES,
+        perm=6,
+        topicFilterType="SINGLE_TAG",
+        order="false",
+    )
     try:
         return (await client.invoke(addr, create, T)).code == ResponseCode.SUCCESS
     except Exception:
@@ -256,8 +282,9 @@ async def create_topic(client: RemotingClient, addr: str, topic: str) -> bool:
 async def create_group(client: RemotingClient, addr: str, group: str) -> bool:
     body = json.dumps({"groupName": group, "retryMaxTimes": 3}).encode()
     try:
-        reply = await client.invoke(addr, req(RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP,
-                                              body), T)
+        reply = await client.invoke(
+            addr, req(RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, body), T
+        )
     except Exception:
         return False
     return reply.code == ResponseCode.SUCCESS
@@ -341,8 +368,13 @@ async def round_of_work(
                 # above every value ever sent, not only the acknowledged ones: one whose reply
                 # the power loss swallowed may be on disk, and offsets must only grow here
                 value = max(ledger.attempted.get(key, {0})) + r.randrange(1, 5)
-                update = req(RequestCode.UPDATE_CONSUMER_OFFSET, consumerGroup=group,
-                             topic=topic, queueId=queue_id, commitOffset=value)
+                update = req(
+                    RequestCode.UPDATE_CONSUMER_OFFSET,
+                    consumerGroup=group,
+                    topic=topic,
+                    queueId=queue_id,
+                    commitOffset=value,
+                )
                 ledger.attempted.setdefault(key, set()).add(value)
                 try:
                     reply = await client.invoke(addr, update, T)
@@ -361,7 +393,8 @@ async def round_of_work(
             while True:
                 durable = await trio.to_thread.run_sync(durable_offsets, broker)
                 behind = {
-                    k: v for k, v in wanted.items()
+                    k: v
+                    for k, v in wanted.items()
                     if durable.get(f"{k[1]}@{k[0]}", {}).get(k[2], -1) < v
                 }
                 if not behind:
@@ -420,7 +453,8 @@ async def check_after_power_loss(
         if floor is not None and (recovered or 0) < floor:
             config = broker.durable_store / "config"
             on_disk = {
-                p.name: p.read_text(errors="replace")[:2000] for p in sorted(config.iterdir())
+                p.name: p.read_text(errors="replace")[:2000]
+                for p in sorted(config.iterdir())
                 if p.name.startswith("consumerOffset")
             }
             raise AssertionError(
@@ -437,8 +471,9 @@ async def power_loss_rounds(
 ) -> Ledger:
     rng = random.Random(seed)
     stable_topics = [f"PLStable{i}" for i in range(3)]
-    offset_keys = [(f"PLGroup{g}", t, q) for g in range(2) for t in stable_topics[:2]
-                   for q in range(QUEUES)]
+    offset_keys = [
+        (f"PLGroup{g}", t, q) for g in range(2) for t in stable_topics[:2] for q in range(QUEUES)
+    ]
     broker.start()
     await broker.wait_ready()
     async with open_remoting_client(name="setup") as client:
@@ -455,8 +490,15 @@ async def power_loss_rounds(
     ledger.topics.update(stable_topics)
     started = time.monotonic()
     for round_no in range(1, rounds + 1):
-        await round_of_work(broker, ledger, rng, round_no, stable_topics=stable_topics,
-                            offset_keys=offset_keys, create=create)
+        await round_of_work(
+            broker,
+            ledger,
+            rng,
+            round_no,
+            stable_topics=stable_topics,
+            offset_keys=offset_keys,
+            create=create,
+        )
         async with open_remoting_client(name=f"check-{round_no}") as client:
             await check_after_power_loss(client, broker, ledger, round_no)
     print(
@@ -466,8 +508,10 @@ async def power_loss_rounds(
     )
     if broker.timings:
         kill, remount, restart = (sum(col) / len(col) for col in zip(*broker.timings, strict=True))
-        print(f"per power loss: kill {kill:.2f} s, crash + remount {remount:.2f} s, "
-              f"broker restart {restart:.2f} s")
+        print(
+            f"per power loss: kill {kill:.2f} s, crash + remount {remount:.2f} s, "
+            f"broker restart {restart:.2f} s"
+        )
     broker.stop()
     return ledger
 
@@ -475,8 +519,9 @@ async def power_loss_rounds(
 async def test_sync_flush_messages_and_offsets_survive_power_losses(
     lazy_mount: LazyMount, tmp_path: Path, broker_factory: list[PowerLossBroker], seed: int
 ) -> None:
-    broker = make_broker(broker_factory, lazy_mount, tmp_path, "SYNC_FLUSH",
-                         flushConsumerOffsetInterval=100)
+    broker = make_broker(
+        broker_factory, lazy_mount, tmp_path, "SYNC_FLUSH", flushConsumerOffsetInterval=100
+    )
     ledger = await power_loss_rounds(broker, seed, ROUNDS, create=False)
     assert ledger.messages
     assert ledger.commits
@@ -485,8 +530,9 @@ async def test_sync_flush_messages_and_offsets_survive_power_losses(
 async def test_sync_flush_created_topics_and_groups_survive_power_losses(
     lazy_mount: LazyMount, tmp_path: Path, broker_factory: list[PowerLossBroker], seed: int
 ) -> None:
-    broker = make_broker(broker_factory, lazy_mount, tmp_path, "SYNC_FLUSH",
-                         flushConsumerOffsetInterval=100)
+    broker = make_broker(
+        broker_factory, lazy_mount, tmp_path, "SYNC_FLUSH", flushConsumerOffsetInterval=100
+    )
     ledger = await power_loss_rounds(broker, seed, ROUNDS, create=True)
     assert ledger.messages
     assert ledger.groups
@@ -513,7 +559,10 @@ def durable_record(broker: PowerLossBroker, acked: Acked) -> bool:
 
 
 async def async_round(
-    broker: PowerLossBroker, rng: random.Random, round_no: int, topics: list[str],
+    broker: PowerLossBroker,
+    rng: random.Random,
+    round_no: int,
+    topics: list[str],
     sent: set[bytes],
 ) -> tuple[list[Acked], Acked]:
     """Senders busy until the power fails; (what was acknowledged, the newest message seen on
@@ -563,8 +612,9 @@ async def async_round(
 async def test_async_flush_recovery_is_consistent(
     lazy_mount: LazyMount, tmp_path: Path, broker_factory: list[PowerLossBroker], seed: int
 ) -> None:
-    broker = make_broker(broker_factory, lazy_mount, tmp_path, "ASYNC_FLUSH",
-                         flushIntervalCommitLog=100)
+    broker = make_broker(
+        broker_factory, lazy_mount, tmp_path, "ASYNC_FLUSH", flushIntervalCommitLog=100
+    )
     rng = random.Random(seed)
     topics = [f"PLAsync{i}" for i in range(2)]
     broker.start()
@@ -596,15 +646,21 @@ async def test_async_flush_recovery_is_consistent(
         assert settled.body in found, f"{where}: a message on disk before the crash was lost"
         lost_total += len(acked) - len(present)
         survivors.extend(present)
-    print(f"{ASYNC_ROUNDS} ASYNC_FLUSH power losses: {len(survivors)} acknowledged messages "
-          f"survived, {lost_total} lost (all after the last flush)")
+    print(
+        f"{ASYNC_ROUNDS} ASYNC_FLUSH power losses: {len(survivors)} acknowledged messages "
+        f"survived, {lost_total} lost (all after the last flush)"
+    )
     broker.stop()
 
 
 # ------------------------------------------- acknowledged creations, then the power fails
 
-CREATIONS = ["UPDATE_AND_CREATE_TOPIC", "auto-created by SEND_MESSAGE_V2",
-             "UPDATE_AND_CREATE_SUBSCRIPTIONGROUP", "auto-created by HEART_BEAT"]
+CREATIONS = [
+    "UPDATE_AND_CREATE_TOPIC",
+    "auto-created by SEND_MESSAGE_V2",
+    "UPDATE_AND_CREATE_SUBSCRIPTIONGROUP",
+    "auto-created by HEART_BEAT",
+]
 
 
 async def test_sync_flush_acknowledged_creations_survive_power_loss(
@@ -613,8 +669,9 @@ async def test_sync_flush_acknowledged_creations_survive_power_loss(
     """Ten creations of each kind at once, the power fails as the last reply arrives: every
     acknowledged topic and group must be there after recovery.  The rounds above mix these with
     everything else; this one names, kind by kind, what was lost."""
-    broker = make_broker(broker_factory, lazy_mount, tmp_path, "SYNC_FLUSH",
-                         fsync_delay_ms=SLOW_FSYNC_MS)
+    broker = make_broker(
+        broker_factory, lazy_mount, tmp_path, "SYNC_FLUSH", fsync_delay_ms=SLOW_FSYNC_MS
+    )
     broker.start()
     await broker.wait_ready()
     done: dict[str, list[str]] = {how: [] for how in CREATIONS}
@@ -632,8 +689,9 @@ async def test_sync_flush_acknowledged_creations_survive_power_loss(
             elif how == CREATIONS[2]:
                 ok = await create_group(client, broker.addr, name)
             else:
-                reply = await client.invoke(broker.addr,
-                                            heartbeat(f"c-{name}", name, ["TBW102"]), T)
+                reply = await client.invoke(
+                    broker.addr, heartbeat(f"c-{name}", name, ["TBW102"]), T
+                )
                 ok = reply.code == ResponseCode.SUCCESS
             assert ok, f"{how} {name} refused"
             done[how].append(name)
@@ -650,8 +708,9 @@ async def test_sync_flush_acknowledged_creations_survive_power_loss(
             how: [n for n in names if n not in (topics if how in CREATIONS[:2] else groups)]
             for how, names in done.items()
         }
-        report = "; ".join(f"{how}: {len(names)} of {len(done[how])} lost"
-                           for how, names in lost.items() if names)
+        report = "; ".join(
+            f"{how}: {len(names)} of {len(done[how])} lost" for how, names in lost.items() if names
+        )
         assert not report, (
             f"acknowledged creations lost by a power loss ({report}): the reply came before "
             "topics.json / subscriptionGroup.json were durable"
@@ -666,26 +725,35 @@ async def test_sync_flush_acknowledged_send_backs_survive_power_loss(
 ) -> None:
     """CONSUMER_SEND_MSG_BACK stores a copy for redelivery (SCHEDULE_TOPIC_XXXX first): under
     SYNC_FLUSH its SUCCESS must mean the copy survives a power loss."""
-    broker = make_broker(broker_factory, lazy_mount, tmp_path, "SYNC_FLUSH",
-                         fsync_delay_ms=SLOW_FSYNC_MS)
+    broker = make_broker(
+        broker_factory, lazy_mount, tmp_path, "SYNC_FLUSH", fsync_delay_ms=SLOW_FSYNC_MS
+    )
     broker.start()
     await broker.wait_ready()
     topic, group = "PLBack", "PLBackGroup"
     async with open_remoting_client(name="send-back") as client:
         assert await create_topic(client, broker.addr, topic)
-        sent = [await send(client, broker.addr, topic, f"back-{i}-".encode() * 30, 0)
-                for i in range(20)]
+        sent = [
+            await send(client, broker.addr, topic, f"back-{i}-".encode() * 30, 0) for i in range(20)
+        ]
         assert all(sent)
         msgs = await pull_all(client, broker.addr, topic, 0)
         assert len(msgs) == 20
         backs: list[bytes] = []
 
         async def send_back(m: MessageExt) -> None:
-            ext = {"offset": m.commit_log_offset, "group": group, "delayLevel": 0,
-                   "originMsgId": m.properties.get("UNIQ_KEY", ""), "originTopic": topic,
-                   "maxReconsumeTimes": 16, "unitMode": "false"}
-            reply = await client.invoke(broker.addr, req(RequestCode.CONSUMER_SEND_MSG_BACK,
-                                                         **ext), T)
+            ext = {
+                "offset": m.commit_log_offset,
+                "group": group,
+                "delayLevel": 0,
+                "originMsgId": m.properties.get("UNIQ_KEY", ""),
+                "originTopic": topic,
+                "maxReconsumeTimes": 16,
+                "unitMode": "false",
+            }
+            reply = await client.invoke(
+                broker.addr, req(RequestCode.CONSUMER_SEND_MSG_BACK, **ext), T
+            )
             assert reply.code == ResponseCode.SUCCESS, reply.remark
             backs.append(m.body)
 
@@ -699,8 +767,9 @@ async def test_sync_flush_acknowledged_send_backs_survive_power_loss(
     async with open_remoting_client(name="send-back-check") as client:
         stored: list[bytes] = []
         for queue_id in range(18):  # one queue per delay level
-            stored += [m.body for m in await pull_all(client, broker.addr,
-                                                      "SCHEDULE_TOPIC_XXXX", queue_id)]
+            stored += [
+                m.body for m in await pull_all(client, broker.addr, "SCHEDULE_TOPIC_XXXX", queue_id)
+            ]
     lost = [b[:12] for b in backs if b not in stored]
     assert not lost, f"{len(lost)} of {len(backs)} acknowledged send-backs lost: {lost[:3]}"
     broker.stop()

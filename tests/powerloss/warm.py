@@ -62,7 +62,6 @@ class Warm:
             self.popen.wait()
 
 
-
 ZYGOTE = Path(__file__).with_name("zygote.py")
 
 
@@ -98,8 +97,9 @@ class Zygote:
     def spawn(
         self, name: str, argv: Sequence[str], *, log_path: Path, env: Mapping[str, str]
     ) -> ForkedProcess:
-        pid = self._call(op="spawn", argv=list(argv), log=str(log_path), cwd=str(self.cwd),
-                         env=dict(env))["pid"]
+        pid = self._call(
+            op="spawn", argv=list(argv), log=str(log_path), cwd=str(self.cwd), env=dict(env)
+        )["pid"]
         return ForkedProcess(self, name, int(pid), log_path)
 
     def wait(self, pid: int, timeout: float) -> int | None:

@@ -336,7 +336,9 @@ class Simulation:
             await node.start()
         return node
 
-    async def admin(self, addr: str, request: RemotingCommand, timeout: float = 5.0) -> RemotingCommand:
+    async def admin(
+        self, addr: str, request: RemotingCommand, timeout: float = 5.0
+    ) -> RemotingCommand:
         """One request from an operator's host (its own connection)."""
         from actors.remoting.client import open_remoting_client
 

@@ -364,7 +364,9 @@ async def role_switch_under_load(sim: Simulation) -> None:
                 f"p{i}",
                 producer_program(
                     # longer than slaveTimeout: the broker answers FLUSH_SLAVE_TIMEOUT first
-                    ProducerPlan(TOPIC, 120, interval=0.3, send_timeout=10.0, route_poll=ROUTE_POLL),
+                    ProducerPlan(
+                        TOPIC, 120, interval=0.3, send_timeout=10.0, route_poll=ROUTE_POLL
+                    ),
                     child_rng(sim),
                 ),
             )
@@ -390,7 +392,11 @@ async def role_switch_under_load(sim: Simulation) -> None:
 
 
 FAILOVER_CONFIG = {**GROUP_CONFIG, "etcdLeaseTtlSeconds": 2}
-FAILOVER_STORE = {"slaveTimeout": 1000, "haHousekeepingInterval": 5000, "haSendHeartbeatInterval": 500}
+FAILOVER_STORE = {
+    "slaveTimeout": 1000,
+    "haHousekeepingInterval": 5000,
+    "haSendHeartbeatInterval": 500,
+}
 
 
 def _leader(group: list[BrokerNode]) -> BrokerNode | None:
@@ -456,9 +462,7 @@ async def failover_under_load(sim: Simulation) -> None:
         await sim.add_client(
             f"p{i}",
             producer_program(
-                ProducerPlan(
-                    TOPIC, 150, interval=0.3, send_timeout=10.0, route_poll=ROUTE_POLL
-                ),
+                ProducerPlan(TOPIC, 150, interval=0.3, send_timeout=10.0, route_poll=ROUTE_POLL),
                 child_rng(sim),
             ),
         )
@@ -479,7 +483,9 @@ async def failover_under_load(sim: Simulation) -> None:
         leader = await _wait_leader([b for b in group if b is not old], epoch, 30)
         sim.history.membership_changed(f"{leader.name} leads epoch {leader.leading}")
         if fault >= 0.7:
-            await _stale_route_sends(sim, old)  # fenced, and still reachable        await trio.sleep(sim.rng.uniform(2, 15))
+            await _stale_route_sends(
+                sim, old
+            )  # fenced, and still reachable        await trio.sleep(sim.rng.uniform(2, 15))
         if not old.running:
             await old.restart()
         else:

@@ -182,7 +182,9 @@ async def test_a_slot_reused_after_a_truncation_is_counted_not_failed(autojump_c
         h.delivered("u", "g", "c1", queue=(old, 0), queue_offset=5)
         # the new master's acknowledged message at the same queue offset: the group is past it
         a = h.send_started("a", "T", 100)
-        h.send_finished(a, "SEND_OK", offset_msg_id_prefix(new).hex().upper() + f"{5000:016X}", 0, 5)
+        h.send_finished(
+            a, "SEND_OK", offset_msg_id_prefix(new).hex().upper() + f"{5000:016X}", 0, 5
+        )
         if replicated:
             h.check()
             assert h.summary()["skipped_after_truncation"] == 1

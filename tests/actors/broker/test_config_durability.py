@@ -89,9 +89,7 @@ async def test_admin_created_topics_and_groups_survive_a_crash_at_once(
 async def test_group_auto_created_by_heartbeat_is_durable_when_answered(
     broker_handle, client, tmp_path
 ):
-    reply = await client.invoke(
-        broker_handle.address, heartbeat("c1@1", "AutoGroup", ["T"]), T
-    )
+    reply = await client.invoke(broker_handle.address, heartbeat("c1@1", "AutoGroup", ["T"]), T)
     assert reply.code == ResponseCode.SUCCESS
     topics, groups = tables_after_crash(broker_handle.ctx.config_dir, tmp_path)
     assert groups.get("AutoGroup") is not None

@@ -351,7 +351,9 @@ async def test_a_new_queues_consume_queue_file_is_created_off_the_event_loop(
 
     def recording(self, start_offset):  # type: ignore[no-untyped-def]
         if "consumequeue" in self.directory:
-            created_on.append((self.directory, threading.current_thread() is threading.main_thread()))
+            created_on.append(
+                (self.directory, threading.current_thread() is threading.main_thread())
+            )
         return real_new_file(self, start_offset)
 
     monkeypatch.setattr(MappedFileQueue, "_new_file", recording)

@@ -12,7 +12,9 @@ from tests.actors.ha.test_replication import caught_up, send, start_pair, until
 
 
 async def ha_status(client, broker) -> dict:
-    reply = await client.invoke(broker.address, RemotingCommand.request(GET_BROKER_HA_STATUS, {}), 5)
+    reply = await client.invoke(
+        broker.address, RemotingCommand.request(GET_BROKER_HA_STATUS, {}), 5
+    )
     assert reply.code == ResponseCode.SUCCESS, reply.remark
     return loads(reply.body.decode())
 
