@@ -21,11 +21,11 @@ fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
-# Two workers (pytest-xdist), each module kept on one worker and the compat tests together
-# (tests/conftest.py says why); PYTEST_WORKERS=0 runs everything in this one process.
+# Two workers (pytest-xdist), each module kept on one worker (tests/conftest.py says why);
+# PYTEST_WORKERS=0 runs everything in this one process.
 workers=${PYTEST_WORKERS:-2}
 if [ "$workers" = 0 ]; then
     .venv/bin/python -m pytest -q "$@"
 else
-    .venv/bin/python -m pytest -q -n "$workers" --dist loadgroup --no-loadscope-reorder "$@"
+    .venv/bin/python -m pytest -q -n "$workers" --dist loadfile --no-loadscope-reorder "$@"
 fi

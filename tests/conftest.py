@@ -19,20 +19,13 @@ settings.register_profile("dev", max_examples=100, deadline=None)
 settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
-# With pytest-xdist (scripts/test.sh runs two workers, ``--dist loadgroup``) each test goes to a
-# worker together with the rest of its module, so a module's fixtures start once.  The compat
-# tests are one group: they share one Apache name server and broker per session (a JVM each),
-# and two of those at once would only slow both workers down.  Heaviest groups first, so that
-# no long group starts last while the other worker has nothing left to do.
+# With pytest-xdist (scripts/test.sh runs two workers, ``--dist loadfile``) each module goes to
+# one worker, so a module's fixtures start once and a module's tests can compare across its
+# parametrizations (tests/compat/test_acl.py's differential).  Heaviest directories first, so
+# that no long module starts last while the other worker has nothing left to do.
+# (``--dist loadgroup`` with ``xdist_group`` marks did not group anything under pytest 9.2 and
+# xdist 3.8, not even static marks: every test was scheduled alone until session 5.)
 _HEAVY_FIRST = ("compat", "powerloss", "failover", "netns", "crash", "sim")
-
-
-def _group(item: pytest.Item) -> str:
-    path = item.path.relative_to(item.config.rootpath).as_posix()
-    parts = path.split("/")
-    if len(parts) > 1 and parts[1] == "compat":
-        return "compat"
-    return path
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -42,10 +35,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         sub = parts[1] if len(parts) > 1 else ""
         return _HEAVY_FIRST.index(sub) if sub in _HEAVY_FIRST else len(_HEAVY_FIRST)
 
-    items.sort(key=rank)  # stable: the order within a group is kept
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(_group(item)))
-
+    items.sort(key=rank)  # stable: the order within a module is kept
 
 # Disk: the brokers that tests start preallocate their mapped files, so a test that forgets
 # tests/store_sizes.py (or small_store) costs hundreds of MB per run, and a suite of such tests
