@@ -37,6 +37,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     items.sort(key=rank)  # stable: the order within a module is kept
 
+
 # Disk: the brokers that tests start preallocate their mapped files, so a test that forgets
 # tests/store_sizes.py (or small_store) costs hundreds of MB per run, and a suite of such tests
 # filled a CI disk.  A test whose tmp_path holds more than this at its end is an error.
