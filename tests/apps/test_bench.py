@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -144,14 +145,8 @@ async def test_floor_serves_an_unchanged_producer(tmp_path: Path) -> None:
         nursery.cancel_scope.cancel()
 
 
-@pytest.mark.parametrize("client", ["producer", "raw"])
-async def test_rate_paces_the_senders(tmp_path: Path, client: str) -> None:
-    args = bench_producer.build_parser().parse_args(
-        [
-            *("--mode", "oneway", "-w", "4", "--rate", "500", "--count", "300"),
-            *("--warmup", "0.1", "--quiet", "--client", client),
-        ]
-    )
+async def _against_floor(tmp_path: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """One bench_producer run against a floor server started for it."""
     async with trio.open_nursery() as nursery:
         port = await nursery.start(
             lambda task_status: floor_server(
@@ -163,6 +158,18 @@ async def test_rate_paces_the_senders(tmp_path: Path, client: str) -> None:
                 "floor", f"127.0.0.1:{port}", args, [Proc("me", os.getpid())]
             )
         nursery.cancel_scope.cancel()
+    return result
+
+
+@pytest.mark.parametrize("client", ["producer", "raw"])
+async def test_rate_paces_the_senders(tmp_path: Path, client: str) -> None:
+    args = bench_producer.build_parser().parse_args(
+        [
+            *("--mode", "oneway", "-w", "4", "--rate", "500", "--count", "300"),
+            *("--warmup", "0.1", "--quiet", "--client", client),
+        ]
+    )
+    result = await _against_floor(tmp_path, args)
     assert result["sent"] >= 300
     assert result["tps"] <= 500 * 1.1  # flat out, the floor takes tens of thousands per second
 
@@ -190,17 +197,7 @@ async def test_each_mode_runs_against_the_floor(tmp_path: Path, mode: str, clien
             "--quiet",
         ]
     )
-    async with trio.open_nursery() as nursery:
-        port = await nursery.start(
-            lambda task_status: floor_server(
-                str(tmp_path / "f.data"), file_size=FLOOR_FILE, task_status=task_status
-            )
-        )
-        with trio.fail_after(30):
-            result = await bench_producer.run_target(
-                "floor", f"127.0.0.1:{port}", args, [Proc("me", os.getpid())]
-            )
-        nursery.cancel_scope.cancel()
+    result = await _against_floor(tmp_path, args)
     assert result["sent"] >= 200
     assert result["failed"] == 0
     assert result["tps"] > 0
