@@ -26,6 +26,7 @@ _BIN_FIXED = struct.Struct(">hBhiii")  # code, language, version, opaque, flag, 
 _I32 = struct.Struct(">i")
 _I16 = struct.Struct(">h")
 _LANGUAGE_BY_NAME = {lang.name: lang for lang in LanguageCode}
+_NAME_OF_LANGUAGE = {lang: lang.name for lang in LanguageCode}  # Enum.name is a property
 # A lone surrogate (a peer can send one as a JSON escape) becomes "?", as Java's getBytes does.
 _UNENCODABLE = "replace"
 
@@ -113,8 +114,30 @@ def _ext_value(value: object) -> str | None:
 
 
 def encode_json_header(cmd: RemotingCommand) -> bytes:
-    # fastjson writes bean properties alphabetically and omits nulls.  Built by hand around
-    # the C string escaper because json.dumps of a whole dict costs twice as much per reply.
+    # fastjson writes bean properties alphabetically and omits nulls.  orjson writes a dict in
+    # its order and escapes strings as the json module does; it refuses lone surrogates (a
+    # peer can send them), which the by-hand encoder turns into "?".  3.3 -> 1.2 us per reply.
+    ext = cmd.ext_fields
+    if None in ext.values():
+        return _encode_json_header_by_hand(cmd)
+    head: dict[str, object] = {"code": int(cmd.code)}
+    if ext:
+        head["extFields"] = ext
+    head["flag"] = int(cmd.flag)
+    head["language"] = _NAME_OF_LANGUAGE[cmd.language]
+    head["opaque"] = int(cmd.opaque)
+    if cmd.remark is not None:
+        head["remark"] = cmd.remark
+    head["serializeTypeCurrentRPC"] = "JSON"
+    head["version"] = int(cmd.version)
+    try:
+        return orjson.dumps(head)
+    except TypeError:  # orjson.JSONEncodeError: a lone surrogate, or a value not a str
+        return _encode_json_header_by_hand(cmd)
+
+
+def _encode_json_header_by_hand(cmd: RemotingCommand) -> bytes:
+    # Built around the C string escaper because json.dumps of a whole dict costs twice as much.
     parts = ['{"code":', str(int(cmd.code))]
     if cmd.ext_fields:
         parts.append(',"extFields":{')

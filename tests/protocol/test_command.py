@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from protocol.codes import LanguageCode, SerializeType
 from protocol.command import (
+    _encode_json_header_by_hand,
     FLAG_ONEWAY,
     FLAG_RESPONSE,
     RemotingCommand,
@@ -147,3 +150,30 @@ def test_lone_surrogates_from_a_peer_can_be_echoed(stype: SerializeType) -> None
     cmd = RemotingCommand.request(1, {"a": "\ud800"}, remark="\udfff", serialize_type=stype)
     back = decode_frame(encode_command(cmd)[4:])
     assert (back.ext_fields, back.remark) == ({"a": "?"}, "?")
+
+
+_any_text = st.text(max_size=12)  # lone surrogates and control characters included
+
+
+@given(
+    code=st.integers(-(2**31), 2**31 - 1),
+    opaque=st.integers(-(2**31), 2**31 - 1),
+    flag=st.integers(0, 3),
+    language=st.sampled_from(list(LanguageCode)),
+    remark=st.none() | _any_text,
+    ext=st.dictionaries(_any_text, st.none() | _any_text, max_size=6),
+)
+def test_orjson_header_is_byte_for_byte_the_by_hand_encoding(
+    code: int,
+    opaque: int,
+    flag: int,
+    language: LanguageCode,
+    remark: str | None,
+    ext: dict[str, str],
+) -> None:
+    # The by-hand encoder is the reference (fastjson's order, nulls omitted, surrogates as
+    # "?"); the orjson path must never differ from it, only fall back to it.
+    cmd = RemotingCommand(
+        code=code, opaque=opaque, flag=flag, language=language, remark=remark, ext_fields=ext
+    )
+    assert encode_json_header(cmd) == _encode_json_header_by_hand(cmd)
