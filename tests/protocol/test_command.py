@@ -10,10 +10,10 @@ from hypothesis import strategies as st
 
 from protocol.codes import LanguageCode, SerializeType
 from protocol.command import (
-    _encode_json_header_by_hand,
     FLAG_ONEWAY,
     FLAG_RESPONSE,
     RemotingCommand,
+    _encode_json_header_by_hand,
     decode_binary_header,
     decode_json_header,
     encode_json_header,
