@@ -31,7 +31,8 @@ public class DrainProbe {
         String group = args[0];
         long expected = Long.parseLong(args[1]);
         int queues = Integer.parseInt(args[2]);
-        org.apache.rocketmq.example.benchmark.Consumer.main(Arrays.copyOfRange(args, 3, args.length));
+        String[] benchmarkArgs = Arrays.copyOfRange(args, 3, args.length);
+        org.apache.rocketmq.example.benchmark.Consumer.main(benchmarkArgs);
         DefaultMQPushConsumerImpl consumer = find(group);
         OffsetStore store = consumer.getOffsetStore();
         // Where each queue started, read once the rebalance has assigned it: the rebalance puts a
@@ -82,7 +83,7 @@ public class DrainProbe {
         System.out.flush();
     }
 
-    /** The benchmark keeps its consumer in a local variable: reach it through the client's registry. */
+    /** The benchmark keeps its consumer in a local: reach it through the client's registry. */
     @SuppressWarnings("unchecked")
     private static DefaultMQPushConsumerImpl find(String group) throws Exception {
         Field table = MQClientManager.class.getDeclaredField("factoryTable");

@@ -18,9 +18,10 @@ alternating order so drift in the machine's load hits both alike:
   0.25 s, so a few thousand more get stored: the row says how many were drained); once every
   queue's max offset shows them all, a fresh group (``DrainGroup-<round>``) drains the topic
   with Apache's benchmark Consumer, run unchanged by scripts/DrainProbe.java (the client's
-  defaults: 20 consume threads, one message per listener call, pulls of 32).  The benchmark Consumer has no consume-from option: it keeps the client's
-  default CONSUME_FROM_LAST_OFFSET, under which a new group starts at offset 0 only while the
-  queue's first message is "in memory" (4.9's QUERY_CONSUMER_OFFSET rule: within 40 % of RAM
+  defaults: 20 consume threads, one message per listener call, pulls of 32).  The benchmark
+  Consumer has no consume-from option: it keeps the client's default
+  CONSUME_FROM_LAST_OFFSET, under which a new group starts at offset 0 only while the queue's
+  first message is "in memory" (4.9's QUERY_CONSUMER_OFFSET rule: within 40 % of RAM
   of the commit log's end), else at the queue's end, missing the whole backlog.  So the group's
   offset is committed as 0 on every queue (UPDATE_CONSUMER_OFFSET) before the consumer
   starts: CONSUME_FROM_FIRST_OFFSET whatever the RAM; the probe reports where it started.
