@@ -27,7 +27,7 @@ alternating order so drift in the machine's load hits both alike:
   starts: CONSUME_FROM_FIRST_OFFSET whatever the RAM; the probe reports where it started.
   The rate is the messages consumed between the first and the last consumed message over that
   time, read by the probe every 5 ms from the client's own consume offsets; broker CPU is read
-  over the same span.  Not the benchmark's TPS lines: each averages the last 9 s, printed every
+  over the same span (and the consumer JVM's, in the row's note: on 2 cores it takes most).  Not the benchmark's TPS lines: each averages the last 9 s, printed every
   10 s from the JVM's start, so a drain of a few seconds ends before the first line, and a
   longer one has lines straddling its start and end (idle time counted as draining).
 
@@ -287,7 +287,8 @@ def run_java_drain(
     ]
     logs.mkdir(parents=True, exist_ok=True)
     pid = broker_pid(target)
-    marks: dict[str, tuple[int, int, float]] = {}  # what -> (client ms, count, broker CPU s)
+    # what -> (client ms, count, broker CPU s, consumer JVM CPU s)
+    marks: dict[str, tuple[int, int, float, float]] = {}
     deadline = time.monotonic() + settings.drain_timeout
     with (logs / "consumer.log").open("wb") as log:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, env=jvm.env(), cwd=logs)
@@ -304,7 +305,7 @@ def run_java_drain(
                 match = DRAIN_LINE.match(line.decode(errors="replace").strip())
                 if match:
                     what, ms, count = match.groups()
-                    marks[what] = (int(ms), int(count), cpu_seconds(pid))
+                    marks[what] = (int(ms), int(count), cpu_seconds(pid), cpu_seconds(proc.pid))
         finally:
             _stop(proc)
     flow = _count_lines(logs / "clientlogs", FLOW_CONTROL)
@@ -324,7 +325,9 @@ def run_java_drain(
     seconds = (done[0] - first[0]) / 1000
     tps = messages / seconds if seconds > 0 else 0.0
     per_msg = (done[2] - first[2]) / messages * 1e6 if messages else None
-    notes.insert(0, f"{expected:,} in {seconds:.2f} s")
+    # The consumer's CPU too: on 2 cores a busy client JVM, not the broker, may set the pace.
+    client_us = (done[3] - first[3]) / messages * 1e6 if messages else 0.0
+    notes.insert(0, f"{expected:,} in {seconds:.2f} s, consumer JVM {client_us:.0f} us/msg")
     return Figure(tps, per_msg, os.getloadavg()[0], note=", ".join(notes))
 
 
