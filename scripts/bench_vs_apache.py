@@ -27,9 +27,10 @@ alternating order so drift in the machine's load hits both alike:
   starts: CONSUME_FROM_FIRST_OFFSET whatever the RAM; the probe reports where it started.
   The rate is the messages consumed between the first and the last consumed message over that
   time, read by the probe every 5 ms from the client's own consume offsets; broker CPU is read
-  over the same span (and the consumer JVM's, in the row's note: on 2 cores it takes most).  Not the benchmark's TPS lines: each averages the last 9 s, printed every
-  10 s from the JVM's start, so a drain of a few seconds ends before the first line, and a
-  longer one has lines straddling its start and end (idle time counted as draining).
+  over the same span (and the consumer JVM's, in the row's note: on 2 cores it takes most).
+  Not the benchmark's TPS lines: each averages the last 9 s, printed every 10 s from the
+  JVM's start, so a drain of a few seconds ends before the first line, and a longer one has
+  lines straddling its start and end (idle time counted as draining).
 
 Each measurement also reads the broker's CPU time from /proc before and after, so the table
 shows broker CPU per message beside msgs/s, with the load average.  Figures, never pass/fail.
