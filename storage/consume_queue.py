@@ -29,7 +29,8 @@ class ConsumeQueue:
         self.topic = topic
         self.queue_id = queue_id
         self.file_size = file_size
-        # rebuildable from the commit log, so file creation skips the directory fsync; blocks
+        # file creation (on the event loop) skips the directory fsync: the flusher's first flush
+        # after it does it, in its worker thread, before the checkpoint can cover the units; blocks
         # are allocated as units arrive (a queue file is 6 MB by default and most queues of
         # most topics hold a few units: 1,000 topics preallocated whole would take 48 GB)
         self.queue = MappedFileQueue(
@@ -55,8 +56,10 @@ class ConsumeQueue:
 
     # ------------------------------------------------------------ load / recover
 
-    def load(self) -> None:
-        self.queue.load()
+    def load(self, *, names_durable: bool = True) -> None:
+        """``names_durable=False`` after a crash: the dead process may have left names no
+        directory fsync covered, so the next flush fsyncs the directory."""
+        self.queue.load(names_durable=names_durable)
 
     def recover(self) -> None:
         """Find the end of valid units (offset >= 0 and size > 0), starting at the 3rd-last file."""

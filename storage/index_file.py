@@ -15,7 +15,7 @@ import threading
 from mypy_extensions import mypyc_attr
 
 from protocol.message import java_hash
-from storage.mapped_file import create_mapped, open_mapped
+from storage.mapped_file import create_mapped, open_mapped, sync_directory
 
 HEADER_SIZE = 40
 SLOT_SIZE = 4
@@ -79,6 +79,7 @@ class IndexFile:
         "index_count",
         "index_num",
         "mm",
+        "name_synced",
         "path",
         "slot_num",
     )
@@ -98,6 +99,10 @@ class IndexFile:
         # few KB of which a quiet broker ever writes); 0 after open: the next put reserves again
         self.allocated_to = 0
         self._io_lock = threading.Lock()  # flusher thread vs cleaner thread (see MappedFile)
+        # whether a directory fsync has covered the name since it was created (reput creates
+        # files on the event loop, without one) or opened (a crashed process may have left it
+        # uncovered): the first flush does it, so flushed entries never sit under a lost name
+        self.name_synced = False
         (
             self.begin_timestamp,
             self.end_timestamp,
@@ -249,6 +254,9 @@ class IndexFile:
         with self._io_lock:
             if self._fd >= 0:
                 os.fdatasync(self._fd)
+                if not self.name_synced:
+                    sync_directory(os.path.dirname(self.path))
+                    self.name_synced = True
 
     def close(self) -> bool:
         with self._io_lock:

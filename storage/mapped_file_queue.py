@@ -19,6 +19,7 @@ from storage.mapped_file import (
     offset_to_name,
     prefault_supported,
     remove_leftovers,
+    sync_directory,
 )
 
 log = logging.getLogger(__name__)
@@ -44,8 +45,12 @@ class MappedFileQueue:
         # map page by page (MADV_RANDOM), for files whose writer appends 20 bytes at a time on
         # the event loop: see MappedFile.advise_small_folios
         self.small_folios = small_folios
-        # a new file's name is made durable unless the data is rebuildable (consume queues)
+        # a new file's name is made durable at creation, or (False: consume queues, whose
+        # writer creates files on the event loop) by the first flush after it: see _flush
         self.sync_dir = sync_dir
+        # a file was created (or loaded after a crash) whose name no directory fsync has
+        # covered yet; set after the rename, cleared by the flush that fsyncs the directory
+        self.names_pending = False
         self._files: list[MappedFile] = []
         # serialises list changes: the event loop adds files, a cleaner thread drops old ones
         self._mutate = threading.Lock()
@@ -63,8 +68,11 @@ class MappedFileQueue:
 
     # ------------------------------------------------------------ load / create
 
-    def load(self) -> None:
-        """Open every 20-digit-named file in the directory; each must have the configured size."""
+    def load(self, *, names_durable: bool = True) -> None:
+        """Open every 20-digit-named file in the directory; each must have the configured size.
+
+        ``names_durable=False``: the files may have been created by a process that crashed
+        before any directory fsync covered their names; the next flush makes them durable."""
         if not os.path.isdir(self.directory):
             return
         remove_leftovers(self.directory)
@@ -82,6 +90,8 @@ class MappedFileQueue:
             if cur.file_from_offset != prev.file_from_offset + self.file_size:
                 log.warning("%s: gap before %s", self.directory, cur.path)
         self._files = files
+        if files and not names_durable and not self.sync_dir:
+            self.names_pending = True
 
     @property
     def files(self) -> list[MappedFile]:
@@ -119,6 +129,8 @@ class MappedFileQueue:
             sync_dir=self.sync_dir,
             reserve_step=self.reserve_step,
         )
+        if not self.sync_dir:
+            self.names_pending = True
         if self.small_folios:
             mf.advise_small_folios()
         return mf
@@ -218,9 +230,25 @@ class MappedFileQueue:
         return (self.max_offset - self.flushed_where) // OS_PAGE_SIZE
 
     def flush(self, least_pages: int = 0) -> int:
-        """Flush from ``flushed_where`` on (across a file boundary if needed); new flushed_where."""
+        """Flush from ``flushed_where`` on (across a file boundary if needed); new flushed_where.
+
+        Without ``sync_dir``, also fsyncs the directory once after files were created: data
+        fdatasynced into a file whose name a power loss can take is not durable, and whoever
+        records this flush (the checkpoint's consume-queue time) would cover lost units."""
         with self._flushing:
-            return self._flush(least_pages)
+            flushed = self._flush(least_pages)
+            if self.names_pending:
+                # cleared first: a file created from here on sets it again, and one created
+                # before (renamed into place already) is covered by the fsync below
+                self.names_pending = False
+                try:
+                    sync_directory(self.directory)
+                except FileNotFoundError:
+                    pass  # destroyed meanwhile (topic deleted): no name left to keep
+                except BaseException:
+                    self.names_pending = True
+                    raise
+            return flushed
 
     def _flush(self, least_pages: int) -> int:
         while True:
@@ -306,6 +334,7 @@ class MappedFileQueue:
             self._destroy(mf)
         self._files = []
         self.flushed_where = 0
+        self.names_pending = False
         try:
             os.rmdir(self.directory)
         except OSError:

@@ -230,7 +230,7 @@ class MessageStore:
                 if not name.isdigit():
                     continue
                 cq = ConsumeQueue(root, topic, int(name), self.config.mappedFileSizeConsumeQueue)
-                cq.load()
+                cq.load(names_durable=self.last_exit_ok)
                 self._queues[(topic, int(name))] = cq
 
     def _recover(self) -> None:

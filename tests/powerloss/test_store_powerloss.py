@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 
-import attrs
 import pytest
 
 from protocol.message import decode_record
@@ -116,23 +115,28 @@ def _run(mount: LazyMount, *, index: bool) -> tuple[MessageStore, list[Ack]]:
     return store, acks
 
 
+def _assert_all_pullable(store: MessageStore, acks: list[Ack]) -> None:
+    """Every acknowledged message is pulled by its queue offset, from offset 0 on."""
+    for topic, qid in [(OLD, 0)] + [(TOPIC, q) for q in range(QUEUES)]:
+        mine = [o for t, q, o, _k, _ts in acks if (t, q) == (topic, qid)]
+        assert store.min_offset_in_queue(topic, qid) == 0
+        assert store.max_offset_in_queue(topic, qid) == len(mine)
+        got: list[int] = []
+        offset = 0
+        while offset < len(mine):  # one read stops at the end of a consume-queue file
+            r = store.get_message("g", topic, qid, offset, 1000)
+            assert r.status is GetStatus.FOUND, (topic, qid, offset, r.status, r.min_offset)
+            got.extend(decode_record(b).commit_log_offset for b in r.buffers)
+            offset = r.next_begin_offset
+        assert got == mine
+
+
 def test_flushed_consume_queue_units_survive_power_loss(lazy_mount: LazyMount) -> None:
     """Every message flushed and checkpointed before the power loss can be pulled by its queue
     offset afterwards: a consume-queue file whose data was fdatasynced must keep its name."""
     store, acks = _run(lazy_mount, index=False)
     try:
-        for topic, qid in [(OLD, 0)] + [(TOPIC, q) for q in range(QUEUES)]:
-            mine = [o for t, q, o, _k, _ts in acks if (t, q) == (topic, qid)]
-            assert store.min_offset_in_queue(topic, qid) == 0
-            assert store.max_offset_in_queue(topic, qid) == len(mine)
-            got: list[int] = []
-            offset = 0
-            while offset < len(mine):  # one read stops at the end of a consume-queue file
-                r = store.get_message("g", topic, qid, offset, 1000)
-                assert r.status is GetStatus.FOUND, (topic, qid, offset, r.status, r.min_offset)
-                got.extend(decode_record(b).commit_log_offset for b in r.buffers)
-                offset = r.next_begin_offset
-            assert got == mine
+        _assert_all_pullable(store, acks)
     finally:
         store.shutdown()
 
@@ -154,3 +158,72 @@ def test_flushed_index_entries_survive_power_loss(lazy_mount: LazyMount) -> None
         assert lost == [], f"{len(lost)} of {len(acks)} keys lost, first {lost[:3]}"
     finally:
         store.shutdown()
+
+
+def _killed_then_power_loss(mount: LazyMount, *, queues_flushed: bool) -> None:
+    """A process puts to a new topic and is killed; the next one (abnormal start) puts a few
+    more without creating a queue file, flushes and checkpoints; then the power goes.
+    ``queues_flushed``: the killed process had fdatasynced its queue files but was killed
+    before the directory fsync that follows (or ran a version without it)."""
+    root = os.path.join(mount.path, "store")
+    cfg = _config(root, index=False)
+    clock = StepClock()
+    store = MessageStore(cfg, store_host=STORE_HOST, now_ms=clock)
+    store.load()
+    acks = [_put(store, clock, OLD, 0, "old-0")]
+    _flush_all(store)
+    store.shutdown()
+    mount.ctl("sync")
+
+    store = MessageStore(cfg, store_host=STORE_HOST, now_ms=clock)
+    store.load()
+    # the queues' last files keep some room
+    acks.extend(
+        _put(store, clock, TOPIC, i % QUEUES, f"key-{i}") for i in range(MESSAGES - QUEUES * 10)
+    )
+    store.reput()
+    store.flush_commit_log()
+    if queues_flushed:
+        for qid in range(QUEUES):
+            store._queues[(TOPIC, qid)].queue.names_pending = False  # killed before it
+        store.flush_consume_queues()
+    store.abandon()  # kill -9: unflushed queue pages stay in the page cache
+
+    store = MessageStore(cfg, store_host=STORE_HOST, now_ms=clock)
+    store.load()
+    assert not store.last_exit_ok
+    for qid in range(QUEUES):  # the queues' last files have room: no new file is created
+        assert store._queues[(TOPIC, qid)].queue.last().remaining >= 20  # type: ignore[union-attr]
+        acks.append(_put(store, clock, TOPIC, qid, f"after-{qid}"))
+    acks.append(_put(store, clock, OLD, 0, "old-last"))
+    _flush_all(store)
+    third_file_first = next(a[4] for a in acks if a[2] >= 2 * COMMIT_LOG_FILE)
+    assert store.checkpoint.min_timestamp >= third_file_first
+    _power_loss(mount, store)
+
+    store = MessageStore(cfg, store_host=STORE_HOST, now_ms=clock)
+    store.load()
+    try:
+        _assert_all_pullable(store, acks)
+    finally:
+        store.shutdown()
+
+
+def test_queue_file_names_left_by_a_killed_process_are_made_durable(lazy_mount: LazyMount) -> None:
+    """Files a killed process flushed but whose names it never made durable: the next process
+    loads them and must fsync their directory before its checkpoint covers their units, even
+    when it creates no queue file itself."""
+    _killed_then_power_loss(lazy_mount, queues_flushed=True)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known, not fixed here: after an abnormal start recovery counts the loaded consume-"
+    "queue files as flushed (MappedFileQueue.set_positions), so pages the killed process never "
+    "fdatasynced are never synced by the next one (only the last file, when it gets new units), "
+    "while its checkpoint moves past them",
+)
+def test_queue_units_a_killed_process_left_unflushed_survive_power_loss(
+    lazy_mount: LazyMount,
+) -> None:
+    _killed_then_power_loss(lazy_mount, queues_flushed=False)
