@@ -239,8 +239,31 @@ class ConsumeQueue:
 
     # ------------------------------------------------------------ flush / cleanup
 
-    def flush(self, least_pages: int = 0) -> None:
-        self.queue.flush(least_pages)
+    def flush(self, least_pages: int = 0) -> int:
+        """fdatasync (if ``least_pages`` pages are dirty; 0: anything); the new flushed end."""
+        return self.queue.flush(least_pages)
+
+    def resync_from(self, phys: int) -> None:
+        """After an abnormal start: count files holding units of records at or after ``phys``
+        as unflushed, so the flusher fdatasyncs them (recovery counted everything loaded as
+        flushed; what the killed process wrote after its last flush may be page cache only).
+        Units below ``phys`` were flushed before the checkpoint that put recovery's start there.
+        """
+        files = self.queue.files
+        first = None
+        for mf in reversed(files):
+            if mf.wrote_position < UNIT_SIZE:
+                first = mf
+                continue
+            last_phys, _size, _tags = UNIT.unpack_from(mf.mm, mf.wrote_position - UNIT_SIZE)
+            if last_phys < phys:
+                break
+            first = mf
+        if first is None:
+            return
+        for mf in files[files.index(first) :]:
+            mf.flushed_position = 0
+        self.queue.flushed_where = min(self.queue.flushed_where, first.file_from_offset)
 
     def delete_expired(self, phy_min_offset: int) -> int:
         """Delete files whose last unit points below the commit log's min offset."""

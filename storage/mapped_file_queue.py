@@ -254,7 +254,13 @@ class MappedFileQueue:
         while True:
             mf = self.find(self.flushed_where)
             if mf is None:
-                return self.flushed_where
+                # in a gap between files (one lost to a crash, see load): nothing to flush
+                # there, and a flushed end stuck before it would hold callers' marks back
+                later = [f for f in self._files if f.file_from_offset > self.flushed_where]
+                if not later:
+                    return self.flushed_where
+                mf = later[0]
+                self.flushed_where = mf.file_from_offset
             pos = mf.flush(least_pages)
             self.flushed_where = mf.file_from_offset + pos
             if pos < mf.file_size:

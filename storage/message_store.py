@@ -253,6 +253,10 @@ class MessageStore:
         else:
             for cq in self._queues.values():
                 cq.truncate_by_physical(end)
+                if abnormal:
+                    # units for records from the scan's start on may be pages the killed
+                    # process never synced: flush them again before a checkpoint covers them
+                    cq.resync_from(result.scan_from)
         cq_max = max((cq.max_physic_offset for cq in self._queues.values()), default=0)
         start = max(cq_max, self.commit_log.min_offset)
         if abnormal and result.first_missing is not None:
@@ -756,12 +760,20 @@ class MessageStore:
         self.commit_log.queue.prefault(PREFAULT_WINDOW)
 
     def flush_consume_queues(self, least_pages: int = 0) -> None:
+        """fdatasync the queues (those with ``least_pages`` dirty pages; 0: all) and the index;
+        the checkpoint's consume-queue time moves only when every queue was flushed whole."""
         ts = self._logics_ts
+        whole = True
         for cq in list(self._queues.values()):
-            cq.flush(least_pages)
+            # read after ``ts``: every unit dispatched by then lies below it
+            target = cq.queue.max_offset
+            if cq.flush(least_pages) < target:
+                # a queue left dirty (too few pages): a time covering its units would let
+                # abnormal recovery start past them, and a power loss take them for good
+                whole = False
         if self.config.messageIndexEnable:
             self.index.flush()
-        if ts:
+        if ts and whole:
             self.checkpoint.logics_msg_timestamp = ts
 
     def write_checkpoint(self) -> None:

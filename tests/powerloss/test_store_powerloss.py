@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 
+import attrs
 import pytest
 
 from protocol.message import decode_record
@@ -216,14 +217,49 @@ def test_queue_file_names_left_by_a_killed_process_are_made_durable(lazy_mount: 
     _killed_then_power_loss(lazy_mount, queues_flushed=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known, not fixed here: after an abnormal start recovery counts the loaded consume-"
-    "queue files as flushed (MappedFileQueue.set_positions), so pages the killed process never "
-    "fdatasynced are never synced by the next one (only the last file, when it gets new units), "
-    "while its checkpoint moves past them",
-)
 def test_queue_units_a_killed_process_left_unflushed_survive_power_loss(
     lazy_mount: LazyMount,
 ) -> None:
+    """Units a killed process dispatched but never flushed (its pages in the page cache): the
+    next process must fdatasync them before its checkpoint moves past their records."""
     _killed_then_power_loss(lazy_mount, queues_flushed=False)
+
+
+def test_units_a_partial_flush_skipped_survive_power_loss(lazy_mount: LazyMount) -> None:
+    """A routine flusher round (flushConsumeQueueLeastPages) leaves a queue with one dirty page
+    unflushed: the checkpoint's consume-queue time must not move past its units."""
+    root = os.path.join(lazy_mount.path, "store")
+    cfg = attrs.evolve(_config(root, index=False), mappedFileSizeConsumeQueue=1000 * 20)
+    clock = StepClock()
+    store = MessageStore(cfg, store_host=STORE_HOST, now_ms=clock)
+    store.load()
+    acks = [_put(store, clock, OLD, 0, "old-0")]
+    _flush_all(store)
+    store.shutdown()
+    lazy_mount.ctl("sync")
+
+    store = MessageStore(cfg, store_host=STORE_HOST, now_ms=clock)
+    store.load()
+    acks.extend(_put(store, clock, TOPIC, 0, f"key-{i}") for i in range(MESSAGES))
+    acks.append(_put(store, clock, OLD, 0, "old-1"))
+    _flush_all(store)  # thorough: everything, OLD's queue file included, is durable
+    # 150 more units for TOPIC (bytes 4,000-7,000 of its second file: one page dirty, under
+    # flushConsumeQueueLeastPages), then a routine round of the flusher
+    acks.extend(_put(store, clock, TOPIC, 0, f"more-{i}") for i in range(150))
+    # enough commit log after them that the checkpoint leaves them behind
+    acks.extend(_put(store, clock, OLD, 0, f"old-late-{i}") for i in range(700))
+    store.reput()
+    assert store.flush_commit_log() == store.max_phy_offset
+    store.flush_consume_queues(cfg.flushConsumeQueueLeastPages)
+    store.write_checkpoint()
+    first_more = next(a for a in acks if a[3] == "more-0")
+    # the commit log's time is far past them: only the queues' time can keep recovery there
+    assert store.checkpoint.physic_msg_timestamp > first_more[4] + 3000
+    _power_loss(lazy_mount, store)
+
+    store = MessageStore(cfg, store_host=STORE_HOST, now_ms=clock)
+    store.load()
+    try:
+        _assert_all_pullable(store, acks)
+    finally:
+        store.shutdown()
