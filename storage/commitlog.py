@@ -329,5 +329,5 @@ class CommitLog:
     def destroy(self) -> None:
         self.queue.destroy()
 
-    def close(self) -> None:
-        self.queue.close()
+    def close(self, *, as_crash: bool = False) -> None:
+        self.queue.close(as_crash=as_crash)

@@ -283,8 +283,8 @@ class ConsumeQueue:
         self.min_logic_offset = 0
         self.max_physic_offset = -1
 
-    def close(self) -> None:
-        self.queue.close()
+    def close(self, *, as_crash: bool = False) -> None:
+        self.queue.close(as_crash=as_crash)
 
 
 def _valid_units(mf: MappedFile) -> int:

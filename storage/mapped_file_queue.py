@@ -77,6 +77,8 @@ class MappedFileQueue:
             return
         remove_leftovers(self.directory)
         names = sorted(n for n in os.listdir(self.directory) if name_to_offset(n) is not None)
+        if not self.sync_dir:
+            names = [n for n in names if not self._drop_if_empty(n)]
         files = [
             MappedFile.open(
                 os.path.join(self.directory, n), self.file_size, reserve_step=self.reserve_step
@@ -92,6 +94,18 @@ class MappedFileQueue:
         self._files = files
         if files and not names_durable and not self.sync_dir:
             self.names_pending = True
+
+    def _drop_if_empty(self, name: str) -> bool:
+        """A file created without an fsync of its size (``sync_dir=False``) that a power loss
+        left empty: its size never reached the disk, so neither did any data flushed into it
+        (an fdatasync would have made the size durable first).  Dropped; what it held is after
+        the checkpoint and replayed from the commit log."""
+        path = os.path.join(self.directory, name)
+        if os.path.getsize(path) != 0:
+            return False
+        log.warning("%s: empty file left by a crash while it was being created: dropped", path)
+        os.unlink(path)
+        return True
 
     @property
     def files(self) -> list[MappedFile]:
@@ -128,6 +142,8 @@ class MappedFileQueue:
             warm=self.warm,
             sync_dir=self.sync_dir,
             reserve_step=self.reserve_step,
+            # no name made durable here, so no size to make durable before it (see create_mapped)
+            sync_size=self.sync_dir,
         )
         if not self.sync_dir:
             self.names_pending = True
@@ -346,8 +362,15 @@ class MappedFileQueue:
         except OSError:
             pass
 
-    def close(self) -> None:
-        self._drop_ready()  # an empty successor; loading would only delete it again
+    def close(self, *, as_crash: bool = False) -> None:
+        """Close every file; ``as_crash``: delete nothing, as a killed process would not."""
+        if as_crash:
+            with self._creating:
+                ready, self._ready = self._ready, None
+            if ready is not None:
+                ready.close()
+        else:
+            self._drop_ready()  # an empty successor; loading would only delete it again
         for mf in self._files:
             if not mf.close():
                 log.warning("%s still has readers at close", mf.path)

@@ -322,13 +322,13 @@ class MessageStore:
         """
         if self._loaded:
             self._loaded = False
-            self._close_files()
+            self._close_files(as_crash=True)
             self._lock.release()
 
-    def _close_files(self) -> None:
-        self.commit_log.close()
+    def _close_files(self, *, as_crash: bool = False) -> None:
+        self.commit_log.close(as_crash=as_crash)
         for cq in self._queues.values():
-            cq.close()
+            cq.close(as_crash=as_crash)
         self.index.close()
 
     def destroy(self) -> None:

@@ -263,3 +263,40 @@ def test_units_a_partial_flush_skipped_survive_power_loss(lazy_mount: LazyMount)
         _assert_all_pullable(store, acks)
     finally:
         store.shutdown()
+
+
+def test_a_queue_file_made_just_before_a_power_loss_does_not_stop_the_store(
+    lazy_mount: LazyMount,
+) -> None:
+    """A consume-queue file is created without an fsync of its size (it costs ~1.4 of ~1.9 ms a
+    file, the bound of a storm of new topics).  A flush with nothing to write yet (the send path
+    prepares the file before the first unit) makes its name durable on an empty file; after the
+    power loss the store drops that file, starts, and every acknowledged message is there."""
+    root = os.path.join(lazy_mount.path, "store")
+    cfg = _config(root, index=False)
+    clock = StepClock()
+    store = MessageStore(cfg, store_host=STORE_HOST, now_ms=clock)
+    store.load()
+    acks = [_put(store, clock, OLD, 0, "old-0")]
+    _flush_all(store)
+    preparer = store.queue_file_preparer(TOPIC, 0)
+    assert preparer is not None
+    preparer()  # what SendHandler._queue_file runs in a worker thread before the first put
+    store.flush_consume_queues()  # nothing to write in it: only the directory is synced
+    _power_loss(lazy_mount, store)
+    path = os.path.join(cfg.consume_queue_dir, TOPIC, "0", "0" * 20)
+    assert os.path.getsize(path) == 0  # the name survived, its size did not
+
+    store = MessageStore(cfg, store_host=STORE_HOST, now_ms=clock)
+    store.load()
+    try:
+        assert not store.last_exit_ok
+        assert not os.path.exists(path)
+        acks.append(_put(store, clock, TOPIC, 0, "after"))
+        _flush_all(store)
+        for topic, qid, offset, _key, _ts in acks:
+            r = store.get_message("g", topic, qid, 0, 10)
+            assert r.status is GetStatus.FOUND
+            assert [decode_record(b).commit_log_offset for b in r.buffers] == [offset]
+    finally:
+        store.shutdown()

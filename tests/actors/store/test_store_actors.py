@@ -163,7 +163,10 @@ async def test_consume_queue_flusher_and_checkpointer(
         r = store.put_message(msg()).append
         store.reput()
         store.flush_commit_log()
-        await trio.sleep(60.5)
+        # the consume queues' time moves only with a round that flushed every queue whole (the
+        # thorough one at 60 s: one dirty page is under flushConsumeQueueLeastPages), and the
+        # checkpointer writes it at its next tick
+        await trio.sleep(61.5)
         nursery.cancel_scope.cancel()
     assert flushed[0] == (1.0, 2)
     assert (60.0, 0) in flushed  # the thorough flush every 60 s
