@@ -49,6 +49,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import attrs
 import trio
@@ -145,7 +146,9 @@ def run_java_producer(jvm: jvm_mod.Jvm, target: Target, seconds: float, work: Pa
     return sum(values) / len(values) if values else 0.0
 
 
-def run_bench_producer(target: Target, extra: list[str], seconds: float) -> dict[str, float]:
+def _bench_producer(target: Target, args: list[str]) -> tuple[dict[str, Any] | None, str]:
+    """apps/bench_producer.py ``--client raw`` against ``target`` with ``args``: its JSON
+    summary (None if it failed) and the tail of its output, for the error."""
     cmd = [
         sys.executable,
         "-m",
@@ -156,60 +159,36 @@ def run_bench_producer(target: Target, extra: list[str], seconds: float) -> dict
         target.name,
         "--client",
         "raw",
-        "--duration",
-        str(seconds),
-        "--warmup",
-        "2",
         "--quiet",
         "--json",
-        *extra,
+        *args,
     ]
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    tail = done.stdout[-2000:] + done.stderr[-2000:]
     if done.returncode != 0 or not lines:
-        sys.stderr.write(done.stdout[-2000:] + done.stderr[-2000:])
+        return None, tail
+    summary: dict[str, Any] = json.loads(lines[-1])
+    return summary, tail
+
+
+def run_bench_producer(target: Target, extra: list[str], seconds: float) -> dict[str, float]:
+    summary, tail = _bench_producer(target, ["--duration", str(seconds), "--warmup", "2", *extra])
+    if summary is None:
+        sys.stderr.write(tail)
         return {"tps": 0.0}
-    summary = json.loads(lines[-1])
     return {"tps": float(summary["tps"]), "p999_ms": float(summary["p999_ms"])}
 
 
 def store_backlog(target: Target, topic: str, count: int) -> int:
     """``count`` 1 KiB messages into ``topic`` (created with DRAIN_QUEUES queues); those acked."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "apps.bench_producer",
-        "-n",
-        target.namesrv_addr,
-        "--label",
-        target.name,
-        "-t",
-        topic,
-        "--queues",
-        str(DRAIN_QUEUES),
-        "-s",
-        "1024",
-        "--client",
-        "raw",
-        "--mode",
-        "batch",
-        "--batch-size",
-        "64",
-        "-w",
-        "4",
-        "--count",
-        str(count),
-        # no unmeasured sends first: the backlog is exactly what the run reports as sent
-        "--warmup",
-        "0",
-        "--quiet",
-        "--json",
-    ]
-    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not lines:
-        raise RuntimeError(f"backlog not stored:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    summary = json.loads(lines[-1])
+    args = ["-t", topic, "--queues", str(DRAIN_QUEUES), "-s", "1024"]
+    args += ["--mode", "batch", "--batch-size", "64", "-w", "4", "--count", str(count)]
+    # no unmeasured sends first: the backlog is exactly what the run reports as sent
+    args += ["--warmup", "0"]
+    summary, tail = _bench_producer(target, args)
+    if summary is None:
+        raise RuntimeError(f"backlog not stored:\n{tail}")
     if summary["failed"]:
         sys.stderr.write(f"{target.name}: {summary['failed']} backlog sends failed\n")
     return int(summary["sent"])
