@@ -81,23 +81,30 @@ def _power_loss(mount: LazyMount, store: MessageStore) -> None:
     mount.mount()
 
 
-def _run(mount: LazyMount, *, index: bool) -> tuple[MessageStore, list[Ack]]:
-    """A broker that has run before gets a new topic, flushes and checkpoints it, and loses
-    power; returns the store opened again and what it had acknowledged."""
-    root = os.path.join(mount.path, "store")
-    cfg = _config(root, index=index)
-    clock = StepClock()
-    # An earlier life: topic OLD exists, and the file system has long since made every name
-    # durable (a journaling file system commits within seconds; the model only on "sync").
+def _after_an_earlier_life(
+    mount: LazyMount, cfg: MessageStoreConfig, clock: StepClock
+) -> tuple[MessageStore, list[Ack]]:
+    """The store opened again after an earlier life: topic OLD exists, and the file system has
+    long since made every name durable (a journaling file system commits within seconds; the
+    model only on "sync")."""
     store = MessageStore(cfg, store_host=STORE_HOST, now_ms=clock)
     store.load()
     acks = [_put(store, clock, OLD, 0, "old-0")]
     _flush_all(store)
     store.shutdown()
     mount.ctl("sync")
-
     store = MessageStore(cfg, store_host=STORE_HOST, now_ms=clock)
     store.load()
+    return store, acks
+
+
+def _run(mount: LazyMount, *, index: bool) -> tuple[MessageStore, list[Ack]]:
+    """A broker that has run before gets a new topic, flushes and checkpoints it, and loses
+    power; returns the store opened again and what it had acknowledged."""
+    root = os.path.join(mount.path, "store")
+    cfg = _config(root, index=index)
+    clock = StepClock()
+    store, acks = _after_an_earlier_life(mount, cfg, clock)
     for i in range(MESSAGES):
         acks.append(_put(store, clock, TOPIC, i % QUEUES, f"key-{i}"))
         if i % 50 == 49:  # OLD's queue goes on too (its one file has room for all of it)
@@ -130,6 +137,16 @@ def _assert_all_pullable(store: MessageStore, acks: list[Ack]) -> None:
             got.extend(decode_record(b).commit_log_offset for b in r.buffers)
             offset = r.next_begin_offset
         assert got == mine
+
+
+def _reopened_all_pullable(cfg: MessageStoreConfig, clock: StepClock, acks: list[Ack]) -> None:
+    """The store opened after the power loss has every acknowledged message."""
+    store = MessageStore(cfg, store_host=STORE_HOST, now_ms=clock)
+    store.load()
+    try:
+        _assert_all_pullable(store, acks)
+    finally:
+        store.shutdown()
 
 
 def test_flushed_consume_queue_units_survive_power_loss(lazy_mount: LazyMount) -> None:
@@ -169,15 +186,7 @@ def _killed_then_power_loss(mount: LazyMount, *, queues_flushed: bool) -> None:
     root = os.path.join(mount.path, "store")
     cfg = _config(root, index=False)
     clock = StepClock()
-    store = MessageStore(cfg, store_host=STORE_HOST, now_ms=clock)
-    store.load()
-    acks = [_put(store, clock, OLD, 0, "old-0")]
-    _flush_all(store)
-    store.shutdown()
-    mount.ctl("sync")
-
-    store = MessageStore(cfg, store_host=STORE_HOST, now_ms=clock)
-    store.load()
+    store, acks = _after_an_earlier_life(mount, cfg, clock)
     # the queues' last files keep some room
     acks.extend(
         _put(store, clock, TOPIC, i % QUEUES, f"key-{i}") for i in range(MESSAGES - QUEUES * 10)
@@ -201,13 +210,7 @@ def _killed_then_power_loss(mount: LazyMount, *, queues_flushed: bool) -> None:
     third_file_first = next(a[4] for a in acks if a[2] >= 2 * COMMIT_LOG_FILE)
     assert store.checkpoint.min_timestamp >= third_file_first
     _power_loss(mount, store)
-
-    store = MessageStore(cfg, store_host=STORE_HOST, now_ms=clock)
-    store.load()
-    try:
-        _assert_all_pullable(store, acks)
-    finally:
-        store.shutdown()
+    _reopened_all_pullable(cfg, clock, acks)
 
 
 def test_queue_file_names_left_by_a_killed_process_are_made_durable(lazy_mount: LazyMount) -> None:
@@ -231,15 +234,7 @@ def test_units_a_partial_flush_skipped_survive_power_loss(lazy_mount: LazyMount)
     root = os.path.join(lazy_mount.path, "store")
     cfg = attrs.evolve(_config(root, index=False), mappedFileSizeConsumeQueue=1000 * 20)
     clock = StepClock()
-    store = MessageStore(cfg, store_host=STORE_HOST, now_ms=clock)
-    store.load()
-    acks = [_put(store, clock, OLD, 0, "old-0")]
-    _flush_all(store)
-    store.shutdown()
-    lazy_mount.ctl("sync")
-
-    store = MessageStore(cfg, store_host=STORE_HOST, now_ms=clock)
-    store.load()
+    store, acks = _after_an_earlier_life(lazy_mount, cfg, clock)
     acks.extend(_put(store, clock, TOPIC, 0, f"key-{i}") for i in range(MESSAGES))
     acks.append(_put(store, clock, OLD, 0, "old-1"))
     _flush_all(store)  # thorough: everything, OLD's queue file included, is durable
@@ -256,13 +251,7 @@ def test_units_a_partial_flush_skipped_survive_power_loss(lazy_mount: LazyMount)
     # the commit log's time is far past them: only the queues' time can keep recovery there
     assert store.checkpoint.physic_msg_timestamp > first_more[4] + 3000
     _power_loss(lazy_mount, store)
-
-    store = MessageStore(cfg, store_host=STORE_HOST, now_ms=clock)
-    store.load()
-    try:
-        _assert_all_pullable(store, acks)
-    finally:
-        store.shutdown()
+    _reopened_all_pullable(cfg, clock, acks)
 
 
 def test_a_queue_file_made_just_before_a_power_loss_does_not_stop_the_store(
