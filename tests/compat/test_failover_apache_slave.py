@@ -15,7 +15,6 @@ import pytest
 import trio
 
 from protocol.codes import ResponseCode
-from storage.config import BrokerRole
 from tests.actors.broker.conftest import client, namesrv_addr  # noqa: F401
 from tests.actors.broker.wire import send_v2
 from tests.compat.jvm import Jvm
@@ -23,7 +22,7 @@ from tests.compat.processes import ManagedProcess, free_port, write_properties
 from tests.compat.servers import broker_properties
 from tests.compat.test_ha_compat import _apache_broker, _log_bytes
 from tests.failover.etcd_proc import EtcdCluster, etcd_available, start_etcd
-from tests.failover.test_broker_failover import Node, log_bytes, wait_until
+from tests.failover.test_broker_failover import log_bytes, member, wait_until
 
 pytestmark = [
     pytest.mark.compat,
@@ -71,12 +70,8 @@ async def test_an_apache_slave_follows_a_failover_master_outside_the_in_sync_set
     jvm,
 ):
     ep = etcd.endpoints
-    m = await Node(
-        nursery, tmp_path / "m", namesrv_addr, ep, role=BrokerRole.SYNC_MASTER, broker_id=0
-    ).start()
-    s1 = await Node(
-        nursery, tmp_path / "s1", namesrv_addr, ep, role=BrokerRole.SLAVE, broker_id=1
-    ).start()
+    m = await member(nursery, tmp_path, namesrv_addr, ep, 0)
+    s1 = await member(nursery, tmp_path, namesrv_addr, ep, 1)
     await wait_until(lambda: m.is_master(), 15)
     fo = m.ctx.failover
     await wait_until(lambda: fo.syncset.written.value == {1}, 15)

@@ -82,6 +82,20 @@ async def wait_until(pred, timeout: float) -> None:
             await trio.sleep(0.02)
 
 
+async def member(nursery, tmp_path, namesrv_addr, endpoints, broker_id: int) -> Node:
+    """Member ``broker_id`` of the group, started: id 0 is configured SYNC_MASTER with its store
+    in tmp_path/m, the others SLAVE in tmp_path/s<id>; the same id again restarts that broker."""
+    master = broker_id == 0
+    return await Node(
+        nursery,
+        tmp_path / ("m" if master else f"s{broker_id}"),
+        namesrv_addr,
+        endpoints,
+        role=BrokerRole.SYNC_MASTER if master else BrokerRole.SLAVE,
+        broker_id=broker_id,
+    ).start()
+
+
 def log_bytes(store, upto: int) -> bytes:
     out, offset = b"", store.min_phy_offset
     while offset < upto:
@@ -95,15 +109,9 @@ async def test_failover_to_the_in_sync_slave_and_the_old_master_rejoins(
     nursery, tmp_path, namesrv_addr, client, etcd
 ):
     ep = etcd.endpoints
-    m = await Node(
-        nursery, tmp_path / "m", namesrv_addr, ep, role=BrokerRole.SYNC_MASTER, broker_id=0
-    ).start()
-    s1 = await Node(
-        nursery, tmp_path / "s1", namesrv_addr, ep, role=BrokerRole.SLAVE, broker_id=1
-    ).start()
-    s2 = await Node(
-        nursery, tmp_path / "s2", namesrv_addr, ep, role=BrokerRole.SLAVE, broker_id=2
-    ).start()
+    m = await member(nursery, tmp_path, namesrv_addr, ep, 0)
+    s1 = await member(nursery, tmp_path, namesrv_addr, ep, 1)
+    s2 = await member(nursery, tmp_path, namesrv_addr, ep, 2)
     # everyone starts as a slave; etcd makes the configured master the master of epoch 1
     await wait_until(lambda: m.is_master() and m.ctx.role.value is BrokerRole.SYNC_MASTER, 15)
     assert m.ctx.config.brokerId == 0
@@ -136,9 +144,7 @@ async def test_failover_to_the_in_sync_slave_and_the_old_master_rejoins(
         r = await client.invoke(new.ctx.broker_addr, send_v2(TOPIC, b"after%d" % i), 10)
         assert r.code == ResponseCode.SUCCESS, r.remark
     # the old master comes back: it follows epoch 2 and never leads
-    back = await Node(
-        nursery, tmp_path / "m", namesrv_addr, ep, role=BrokerRole.SYNC_MASTER, broker_id=0
-    ).start()
+    back = await member(nursery, tmp_path, namesrv_addr, ep, 0)
     await wait_until(
         lambda: (
             back.ctx.failover.epoch == 2
@@ -155,15 +161,9 @@ async def test_sync_master_send_waits_for_a_lagging_member_to_leave_the_in_sync_
     nursery, tmp_path, namesrv_addr, client, etcd
 ):
     ep = etcd.endpoints
-    m = await Node(
-        nursery, tmp_path / "m", namesrv_addr, ep, role=BrokerRole.SYNC_MASTER, broker_id=0
-    ).start()
-    s1 = await Node(
-        nursery, tmp_path / "s1", namesrv_addr, ep, role=BrokerRole.SLAVE, broker_id=1
-    ).start()
-    s2 = await Node(
-        nursery, tmp_path / "s2", namesrv_addr, ep, role=BrokerRole.SLAVE, broker_id=2
-    ).start()
+    m = await member(nursery, tmp_path, namesrv_addr, ep, 0)
+    s1 = await member(nursery, tmp_path, namesrv_addr, ep, 1)
+    s2 = await member(nursery, tmp_path, namesrv_addr, ep, 2)
     await wait_until(lambda: m.is_master(), 15)
     fo = m.ctx.failover
     await wait_until(lambda: fo.syncset.written.value == {1, 2}, 15)
@@ -180,9 +180,7 @@ async def test_sync_master_send_waits_for_a_lagging_member_to_leave_the_in_sync_
     assert SyncSet.decode(kvs[0].value).members == {1}
     # a master that cannot reach etcd cannot remove a laggard: the send is not acknowledged,
     # although another slave has it
-    s2 = await Node(
-        nursery, tmp_path / "s2", namesrv_addr, ep, role=BrokerRole.SLAVE, broker_id=2
-    ).start()
+    s2 = await member(nursery, tmp_path, namesrv_addr, ep, 2)
     await wait_until(lambda: fo.syncset.written.value == {1, 2}, 15)
     fo.etcd.endpoints = [("127.0.0.1", 1)]
     s2.crash()
@@ -209,12 +207,8 @@ async def test_ha_handshake_a_plain_slave_is_never_in_the_in_sync_set_a_stale_on
     nursery, tmp_path, namesrv_addr, client, etcd
 ):
     ep = etcd.endpoints
-    m = await Node(
-        nursery, tmp_path / "m", namesrv_addr, ep, role=BrokerRole.SYNC_MASTER, broker_id=0
-    ).start()
-    s1 = await Node(
-        nursery, tmp_path / "s1", namesrv_addr, ep, role=BrokerRole.SLAVE, broker_id=1
-    ).start()
+    m = await member(nursery, tmp_path, namesrv_addr, ep, 0)
+    s1 = await member(nursery, tmp_path, namesrv_addr, ep, 1)
     await wait_until(lambda: m.is_master(), 15)
     fo = m.ctx.failover
     await wait_until(lambda: fo.syncset.written.value == {1}, 15)

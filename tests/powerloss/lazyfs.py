@@ -105,6 +105,11 @@ class File(Node):
     durable_loc: tuple[int, bytes] | None = None  # (directory inode, name) in the backing dir
 
 
+def _stat_fields(st: os.stat_result) -> tuple[int, int, int, int, int, int]:
+    """A backing entry's mode, owner, group and times, in Node's field order."""
+    return (st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns, st.st_ctime_ns, st.st_atime_ns)
+
+
 def _now() -> int:
     return time.time_ns()
 
@@ -135,12 +140,7 @@ class LazyFS(pyfuse3.Operations):
         st = os.stat(self.backing)
         root = Dir(
             pyfuse3.ROOT_INODE,
-            st.st_mode,
-            st.st_uid,
-            st.st_gid,
-            st.st_mtime_ns,
-            st.st_ctime_ns,
-            st.st_atime_ns,
+            *_stat_fields(st),
             parent=pyfuse3.ROOT_INODE,
         )
         self.nodes[root.ino] = root
@@ -156,12 +156,7 @@ class LazyFS(pyfuse3.Operations):
             if stat.S_ISDIR(st.st_mode):
                 sub = Dir(
                     ino,
-                    st.st_mode,
-                    st.st_uid,
-                    st.st_gid,
-                    st.st_mtime_ns,
-                    st.st_ctime_ns,
-                    st.st_atime_ns,
+                    *_stat_fields(st),
                     parent=d.ino,
                     name=name,
                 )
@@ -171,12 +166,7 @@ class LazyFS(pyfuse3.Operations):
             elif stat.S_ISREG(st.st_mode):
                 f = File(
                     ino,
-                    st.st_mode,
-                    st.st_uid,
-                    st.st_gid,
-                    st.st_mtime_ns,
-                    st.st_ctime_ns,
-                    st.st_atime_ns,
+                    *_stat_fields(st),
                     fd=os.open(entry.path, os.O_RDWR),
                     size=st.st_size,
                     durable_size=st.st_size,

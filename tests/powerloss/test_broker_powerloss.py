@@ -197,17 +197,7 @@ async def test_harness_sees_a_missing_fsync(
     broker.start()
     await broker.wait_ready()
     async with open_remoting_client(name="proof") as client:
-        create = req(
-            RequestCode.UPDATE_AND_CREATE_TOPIC,
-            topic=topic,
-            defaultTopic="TBW102",
-            readQueueNums=QUEUES,
-            writeQueueNums=QUEUES,
-            perm=6,
-            topicFilterType="SINGLE_TAG",
-            order="false",
-        )
-        assert (await client.invoke(broker.addr, create, T)).code == ResponseCode.SUCCESS
+        assert await create_topic(client, broker.addr, topic)
     broker.stop()  # a clean stop: the topic and the empty store are on disk
     broker.start()
     await broker.wait_ready()
