@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Protocol
 
 import trio
@@ -15,6 +16,8 @@ log = logging.getLogger(__name__)
 # bytes dispatched per step before yielding to other tasks (~256 records of 1 KiB, a few ms)
 STEP_BYTES = 256 << 10
 SAFETY_INTERVAL = 1.0
+# new queues whose files dispatch makes on the loop rather than in a worker thread
+INLINE_FILES_MAX = 1
 
 
 class ArrivalSink(Protocol):
@@ -57,20 +60,55 @@ async def _dispatch_loop(
 ) -> None:
     while store.dispatch_behind_bytes() > 0:
         before = store.reput_from
-        store.reput(STEP_BYTES)
+        store.reput(STEP_BYTES, create_files=False)
+        created = await _create_queue_files(store)
         await trio.lowlevel.checkpoint()
-        if store.reput_from == before:
-            break  # a replicated record whose rest has not arrived
+        if store.reput_from == before and not created:
+            break  # a replicated record whose rest has not arrived, or a full disk
     task_status.started()
     while True:
         before = store.reput_from
-        arrived = store.reput(STEP_BYTES)
+        arrived = store.reput(STEP_BYTES, create_files=False)
         if arrived and arrivals is not None:
             for a in arrived:  # the newest per queue and tag (MessageStore.reput)
                 await arrivals.send(a)
+        created = await _create_queue_files(store)
+        if created is not None:
+            if not created:
+                # a full disk: try again after the next put or the safety net's ring
+                await wake.wait()
+            continue
         # no progress: a replicated record waits for its rest (the next append rings us)
         if store.dispatch_behind_bytes() > 0 and store.reput_from != before:
             await trio.lowlevel.checkpoint()
             continue
         # no checkpoint since the check above, so a put cannot slip in before we wait
         await wake.wait()
+
+
+async def _create_queue_files(store: MessageStore) -> bool | None:
+    """Create the consume-queue files dispatch stopped for: None when it did not stop for
+    one, False when creating failed.
+
+    A lone new queue's file is made here on the loop (mkdir, create, map: 0.1-0.3 ms), so a
+    new topic's first message is dispatched as promptly as any other.  A burst (a sender
+    round robin over new topics) is made in one worker-thread call; only dispatch waits for
+    it, sends go on being appended and answered.
+    """
+    preparers = store.queue_file_preparers()
+    if not preparers:
+        return None
+    try:
+        if len(preparers) <= INLINE_FILES_MAX:
+            _run_all(preparers)
+        else:
+            await trio.to_thread.run_sync(_run_all, preparers)
+    except OSError as exc:
+        store.queue_file_failed(exc)
+        return False
+    return True
+
+
+def _run_all(preparers: list[Callable[[], None]]) -> None:
+    for prepare in preparers:
+        prepare()

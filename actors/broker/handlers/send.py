@@ -199,7 +199,6 @@ class SendHandler:
             # Java appends the batch's properties string as sent, WAIT included (§4.8).
             props[MessageConst.CLUSTER] = cluster
             batch_inner = self._batch(req, header, props, queue_id, sys_flag, rctx.peer)
-            await self._queue_file(header.topic, queue_id)
             result = ctx.store.put_batch(batch_inner)
             return await self._finish(result, header.topic, queue_id, wait_store)
         wait = props.pop(MessageConst.WAIT, None)
@@ -230,17 +229,8 @@ class SendHandler:
             parked = half_message(ctx, msg, now_ms, wait)
         else:
             parked = self._rewrite_delay(msg, now_ms, wait)
-        await self._queue_file(parked.topic, parked.queue_id)
         result = ctx.store.put_message(parked)
         return await self._finish(result, header.topic, queue_id, wait_store)
-
-    async def _queue_file(self, topic: str, queue_id: int) -> None:
-        """A queue's first message: its consume-queue file is created in a worker thread now,
-        not by reput on the event loop (where it stalled every connection while topics were
-        being created); before the put, so the message is in its queue when SEND_OK goes."""
-        prepare = self.ctx.store.queue_file_preparer(topic, queue_id)
-        if prepare is not None:
-            await trio.to_thread.run_sync(prepare)
 
     def _rewrite_delay(self, msg: MessageInner, now_ms: int, wait: str | None) -> MessageInner:
         ctx = self.ctx

@@ -50,12 +50,6 @@ class SyncFlushBroker:
         config = BrokerConfig(brokerIP1="127.0.0.1", brokerName="broker-a")
         self.ctx = BrokerContext.create(config, self.h.store.config, self.h.store, now_ms=clock_ms)
         self.ctx.flushed.advance(self.h.store.flushed_offset)
-        # a queue's first send creates its consume-queue file in a worker thread, which
-        # wait_all_tasks_blocked does not wait for: the files of T's queues exist already
-        for queue_id in range(8):
-            prepare = self.h.store.queue_file_preparer("T", queue_id)
-            if prepare is not None:
-                prepare()
         self.router = Router()
         SendHandler(self.ctx).register(self.router)
         SendBackHandler(self.ctx).register(self.router)

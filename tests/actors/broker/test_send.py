@@ -19,10 +19,20 @@ from protocol.message import (
 )
 from protocol.msgid import decode_offset_msg_id
 from storage.config import FlushDiskType
+from storage.message_store import MessageStore
 from tests.actors.broker.conftest import start_broker
 from tests.actors.broker.wire import props, pull, raw_call, send_v2
+from tests.actors.remoting.test_backpressure import wait_for
 
 T = 5
+# PullSysFlag: SUSPEND | SUBSCRIPTION, a pull that long polling may hold
+SUSPEND = 0x6
+
+
+async def dispatched(store: MessageStore) -> None:
+    """Until reput has dispatched everything stored: SEND_OK says a message is in the commit
+    log, and a new queue's first unit waits for its file, made in a worker thread."""
+    await wait_for(lambda: store.dispatch_behind_bytes() == 0)
 
 
 async def test_v2_send_auto_creates_topic_and_answers_offsets(broker_handle, client):
@@ -208,6 +218,7 @@ async def test_delay_level_parks_message_in_schedule_topic(broker_handle, client
     )
     assert reply.code == ResponseCode.SUCCESS
     store = broker_handle.ctx.store
+    await dispatched(store)
     assert store.max_offset_in_queue("SCHEDULE_TOPIC_XXXX", 1) == 1
     assert store.max_offset_in_queue("Later", 1) == 0
     _, offset = decode_offset_msg_id(reply.ext_fields["msgId"])
@@ -297,6 +308,7 @@ async def test_resend_to_retry_topic_goes_to_dlq_after_max(broker_handle, client
     below = send_v2("%RETRY%rg", properties=props(), j="2", l="3")
     reply = await client.invoke(addr, below, T)
     assert reply.code == ResponseCode.SUCCESS, reply.remark
+    await dispatched(broker_handle.ctx.store)
     assert broker_handle.ctx.store.max_offset_in_queue("%RETRY%rg", 0) == 1
     past = send_v2("%RETRY%rg", properties=props(DELAY="3"), j="3", l="3")
     reply = await client.invoke(addr, past, T)
@@ -304,6 +316,7 @@ async def test_resend_to_retry_topic_goes_to_dlq_after_max(broker_handle, client
     dlq = broker_handle.ctx.topics.get("%DLQ%rg")
     assert (dlq.write_queue_nums, dlq.perm) == (1, 6)
     store = broker_handle.ctx.store
+    await dispatched(store)
     assert store.max_offset_in_queue("%DLQ%rg", 0) == 1
     assert store.max_offset_in_queue("SCHEDULE_TOPIC_XXXX", 2) == 0  # no delay for a dead letter
 
@@ -334,36 +347,61 @@ async def test_batch_as_code_10_with_batch_true(broker_handle, client):
     reply = await client.invoke(broker_handle.address, v1, T)
     assert reply.code == ResponseCode.SUCCESS, reply.remark
     assert len(reply.ext_fields["msgId"].split(",")) == 2
+    await dispatched(broker_handle.ctx.store)
     assert broker_handle.ctx.store.max_offset_in_queue("V1Batch", 1) == 2
 
 
-async def test_a_new_queues_consume_queue_file_is_created_off_the_event_loop(
+async def test_sends_to_a_new_queue_are_answered_while_its_file_is_being_created(
     broker_handle, client, monkeypatch
 ):
-    """Creating a consume-queue file is a fallocate and an fsync: done by reput on the event
-    loop, it stalled every connection while topics were being created (issue 17's 1,000-topic
-    row).  The first send to a queue creates it in a worker thread, before SEND_OK, so the
-    message is in its queue when the reply comes."""
+    """SEND_OK says the message is in the commit log, as in Java: neither the send to a new
+    queue nor the sends behind it on the same connection wait for the queue's file; dispatch
+    does.  Before, each new queue held its sending connection for a worker thread's creation
+    of the file."""
+    from actors.store import reput
     from storage.mapped_file_queue import MappedFileQueue
 
-    created_on: list[tuple[str, bool]] = []
-    real_new_file = MappedFileQueue._new_file
+    # every new queue's file in a worker thread, as in a burst (a lone one is made on the loop)
+    monkeypatch.setattr(reput, "INLINE_FILES_MAX", 0)
+    release = threading.Event()
+    real_prepare = MappedFileQueue.prepare_first_file
 
-    def recording(self, start_offset):  # type: ignore[no-untyped-def]
-        if "consumequeue" in self.directory:
-            created_on.append(
-                (self.directory, threading.current_thread() is threading.main_thread())
-            )
-        return real_new_file(self, start_offset)
+    def held(self, start_offset=0):  # type: ignore[no-untyped-def]
+        if "HeldTopic" in self.directory:
+            release.wait(30)
+        return real_prepare(self, start_offset)
 
-    monkeypatch.setattr(MappedFileQueue, "_new_file", recording)
-    for queue_id in range(4):
-        reply = await client.invoke(
-            broker_handle.address, send_v2("FreshTopic", queue_id=queue_id), T
+    monkeypatch.setattr(MappedFileQueue, "prepare_first_file", held)
+    store = broker_handle.ctx.store
+    try:
+        with trio.fail_after(10):
+            codes: list[int] = []
+
+            async def send(topic: str, queue_id: int) -> None:
+                reply = await client.invoke(
+                    broker_handle.address, send_v2(topic, queue_id=queue_id), T
+                )
+                codes.append(reply.code)
+
+            async with trio.open_nursery() as nursery:
+                for i in range(8):
+                    nursery.start_soon(send, "HeldTopic", 0)
+                    nursery.start_soon(send, "T", i % 4)
+            assert codes == [ResponseCode.SUCCESS] * 16
+            reply = await client.invoke(broker_handle.address, send_v2("HeldTopic", queue_id=1), T)
+            assert reply.code == ResponseCode.SUCCESS, reply.remark
+        assert store.max_offset_in_queue("HeldTopic", 0) == 0  # not dispatched yet
+    finally:
+        release.set()
+    offset = 0
+    while offset < 8:  # as a consumer does: each pull held by long polling until dispatch
+        got = await client.invoke(
+            broker_handle.address,
+            pull("HeldTopic", queue_id=0, offset=offset, sys_flag=SUSPEND),
+            T,
         )
-        assert reply.code == ResponseCode.SUCCESS, reply.remark
-        got = await client.invoke(broker_handle.address, pull("FreshTopic", queue_id=queue_id), T)
         assert got.code == ResponseCode.SUCCESS, got.remark
-    mine = [(d, on_loop) for d, on_loop in created_on if "FreshTopic" in d]
-    assert len(mine) == 4
-    assert not any(on_loop for _, on_loop in mine), mine
+        offset = int(got.ext_fields["nextBeginOffset"])
+    await dispatched(store)
+    assert store.max_offset_in_queue("HeldTopic", 0) == 8
+    assert store.max_offset_in_queue("HeldTopic", 1) == 1

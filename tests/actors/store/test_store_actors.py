@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 
+import attrs
 import pytest
 import trio
 import trio.testing
@@ -302,4 +303,52 @@ async def test_flusher_prefaults_pages_ahead_of_the_writer(
         assert mf.prefaulted_to == 0
         await trio.sleep(0.6)  # the flusher's first tick finds nothing populated ahead
         assert mf.prefaulted_to == mf.file_size  # the window exceeds this small file
+        nursery.cancel_scope.cancel()
+
+
+async def test_reput_makes_a_lone_new_queues_file_itself_and_a_bursts_in_one_thread_call(
+    make_store, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """A new queue's file (mkdir, create, map: ~0.1-0.3 ms here) is made on the loop when it
+    is the only one dispatch waits for, so a new topic's first message is dispatched as
+    promptly as any other; a burst of new queues (a sender round robin over new topics) is
+    made in one worker-thread call while sends go on."""
+    from storage.mapped_file_queue import MappedFileQueue
+
+    made: list[tuple[str, bool]] = []  # (topic, on the event loop's thread)
+    real_new_file = MappedFileQueue._new_file
+
+    def recording(self, start_offset):  # type: ignore[no-untyped-def]
+        if "consumequeue" in self.directory:
+            topic = os.path.basename(os.path.dirname(self.directory))
+            made.append((topic, threading.current_thread() is threading.main_thread()))
+        return real_new_file(self, start_offset)
+
+    monkeypatch.setattr(MappedFileQueue, "_new_file", recording)
+    thread_calls = 0
+    real_run_sync = trio.to_thread.run_sync
+
+    async def counting(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal thread_calls
+        thread_calls += 1
+        return await real_run_sync(fn, *args, **kwargs)
+
+    monkeypatch.setattr(trio.to_thread, "run_sync", counting)
+    store = make_store()
+    wake = Wake()
+    send, recv = trio.open_memory_channel[Arrived](64)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(reput_dispatcher, store, send, wake)
+        store.put_message(attrs.evolve(msg(), topic="Lone"))
+        wake.set()
+        assert (await recv.receive()).topic == "Lone"
+        assert made == [("Lone", True)]
+        assert thread_calls == 0
+        for queue_id in range(4):
+            store.put_message(attrs.evolve(msg(queue_id=queue_id), topic="Burst"))
+        wake.set()
+        arrived = {(await recv.receive()).queue_id for _ in range(4)}
+        assert arrived == {0, 1, 2, 3}
+        assert made[1:] == [("Burst", False)] * 4
+        assert thread_calls == 1
         nursery.cancel_scope.cancel()
