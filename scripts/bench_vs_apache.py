@@ -11,6 +11,8 @@ alternating order so drift in the machine's load hits both alike:
 * ``raw-oneway-5k``: the same oneway load paced at 5,000 msg/s (``--rate``, open loop), below
   both brokers' capacity, so its p999 shows the broker's stalls rather than the client waiting
   for a saturated broker (flat out, the slower side sets the pace);
+* ``raw-topics-1000``: raw sync sends round robin over 1,000 topics of new names, each
+  auto-created by its first send (``--topics 1000 --warmup 0``: the creations are measured);
 * ``java-drain``: a backlog drained by Java's push consumer.  First ``--backlog`` messages of
   1 KiB go to a topic of the measurement's own (``DrainTopic-<round>``, 8 queues created on
   each broker by bench_producer's admin call) through apps/bench_producer.py ``--client raw
@@ -82,6 +84,8 @@ LOADS: dict[str, list[str] | None] = {
     "raw-batch": ["--mode", "batch", "--batch-size", "64", "-w", "4"],
     "raw-oneway": ["--mode", "oneway", "-w", "4"],
     "raw-oneway-5k": ["--mode", "oneway", "-w", "4", "--rate", "5000"],
+    # the issue's auto-created topics row: every run 1,000 new topics, all measured
+    "raw-topics-1000": ["--mode", "sync", "-w", "16", "--topics", "1000", "--warmup", "0"],
 }
 
 
