@@ -55,6 +55,7 @@ from actors.remoting.router import Channel, RequestContext, Router
 from actors.remoting.server import ServerHandle, remoting_server
 from actors.remoting.tls import outgoing_context
 from actors.store import commit_log_flusher, reput_dispatcher, store_services
+from actors.store.reput import InlineDispatch
 from protocol.codes import ResponseCode
 from protocol.command import RemotingCommand
 from storage.config import BrokerRole, MessageStoreConfig
@@ -306,16 +307,14 @@ async def _serve(
                 commit_log_flusher, store, ctx.store_config, ctx.flushed, wake=ctx.flush_wake
             )
         )
+        arrivals = ArrivalTee(HeldOnly(arrivals_send, ctx.holds), delivery)
+        inline = InlineDispatch(store, arrivals, ctx.reput_wake)
         await store_layer.start(
-            functools.partial(
-                reput_dispatcher,
-                store,
-                ArrivalTee(HeldOnly(arrivals_send, ctx.holds), delivery),
-                wake=ctx.reput_wake,
-            )
+            functools.partial(reput_dispatcher, store, arrivals, wake=ctx.reput_wake, inline=inline)
         )
         pull = PullHandler(ctx)
         router = build_router(ctx, pull)
+        router.after_read = inline.run
         acl: AclGuard | None = None
         if config.aclEnable:
             path = acl_file_path(config.rocketmqHome, config.plainAclFile)

@@ -21,7 +21,7 @@ from actors.broker.delay import TIMER_TOPIC
 from actors.broker.durability import commit_log_durable
 from actors.broker.schedule import ScheduleService
 from actors.broker.timer import TimerService
-from actors.store.reput import ArrivalSink
+from actors.store.reput import OfferSink
 from storage.message_store import Arrived
 from storage.timer_wheel import TimerConfig, TimerWheel
 from storage.topic_config import SCHEDULE_TOPIC
@@ -93,7 +93,7 @@ async def delayed_delivery(
 class ArrivalTee:
     """Stands in for the reput dispatcher's arrivals channel: notifies, then forwards."""
 
-    downstream: ArrivalSink
+    downstream: OfferSink
     delivery: DelayedDelivery
 
     async def send(self, arrival: Arrived, /) -> None:
@@ -101,3 +101,9 @@ class ArrivalTee:
             self.delivery.notify_arrival(arrival.topic, arrival.queue_id)
         else:
             await self.downstream.send(arrival)
+
+    def offer(self, arrival: Arrived, /) -> bool:
+        if arrival.topic in PARKING_TOPICS:
+            self.delivery.notify_arrival(arrival.topic, arrival.queue_id)
+            return True
+        return self.downstream.offer(arrival)

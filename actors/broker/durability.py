@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from actors.broker.failover_gate import replicas_durable
+from actors.remoting.router import in_reader_task
 from storage.config import BrokerRole, FlushDiskType
 from storage.message_store import PutStatus
 
@@ -26,17 +27,22 @@ _SYNC_MASTER = BrokerRole.SYNC_MASTER
 def announce_appends(ctx: BrokerContext) -> Callable[[int], None]:
     """Hook the context's wake-ups to its store's appends; returns the hook (to remove it)."""
     reput = ctx.reput_wake
+    # A connection's reader dispatches what its requests appended itself, once per read
+    # (reput.InlineDispatch via Router.after_read): ringing the reput actor for those would
+    # cost the task switch that saves.  Every other appender rings it.
     if ctx.store_config.flushDiskType is FlushDiskType.SYNC_FLUSH:
         flush = ctx.flush_wake
 
         def hook(end: int) -> None:
-            reput.set()
+            if not in_reader_task():
+                reput.set()
             flush.set()
 
     else:
 
         def hook(end: int) -> None:
-            reput.set()
+            if not in_reader_task():
+                reput.set()
 
     ctx.store.add_append_hook(hook)
     return hook

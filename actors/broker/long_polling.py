@@ -153,6 +153,15 @@ class HeldOnly:
         if self.table.waiting_on(arrival.topic, arrival.queue_id):
             await self.downstream.send(arrival)
 
+    def offer(self, arrival: ArrivedLike) -> bool:
+        if not self.table.waiting_on(arrival.topic, arrival.queue_id):
+            return True
+        try:
+            self.downstream.send_nowait(arrival)
+        except trio.WouldBlock:
+            return False
+        return True
+
 
 Resume = Callable[[HeldPull], Awaitable[None]]
 

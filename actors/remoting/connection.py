@@ -50,7 +50,7 @@ import outcome
 import trio
 
 from actors.remoting.errors import RemotingSendRequestError, RemotingTimeoutError
-from actors.remoting.router import RequestContext, Router
+from actors.remoting.router import RequestContext, Router, reader_task
 from protocol.codes import ResponseCode
 from protocol.command import FLAG_ONEWAY, RemotingCommand
 from protocol.errors import LocalProtocolError, RemoteProtocolError
@@ -364,6 +364,16 @@ class Connection:
 
     async def _read_loop(self) -> str:
         """Read and dispatch until the peer is gone; return why the connection ends."""
+        after_read = self.router.after_read
+        if after_read is None:
+            return await self._read_frames(None)
+        reader_task.set(trio.lowlevel.current_task())
+        try:
+            return await self._read_frames(after_read)
+        finally:
+            after_read()  # what the last read appended, whatever ended the loop
+
+    async def _read_frames(self, after_read: Callable[[], None] | None) -> str:
         decoder = FrameDecoder(self.max_frame_size)
         stream, router, ctx = self.stream, self.router, self._ctx
         nursery = self._nursery
@@ -411,6 +421,8 @@ class Connection:
                         if own_turn:
                             own_turn = False
                             await self._drain()
+                        if after_read is not None:
+                            after_read()
                         await self._wait_readable()
                         own_turn = not self._sending
                         self._sending = True
@@ -444,6 +456,8 @@ class Connection:
                 else:
                     # A failed write ends writing only: what the peer sent is still served.
                     await self._drain()
+            if after_read is not None:
+                after_read()
 
     def _must_pause(self) -> bool:
         # After a failed write nothing is queued any more; the spawned bound still holds.

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Protocol
 
 import attrs
@@ -82,6 +83,23 @@ class RequestContext:
 
 
 Handler = Callable[[RequestContext, RemotingCommand], Awaitable[RemotingCommand | None]]
+
+# Set in a connection's reader task when its router has ``after_read``: work a request leaves
+# for later (dispatching what it appended) is the reader's once per read, not another task's.
+reader_task: ContextVar[trio.lowlevel.Task | None] = ContextVar("reader_task", default=None)
+
+
+def in_reader_task() -> bool:
+    """Whether the calling task is a connection's reader that will call ``after_read``."""
+    reader = reader_task.get()
+    if reader is None:
+        return False
+    try:
+        return reader is trio.lowlevel.current_task()
+    except RuntimeError:  # a worker thread run from the reader (it inherits the context)
+        return False
+
+
 # Runs before any handler (and before the unknown-code reply): None lets the request through,
 # a reply refuses it.  Synchronous on purpose: a check that awaited would be a handler.
 Guard = Callable[[RequestContext, RemotingCommand], RemotingCommand | None]
@@ -107,6 +125,9 @@ class Router:
         self._table: dict[int, _Entry] = {}
         # The broker's ACL (actors/broker/acl.py) when aclEnable=true; None costs one test.
         self.guard: Guard | None = None
+        # Called by a connection's reader after each read's replies are written (and when it
+        # stops): the broker dispatches there what the read's requests appended.
+        self.after_read: Callable[[], None] | None = None
 
     def register(
         self,

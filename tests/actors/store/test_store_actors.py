@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 
@@ -19,6 +20,7 @@ from actors.store import (
     reput_dispatcher,
     store_services,
 )
+from actors.store.reput import InlineDispatch
 from actors.waiters import OffsetWaiters
 from actors.wake import Wake
 from storage.config import FlushDiskType
@@ -351,4 +353,58 @@ async def test_reput_makes_a_lone_new_queues_file_itself_and_a_bursts_in_one_thr
         assert arrived == {0, 1, 2, 3}
         assert made[1:] == [("Burst", False)] * 4
         assert thread_calls == 1
+        nursery.cancel_scope.cancel()
+
+
+class _Sink:
+    """An arrivals sink that takes ``room`` arrivals without waiting, then only by ``send``."""
+
+    def __init__(self, room: int) -> None:
+        self.room = room
+        self.offered: list[Arrived] = []
+        self.sent: list[Arrived] = []
+
+    def offer(self, value: Arrived) -> bool:
+        if self.room <= 0:
+            return False
+        self.room -= 1
+        self.offered.append(value)
+        return True
+
+    async def send(self, value: Arrived) -> None:
+        self.sent.append(value)
+
+
+async def test_inline_dispatch_runs_in_the_caller_only_while_the_actor_waits(
+    make_store, autojump_clock, inline_threads
+) -> None:  # type: ignore[no-untyped-def]
+    """A connection's reader dispatches what its read appended itself (Router.after_read),
+    without a turn of the reput actor, but only while the actor waits caught up."""
+    store = make_store()
+    wake = Wake()
+    sink = _Sink(room=1)
+    inline = InlineDispatch(store, sink, wake)
+    for queue_id in range(4):  # queues with files already (a new one's file is the actor's)
+        store.put_message(msg(queue_id=queue_id))
+    inline.run()  # the actor is not waiting (not even started): it is rung, nothing dispatched
+    assert store.max_offset_in_queue("T", 0) == 0
+    async with trio.open_nursery() as nursery:
+        await nursery.start(functools.partial(reput_dispatcher, store, sink, wake, inline=inline))
+        await trio.testing.wait_all_tasks_blocked()
+        assert inline.idle
+        store.put_message(msg(queue_id=1))
+        inline.run()
+        assert store.max_offset_in_queue("T", 1) == 2  # dispatched here, no checkpoint between
+        assert [a.queue_id for a in sink.offered] == [1]
+        # two queues' arrivals, room for none: the actor is rung and sends them
+        store.put_message(msg(queue_id=2))
+        store.put_message(msg(queue_id=3))
+        inline.run()
+        assert store.max_offset_in_queue("T", 3) == 2
+        assert sink.sent == []
+        await trio.testing.wait_all_tasks_blocked()
+        assert sorted(a.queue_id for a in sink.sent) == [2, 3]
+        assert inline.left == []
+        assert inline.idle
+        assert trio.current_time() == 0  # no safety ring was needed
         nursery.cancel_scope.cancel()
