@@ -87,6 +87,17 @@ def _deletable(immediately: bool, now_ms: int, reserved: int, mf: MappedFile) ->
     return immediately or file_expired(mf.last_modified_ms(), now_ms, reserved)
 
 
+_TX_MASK = MessageSysFlag.TRANSACTION_MASK
+_TX_NONE = MessageSysFlag.TRANSACTION_NOT_TYPE
+_TX_COMMIT = MessageSysFlag.TRANSACTION_COMMIT
+
+
+def _enters_queue(sys_flag: int) -> bool:
+    """Whether a record gets a consume-queue unit: not a half or rolled-back message."""
+    tx = sys_flag & _TX_MASK
+    return tx in (_TX_NONE, _TX_COMMIT)
+
+
 def _wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -278,8 +289,7 @@ class MessageStore:
         if self.config.messageIndexEnable and offset >= self.index.indexed_upto:
             return True
         topic, queue_id, queue_offset, sys_flag = record_key(mm, pos)
-        tx = sys_flag & MessageSysFlag.TRANSACTION_MASK
-        if tx == 0 or tx == MessageSysFlag.TRANSACTION_COMMIT:
+        if _enters_queue(sys_flag):
             cq = self._queues.get((topic, queue_id))
             return cq is None or queue_offset >= cq.max_offset
         return False
@@ -611,10 +621,8 @@ class MessageStore:
             if got is None:
                 got, nxt = cl.next_dispatch(off, delay_levels_ms=self.delay_levels_ms)
             if isinstance(got, DispatchRequest):
-                if not create_files and self._first_file_missing(got):
-                    break
                 try:
-                    queued = self._dispatch(got, index_on)
+                    queued = self._dispatch(got, index_on, create_files)
                 except OSError as exc:
                     # a full disk (no blocks for a consume-queue file): stop at this record, so
                     # the next call retries it, and refuse new messages until one succeeds
@@ -629,6 +637,8 @@ class MessageStore:
                         )
                     self.flags.logics_error = True
                     break
+                if queued is None:
+                    break  # its queue has no file yet: noted for queue_file_preparers
                 if self.flags.logics_error:
                     log.info("consume queues writable again at %d", off)
                     self.flags.logics_error = False
@@ -676,19 +686,23 @@ class MessageStore:
         if key is None:
             return False
         topic, queue_id, queue_offset, sys_flag = key
-        tx = sys_flag & MessageSysFlag.TRANSACTION_MASK
-        if tx == 0 or tx == MessageSysFlag.TRANSACTION_COMMIT:
+        if _enters_queue(sys_flag):
             cq = self._queues.get((topic, queue_id))
             if cq is None or queue_offset >= cq.max_offset:
                 return False
         self._replay_next = nxt
         return True
 
-    def _dispatch(self, req: DispatchRequest, index_on: bool) -> bool:
-        tx = req.sys_flag & MessageSysFlag.TRANSACTION_MASK
-        queued = tx == 0 or tx == MessageSysFlag.TRANSACTION_COMMIT
+    def _dispatch(self, req: DispatchRequest, index_on: bool, create_files: bool) -> bool | None:
+        """Write ``req``'s consume-queue unit and index entries; whether it entered a queue.
+        None, having written nothing, when its queue has no file and ``create_files`` is
+        False: the queue is noted for ``queue_file_preparers``."""
+        queued = _enters_queue(req.sys_flag)
         if queued:
             cq = self._queue(req.topic, req.queue_id)
+            if not create_files and cq.queue.first_file_needed():
+                self._file_wanted = (req.topic, req.queue_id, req.queue_offset)
+                return None
             cq.put(req.queue_offset, req.commit_log_offset, req.size, req.tags_code)
             self._logics_ts = req.store_timestamp
             # a slave learns queue offsets only from the replicated records
@@ -706,17 +720,6 @@ class MessageStore:
                     full.flush()
                     self.checkpoint.index_msg_timestamp = full.end_timestamp
         return queued
-
-    def _first_file_missing(self, req: DispatchRequest) -> bool:
-        """Whether ``req`` goes to a queue that has no file yet; if so, notes the queue for
-        ``queue_file_preparers``."""
-        tx = req.sys_flag & MessageSysFlag.TRANSACTION_MASK
-        if tx != 0 and tx != MessageSysFlag.TRANSACTION_COMMIT:
-            return False
-        if not self._queue(req.topic, req.queue_id).queue.first_file_needed():
-            return False
-        self._file_wanted = (req.topic, req.queue_id, req.queue_offset)
-        return True
 
     def queue_file_preparers(self, limit: int = 512) -> list[Callable[[], None]]:
         """What creates the first file of the queue ``reput(create_files=False)`` stopped for and
@@ -737,7 +740,7 @@ class MessageStore:
             if len(starts) >= limit:
                 break
             key = (hint[2], hint[3])
-            if key not in starts and (hint[6] & 0xC) in (0, 0x8):  # NOT_TYPE / COMMIT
+            if key not in starts and _enters_queue(hint[6]):
                 starts[key] = hint[4]
         preparers: list[Callable[[], None]] = []
         for (topic, queue_id), queue_offset in starts.items():

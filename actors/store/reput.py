@@ -51,7 +51,7 @@ class InlineDispatch:
 
     def run(self) -> None:
         store = self.store
-        if store.reput_from >= store.commit_log.max_offset:
+        if not store.dispatch_behind_bytes():
             return
         if not self.idle:
             self.wake.set()
@@ -63,7 +63,7 @@ class InlineDispatch:
                 if not sink.offer(a):
                     self.left.extend(arrived[i:])
                     break
-        if self.left or store.reput_from < store.commit_log.max_offset:
+        if self.left or store.dispatch_behind_bytes():
             self.wake.set()
 
 
